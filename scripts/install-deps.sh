@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages, everything haco-fleet needs to build, test,
+# benchmark and build its images. Idempotent and non-interactive.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config git
+  liburing-dev libarchive-dev libboost-dev libboost-system-dev
+  libcli11-dev libmruby-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  nlohmann-json3-dev libfmt-dev libspdlog-dev
+  libcap-dev libssl-dev
+  mmdebstrap busybox-static curl
+  tar gzip xz-utils zstd bzip2 util-linux iproute2 procps attr libcap2-bin
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages (${missing[*]}); run as root" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+echo "install-deps: installing ${missing[*]}"
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
