@@ -1,0 +1,58 @@
+// From a definition and a port range to a validated set of instances.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "haco/dsl.hpp"
+#include "haco/spec.hpp"
+
+namespace haco::fleet {
+
+// "10001-10100", "10001,10005,10010-10020" (spaces tolerated). Throws
+// haco::Error quoting the offending token for an empty, reversed, out of
+// range (1..65535) or duplicated part.
+std::vector<std::uint16_t> parse_port_range(std::string_view text);
+
+struct ExpandOptions {
+  // Extra environment variable names that carry the port, besides PORT and
+  // APACHE_PORT.
+  std::vector<std::string> port_env_names;
+  // Base environment (normally the caller's); the port variables override it.
+  dsl::Environment base_environment;
+  // Allow instances that share one rootfs and have no id mapping (the seed's
+  // previous definition).
+  bool allow_shared_rootfs = false;
+};
+
+// Evaluates the definition once per port (with the port in the environment)
+// and validates the set as a whole (see validate_fleet).
+std::vector<InstanceSpec> expand(const std::string& definition_path, const std::vector<std::uint16_t>& ports,
+                                 const ExpandOptions& options);
+
+// Host ids that a fleet must not map: users and groups of /etc/passwd and
+// /etc/group, and other users' /etc/subuid and /etc/subgid ranges.
+struct HostIds {
+  std::vector<std::pair<std::uint32_t, std::string>> uids;  // id, owner ("user root")
+  std::vector<std::pair<std::uint32_t, std::string>> gids;
+  struct Range {
+    std::uint32_t start;
+    std::uint32_t count;
+    std::string owner;
+  };
+  std::vector<Range> subuid;
+  std::vector<Range> subgid;
+};
+HostIds read_host_ids(const std::string& etc_dir = "/etc");
+
+// Names, ports and rootfs paths unique; uid and gid ranges pairwise disjoint,
+// clear of the host's ids, inside 32 bits and never covering 65535 or
+// 4294967295. Throws haco::Error listing every conflict.
+void validate_fleet(const std::vector<InstanceSpec>& instances, const HostIds& host, bool allow_shared_rootfs);
+
+// The default fleet name for a definition: its file name without ".haco".
+std::string default_fleet_name(const std::string& definition_path);
+
+}  // namespace haco::fleet
