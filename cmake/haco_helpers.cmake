@@ -2,7 +2,8 @@
 function(haco_target_flags target)
   target_compile_options(${target} PRIVATE ${HACO_WARNINGS})
   target_include_directories(${target} PRIVATE ${CMAKE_SOURCE_DIR}/src)
-  target_compile_definitions(${target} PRIVATE HACO_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+  target_compile_definitions(${target} PRIVATE HACO_SOURCE_DIR="${CMAKE_SOURCE_DIR}"
+    HACO_VERSION="${PROJECT_VERSION}")
 endfunction()
 
 # haco_module(NAME SOURCES... DEPS ...): a static library haco_NAME.
@@ -11,6 +12,7 @@ function(haco_module name)
   add_library(haco_${name} STATIC ${M_SOURCES})
   haco_target_flags(haco_${name})
   target_include_directories(haco_${name} PUBLIC ${CMAKE_SOURCE_DIR}/include)
+  target_include_directories(haco_${name} SYSTEM PUBLIC ${MRUBY_INCLUDE_DIR} ${CLI11_INCLUDE_DIR} ${Boost_INCLUDE_DIRS})
   target_link_libraries(haco_${name} PUBLIC ${M_DEPS})
 endfunction()
 

@@ -43,6 +43,14 @@ class Error : public std::exception {
   std::string rendered_;
 };
 
+// Bad input from the user (a definition, a port range, a flag): the command
+// exits with status 2 and nothing was started.
+class InputError : public Error {
+ public:
+  using Error::Error;
+  explicit InputError(Error e) : Error(std::move(e)) {}
+};
+
 // Throws Error::from_errno(call, path, errno) when `result` is negative (-1
 // with errno, or a negative errno as liburing returns). Returns `result`.
 long check_sys(long result, const char* call, const std::string& path = {});

@@ -1,0 +1,26 @@
+// The subcommands of haco-fleet. Each add_*_command registers one CLI11
+// subcommand; its callback runs the command and stores the exit status.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+namespace haco::cli {
+
+// Exit statuses that mean something to scripts.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailed = 1;    // some instances failed, or the operation failed
+inline constexpr int kExitBadInput = 2;  // bad input: nothing was started or changed
+
+struct GlobalOptions {
+  std::string state_root;  // --root / HACO_FLEET_ROOT, default /run/haco-fleet
+  std::string data_root;   // --data-root / HACO_FLEET_DATA_ROOT, default /var/lib/haco-fleet
+  bool verbose = false;
+};
+
+void add_expand_command(CLI::App& app, GlobalOptions& global, int& exit_status);
+
+// Builds the whole command line; returns the exit status.
+int run(int argc, char** argv);
+
+}  // namespace haco::cli
