@@ -1,0 +1,112 @@
+// The rootfs engine: lays down the root filesystem of every instance of a
+// fleet from one image tarball. The archive is read with libarchive and
+// decompressed once per fleet (extract) or once per image digest into a cache
+// (overlay); ownership is shifted into each instance's uid/gid range in the
+// same pass; every path is confined to the instance's rootfs.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "haco/spec.hpp"
+
+namespace haco::rootfs {
+
+// extract: an independent tree per instance, written through io_uring.
+// overlay: one cached tree per image, an idmapped lower layer per instance.
+enum class Strategy { extract, overlay };
+
+// shift:  host id = mapped base + image id; an id outside the mapped range is
+//         an error naming the entry.
+// squash: as shift, but ids outside the range become the range's root.
+// flat:   every entry owned by the range's root (the seed's `chown -R base:base`).
+enum class OwnershipPolicy { shift, squash, flat };
+
+std::string_view strategy_name(Strategy s);
+std::string_view ownership_policy_name(OwnershipPolicy p);
+
+struct InstanceRootfs {
+  std::string instance;                      // instance name (messages, cache/upper dir names)
+  std::string rootfs;                        // where the root appears (ContainerSpec::rootfs)
+  std::string archive;                       // image tarball (Bootstrap::archive_path)
+  std::vector<IdMapping> uid_map, gid_map;   // empty = no shift (ids kept as in the image)
+  OwnershipPolicy ownership = OwnershipPolicy::shift;
+};
+
+struct PrepareOptions {
+  Strategy strategy = Strategy::extract;     // overlay falls back to extract (said once) when impossible
+  std::string data_root = "/var/lib/haco-fleet";  // image cache, overlay upper/work dirs
+  unsigned parallel = 0;                     // concurrent jobs; 0 = number of CPUs
+  std::function<void(const std::string& instance, std::string_view event)> progress;  // may be empty
+  const std::atomic<bool>* cancel = nullptr; // set by Ctrl-C: stop, remove partial trees, unmount
+};
+
+struct PreparedRootfs {                      // recorded in fleet state; enough for teardown
+  std::string instance, rootfs;
+  Strategy strategy = Strategy::extract;
+  std::string upper_dir, work_dir;           // overlay only (their parent is the instance's data dir)
+  bool reused = false;                       // rootfs already existed and was kept
+  std::chrono::nanoseconds elapsed{0};
+};
+
+// Prepares every instance's rootfs: the archive decompressed once per fleet
+// (extract) or once per image digest into the cache (overlay). An existing
+// non-empty rootfs is kept as is and reported `reused`. Throws haco::Error; on
+// failure or cancel nothing partial remains.
+std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& instances,
+                                          const PrepareOptions& options);
+
+// Unmounts an overlay instance (detach-safe); with purge also removes its tree
+// (and upper/work), never following symlinks or crossing mount points,
+// refusing if something is still mounted under it.
+void teardown(const PreparedRootfs& prepared, bool purge);
+
+// Lower-level API, also used by tests and benchmarks.
+
+// Where one image entry's ids go on the host.
+class IdShift {
+ public:
+  IdShift() = default;  // identity: ids kept as in the image
+  IdShift(std::vector<IdMapping> uid_map, std::vector<IdMapping> gid_map, OwnershipPolicy policy);
+
+  // Host ids for an entry owned by (uid, gid) in the image; throws haco::Error
+  // naming `entry` when an id is outside the mapped range under `shift`.
+  Owner map(std::uint32_t uid, std::uint32_t gid, std::string_view entry) const;
+  // The host uid of the instance's root (uid 0 inside), for capabilities.
+  std::uint32_t root_uid() const;
+  bool identity() const { return uid_map_.empty() && gid_map_.empty() && policy_ != OwnershipPolicy::flat; }
+
+ private:
+  std::vector<IdMapping> uid_map_, gid_map_;
+  OwnershipPolicy policy_ = OwnershipPolicy::shift;
+};
+
+struct ExtractTarget {
+  std::string rootfs;   // created if missing; must be empty
+  IdShift shift;
+};
+
+struct ExtractStats {
+  std::uint64_t entries = 0;
+  std::uint64_t bytes = 0;  // file data written per tree
+};
+
+// Reads `archive` once and writes it into every target concurrently.
+// Confined: an entry that would escape a target's root is refused. On error
+// or cancel the trees created here are removed, then the Error is thrown.
+ExtractStats extract_archive(const std::string& archive, const std::vector<ExtractTarget>& targets,
+                             const std::atomic<bool>* cancel = nullptr);
+
+// Removes a tree without following symlinks or crossing mount points;
+// refuses (throws) if anything is mounted inside it. Missing path: no-op.
+void remove_tree(const std::string& path);
+
+// sha256 of a file, lowercase hex.
+std::string file_digest(const std::string& path);
+
+}  // namespace haco::rootfs
