@@ -1,0 +1,8 @@
+// Observing a fleet operation: readiness probes, phase latency and its
+// summary, the Chrome trace, and the progress output.
+#pragma once
+
+#include "haco/latency.hpp"
+#include "haco/progress.hpp"
+#include "haco/readiness.hpp"
+#include "haco/trace.hpp"
