@@ -43,6 +43,9 @@ int run(int argc, char** argv) {
   } catch (const InputError& e) {
     std::fprintf(stderr, "haco-fleet: %s\n", e.what());
     return kExitBadInput;
+  } catch (const CLI::Error& e) {
+    std::fprintf(stderr, "haco-fleet: %s\n", e.what());
+    return kExitBadInput;
   } catch (const Error& e) {
     std::fprintf(stderr, "haco-fleet: %s\n", e.what());
     return kExitFailed;

@@ -1,1 +1,502 @@
-# prelude
+# The haconiwa DSL, as haco-fleet understands it. Loaded once into the
+# embedded mruby state; a definition file is then evaluated against it once
+# per port. Setters validate their arguments here, so an error points at the
+# line of the definition that caused it. The result is exported as plain
+# hashes and arrays (Haconiwa::Base#__export) that the C++ side turns into a
+# ContainerSpec.
+
+# Raised by a command (backticks, system) met while a definition is only being
+# evaluated: the bootstrap block that ran it is stored, to run when `up`
+# prepares that instance's rootfs. It is an Exception, not a StandardError, so
+# a `rescue => e` in a definition does not swallow it.
+class HacoDeferredCommand < Exception
+end
+
+ENV = {}
+
+class Pathname
+  def initialize(path)
+    unless path.is_a?(String) || path.is_a?(Pathname)
+      raise TypeError, "Pathname.new expects a String or Pathname, got #{path.class}"
+    end
+    @path = path.to_s
+  end
+
+  def to_s
+    @path.dup
+  end
+  alias to_str to_s
+  alias to_path to_s
+
+  def inspect
+    "#<Pathname:#{@path}>"
+  end
+
+  def ==(other)
+    other.is_a?(Pathname) && other.to_s == @path
+  end
+  alias eql? ==
+
+  def hash
+    @path.hash
+  end
+
+  def absolute?
+    @path.start_with?("/")
+  end
+
+  def relative?
+    !absolute?
+  end
+
+  # Joins like Ruby's Pathname#join: an absolute part starts over.
+  def join(*parts)
+    result = @path
+    parts.each do |part|
+      part = part.to_s
+      if part.start_with?("/")
+        result = part
+      elsif result.end_with?("/")
+        result = result + part
+      else
+        result = result + "/" + part
+      end
+    end
+    Pathname.new(result)
+  end
+  alias + join
+  alias / join
+
+  def basename
+    Pathname.new(@path.split("/").last || "/")
+  end
+
+  def dirname
+    parts = @path.split("/")
+    parts.pop
+    dir = parts.join("/")
+    Pathname.new(dir.empty? ? (absolute? ? "/" : ".") : dir)
+  end
+  alias parent dirname
+
+  def exist?
+    Haconiwa.__path_kind(@path) != nil
+  end
+
+  def directory?
+    Haconiwa.__path_kind(@path) == :directory
+  end
+
+  def file?
+    Haconiwa.__path_kind(@path) == :file
+  end
+end
+
+class Dir
+  def self.exist?(path)
+    Haconiwa.__path_kind(path.to_s) == :directory
+  end
+
+  def self.exists?(path)
+    exist?(path)
+  end
+end
+
+class File
+  def self.exist?(path)
+    Haconiwa.__path_kind(path.to_s) != nil
+  end
+
+  def self.exists?(path)
+    exist?(path)
+  end
+
+  def self.directory?(path)
+    Haconiwa.__path_kind(path.to_s) == :directory
+  end
+
+  def self.file?(path)
+    Haconiwa.__path_kind(path.to_s) == :file
+  end
+end
+
+module Kernel
+  # Backticks and system run through /bin/sh only while a bootstrap block runs
+  # for real; while a definition is evaluated they defer the block.
+  def `(command)
+    raise HacoDeferredCommand, command.to_s unless Haconiwa.__running_bootstrap?
+    Haconiwa.__shell(command.to_s)
+  end
+
+  def system(*args)
+    command = args.map(&:to_s).join(" ")
+    raise HacoDeferredCommand, command unless Haconiwa.__running_bootstrap?
+    Haconiwa.__shell(command)
+    Haconiwa.__last_status == 0
+  end
+end
+
+module Haconiwa
+  NAMESPACES = %w(mount mnt ns uts ipc pid net user cgroup)
+  INDEPENDENT_MOUNTS = %w(procfs sysfs devtmpfs devpts shm)
+  BOOTSTRAP_STRATEGIES = %w(tarball shell)
+  SIGNALS = {
+    "TERM" => 15, "INT" => 2, "QUIT" => 3, "KILL" => 9, "HUP" => 1, "USR1" => 10, "USR2" => 12,
+    "WINCH" => 28
+  }
+
+  def self.__fail(message)
+    raise ArgumentError, message
+  end
+
+  def self.__id(value, what)
+    unless value.is_a?(Integer)
+      value = value.to_s
+      digits = !value.empty? && value.each_char.all? { |c| c >= "0" && c <= "9" }
+      __fail("#{what} must be an integer, got #{value.inspect}") unless digits
+      value = value.to_i
+    end
+    __fail("#{what} must be between 0 and 4294967295, got #{value}") if value < 0 || value > 4294967295
+    value
+  end
+
+  # The keys of a hash argument, whether given as symbols or strings.
+  def self.__option(hash, key)
+    return hash[key] if hash.key?(key)
+    hash[key.to_s]
+  end
+
+  def self.__option?(hash, key)
+    hash.key?(key) || hash.key?(key.to_s)
+  end
+
+  class Bootstrap
+    attr_reader :strategy, :archive_path, :tar_options, :code, :block
+
+    def initialize
+      @strategy = nil
+      @archive_path = nil
+      @tar_options = []
+      @code = nil
+      @block = nil
+    end
+
+    def strategy=(name)
+      name = name.to_s
+      unless BOOTSTRAP_STRATEGIES.include?(name)
+        Haconiwa.__fail("bootstrap strategy #{name.inspect} is not supported (use one of: #{BOOTSTRAP_STRATEGIES.join(', ')})")
+      end
+      @strategy = name
+    end
+
+    def archive_path=(path)
+      @archive_path = path.to_s
+    end
+
+    def tar_options=(options)
+      @tar_options = options.is_a?(Array) ? options.map(&:to_s) : options.to_s.split(" ")
+    end
+
+    def code=(code)
+      @code = code.to_s
+    end
+
+    def __defer(block)
+      @block = block
+    end
+
+    def __export
+      if @block
+        { "strategy" => "block" }
+      elsif @strategy == "tarball"
+        Haconiwa.__fail("bootstrap strategy \"tarball\" needs b.archive_path") unless @archive_path
+        { "strategy" => "tarball", "archive_path" => @archive_path, "tar_options" => @tar_options }
+      elsif @strategy == "shell"
+        Haconiwa.__fail("bootstrap strategy \"shell\" needs b.code") unless @code
+        { "strategy" => "shell", "code" => @code }
+      else
+        { "strategy" => "none" }
+      end
+    end
+  end
+
+  class NamespaceConfig
+    attr_reader :unshared, :uid_map, :gid_map
+
+    def initialize
+      @unshared = []
+      @uid_map = []
+      @gid_map = []
+    end
+
+    def unshare(name)
+      name = name.to_s
+      unless NAMESPACES.include?(name)
+        Haconiwa.__fail("unknown namespace #{name.inspect} (known: mount, uts, ipc, pid, net, user, cgroup)")
+      end
+      @unshared << name unless @unshared.include?(name)
+      self
+    end
+
+    # min..max (inclusive) inside the container map onto offset.. on the host.
+    def set_uid_mapping(options)
+      @uid_map << __mapping(options, "set_uid_mapping")
+      unshare("user")
+    end
+
+    def set_gid_mapping(options)
+      @gid_map << __mapping(options, "set_gid_mapping")
+      unshare("user")
+    end
+
+    def __mapping(options, method)
+      unless options.is_a?(Hash)
+        Haconiwa.__fail("#{method} expects min:, max: and offset:, got #{options.inspect}")
+      end
+      [:min, :max, :offset].each do |key|
+        Haconiwa.__fail("#{method} needs #{key}: (it takes min:, max: and offset:)") unless Haconiwa.__option?(options, key)
+      end
+      unknown = options.keys.map(&:to_s) - %w(min max offset)
+      Haconiwa.__fail("#{method} does not know #{unknown.join(', ')} (it takes min:, max: and offset:)") unless unknown.empty?
+      min = Haconiwa.__id(Haconiwa.__option(options, :min), "#{method} min")
+      max = Haconiwa.__id(Haconiwa.__option(options, :max), "#{method} max")
+      offset = Haconiwa.__id(Haconiwa.__option(options, :offset), "#{method} offset")
+      Haconiwa.__fail("#{method}: max (#{max}) is below min (#{min})") if max < min
+      count = max - min + 1
+      if offset + count - 1 > 4294967295
+        Haconiwa.__fail("#{method}: offset #{offset} + #{count} ids goes past 4294967295")
+      end
+      [min, offset, count]
+    end
+  end
+
+  class CGroupConfig
+    attr_reader :settings
+
+    def initialize(settings)
+      @settings = settings
+    end
+
+    def []=(key, value)
+      key = key.to_s
+      Haconiwa.__fail("cgroup key must not be empty") if key.empty?
+      Haconiwa.__fail("cgroup[#{key.inspect}] needs a value") if value.nil?
+      existing = @settings.index { |pair| pair[0] == key }
+      if existing
+        @settings[existing] = [key, value.to_s]
+      else
+        @settings << [key, value.to_s]
+      end
+    end
+
+    def [](key)
+      pair = @settings.find { |p| p[0] == key.to_s }
+      pair && pair[1]
+    end
+  end
+
+  class Base
+    def initialize
+      @name = nil
+      @init_command = nil
+      @daemonize = false
+      @chroot_to = nil
+      @namespace = NamespaceConfig.new
+      @rootfs_owner = nil
+      @mounts = []
+      @network_etc = nil
+      @independent = []
+      @cgroup = []
+      @bootstrap = Bootstrap.new
+      @environ = {}
+      @workdir = "/"
+      @stop_signal = 15
+    end
+
+    def name=(name)
+      @name = name.to_s
+    end
+
+    def name
+      @name
+    end
+
+    def init_command=(command)
+      if command.is_a?(Array)
+        Haconiwa.__fail("init_command must not be empty") if command.empty?
+        @init_command = command.map(&:to_s)
+      else
+        words = command.to_s.split(" ")
+        Haconiwa.__fail("init_command must not be empty") if words.empty?
+        @init_command = words
+      end
+    end
+
+    def init_command
+      @init_command
+    end
+
+    alias command= init_command=
+
+    def daemonize!
+      @daemonize = true
+    end
+
+    def chroot_to(path)
+      @chroot_to = path.to_s
+    end
+    alias rootfs= chroot_to
+
+    def namespace
+      @namespace
+    end
+
+    def rootfs_owner(options)
+      unless options.is_a?(Hash) && Haconiwa.__option?(options, :uid) && Haconiwa.__option?(options, :gid)
+        Haconiwa.__fail("rootfs_owner expects uid: and gid:, got #{options.inspect}")
+      end
+      @rootfs_owner = [Haconiwa.__id(Haconiwa.__option(options, :uid), "rootfs_owner uid"),
+                       Haconiwa.__id(Haconiwa.__option(options, :gid), "rootfs_owner gid")]
+    end
+
+    # add_mount_point SOURCE, to: TARGET, fs: TYPE, options: "a,b" or {a: 1}, readonly: bool
+    def add_mount_point(source, options = {})
+      unless options.is_a?(Hash) && Haconiwa.__option?(options, :to)
+        Haconiwa.__fail("add_mount_point #{source.to_s.inspect} needs to: (the mount target)")
+      end
+      unknown = options.keys.map(&:to_s) - %w(to fs options readonly)
+      Haconiwa.__fail("add_mount_point does not know #{unknown.join(', ')} (it takes to:, fs:, options:, readonly:)") unless unknown.empty?
+      mount_options = Haconiwa.__option(options, :options)
+      if mount_options.is_a?(Hash)
+        mount_options = mount_options.map { |k, v| v == true ? k.to_s : "#{k}=#{v}" }.join(",")
+      end
+      @mounts << {
+        "source" => source.to_s,
+        "target" => Haconiwa.__option(options, :to).to_s,
+        "fstype" => Haconiwa.__option(options, :fs).to_s,
+        "options" => mount_options.to_s,
+        "read_only" => Haconiwa.__option(options, :readonly) ? true : false
+      }
+    end
+
+    def mount_network_etc(root, options = {})
+      host_root = options.is_a?(Hash) ? Haconiwa.__option(options, :host_root) : nil
+      @network_etc = { "root" => root.to_s, "host_root" => (host_root || "/etc").to_s }
+    end
+
+    def mount_independent(name)
+      name = name.to_s
+      unless INDEPENDENT_MOUNTS.include?(name)
+        Haconiwa.__fail("mount_independent #{name.inspect} is not known (use one of: #{INDEPENDENT_MOUNTS.join(', ')})")
+      end
+      @independent << name unless @independent.include?(name)
+    end
+
+    # cgroup["cpu.cfs_quota_us"] = 30000; cgroup(:v2)["cpu.max"] = "30000 100000"
+    def cgroup(version = nil)
+      unless version.nil? || %w(v1 v2).include?(version.to_s)
+        Haconiwa.__fail("cgroup version #{version.inspect} is not known (use :v1 or :v2)")
+      end
+      CGroupConfig.new(@cgroup)
+    end
+
+    def environ=(hash)
+      Haconiwa.__fail("environ expects a Hash, got #{hash.class}") unless hash.is_a?(Hash)
+      @environ = {}
+      hash.each { |k, v| @environ[k.to_s] = v.to_s }
+    end
+
+    def environ
+      @environ
+    end
+
+    def workdir=(path)
+      path = path.to_s
+      Haconiwa.__fail("workdir must be an absolute path, got #{path.inspect}") unless path.start_with?("/")
+      @workdir = path
+    end
+
+    def stop_signal=(signal)
+      if signal.is_a?(Integer)
+        number = signal
+      else
+        name = signal.to_s.upcase
+        name = name[3..-1] if name.start_with?("SIG")
+        number = SIGNALS[name]
+        Haconiwa.__fail("stop_signal #{signal.inspect} is not known (use one of: #{SIGNALS.keys.join(', ')})") unless number
+      end
+      Haconiwa.__fail("stop_signal #{signal} is out of range") if number < 1 || number > 64
+      @stop_signal = number
+    end
+
+    # With a block: the declarative form (b.strategy = ...) is recorded now; a
+    # block that runs commands is stored and runs when the rootfs is prepared.
+    def bootstrap(&block)
+      return @bootstrap unless block
+      recorder = Bootstrap.new
+      if Haconiwa.__running_bootstrap?
+        block.call(recorder)
+        @bootstrap = recorder
+        return @bootstrap
+      end
+      begin
+        block.call(recorder)
+        if recorder.strategy
+          @bootstrap = recorder
+        else
+          @bootstrap = Bootstrap.new
+          @bootstrap.__defer(block)
+        end
+      rescue HacoDeferredCommand
+        @bootstrap = Bootstrap.new
+        @bootstrap.__defer(block)
+      end
+      @bootstrap
+    end
+
+    def __export
+      {
+        "name" => @name,
+        "command" => @init_command,
+        "daemonize" => @daemonize,
+        "rootfs" => @chroot_to,
+        "namespaces" => @namespace.unshared,
+        "uid_map" => @namespace.uid_map,
+        "gid_map" => @namespace.gid_map,
+        "rootfs_owner" => @rootfs_owner,
+        "mounts" => @mounts,
+        "network_etc" => @network_etc,
+        "independent_mounts" => @independent,
+        "cgroup" => @cgroup,
+        "bootstrap" => @bootstrap.__export,
+        "environment" => @environ,
+        "workdir" => @workdir,
+        "stop_signal" => @stop_signal
+      }
+    end
+  end
+
+  def self.define(&block)
+    __fail("Haconiwa.define needs a block") unless block
+    __fail("Haconiwa.define is called more than once in this file") if @defined
+    config = Base.new
+    block.call(config)
+    @defined = config
+    config
+  end
+
+  def self.__reset(environment, running_bootstrap)
+    @defined = nil
+    @running_bootstrap = running_bootstrap
+    ENV.clear
+    environment.each { |k, v| ENV[k] = v }
+  end
+
+  def self.__running_bootstrap?
+    @running_bootstrap ? true : false
+  end
+
+  def self.__defined
+    @defined
+  end
+end

@@ -1,0 +1,30 @@
+#include "cli/expand_options.hpp"
+
+#include "haco/fleet.hpp"
+
+namespace haco::cli {
+
+void add_expand_options(CLI::App& cmd, ExpandCommandOptions& options) {
+  cmd.add_option("definition", options.definition, "The haconiwa definition (.haco file)")->required();
+  cmd.add_option("-p,--ports", options.ports,
+                 "Ports, one instance per port: 10001-10100, or 10001,10005,10010-10020")
+      ->required();
+  cmd.add_option("--port-env", options.port_env_names,
+                 "Another environment variable that carries the port (PORT and APACHE_PORT always do)");
+  cmd.add_option("--name", options.fleet_name, "Fleet name (default: the definition's file name without .haco)");
+  cmd.add_flag("--allow-shared-rootfs", options.allow_shared_rootfs,
+               "Accept instances that share one rootfs (as the seed's previous definition does)");
+}
+
+ExpandedFleet expand_from_options(const ExpandCommandOptions& options) {
+  fleet::ExpandOptions expand;
+  expand.port_env_names = options.port_env_names;
+  expand.base_environment = dsl::process_environment();
+  expand.allow_shared_rootfs = options.allow_shared_rootfs;
+  ExpandedFleet out;
+  out.fleet_name = options.fleet_name.empty() ? fleet::default_fleet_name(options.definition) : options.fleet_name;
+  out.instances = fleet::expand(options.definition, fleet::parse_port_range(options.ports), expand);
+  return out;
+}
+
+}  // namespace haco::cli

@@ -1,0 +1,32 @@
+// The options shared by every command that expands a definition (`expand`,
+// `up`): the definition file, the port range and how ports reach it.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+#include "haco/spec.hpp"
+
+namespace haco::cli {
+
+struct ExpandCommandOptions {
+  std::string definition;
+  std::string ports;
+  std::vector<std::string> port_env_names;
+  std::string fleet_name;  // --name; default: the definition's file name without .haco
+  bool allow_shared_rootfs = false;
+};
+
+void add_expand_options(CLI::App& cmd, ExpandCommandOptions& options);
+
+struct ExpandedFleet {
+  std::string fleet_name;
+  std::vector<InstanceSpec> instances;
+};
+
+// Parses the ports, evaluates the definition per port and validates the set;
+// throws haco::InputError on bad input.
+ExpandedFleet expand_from_options(const ExpandCommandOptions& options);
+
+}  // namespace haco::cli

@@ -1,0 +1,223 @@
+// Evaluates .haco files on embedded mruby. The Ruby side (prelude.rb) records
+// what the definition asks for and exports it as plain hashes and arrays;
+// this file turns that into a validated ContainerSpec.
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "dsl/mruby_value.hpp"
+#include "dsl/spec_from_definition.hpp"
+#include "haco/dsl.hpp"
+#include "haco/error.hpp"
+
+#include <mruby.h>
+#include <mruby/array.h>
+#include <mruby/compile.h>
+#include <mruby/hash.h>
+#include <mruby/string.h>
+#include <mruby/variable.h>
+
+extern char** environ;
+
+namespace haco::dsl {
+
+extern const std::string_view kPreludeSource;
+
+namespace {
+
+constexpr const char* kPreludeName = "(haco-fleet prelude)";
+
+// Per-evaluation data the C functions called from Ruby need.
+struct CallContext {
+  std::string shell_log;
+  int last_status = 0;
+};
+
+CallContext* call_context(mrb_state* mrb) { return static_cast<CallContext*>(mrb->ud); }
+
+// Haconiwa.__path_kind(path) -> :directory, :file, :other or nil
+mrb_value path_kind(mrb_state* mrb, mrb_value) {
+  const char* path = nullptr;
+  mrb_get_args(mrb, "z", &path);
+  struct stat st {};
+  if (::stat(path, &st) != 0) return mrb_nil_value();
+  const char* kind = S_ISDIR(st.st_mode) ? "directory" : S_ISREG(st.st_mode) ? "file" : "other";
+  return mrb_symbol_value(mrb_intern_cstr(mrb, kind));
+}
+
+// Haconiwa.__shell(command) -> stdout of `/bin/sh -c command`
+mrb_value run_shell(mrb_state* mrb, mrb_value) {
+  const char* command = nullptr;
+  mrb_get_args(mrb, "z", &command);
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) mrb_raisef(mrb, E_RUNTIME_ERROR, "pipe: %s", std::strerror(errno));
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
+  const char* argv[] = {"/bin/sh", "-c", command, nullptr};
+  pid_t pid = -1;
+  int rc = ::posix_spawn(&pid, "/bin/sh", &actions, nullptr, const_cast<char**>(argv), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(pipe_fds[1]);
+  if (rc != 0) {
+    ::close(pipe_fds[0]);
+    mrb_raisef(mrb, E_RUNTIME_ERROR, "starting /bin/sh for `%s`: %s", command, std::strerror(rc));
+  }
+  std::string output;
+  char buffer[4096];
+  for (;;) {
+    ssize_t n = ::read(pipe_fds[0], buffer, sizeof buffer);
+    if (n > 0) output.append(buffer, static_cast<size_t>(n));
+    else if (n == 0 || errno != EINTR) break;
+  }
+  ::close(pipe_fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  int exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  if (auto* ctx = call_context(mrb)) {
+    ctx->last_status = exit_code;
+    ctx->shell_log += "$ " + std::string(command) + "\n";
+    if (exit_code != 0) ctx->shell_log += "  (exit status " + std::to_string(exit_code) + ")\n";
+  }
+  return mrb_str_new(mrb, output.data(), static_cast<mrb_int>(output.size()));
+}
+
+mrb_value last_status(mrb_state* mrb, mrb_value) {
+  auto* ctx = call_context(mrb);
+  return mrb_fixnum_value(ctx ? ctx->last_status : 0);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(Error::from_errno("open", path, errno)).with_context("reading definition");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+Environment process_environment() {
+  Environment env;
+  for (char** entry = environ; entry && *entry; ++entry) {
+    std::string_view item(*entry);
+    auto eq = item.find('=');
+    if (eq == std::string_view::npos) continue;
+    env.emplace(std::string(item.substr(0, eq)), std::string(item.substr(eq + 1)));
+  }
+  return env;
+}
+
+struct Evaluator::State {
+  mrb_state* mrb = nullptr;
+  RClass* haconiwa = nullptr;
+
+  ~State() {
+    if (mrb) mrb_close(mrb);
+  }
+
+  // Runs `source` as `file_name` and returns the defined config, or throws.
+  mrb_value load(const std::string& file_name, const std::string& source) {
+    mrbc_context* cxt = mrbc_context_new(mrb);
+    mrbc_filename(mrb, cxt, file_name.c_str());
+    mrb_load_nstring_cxt(mrb, source.data(), source.size(), cxt);
+    mrbc_context_free(mrb, cxt);
+    raise_pending_exception(file_name);
+    mrb_value defined = mrb_funcall(mrb, mrb_obj_value(haconiwa), "__defined", 0);
+    raise_pending_exception(file_name);
+    if (mrb_nil_p(defined)) throw InputError(file_name + ": no Haconiwa.define block");
+    return defined;
+  }
+
+  void reset(const Environment& env, bool running_bootstrap) {
+    mrb_value hash = mrb_hash_new(mrb);
+    for (const auto& [key, value] : env)
+      mrb_hash_set(mrb, hash, mrb_str_new(mrb, key.data(), static_cast<mrb_int>(key.size())),
+                   mrb_str_new(mrb, value.data(), static_cast<mrb_int>(value.size())));
+    mrb_funcall(mrb, mrb_obj_value(haconiwa), "__reset", 2, hash, mrb_bool_value(running_bootstrap));
+    raise_pending_exception(kPreludeName);
+  }
+
+  void raise_pending_exception(const std::string& file_name) {
+    if (!mrb->exc) return;
+    mrb_value exc = mrb_obj_value(mrb->exc);
+    mrb->exc = nullptr;
+    throw InputError(describe_exception(mrb, exc, file_name));
+  }
+};
+
+Evaluator::Evaluator() : state_(std::make_unique<State>()) {
+  state_->mrb = mrb_open();
+  if (!state_->mrb) throw Error("mrb_open: cannot create the mruby interpreter");
+  mrb_state* mrb = state_->mrb;
+  state_->haconiwa = mrb_define_module(mrb, "Haconiwa");
+  mrb_define_module_function(mrb, state_->haconiwa, "__path_kind", path_kind, MRB_ARGS_REQ(1));
+  mrb_define_module_function(mrb, state_->haconiwa, "__shell", run_shell, MRB_ARGS_REQ(1));
+  mrb_define_module_function(mrb, state_->haconiwa, "__last_status", last_status, MRB_ARGS_NONE());
+  mrbc_context* cxt = mrbc_context_new(mrb);
+  mrbc_filename(mrb, cxt, kPreludeName);
+  mrb_load_nstring_cxt(mrb, kPreludeSource.data(), kPreludeSource.size(), cxt);
+  mrbc_context_free(mrb, cxt);
+  if (mrb->exc) {
+    mrb_value exc = mrb_obj_value(mrb->exc);
+    mrb->exc = nullptr;
+    throw Error("loading the DSL prelude: " + describe_exception(mrb, exc, kPreludeName));
+  }
+}
+
+Evaluator::~Evaluator() = default;
+
+ContainerSpec Evaluator::evaluate(const std::string& file_name, const std::string& source, const Environment& env) {
+  mrb_state* mrb = state_->mrb;
+  int arena = mrb_gc_arena_save(mrb);
+  CallContext ctx;
+  mrb->ud = &ctx;
+  try {
+    state_->reset(env, false);
+    mrb_value config = state_->load(file_name, source);
+    mrb_value exported = mrb_funcall(mrb, config, "__export", 0);
+    state_->raise_pending_exception(file_name);
+    nlohmann::json definition = to_json_value(mrb, exported);
+    mrb->ud = nullptr;
+    mrb_gc_arena_restore(mrb, arena);
+    return spec_from_definition(definition, file_name);
+  } catch (...) {
+    mrb->ud = nullptr;
+    mrb_gc_arena_restore(mrb, arena);
+    throw;
+  }
+}
+
+ContainerSpec Evaluator::evaluate_file(const std::string& path, const Environment& env) {
+  return evaluate(path, read_file(path), env);
+}
+
+std::string Evaluator::run_bootstrap_block(const std::string& path, const Environment& env) {
+  std::string source = read_file(path);
+  mrb_state* mrb = state_->mrb;
+  int arena = mrb_gc_arena_save(mrb);
+  CallContext ctx;
+  mrb->ud = &ctx;
+  try {
+    state_->reset(env, true);
+    state_->load(path, source);
+  } catch (Error& e) {
+    mrb->ud = nullptr;
+    mrb_gc_arena_restore(mrb, arena);
+    e.with_context("running the bootstrap block of " + path);
+    throw;
+  }
+  mrb->ud = nullptr;
+  mrb_gc_arena_restore(mrb, arena);
+  return ctx.shell_log;
+}
+
+}  // namespace haco::dsl

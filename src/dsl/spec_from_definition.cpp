@@ -1,0 +1,142 @@
+#include "dsl/spec_from_definition.hpp"
+
+#include <vector>
+
+#include "haco/error.hpp"
+
+namespace haco::dsl {
+namespace {
+
+using nlohmann::json;
+
+bool valid_hostname(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) return false;
+  return true;
+}
+
+std::vector<IdMapping> mappings(const json& list) {
+  std::vector<IdMapping> out;
+  for (const auto& m : list)
+    out.push_back({m.at(0).get<std::uint32_t>(), m.at(1).get<std::uint32_t>(), m.at(2).get<std::uint32_t>()});
+  return out;
+}
+
+// A target given as a host path under the rootfs (root.join("tmp")) becomes
+// the path inside the container ("/tmp"); any other absolute path is already
+// one.
+std::string container_path(const std::string& target, const std::string& rootfs) {
+  std::string normalized = normalize_absolute_path(target);
+  if (normalized == rootfs) return "/";
+  if (normalized.rfind(rootfs + "/", 0) == 0) return normalized.substr(rootfs.size());
+  return normalized;
+}
+
+}  // namespace
+
+std::string normalize_absolute_path(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    std::string part = path.substr(start, end - start);
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+    } else if (!part.empty() && part != ".") {
+      parts.push_back(part);
+    }
+    start = end + 1;
+  }
+  std::string out;
+  for (const auto& p : parts) out += "/" + p;
+  return out.empty() ? "/" : out;
+}
+
+ContainerSpec spec_from_definition(const json& d, const std::string& file_name) {
+  auto fail = [&](const std::string& message) { return InputError(file_name + ": " + message); };
+  ContainerSpec spec;
+  spec.source_file = file_name;
+
+  if (d.at("name").is_null()) throw fail("config.name is not set");
+  spec.name = d.at("name").get<std::string>();
+  if (!valid_hostname(spec.name))
+    throw fail("config.name '" + spec.name + "' is not a valid name (1 to 64 letters, digits, '-', '_', '.'; it is also the hostname)");
+
+  if (d.at("command").is_null()) throw fail("config.init_command is not set");
+  spec.command = d.at("command").get<std::vector<std::string>>();
+  spec.daemonize = d.at("daemonize").get<bool>();
+
+  if (d.at("rootfs").is_null()) throw fail("config.chroot_to is not set (the instance's root directory)");
+  std::string rootfs = d.at("rootfs").get<std::string>();
+  if (rootfs.empty() || rootfs.front() != '/') throw fail("config.chroot_to must be an absolute path, got '" + rootfs + "'");
+  spec.rootfs = normalize_absolute_path(rootfs);
+  if (spec.rootfs == "/") throw fail("config.chroot_to must not be the host's /");
+
+  for (const auto& name : d.at("namespaces")) {
+    auto ns = namespace_from_name(name.get<std::string>());
+    if (ns && !spec.has_namespace(*ns)) spec.namespaces.push_back(*ns);
+  }
+  spec.uid_map = mappings(d.at("uid_map"));
+  spec.gid_map = mappings(d.at("gid_map"));
+  if (spec.uid_map.empty() != spec.gid_map.empty())
+    throw fail(spec.uid_map.empty() ? "set_gid_mapping without set_uid_mapping" : "set_uid_mapping without set_gid_mapping");
+
+  if (const auto& owner = d.at("rootfs_owner"); !owner.is_null())
+    spec.rootfs_owner = Owner{owner.at(0).get<std::uint32_t>(), owner.at(1).get<std::uint32_t>()};
+
+  for (const auto& m : d.at("mounts")) {
+    MountPoint mount;
+    mount.source = m.at("source").get<std::string>();
+    std::string target = m.at("target").get<std::string>();
+    if (target.empty() || target.front() != '/')
+      throw fail("add_mount_point " + mount.source + ": to: must be an absolute path, got '" + target + "'");
+    mount.target = container_path(target, spec.rootfs);
+    mount.fstype = m.at("fstype").get<std::string>();
+    mount.options = m.at("options").get<std::string>();
+    mount.read_only = m.at("read_only").get<bool>();
+    if (mount.fstype.empty() && (mount.source.empty() || mount.source.front() != '/'))
+      throw fail("add_mount_point " + mount.source + ": a bind mount (no fs:) needs an absolute source path");
+    spec.mounts.push_back(std::move(mount));
+  }
+
+  if (const auto& etc = d.at("network_etc"); !etc.is_null()) {
+    std::string root = normalize_absolute_path(etc.at("root").get<std::string>());
+    if (root != spec.rootfs)
+      throw fail("mount_network_etc is given " + root + " but the rootfs (chroot_to) is " + spec.rootfs);
+    std::string host_root = etc.at("host_root").get<std::string>();
+    if (host_root.empty() || host_root.front() != '/')
+      throw fail("mount_network_etc host_root: must be an absolute path, got '" + host_root + "'");
+    spec.network_etc_host_root = normalize_absolute_path(host_root);
+  }
+
+  for (const auto& name : d.at("independent_mounts"))
+    if (auto m = independent_mount_from_name(name.get<std::string>())) spec.independent_mounts.push_back(*m);
+
+  for (const auto& pair : d.at("cgroup"))
+    spec.cgroup.push_back({pair.at(0).get<std::string>(), pair.at(1).get<std::string>()});
+
+  const auto& b = d.at("bootstrap");
+  std::string strategy = b.at("strategy").get<std::string>();
+  if (strategy == "tarball") {
+    spec.bootstrap.kind = BootstrapKind::tarball;
+    spec.bootstrap.archive_path = b.at("archive_path").get<std::string>();
+    spec.bootstrap.tar_options = b.at("tar_options").get<std::vector<std::string>>();
+  } else if (strategy == "shell") {
+    spec.bootstrap.kind = BootstrapKind::shell;
+    spec.bootstrap.code = b.at("code").get<std::string>();
+  } else if (strategy == "block") {
+    spec.bootstrap.kind = BootstrapKind::block;
+  }
+
+  for (const auto& [key, value] : d.at("environment").items()) {
+    if (key.empty() || key.find('=') != std::string::npos) throw fail("environ key '" + key + "' is not a valid name");
+    spec.environment.push_back(key + "=" + value.get<std::string>());
+  }
+  spec.workdir = d.at("workdir").get<std::string>();
+  spec.stop_signal = d.at("stop_signal").get<int>();
+  return spec;
+}
+
+}  // namespace haco::dsl

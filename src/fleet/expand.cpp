@@ -1,0 +1,36 @@
+#include "haco/error.hpp"
+#include "haco/fleet.hpp"
+
+namespace haco::fleet {
+
+std::vector<InstanceSpec> expand(const std::string& definition_path, const std::vector<std::uint16_t>& ports,
+                                 const ExpandOptions& options) {
+  if (ports.empty()) throw InputError("no ports to expand");
+  dsl::Evaluator evaluator;
+  std::vector<InstanceSpec> instances;
+  instances.reserve(ports.size());
+  dsl::Environment env = options.base_environment;
+  for (std::uint16_t port : ports) {
+    std::string value = std::to_string(port);
+    env["PORT"] = value;
+    env["APACHE_PORT"] = value;
+    for (const auto& name : options.port_env_names) env[name] = value;
+    InstanceSpec instance;
+    instance.index = instances.size();
+    instance.port = port;
+    instance.container = with_context("evaluating " + definition_path + " for port " + value,
+                                      [&] { return evaluator.evaluate_file(definition_path, env); });
+    instances.push_back(std::move(instance));
+  }
+  validate_fleet(instances, read_host_ids(), options.allow_shared_rootfs);
+  return instances;
+}
+
+std::string default_fleet_name(const std::string& definition_path) {
+  std::string name = definition_path;
+  if (auto slash = name.rfind('/'); slash != std::string::npos) name = name.substr(slash + 1);
+  if (name.size() > 5 && name.compare(name.size() - 5, 5, ".haco") == 0) name.resize(name.size() - 5);
+  return name;
+}
+
+}  // namespace haco::fleet
