@@ -116,6 +116,7 @@ class LatencyRecorder {
 //   rootfs             142       0    12.1    20.3    25.0    25.0
 std::string format_summary(const LatencySummary& summary);
 // {"wall_seconds":..,"instances":..,"failed_instances":..,"instances_per_second":..,
+//  "percentile_method":"nearest-rank",
 //  "phases":[{"phase":"rootfs","count":..,"failed":..,"min_ms":..,"mean_ms":..,
 //             "p50_ms":..,"p95_ms":..,"p99_ms":..,"max_ms":..}, ...]}
 nlohmann::json summary_to_json(const LatencySummary& summary);
