@@ -97,7 +97,11 @@ mrb_value last_status(mrb_state* mrb, mrb_value) {
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(Error::from_errno("open", path, errno)).with_context("reading definition");
+  if (!in) {
+    InputError error(Error::from_errno("open", path, errno));
+    error.with_context("reading the definition");
+    throw error;
+  }
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
@@ -128,6 +132,7 @@ struct Evaluator::State {
   mrb_value load(const std::string& file_name, const std::string& source) {
     mrbc_context* cxt = mrbc_context_new(mrb);
     mrbc_filename(mrb, cxt, file_name.c_str());
+    cxt->capture_errors = true;
     mrb_load_nstring_cxt(mrb, source.data(), source.size(), cxt);
     mrbc_context_free(mrb, cxt);
     raise_pending_exception(file_name);

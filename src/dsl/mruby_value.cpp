@@ -78,7 +78,7 @@ std::string describe_exception(mrb_state* mrb, mrb_value exc, const std::string&
     if (mrb->exc) mrb->exc = nullptr;
     if (mrb_symbol_p(name))
       message = "unknown method '" + std::string(mrb_sym_name(mrb, mrb_symbol(name))) +
-                "' (haco-fleet's haconiwa DSL has no such call): " + message;
+                "' (haco-fleet's haconiwa DSL has no such call)";
   } else if (class_name == "SyntaxError") {
     // mruby reports "line N:C: ..." without the file.
     if (message.rfind("line ", 0) == 0) {

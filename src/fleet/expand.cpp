@@ -18,7 +18,7 @@ std::vector<InstanceSpec> expand(const std::string& definition_path, const std::
     InstanceSpec instance;
     instance.index = instances.size();
     instance.port = port;
-    instance.container = with_context("evaluating " + definition_path + " for port " + value,
+    instance.container = with_context("port " + value,
                                       [&] { return evaluator.evaluate_file(definition_path, env); });
     instances.push_back(std::move(instance));
   }
