@@ -65,6 +65,9 @@ std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& ins
 // (and upper/work), never following symlinks or crossing mount points,
 // refusing if something is still mounted under it.
 void teardown(const PreparedRootfs& prepared, bool purge);
+// The same for a whole fleet, `parallel` at a time; every instance is
+// attempted, the first error is thrown at the end.
+void teardown_fleet(const std::vector<PreparedRootfs>& prepared, bool purge, unsigned parallel = 0);
 
 // Lower-level API, also used by tests and benchmarks.
 
@@ -93,14 +96,26 @@ struct ExtractTarget {
 
 struct ExtractStats {
   std::uint64_t entries = 0;
-  std::uint64_t bytes = 0;  // file data written per tree
+  std::uint64_t bytes = 0;              // file data per tree
+  std::vector<std::string> warnings;    // e.g. an xattr the filesystem refused, dropped
+  std::vector<std::uint32_t> uids, gids;  // distinct owners in the image
 };
 
-// Reads `archive` once and writes it into every target concurrently.
-// Confined: an entry that would escape a target's root is refused. On error
-// or cancel the trees created here are removed, then the Error is thrown.
+struct ExtractOptions {
+  const std::atomic<bool>* cancel = nullptr;
+  unsigned writers = 0;     // writer threads, each with its own io_uring; 0 = number of CPUs
+  // false: entries are created already owned (io_uring personalities);
+  // true: created as root, then chowned in the final pass (kept for measuring).
+  bool chown_pass = false;
+};
+
+// Reads `archive` once (decompression on its own thread) and writes it into
+// every target concurrently. Confined: an entry that would escape a target's
+// root is refused. On error or cancel the trees created here are removed,
+// then the Error is thrown. Memory: at most 8 + writers + 1 batches of 4 MiB
+// of file data, whatever the number of targets.
 ExtractStats extract_archive(const std::string& archive, const std::vector<ExtractTarget>& targets,
-                             const std::atomic<bool>* cancel = nullptr);
+                             const ExtractOptions& options = {});
 
 // Removes a tree without following symlinks or crossing mount points;
 // refuses (throws) if anything is mounted inside it. Missing path: no-op.

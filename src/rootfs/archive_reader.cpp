@@ -1,0 +1,268 @@
+#include "rootfs/archive_reader.hpp"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fmt/format.h>
+
+#include <ctime>
+
+#include "haco/error.hpp"
+
+namespace haco::rootfs {
+namespace {
+
+struct ArchiveCloser {
+  void operator()(archive* a) const { archive_read_free(a); }
+};
+
+EntryType type_of(archive_entry* e) {
+  switch (archive_entry_filetype(e)) {
+    case AE_IFDIR: return EntryType::directory;
+    case AE_IFLNK: return EntryType::symlink;
+    case AE_IFCHR: return EntryType::char_device;
+    case AE_IFBLK: return EntryType::block_device;
+    case AE_IFIFO: return EntryType::fifo;
+    default: return EntryType::regular;
+  }
+}
+
+Error archive_error(archive* a, const std::string& what) {
+  const char* msg = archive_error_string(a);
+  return Error(fmt::format("{}: {}", what, msg ? msg : "unknown libarchive error"));
+}
+
+}  // namespace
+
+std::string normalize_entry_path(const std::string& raw) {
+  if (!raw.empty() && raw[0] == '/')
+    throw Error(fmt::format("entry '{}': absolute path refused", raw));
+  std::string out;
+  std::size_t pos = 0;
+  while (pos <= raw.size()) {
+    std::size_t end = raw.find('/', pos);
+    if (end == std::string::npos) end = raw.size();
+    std::string_view part(raw.data() + pos, end - pos);
+    if (part == "..") throw Error(fmt::format("entry '{}': '..' component refused", raw));
+    if (!part.empty() && part != ".") {
+      if (!out.empty()) out += '/';
+      out += part;
+    }
+    pos = end + 1;
+  }
+  return out;
+}
+
+ArchiveReader::ArchiveReader(std::string archive) : archive_(std::move(archive)) {
+  auto root = std::make_unique<Entry>();
+  root->type = EntryType::directory;
+  root->mode = 0755;
+  root->implicit = true;
+  add_entry(std::move(root));
+}
+
+const Entry* ArchiveReader::add_entry(std::unique_ptr<Entry> entry) {
+  Entry* raw = entry.get();
+  entries_.push_back(std::move(entry));
+  by_path_[raw->path] = raw;
+  return raw;
+}
+
+// The directory entry at `path`, creating implicit parents the archive did
+// not list; refuses when a component is not a directory the archive made.
+const Entry* ArchiveReader::directory_for(const std::string& path, const std::string& entry_name) {
+  auto it = by_path_.find(path);
+  if (it != by_path_.end()) {
+    if (it->second->type == EntryType::directory) return it->second;
+    if (it->second->type == EntryType::symlink)
+      throw Error(fmt::format("entry '{}': '{}' is a symbolic link; writing through it refused",
+                              entry_name, path));
+    throw Error(fmt::format("entry '{}': '{}' is not a directory", entry_name, path));
+  }
+  std::size_t slash = path.rfind('/');
+  const Entry* parent = directory_for(slash == std::string::npos ? "" : path.substr(0, slash), entry_name);
+  auto dir = std::make_unique<Entry>();
+  dir->path = path;
+  dir->name = slash == std::string::npos ? path : path.substr(slash + 1);
+  dir->parent = parent;
+  dir->type = EntryType::directory;
+  dir->mode = 0755;
+  dir->implicit = true;
+  timespec_get(&dir->mtime, TIME_UTC);
+  dir->atime = dir->mtime;
+  const Entry* added = add_entry(std::move(dir));
+  implicit_dirs_.push_back(added);
+  return added;
+}
+
+void ArchiveReader::read(const std::function<bool(std::shared_ptr<const Batch>)>& emit,
+                         const std::atomic<bool>* cancel) {
+  std::unique_ptr<archive, ArchiveCloser> a(archive_read_new());
+  if (!a) throw Error("archive_read_new failed");
+  archive_read_support_filter_all(a.get());
+  archive_read_support_format_all(a.get());
+  if (archive_read_open_filename(a.get(), archive_.c_str(), 1 << 20) != ARCHIVE_OK)
+    throw archive_error(a.get(), fmt::format("opening archive {}", archive_));
+
+  auto batch = std::make_shared<Batch>();
+  batch->data.reserve(kBatchData);
+  bool stopped = false;
+  auto ship = [&] {
+    if (batch->ops.empty()) return;
+    if (!emit(std::move(batch))) stopped = true;
+    batch = std::make_shared<Batch>();
+    batch->data.reserve(kBatchData);
+  };
+
+  archive_entry* ae = nullptr;
+  for (;;) {
+    if (cancel && cancel->load()) throw Error("cancelled");
+    int r = archive_read_next_header(a.get(), &ae);
+    if (r == ARCHIVE_EOF) break;
+    if (r < ARCHIVE_WARN) throw archive_error(a.get(), fmt::format("reading archive {}", archive_));
+    const char* raw_name = archive_entry_pathname(ae);
+    std::string raw = raw_name ? raw_name : "";
+    std::string path = normalize_entry_path(raw);
+
+    auto entry = std::make_unique<Entry>();
+    entry->path = path;
+    entry->type = type_of(ae);
+    entry->mode = archive_entry_perm(ae) & 07777;
+    entry->uid = static_cast<std::uint32_t>(archive_entry_uid(ae));
+    entry->gid = static_cast<std::uint32_t>(archive_entry_gid(ae));
+    entry->mtime = {archive_entry_mtime(ae), archive_entry_mtime_nsec(ae)};
+    entry->atime = archive_entry_atime_is_set(ae)
+                       ? timespec{archive_entry_atime(ae), archive_entry_atime_nsec(ae)}
+                       : entry->mtime;
+    entry->rdev = archive_entry_rdev(ae);
+    entry->size = archive_entry_size(ae);
+    entry->sparse = archive_entry_sparse_count(ae) > 0;
+    uids_.insert(entry->uid);
+    gids_.insert(entry->gid);
+    if (archive_entry_filetype(ae) == AE_IFSOCK)
+      throw Error(fmt::format("entry '{}': sockets cannot be extracted", raw));
+    const char* xname = nullptr;
+    const void* xvalue = nullptr;
+    std::size_t xsize = 0;
+    archive_entry_xattr_reset(ae);
+    while (archive_entry_xattr_next(ae, &xname, &xvalue, &xsize) == ARCHIVE_OK)
+      entry->xattrs.emplace_back(xname, std::string(static_cast<const char*>(xvalue), xsize));
+
+    if (const char* hardlink = archive_entry_hardlink(ae)) {
+      std::string target = normalize_entry_path(hardlink);
+      auto t = by_path_.find(target);
+      if (t == by_path_.end())
+        throw Error(fmt::format("entry '{}': hardlink target '{}' is not in the archive before it", raw,
+                                hardlink));
+      if (t->second->type == EntryType::directory)
+        throw Error(fmt::format("entry '{}': hardlink to directory '{}' refused", raw, hardlink));
+      entry->type = EntryType::hardlink;
+      entry->link_target = t->second->type == EntryType::hardlink ? t->second->link_target : t->second;
+    } else if (entry->type == EntryType::symlink) {
+      const char* target = archive_entry_symlink(ae);
+      entry->symlink_target = target ? target : "";
+    }
+
+    if (path.empty()) {
+      // The root itself ("./"): its metadata applies to the rootfs directory.
+      if (entry->type != EntryType::directory)
+        throw Error(fmt::format("entry '{}': the root must be a directory", raw));
+      Entry* root = entries_.front().get();
+      root->mode = entry->mode;
+      root->uid = entry->uid;
+      root->gid = entry->gid;
+      root->mtime = entry->mtime;
+      root->atime = entry->atime;
+      root->xattrs = std::move(entry->xattrs);
+      root->implicit = false;
+      continue;
+    }
+
+    std::size_t slash = path.rfind('/');
+    entry->name = slash == std::string::npos ? path : path.substr(slash + 1);
+    entry->parent = directory_for(slash == std::string::npos ? "" : path.substr(0, slash), raw);
+
+    for (const Entry* dir : implicit_dirs_) batch->ops.push_back(EntryOp{.entry = dir});
+    implicit_dirs_.clear();
+
+    auto existing = by_path_.find(path);
+    if (existing != by_path_.end()) {
+      Entry* old = existing->second;
+      if (old->type == EntryType::directory) {
+        if (entry->type != EntryType::directory)
+          throw Error(fmt::format("entry '{}': replacing directory '{}' refused", raw, path));
+        // A directory listed again: the later metadata wins, nothing to create.
+        old->superseded = true;
+        entry->updates = old->updates ? old->updates : old;
+      } else {
+        if (entry->type == EntryType::directory)
+          throw Error(fmt::format("entry '{}': replacing non-directory '{}' with a directory refused", raw,
+                                  path));
+        old->superseded = true;
+        entry->replaces = true;
+      }
+    }
+
+    const Entry* added = add_entry(std::move(entry));
+    EntryOp op;
+    op.entry = added;
+    if (added->type != EntryType::regular) {
+      batch->ops.push_back(op);
+      if (batch->ops.size() >= kBatchOps) ship();
+      if (stopped) return;
+      continue;
+    }
+    // A regular file: its data follows in slices; empty files are one op.
+    bool opened = false;
+    const void* buf = nullptr;
+    std::size_t size = 0;
+    la_int64_t offset = 0;
+    for (;;) {
+      int d = archive_read_data_block(a.get(), &buf, &size, &offset);
+      if (d == ARCHIVE_EOF) break;
+      if (d < ARCHIVE_WARN) throw archive_error(a.get(), fmt::format("reading data of '{}'", raw));
+      const char* p = static_cast<const char*>(buf);
+      while (size > 0) {
+        std::size_t room = kBatchData - batch->data.size();
+        if (room == 0 || batch->ops.size() >= kBatchOps) {
+          ship();
+          if (stopped) return;
+          continue;
+        }
+        std::size_t n = std::min(room, size);
+        EntryOp* last = batch->ops.empty() ? nullptr : &batch->ops.back();
+        if (last && last->entry == added && last->data_begin + last->data_size == batch->data.size() &&
+            last->file_offset + last->data_size == static_cast<std::uint64_t>(offset)) {
+          last->data_size += n;
+        } else {
+          EntryOp slice = op;
+          slice.first = !opened;
+          slice.last = false;
+          slice.data_begin = batch->data.size();
+          slice.data_size = n;
+          slice.file_offset = static_cast<std::uint64_t>(offset);
+          batch->ops.push_back(slice);
+          opened = true;
+        }
+        batch->data.insert(batch->data.end(), p, p + n);
+        data_bytes_ += n;
+        p += n;
+        size -= n;
+        offset += static_cast<la_int64_t>(n);
+      }
+    }
+    if (opened && !batch->ops.empty() && batch->ops.back().entry == added) {
+      batch->ops.back().last = true;
+    } else {
+      // Empty file, or the data ended exactly at a batch boundary.
+      EntryOp tail = op;
+      tail.first = !opened;
+      tail.last = true;
+      batch->ops.push_back(tail);
+    }
+    if (batch->ops.size() >= kBatchOps) ship();
+    if (stopped) return;
+  }
+  ship();
+}
+
+}  // namespace haco::rootfs

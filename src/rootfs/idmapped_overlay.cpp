@@ -1,0 +1,132 @@
+#include "rootfs/idmapped_overlay.hpp"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "haco/error.hpp"
+
+namespace haco::rootfs {
+namespace {
+
+// The child that holds the namespace open until its maps are written.
+class NamespaceChild {
+ public:
+  NamespaceChild() {
+    int ready[2], go[2];
+    check_sys(pipe2(ready, O_CLOEXEC), "pipe2");
+    UniqueFd ready_r(ready[0]), ready_w(ready[1]);
+    check_sys(pipe2(go, O_CLOEXEC), "pipe2");
+    UniqueFd go_r(go[0]), go_w(go[1]);
+    pid_ = fork();
+    if (pid_ < 0) throw Error::from_errno("fork", errno);
+    if (pid_ == 0) {
+      // Only async-signal-safe calls here: the parent may have threads.
+      char status = unshare(CLONE_NEWUSER) == 0 ? 'k' : 'e';
+      if (write(ready[1], &status, 1) != 1) _exit(1);
+      char c;
+      while (read(go[0], &c, 1) > 0) {
+      }
+      _exit(0);
+    }
+    ready_w.reset();
+    go_r.reset();
+    go_ = std::move(go_w);
+    char status = 0;
+    if (read(ready_r.get(), &status, 1) != 1 || status != 'k')
+      throw Error::from_errno("unshare(CLONE_NEWUSER)", EPERM);
+  }
+  NamespaceChild(const NamespaceChild&) = delete;
+  NamespaceChild& operator=(const NamespaceChild&) = delete;
+  ~NamespaceChild() {
+    go_.reset();
+    kill(pid_, SIGKILL);
+    int st = 0;
+    while (waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
+    }
+  }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  UniqueFd go_;
+};
+
+void write_map(pid_t pid, const char* file, const std::vector<IdMapping>& map) {
+  std::string text;
+  for (const IdMapping& m : map) text += fmt::format("{} {} {}\n", m.inside, m.outside, m.count);
+  std::string path = fmt::format("/proc/{}/{}", pid, file);
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) throw Error::from_errno("open", path, errno);
+  if (write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+    throw Error::from_errno("write", path, errno);
+}
+
+// The kernel explains a refused fsconfig through the fs context fd.
+std::string fs_context_log(int fs_fd) {
+  std::string log;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(fs_fd, buf, sizeof buf - 1)) > 0) {
+    if (!log.empty()) log += "; ";
+    log.append(buf, static_cast<std::size_t>(n));
+  }
+  return log;
+}
+
+}  // namespace
+
+UniqueFd make_userns(const std::vector<IdMapping>& uid_map, const std::vector<IdMapping>& gid_map) {
+  NamespaceChild child;
+  write_map(child.pid(), "uid_map", uid_map);
+  write_map(child.pid(), "gid_map", gid_map);
+  std::string path = fmt::format("/proc/{}/ns/user", child.pid());
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) throw Error::from_errno("open", path, errno);
+  return fd;
+}
+
+UniqueFd idmapped_tree(const std::string& path, int userns_fd) {
+  UniqueFd tree(open_tree(AT_FDCWD, path.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
+  if (!tree) throw Error::from_errno("open_tree", path, errno);
+  mount_attr attr{};
+  attr.attr_set = MOUNT_ATTR_RDONLY;
+  if (userns_fd >= 0) {
+    attr.attr_set |= MOUNT_ATTR_IDMAP;
+    attr.userns_fd = static_cast<__u64>(userns_fd);
+  }
+  if (mount_setattr(tree.get(), "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
+    throw Error::from_errno("mount_setattr(MOUNT_ATTR_IDMAP)", path, errno);
+  return tree;
+}
+
+void mount_overlay(int lower_fd, const std::string& upper, const std::string& work, const std::string& target,
+                   const std::string& source) {
+  UniqueFd fs(fsopen("overlay", FSOPEN_CLOEXEC));
+  if (!fs) throw Error::from_errno("fsopen", "overlay", errno);
+  auto config = [&](unsigned cmd, const char* key, const void* value, int aux, const std::string& what) {
+    if (fsconfig(fs.get(), cmd, key, value, aux) < 0) {
+      int err = errno;
+      std::string log = fs_context_log(fs.get());
+      Error e = Error::from_errno(fmt::format("fsconfig({})", key ? key : "create"), what, err);
+      if (!log.empty()) e.with_context("overlay: " + log);
+      throw e;
+    }
+  };
+  config(FSCONFIG_SET_STRING, "source", source.c_str(), 0, source);
+  config(FSCONFIG_SET_FD, "lowerdir+", nullptr, lower_fd, "lower layer");
+  config(FSCONFIG_SET_STRING, "upperdir", upper.c_str(), 0, upper);
+  config(FSCONFIG_SET_STRING, "workdir", work.c_str(), 0, work);
+  config(FSCONFIG_CMD_CREATE, nullptr, nullptr, 0, target);
+  UniqueFd mnt(fsmount(fs.get(), FSMOUNT_CLOEXEC, 0));
+  if (!mnt) throw Error::from_errno("fsmount", target, errno);
+  if (move_mount(mnt.get(), "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0)
+    throw Error::from_errno("move_mount", target, errno);
+}
+
+}  // namespace haco::rootfs

@@ -1,0 +1,27 @@
+// The overlay strategy's kernel side: a user namespace carrying an
+// instance's mapping, an idmapped (read-only) clone of the cached image
+// tree, and an overlayfs on top of it built with the new mount API.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "haco/spec.hpp"
+#include "haco/unique_fd.hpp"
+
+namespace haco::rootfs {
+
+// An fd of a new user namespace with these maps (a child is forked into it
+// for the time it takes to write the maps and open /proc/CHILD/ns/user).
+UniqueFd make_userns(const std::vector<IdMapping>& uid_map, const std::vector<IdMapping>& gid_map);
+
+// A detached clone of the mount at `path`, read-only, idmapped through
+// `userns_fd` when it is valid.
+UniqueFd idmapped_tree(const std::string& path, int userns_fd);
+
+// Mounts overlay(lower = lower_fd, upper, work) on `target`. `source` names
+// the mount in /proc/self/mountinfo.
+void mount_overlay(int lower_fd, const std::string& upper, const std::string& work, const std::string& target,
+                   const std::string& source);
+
+}  // namespace haco::rootfs

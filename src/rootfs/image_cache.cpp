@@ -1,0 +1,98 @@
+#include "rootfs/image_cache.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "haco/error.hpp"
+#include "haco/rootfs.hpp"
+#include "haco/unique_fd.hpp"
+
+namespace haco::rootfs {
+namespace {
+
+void make_dirs(const std::string& path, mode_t mode) {
+  std::size_t pos = 0;
+  while ((pos = path.find('/', pos + 1)) != std::string::npos) {
+    std::string part = path.substr(0, pos);
+    if (mkdir(part.c_str(), 0755) < 0 && errno != EEXIST) throw Error::from_errno("mkdir", part, errno);
+  }
+  if (mkdir(path.c_str(), mode) < 0 && errno != EEXIST) throw Error::from_errno("mkdir", path, errno);
+}
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return lstat(path.c_str(), &st) == 0;
+}
+
+// Trees left by a run that died while filling the cache.
+void remove_stale_tmp(const std::string& images, const std::string& digest) {
+  std::unique_ptr<DIR, int (*)(DIR*)> dir(opendir(images.c_str()), closedir);
+  if (!dir) throw Error::from_errno("opendir", images, errno);
+  std::vector<std::string> stale;
+  std::string prefix = ".tmp-" + digest + "-";
+  while (dirent* d = readdir(dir.get()))
+    if (std::string_view(d->d_name).substr(0, prefix.size()) == prefix) stale.push_back(images + "/" + d->d_name);
+  for (const std::string& s : stale) remove_tree(s);
+}
+
+}  // namespace
+
+CachedImage ensure_cached_image(const std::string& archive, const std::string& data_root,
+                                const std::atomic<bool>* cancel) {
+  const std::string images = data_root + "/images";
+  // The cache holds setuid binaries with the image's ids: not for other users.
+  make_dirs(images, 0700);
+  CachedImage image;
+  image.digest = file_digest(archive);
+  image.tree = images + "/" + image.digest;
+  const std::string ids_file = image.tree + ".ids";
+  const std::string lock_path = image.tree + ".lock";
+
+  UniqueFd lock(open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock) throw Error::from_errno("open", lock_path, errno);
+  while (flock(lock.get(), LOCK_EX) < 0)
+    if (errno != EINTR) throw Error::from_errno("flock", lock_path, errno);
+
+  if (exists(image.tree) && exists(ids_file)) {
+    std::ifstream in(ids_file);
+    nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+    if (!j.is_discarded() && j.contains("uids") && j.contains("gids")) {
+      image.uids = j["uids"].get<std::vector<std::uint32_t>>();
+      image.gids = j["gids"].get<std::vector<std::uint32_t>>();
+      return image;
+    }
+  }
+  // Missing or incomplete: build it again.
+  remove_tree(image.tree);
+  remove_stale_tmp(images, image.digest);
+  const std::string tmp = fmt::format("{}/.tmp-{}-{}", images, image.digest, getpid());
+  ExtractStats stats = with_context(fmt::format("filling the image cache {}", image.tree), [&] {
+    return extract_archive(archive, {ExtractTarget{tmp, IdShift()}}, {cancel, 1, false});
+  });
+  const std::string ids_tmp = ids_file + ".tmp";
+  {
+    std::ofstream out(ids_tmp, std::ios::trunc);
+    out << nlohmann::json{{"uids", stats.uids}, {"gids", stats.gids}, {"archive", archive}}.dump() << "\n";
+    if (!out) throw Error::from_errno("write", ids_tmp, errno);
+  }
+  if (rename(ids_tmp.c_str(), ids_file.c_str()) < 0) throw Error::from_errno("rename", ids_file, errno);
+  if (rename(tmp.c_str(), image.tree.c_str()) < 0) {
+    int err = errno;
+    remove_tree(tmp);
+    throw Error::from_errno("rename", image.tree, err);
+  }
+  image.uids = stats.uids;
+  image.gids = stats.gids;
+  image.extracted_now = true;
+  return image;
+}
+
+}  // namespace haco::rootfs

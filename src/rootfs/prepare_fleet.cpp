@@ -1,0 +1,332 @@
+// prepare_fleet / teardown: the rootfs of every instance, scheduled on a
+// Boost.Asio thread pool. extract: one extract_archive per image (one
+// decompression, all trees written together). overlay: one cache fill per
+// image, then one idmapped overlay mount per instance, `parallel` at a time.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "haco/error.hpp"
+#include "haco/rootfs.hpp"
+#include "haco/unique_fd.hpp"
+#include "rootfs/idmapped_overlay.hpp"
+#include "rootfs/image_cache.hpp"
+#include "rootfs/mounts.hpp"
+
+namespace haco::rootfs {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool directory_in_use(const std::string& path) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) < 0) {
+    if (errno == ENOENT) return false;
+    throw Error::from_errno("lstat", path, errno);
+  }
+  if (!S_ISDIR(st.st_mode)) throw Error(fmt::format("rootfs {} exists and is not a directory", path));
+  if (is_mount_point(path)) return true;
+  std::unique_ptr<DIR, int (*)(DIR*)> dir(opendir(path.c_str()), closedir);
+  if (!dir) throw Error::from_errno("opendir", path, errno);
+  while (dirent* d = readdir(dir.get()))
+    if (std::string_view(d->d_name) != "." && std::string_view(d->d_name) != "..") return true;
+  return false;
+}
+
+// Errors that mean "this kernel or filesystem cannot do it", not "it went wrong".
+bool overlay_unsupported(const Error& e) {
+  switch (e.sys_errno()) {
+    case EINVAL: case EPERM: case ENOSYS: case EOPNOTSUPP: case ENODEV: return true;
+    default: return false;
+  }
+}
+
+std::optional<std::uint32_t> mapped(const std::vector<IdMapping>& map, std::uint32_t id) {
+  for (const IdMapping& m : map)
+    if (id >= m.inside && id - m.inside < m.count) return m.outside + (id - m.inside);
+  return std::nullopt;
+}
+
+void make_parents(const std::string& path) {
+  std::size_t pos = 0;
+  while ((pos = path.find('/', pos + 1)) != std::string::npos) {
+    std::string part = path.substr(0, pos);
+    if (mkdir(part.c_str(), 0755) < 0 && errno != EEXIST) throw Error::from_errno("mkdir", part, errno);
+  }
+}
+
+std::string instance_dir(const std::string& data_root, const std::string& instance) {
+  return data_root + "/instances/" + instance;
+}
+
+// One instance's overlay, undone (unmounted, upper/work and the mount point
+// removed) unless committed.
+class OverlayInstance {
+ public:
+  OverlayInstance(const InstanceRootfs& inst, const CachedImage& image, const std::string& data_root) {
+    const std::string dir = instance_dir(data_root, inst.instance);
+    upper_ = dir + "/upper";
+    work_ = dir + "/work";
+    for (std::uint32_t uid : image.uids)
+      if (!inst.uid_map.empty() && !mapped(inst.uid_map, uid))
+        throw Error(fmt::format("the image has files owned by uid {}, outside the instance's uid mapping", uid));
+    for (std::uint32_t gid : image.gids)
+      if (!inst.gid_map.empty() && !mapped(inst.gid_map, gid))
+        throw Error(fmt::format("the image has files owned by gid {}, outside the instance's gid mapping", gid));
+
+    if (!mounts_at_or_under(dir).empty()) throw Error(fmt::format("{} has mounts under it", dir));
+    remove_tree(dir);  // left by an interrupted run
+    make_parents(dir);
+    check_sys(mkdir(dir.c_str(), 0700), "mkdir", dir);
+    dir_ = dir;
+    struct stat image_root {};
+    check_sys(stat(image.tree.c_str(), &image_root), "stat", image.tree);
+    const uid_t root_uid = inst.uid_map.empty() ? 0 : *mapped(inst.uid_map, 0);
+    const gid_t root_gid = inst.gid_map.empty() ? 0 : *mapped(inst.gid_map, 0);
+    for (const std::string& d : {upper_, work_}) {
+      check_sys(mkdir(d.c_str(), 0700), "mkdir", d);
+      check_sys(chown(d.c_str(), root_uid, root_gid), "chown", d);
+    }
+    // The merged root takes the upper directory's mode and owner.
+    check_sys(chmod(upper_.c_str(), image_root.st_mode & 07777), "chmod", upper_);
+
+    rootfs_ = inst.rootfs;
+    if (mkdir(rootfs_.c_str(), 0755) == 0) {
+      created_rootfs_ = true;
+    } else if (errno == ENOENT) {
+      make_parents(rootfs_);
+      check_sys(mkdir(rootfs_.c_str(), 0755), "mkdir", rootfs_);
+      created_rootfs_ = true;
+    } else if (errno != EEXIST) {
+      throw Error::from_errno("mkdir", rootfs_, errno);
+    }
+
+    UniqueFd userns;
+    if (!inst.uid_map.empty()) userns = make_userns(inst.uid_map, inst.gid_map);
+    UniqueFd lower = idmapped_tree(image.tree, userns ? userns.get() : -1);
+    mount_overlay(lower.get(), upper_, work_, rootfs_, "haco-" + inst.instance);
+    mounted_ = true;
+  }
+  OverlayInstance(const OverlayInstance&) = delete;
+  OverlayInstance& operator=(const OverlayInstance&) = delete;
+  ~OverlayInstance() {
+    if (committed_) return;
+    if (mounted_) umount2(rootfs_.c_str(), MNT_DETACH);
+    if (created_rootfs_) rmdir(rootfs_.c_str());
+    try {
+      if (!dir_.empty()) remove_tree(dir_);
+    } catch (const Error&) {
+      // Refused (a mount appeared inside): left for the user to see.
+    }
+  }
+  void commit() { committed_ = true; }
+  const std::string& upper() const { return upper_; }
+  const std::string& work() const { return work_; }
+
+ private:
+  std::string dir_, upper_, work_, rootfs_;
+  bool created_rootfs_ = false;
+  bool mounted_ = false;
+  bool committed_ = false;
+};
+
+void check_instance_name(const std::string& name) {
+  if (name.empty() || name.find('/') != std::string::npos || name[0] == '.')
+    throw Error(fmt::format("instance name '{}' cannot name a directory", name));
+}
+
+}  // namespace
+
+std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& instances,
+                                          const PrepareOptions& options) {
+  const unsigned parallel = options.parallel ? options.parallel : std::max(1u, std::thread::hardware_concurrency());
+  std::mutex progress_mutex;
+  auto say = [&](const std::string& instance, std::string_view event) {
+    std::lock_guard lock(progress_mutex);
+    if (options.progress)
+      options.progress(instance, event);
+    else if (instance.empty())
+      std::cerr << "haco-fleet: " << event << "\n";
+  };
+  auto cancelled = [&] { return options.cancel && options.cancel->load(); };
+
+  std::vector<PreparedRootfs> out(instances.size());
+  std::vector<std::size_t> extract_todo, overlay_todo;
+  for (std::size_t i = 0; i < instances.size(); ++i) {
+    const InstanceRootfs& inst = instances[i];
+    check_instance_name(inst.instance);
+    out[i].instance = inst.instance;
+    out[i].rootfs = inst.rootfs;
+    out[i].strategy = options.strategy;
+    if (directory_in_use(inst.rootfs)) {
+      out[i].reused = true;
+      const std::string dir = instance_dir(options.data_root, inst.instance);
+      if (is_mount_point(inst.rootfs) && access(dir.c_str(), F_OK) == 0) {
+        out[i].strategy = Strategy::overlay;
+        out[i].upper_dir = dir + "/upper";
+        out[i].work_dir = dir + "/work";
+      } else {
+        out[i].strategy = Strategy::extract;
+      }
+      say(inst.instance, "rootfs exists: reused as is");
+      continue;
+    }
+    if (options.strategy == Strategy::overlay && inst.ownership == OwnershipPolicy::shift)
+      overlay_todo.push_back(i);
+    else
+      extract_todo.push_back(i);
+  }
+  if (options.strategy == Strategy::overlay &&
+      std::any_of(instances.begin(), instances.end(), [](const auto& i) { return i.ownership != OwnershipPolicy::shift; }))
+    say("", "overlay: an idmapped layer can only shift ids; instances asking for squash or flat ownership are extracted");
+
+  // What this call created, undone if anything fails.
+  std::vector<std::unique_ptr<OverlayInstance>> overlays(instances.size());
+  std::vector<std::size_t> extracted;
+  auto undo = [&] {
+    overlays.clear();
+    for (std::size_t i : extracted) {
+      try {
+        remove_tree(instances[i].rootfs);
+      } catch (const Error&) {
+        // Refused (something mounted inside): left in place.
+      }
+    }
+  };
+
+  try {
+    if (!overlay_todo.empty()) {
+      std::map<std::string, CachedImage> images;
+      for (std::size_t i : overlay_todo) {
+        const std::string& archive = instances[i].archive;
+        if (images.count(archive)) continue;
+        auto start = Clock::now();
+        CachedImage image = ensure_cached_image(archive, options.data_root, options.cancel);
+        say("", fmt::format("image {} {} in {:.3f} s", image.digest.substr(0, 12),
+                            image.extracted_now ? "extracted into the cache" : "found in the cache",
+                            std::chrono::duration<double>(Clock::now() - start).count()));
+        images.emplace(archive, std::move(image));
+      }
+      // The first mount tells whether this kernel and filesystem can do it.
+      std::size_t first = overlay_todo.front();
+      auto start = Clock::now();
+      try {
+        overlays[first] = std::make_unique<OverlayInstance>(instances[first], images.at(instances[first].archive),
+                                                            options.data_root);
+        out[first].elapsed = Clock::now() - start;
+        say(instances[first].instance, "overlay mounted");
+      } catch (const Error& e) {
+        if (!overlay_unsupported(e)) throw;
+        say("", fmt::format("overlay strategy unavailable here ({}); extracting every rootfs instead", e.what()));
+        for (std::size_t i : overlay_todo) {
+          out[i].strategy = Strategy::extract;
+          extract_todo.push_back(i);
+        }
+        overlay_todo.clear();
+      }
+      std::mutex error_mutex;
+      std::exception_ptr error;
+      boost::asio::thread_pool pool(parallel);
+      for (std::size_t k = 1; k < overlay_todo.size(); ++k) {
+        std::size_t i = overlay_todo[k];
+        boost::asio::post(pool, [&, i] {
+          {
+            std::lock_guard lock(error_mutex);
+            if (error) return;
+          }
+          try {
+            if (cancelled()) throw Error("cancelled");
+            auto t0 = Clock::now();
+            auto o = std::make_unique<OverlayInstance>(instances[i], images.at(instances[i].archive), options.data_root);
+            out[i].elapsed = Clock::now() - t0;
+            overlays[i] = std::move(o);
+            say(instances[i].instance, "overlay mounted");
+          } catch (Error& e) {
+            e.with_context(fmt::format("preparing the rootfs of {}", instances[i].instance));
+            std::lock_guard lock(error_mutex);
+            if (!error) error = std::current_exception();
+          }
+        });
+      }
+      pool.join();
+      if (error) std::rethrow_exception(error);
+      for (std::size_t i : overlay_todo) {
+        out[i].upper_dir = overlays[i]->upper();
+        out[i].work_dir = overlays[i]->work();
+      }
+    }
+
+    std::map<std::string, std::vector<std::size_t>> by_archive;
+    for (std::size_t i : extract_todo) by_archive[instances[i].archive].push_back(i);
+    for (const auto& [archive, members] : by_archive) {
+      if (cancelled()) throw Error("cancelled");
+      std::vector<ExtractTarget> targets;
+      for (std::size_t i : members)
+        targets.push_back({instances[i].rootfs, IdShift(instances[i].uid_map, instances[i].gid_map,
+                                                        instances[i].ownership)});
+      auto start = Clock::now();
+      ExtractStats stats = extract_archive(archive, targets, {options.cancel, parallel, false});
+      auto elapsed = Clock::now() - start;
+      for (std::size_t i : members) {
+        out[i].elapsed = elapsed;
+        extracted.push_back(i);
+        say(instances[i].instance, "rootfs extracted");
+      }
+      for (const std::string& w : stats.warnings) say("", w);
+    }
+  } catch (Error& e) {
+    undo();
+    e.with_context("preparing the fleet's rootfs");
+    throw;
+  }
+  for (auto& o : overlays)
+    if (o) o->commit();
+  return out;
+}
+
+void teardown(const PreparedRootfs& prepared, bool purge) {
+  with_context(fmt::format("tearing down the rootfs of {}", prepared.instance), [&] {
+    if (prepared.strategy == Strategy::overlay && is_mount_point(prepared.rootfs))
+      if (umount2(prepared.rootfs.c_str(), MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+        throw Error::from_errno("umount2", prepared.rootfs, errno);
+    if (!purge) return;
+    remove_tree(prepared.rootfs);
+    if (!prepared.upper_dir.empty()) {
+      std::string dir = prepared.upper_dir.substr(0, prepared.upper_dir.rfind('/'));
+      remove_tree(dir);
+    }
+  });
+}
+
+void teardown_fleet(const std::vector<PreparedRootfs>& prepared, bool purge, unsigned parallel) {
+  if (!parallel) parallel = std::max(1u, std::thread::hardware_concurrency());
+  std::mutex error_mutex;
+  std::exception_ptr error;
+  boost::asio::thread_pool pool(parallel);
+  for (const PreparedRootfs& p : prepared) {
+    boost::asio::post(pool, [&] {
+      try {
+        teardown(p, purge);
+      } catch (...) {
+        std::lock_guard lock(error_mutex);
+        if (!error) error = std::current_exception();
+      }
+    });
+  }
+  pool.join();
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace haco::rootfs
