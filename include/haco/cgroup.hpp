@@ -36,8 +36,12 @@ class InstanceCgroup {
 
   virtual ~InstanceCgroup() = default;
   virtual void add_process(pid_t pid) const = 0;
-  // Directory fd for CLONE_INTO_CGROUP, or -1 when the backend is v1.
+  // Directory fd for CLONE_INTO_CGROUP (the v2 cgroup, also the membership
+  // cgroup of a v1 backend on a hybrid host), or -1 when there is none.
   virtual int clone_into_fd() const = 0;
+  // For a process cloned with CLONE_INTO_CGROUP(clone_into_fd()): joins the
+  // hierarchies that clone did not (the v1 ones).
+  virtual void add_cloned_process(pid_t pid) const = 0;
   virtual std::vector<pid_t> processes() const = 0;
   // SIGKILL to every process (cgroup.kill on v2, freeze + kill + thaw on v1),
   // then waits until the cgroup is empty or the timeout passes.

@@ -1,0 +1,67 @@
+// Chooses the backend: v2 when the unified tree offers every controller the
+// settings need, v1 otherwise (with the unified tree, if mounted, for
+// membership and cgroup.kill).
+#include "haco/cgroup.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "haco/error.hpp"
+#include "runtime/cgroup_backends.hpp"
+#include "runtime/cgroup_keys.hpp"
+
+namespace haco::cgroups {
+namespace {
+
+bool v2_serves(const Hierarchies& h, const std::vector<CgroupSetting>& v2_settings) {
+  if (!h.v2) return false;
+  return std::all_of(v2_settings.begin(), v2_settings.end(),
+                     [&](const CgroupSetting& s) { return h.v2->has(controller_of(s.key)); });
+}
+
+void remove_if_empty(const std::string& dir) {
+  if (::rmdir(dir.c_str()) != 0 && errno != ENOENT && errno != EBUSY && errno != ENOTEMPTY)
+    throw Error::from_errno("rmdir", dir, errno);
+}
+
+}  // namespace
+
+std::unique_ptr<InstanceCgroup> InstanceCgroup::create(const std::string& fleet, const std::string& instance,
+                                                       const std::vector<CgroupSetting>& settings) {
+  return with_context(fmt::format("creating the cgroup of {}", instance), [&]() -> std::unique_ptr<InstanceCgroup> {
+    const Hierarchies& h = discover_hierarchies();
+    auto v2_settings = translate_to_v2(settings);
+    if (v2_serves(h, v2_settings) && (h.v1.empty() || !v2_settings.empty()))
+      return V2Cgroup::create(*h.v2, fleet, instance, v2_settings);
+    if (h.v1.empty()) {
+      std::string missing;
+      for (const auto& s : v2_settings)
+        if (!h.v2 || !h.v2->has(controller_of(s.key))) missing += " " + controller_of(s.key);
+      throw Error(fmt::format("no cgroup hierarchy offers the controllers:{}", missing));
+    }
+    return V1Cgroup::create(h, fleet, instance, translate_to_v1(settings), true);
+  });
+}
+
+std::unique_ptr<InstanceCgroup> InstanceCgroup::open(const std::string& fleet, const std::string& instance) {
+  const Hierarchies& h = discover_hierarchies();
+  if (auto v1 = V1Cgroup::open(h, fleet, instance)) return v1;
+  if (h.v2) return V2Cgroup::open(*h.v2, fleet, instance);
+  return nullptr;
+}
+
+void remove_fleet_cgroups(const std::string& fleet) {
+  const Hierarchies& h = discover_hierarchies();
+  std::vector<const Hierarchy*> all;
+  for (const auto& v1 : h.v1) all.push_back(&v1);
+  if (h.v2) all.push_back(&*h.v2);
+  for (const Hierarchy* hier : all) {
+    remove_if_empty(fleet_dir(*hier, fleet));
+    remove_if_empty(hier->own_dir + "/haco-fleet");
+  }
+}
+
+}  // namespace haco::cgroups

@@ -1,0 +1,202 @@
+#include "runtime/cgroup_keys.hpp"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstdint>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "haco/cgroup.hpp"
+#include "haco/error.hpp"
+
+namespace haco::cgroups {
+namespace {
+
+std::optional<std::int64_t> parse_int(std::string_view s) {
+  std::int64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || end != s.data() + s.size() || s.empty()) return std::nullopt;
+  return v;
+}
+
+using Check = bool (*)(std::string_view);
+using Convert = std::string (*)(std::string_view);
+
+bool quota_v1(std::string_view s) { auto v = parse_int(s); return v && (*v == -1 || *v >= 1000); }
+bool period(std::string_view s) { auto v = parse_int(s); return v && *v >= 1000 && *v <= 1000000; }
+bool quota_v2(std::string_view s) { auto v = parse_int(s); return s == "max" || (v && *v >= 1000); }
+bool bytes_v1(std::string_view s) { auto v = parse_int(s); return v && *v >= -1; }
+bool bytes_v2(std::string_view s) { auto v = parse_int(s); return s == "max" || (v && *v >= 0); }
+bool pids(std::string_view s) { auto v = parse_int(s); return s == "max" || (v && *v >= 0); }
+bool shares(std::string_view s) { auto v = parse_int(s); return v && *v >= 2 && *v <= 262144; }
+bool weight_v2(std::string_view s) { auto v = parse_int(s); return v && *v >= 1 && *v <= 10000; }
+bool blkio_weight(std::string_view s) { auto v = parse_int(s); return v && *v >= 10 && *v <= 1000; }
+bool id_list(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= '0' && c <= '9') || c == ',' || c == '-';
+  });
+}
+
+std::string same(std::string_view s) { return std::string(s); }
+std::string minus_one_to_max(std::string_view s) { return s == "-1" ? "max" : std::string(s); }
+std::string max_to_minus_one(std::string_view s) { return s == "max" ? "-1" : std::string(s); }
+// The conversions runc and crun use, so both sides agree on the scale.
+std::string shares_to_weight(std::string_view s) {
+  return std::to_string(1 + ((*parse_int(s) - 2) * 9999) / 262142);
+}
+std::string weight_to_shares(std::string_view s) {
+  return std::to_string(2 + ((*parse_int(s) - 1) * 262142) / 9999);
+}
+std::string blkio_to_io_weight(std::string_view s) {
+  return std::to_string(1 + ((*parse_int(s) - 10) * 9999) / 990);
+}
+std::string io_to_blkio_weight(std::string_view s) {
+  return std::to_string(10 + ((*parse_int(s) - 1) * 990) / 9999);
+}
+
+// One row per v1 key. A v2 file holding several values ("cpu.max" is
+// "QUOTA PERIOD") has one row per field, in field order.
+struct Row {
+  std::string_view v1_key;
+  std::string_view v2_key;
+  int field;                  // position in the v2 file's space-separated values
+  std::string_view v2_default;  // the field's value when the definition omits it
+  Check v1_valid;
+  Check v2_valid;
+  Convert to_v2;
+  Convert to_v1;
+};
+
+constexpr std::array<Row, 9> kTable{{
+    {"cpu.cfs_quota_us", "cpu.max", 0, "max", quota_v1, quota_v2, minus_one_to_max, max_to_minus_one},
+    {"cpu.cfs_period_us", "cpu.max", 1, "100000", period, period, same, same},
+    {"cpu.shares", "cpu.weight", 0, "", shares, weight_v2, shares_to_weight, weight_to_shares},
+    {"memory.limit_in_bytes", "memory.max", 0, "", bytes_v1, bytes_v2, minus_one_to_max, max_to_minus_one},
+    {"memory.soft_limit_in_bytes", "memory.low", 0, "", bytes_v1, bytes_v2, minus_one_to_max,
+     max_to_minus_one},
+    {"pids.max", "pids.max", 0, "", pids, pids, same, same},
+    {"blkio.weight", "io.weight", 0, "", blkio_weight, weight_v2, blkio_to_io_weight, io_to_blkio_weight},
+    {"cpuset.cpus", "cpuset.cpus", 0, "", id_list, id_list, same, same},
+    {"cpuset.mems", "cpuset.mems", 0, "", id_list, id_list, same, same},
+}};
+
+const Row* row_for_v1(std::string_view key) {
+  for (const auto& r : kTable)
+    if (r.v1_key == key) return &r;
+  return nullptr;
+}
+
+std::vector<const Row*> rows_for_v2(std::string_view key) {
+  std::vector<const Row*> rows;
+  for (const auto& r : kTable)
+    if (r.v2_key == key) rows.push_back(&r);
+  return rows;
+}
+
+std::vector<std::string> split_fields(std::string_view value) {
+  std::vector<std::string> fields;
+  std::size_t pos = 0;
+  while (pos < value.size()) {
+    auto end = value.find(' ', pos);
+    if (end == std::string_view::npos) end = value.size();
+    if (end > pos) fields.emplace_back(value.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return fields;
+}
+
+[[noreturn]] void bad_value(const CgroupSetting& s) {
+  throw InputError(fmt::format("cgroup[\"{}\"] = \"{}\": value out of range or malformed", s.key, s.value));
+}
+
+// Splits a v2 setting into its fields, checked and with defaults filled in.
+std::vector<std::string> v2_fields(const CgroupSetting& s, const std::vector<const Row*>& rows) {
+  auto fields = split_fields(s.value);
+  if (fields.empty() || fields.size() > rows.size()) bad_value(s);
+  for (std::size_t i = fields.size(); i < rows.size(); ++i) fields.emplace_back(rows[i]->v2_default);
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    if (!rows[i]->v2_valid(fields[i])) bad_value(s);
+  return fields;
+}
+
+}  // namespace
+
+std::string controller_of(std::string_view key) {
+  return std::string(key.substr(0, key.find('.')));
+}
+
+void validate_settings(const std::vector<CgroupSetting>& settings) {
+  for (const auto& s : settings) {
+    if (const Row* r = row_for_v1(s.key)) {
+      if (!r->v1_valid(s.value)) bad_value(s);
+      continue;
+    }
+    auto rows = rows_for_v2(s.key);
+    if (rows.empty()) {
+      std::string known;
+      for (const auto& r : kTable) known += fmt::format(" {}", r.v1_key);
+      throw InputError(fmt::format("unknown cgroup key \"{}\" (known v1 keys:{}; and their v2 forms)", s.key,
+                                   known));
+    }
+    v2_fields(s, rows);
+  }
+}
+
+std::vector<CgroupSetting> translate_to_v2(const std::vector<CgroupSetting>& settings) {
+  validate_settings(settings);
+  // v2 key -> its fields; order of first appearance is kept.
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<std::string>> files;
+  auto file_for = [&](std::string_view v2_key) -> std::vector<std::string>& {
+    auto [it, inserted] = files.try_emplace(std::string(v2_key));
+    if (inserted) {
+      order.emplace_back(v2_key);
+      for (const Row* r : rows_for_v2(v2_key)) it->second.emplace_back(r->v2_default);
+    }
+    return it->second;
+  };
+  for (const auto& s : settings) {
+    if (const Row* r = row_for_v1(s.key)) {
+      file_for(r->v2_key)[r->field] = r->to_v2(s.value);
+    } else {
+      file_for(s.key) = v2_fields(s, rows_for_v2(s.key));
+    }
+  }
+  std::vector<CgroupSetting> out;
+  for (const auto& key : order) {
+    std::string value;
+    for (const auto& f : files[key]) value += (value.empty() ? "" : " ") + f;
+    out.push_back({key, value});
+  }
+  return out;
+}
+
+std::vector<CgroupSetting> translate_to_v1(const std::vector<CgroupSetting>& settings) {
+  validate_settings(settings);
+  std::vector<CgroupSetting> out;
+  auto put = [&](std::string_view key, std::string value) {
+    auto it = std::find_if(out.begin(), out.end(), [&](const CgroupSetting& s) { return s.key == key; });
+    if (it != out.end())
+      it->value = std::move(value);
+    else
+      out.push_back({std::string(key), std::move(value)});
+  };
+  for (const auto& s : settings) {
+    if (row_for_v1(s.key)) {
+      put(s.key, s.value);
+      continue;
+    }
+    auto rows = rows_for_v2(s.key);
+    auto fields = v2_fields(s, rows);
+    for (std::size_t i = 0; i < rows.size(); ++i) put(rows[i]->v1_key, rows[i]->to_v1(fields[i]));
+  }
+  // cfs_quota_us is checked against the current period, so the period goes first.
+  std::stable_sort(out.begin(), out.end(), [](const CgroupSetting& a, const CgroupSetting& b) {
+    return a.key == "cpu.cfs_period_us" && b.key != "cpu.cfs_period_us";
+  });
+  return out;
+}
+
+}  // namespace haco::cgroups

@@ -1,0 +1,70 @@
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "haco/error.hpp"
+#include "runtime/cgroup_backends.hpp"
+#include "runtime/file_io.hpp"
+
+namespace haco::cgroups {
+namespace {
+
+void check_name(const std::string& what, const std::string& name) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
+    throw InputError(fmt::format("{} name \"{}\" cannot name a cgroup directory", what, name));
+}
+
+}  // namespace
+
+std::string fleet_dir(const Hierarchy& h, const std::string& fleet) {
+  check_name("fleet", fleet);
+  return h.own_dir + "/haco-fleet/" + fleet;
+}
+
+std::string instance_dir(const Hierarchy& h, const std::string& fleet, const std::string& instance) {
+  check_name("instance", instance);
+  return fleet_dir(h, fleet) + "/" + instance;
+}
+
+std::vector<pid_t> read_procs(const std::string& dir) {
+  std::vector<pid_t> pids;
+  std::istringstream in(read_text_file(dir + "/cgroup.procs"));
+  for (pid_t pid; in >> pid;) pids.push_back(pid);
+  return pids;
+}
+
+std::string make_instance_dirs(const Hierarchy& h, const std::string& fleet, const std::string& instance,
+                               const std::function<void(const std::string&, const std::string&)>& prepare) {
+  std::string parent = h.own_dir;
+  for (const std::string& level : {std::string("haco-fleet"), fleet, instance}) {
+    std::string dir = parent + "/" + level;
+    if (::mkdir(dir.c_str(), 0755) == 0) {
+      prepare(parent, dir);
+    } else if (errno != EEXIST) {
+      throw Error::from_errno("mkdir", dir, errno);
+    }
+    parent = dir;
+  }
+  return parent;
+}
+
+bool wait_until_empty(const std::string& dir, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto pause = std::chrono::microseconds(200);
+  while (!read_procs(dir).empty()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(pause);
+    pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+void remove_dir(const std::string& dir) {
+  if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) throw Error::from_errno("rmdir", dir, errno);
+}
+
+}  // namespace haco::cgroups

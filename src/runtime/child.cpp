@@ -1,0 +1,154 @@
+// The child's setup as a checklist; the step numbers are those of
+// handshake.hpp.
+#include "runtime/child.hpp"
+
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "haco/error.hpp"
+#include "haco/unique_fd.hpp"
+#include "runtime/mounts.hpp"
+#include "runtime/user_ns.hpp"
+
+namespace haco::runtime {
+namespace {
+
+constexpr const char* kDefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+// The caller may ignore or block signals (a supervisor ignores SIGHUP); the
+// init command starts with the defaults.
+void reset_signals() {
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  for (int sig = 1; sig < NSIG; ++sig)
+    if (sig != SIGKILL && sig != SIGSTOP) ::signal(sig, SIG_DFL);
+}
+
+void bring_up_loopback() {
+  UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!sock) throw Error::from_errno("socket", "AF_INET", errno);
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  check_sys(::ioctl(sock.get(), SIOCGIFFLAGS, &ifr), "ioctl SIOCGIFFLAGS", "lo");
+  ifr.ifr_flags |= IFF_UP;
+  check_sys(::ioctl(sock.get(), SIOCSIFFLAGS, &ifr), "ioctl SIOCSIFFLAGS", "lo");
+}
+
+void setup_stdio(const ContainerSpec& c, const ChildStdio& stdio) {
+  if (c.daemonize) {
+    check_sys(::setsid(), "setsid");
+    check_sys(::dup2(stdio.stdin_fd, STDIN_FILENO), "dup2", "stdin");
+    check_sys(::dup2(stdio.output_fd, STDOUT_FILENO), "dup2", "stdout");
+    check_sys(::dup2(stdio.output_fd, STDERR_FILENO), "dup2", "stderr");
+  }
+  // Whatever else the caller had open stays out of the container.
+  check_sys(::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC), "close_range");
+}
+
+std::vector<std::string> environment_of(const ContainerSpec& c) {
+  std::vector<std::string> env = c.environment;
+  bool has_path = false;
+  for (const auto& e : env) has_path = has_path || e.rfind("PATH=", 0) == 0;
+  if (!has_path) env.emplace_back(kDefaultPath);
+  return env;
+}
+
+// execve of the command; a name without '/' is looked up in the container's
+// PATH, as a shell would. Returns only on failure, with the errno to report.
+int exec_command(const std::vector<std::string>& command, const std::vector<std::string>& env) {
+  std::vector<char*> argv, envp;
+  for (const auto& a : command) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  const std::string& name = command.front();
+  if (name.find('/') != std::string::npos) {
+    ::execve(name.c_str(), argv.data(), envp.data());
+    return errno;
+  }
+  std::string path;
+  for (const auto& e : env)
+    if (e.rfind("PATH=", 0) == 0) path = e.substr(5);
+  int err = ENOENT;
+  std::size_t pos = 0;
+  while (pos <= path.size()) {
+    auto end = path.find(':', pos);
+    if (end == std::string::npos) end = path.size();
+    std::string candidate = (end > pos ? path.substr(pos, end - pos) : ".") + "/" + name;
+    pos = end + 1;
+    ::execve(candidate.c_str(), argv.data(), envp.data());
+    if (errno != ENOENT && errno != ENOTDIR) err = errno;
+  }
+  return err;
+}
+
+}  // namespace
+
+void run_child(const LaunchRequest& request, const Channel& channel, const ChildStdio& stdio) {
+  const ContainerSpec& c = request.instance.container;
+  ChildStep step = ChildStep::wait_for_maps;
+  try {
+    reset_signals();
+    // Step 1: ask for the maps and wait until the parent wrote them.
+    channel.send(MessageType::maps_request);
+    channel.expect(MessageType::maps_written);
+
+    // Step 3: the setup, in order.
+    step = ChildStep::become_root;
+    become_root(c);
+    if (c.has_namespace(Namespace::cgroup))
+      check_sys(::unshare(CLONE_NEWCGROUP), "unshare", "cgroup namespace");
+    step = ChildStep::hostname;
+    if (c.has_namespace(Namespace::uts))
+      check_sys(::sethostname(c.name.data(), c.name.size()), "sethostname", c.name);
+    step = ChildStep::network;
+    if (c.has_namespace(Namespace::net)) bring_up_loopback();
+    step = ChildStep::mounts;
+    UniqueFd root = prepare_rootfs(c);
+    mount_definition_points(root.get(), c);
+    mount_network_etc(root.get(), c);
+    mount_independent(root.get(), c);
+    step = ChildStep::pivot_root;
+    enter_rootfs(root.get());
+    root.reset();
+    step = ChildStep::stdio;
+    setup_stdio(c, stdio);
+    step = ChildStep::workdir;
+    check_sys(::chdir(c.workdir.c_str()), "chdir", c.workdir);
+
+    // Step 4: about_to_exec, then exec closes the socket (CLOEXEC) on success.
+    step = ChildStep::exec;
+    if (c.command.empty()) throw Error("the definition has no init command");
+    auto env = environment_of(c);
+    channel.send(MessageType::about_to_exec);
+    int err = exec_command(c.command, env);
+    channel.send(failure_message(step, Error::from_errno("exec", c.command.front(), err)));
+  } catch (const Error& e) {
+    try {
+      channel.send(failure_message(step, e));
+    } catch (const Error&) {
+      // The parent is gone; nobody is left to tell.
+    }
+  } catch (const std::exception& e) {
+    try {
+      channel.send(failure_message(step, Error(e.what())));
+    } catch (const Error&) {
+    }
+  }
+  ::_exit(127);
+}
+
+}  // namespace haco::runtime

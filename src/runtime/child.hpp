@@ -1,0 +1,17 @@
+// The container's side of the launch: runs in the cloned child, from the
+// moment clone3 returns 0 until exec. Never returns.
+#pragma once
+
+#include "haco/runtime.hpp"
+#include "runtime/handshake.hpp"
+
+namespace haco::runtime {
+
+struct ChildStdio {
+  int stdin_fd = -1;   // daemonized: /dev/null and the log, opened by the parent
+  int output_fd = -1;  // (host paths, reachable only before pivot_root)
+};
+
+[[noreturn]] void run_child(const LaunchRequest& request, const Channel& channel, const ChildStdio& stdio);
+
+}  // namespace haco::runtime

@@ -1,0 +1,75 @@
+// The typed parent/child handshake over a SOCK_SEQPACKET | SOCK_CLOEXEC
+// socketpair. The numbered steps below are the only order; launch.cpp (the
+// parent) and child.cpp (the child) cite them by number.
+//
+//   1. child  -> parent  maps_request    the child runs in its new namespaces and waits.
+//   2. parent            writes setgroups "deny" (only when it lacks CAP_SETGID), gid_map,
+//                        uid_map; writes the pid into the v1 cgroups.
+//      parent -> child   maps_written
+//   3. child             setresgid/setresuid 0, cgroup namespace, hostname, loopback,
+//                        mounts, pivot_root, stdio, workdir.
+//      child  -> parent  about_to_exec
+//   4. child             execve: the socket closes on exec, and the parent takes
+//                        end-of-file after about_to_exec as success.
+//   At any step the child may send child_failed (step, errno, message) instead
+//   and exit; the parent turns it into haco::Error.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "haco/error.hpp"
+#include "haco/unique_fd.hpp"
+
+namespace haco::runtime {
+
+enum class MessageType : std::uint32_t { maps_request = 1, maps_written = 2, about_to_exec = 3, child_failed = 4 };
+
+// Where in its setup the child was (reported with child_failed).
+enum class ChildStep : std::uint32_t {
+  wait_for_maps,
+  become_root,
+  hostname,
+  network,
+  mounts,
+  pivot_root,
+  stdio,
+  workdir,
+  exec,
+};
+
+std::string_view message_type_name(MessageType t);
+std::string_view child_step_name(ChildStep s);
+
+struct Message {
+  MessageType type{};
+  ChildStep step{};
+  std::int32_t err = 0;
+  char call[64]{};
+  char path[1024]{};
+  char message[1024]{};
+  char context[2048]{};  // the child's layers of context, outermost last, '\n'-separated
+};
+
+// Turns a haco::Error into a child_failed message, and back.
+Message failure_message(ChildStep step, const Error& e);
+Error error_from_failure(const Message& m);
+
+class Channel {
+ public:
+  explicit Channel(UniqueFd fd) : fd_(std::move(fd)) {}
+  void send(const Message& m) const;
+  void send(MessageType t) const;
+  // nullopt at end-of-file (the other side exec'd or exited).
+  std::optional<Message> receive() const;
+  // Receives and checks the type: a child_failed becomes its error, another
+  // type an error naming what was expected and what arrived.
+  Message expect(MessageType expected) const;
+  int fd() const { return fd_.get(); }
+
+ private:
+  UniqueFd fd_;
+};
+
+}  // namespace haco::runtime

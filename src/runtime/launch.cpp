@@ -1,0 +1,125 @@
+// The parent's side of the launch: clone3 and handshake steps 1, 2 and 4
+// (handshake.hpp). The child's side is child.cpp.
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <fmt/format.h>
+
+#include "haco/cgroup.hpp"
+#include "haco/error.hpp"
+#include "haco/runtime.hpp"
+#include "runtime/child.hpp"
+#include "runtime/handshake.hpp"
+#include "runtime/syscalls.hpp"
+#include "runtime/user_ns.hpp"
+
+namespace haco::runtime {
+namespace {
+
+// How long the parent waits for each handshake message before it gives up
+// on the child (a mount stuck on a dead filesystem, say).
+constexpr timeval kHandshakeTimeout{30, 0};
+
+// Kills (and, when it is ours, reaps) a child whose launch failed.
+class ChildGuard {
+ public:
+  ChildGuard(pid_t pid, int pidfd, bool reapable) : pid_(pid), pidfd_(pidfd), reapable_(reapable) {}
+  ChildGuard(const ChildGuard&) = delete;
+  ChildGuard& operator=(const ChildGuard&) = delete;
+  ~ChildGuard() {
+    if (!pidfd_) return;
+    sys::pidfd_send_signal(pidfd_.get(), SIGKILL);
+    if (reapable_)
+      while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+      }
+  }
+  LaunchedContainer release() { return {pid_, pidfd_.release()}; }
+
+ private:
+  pid_t pid_;
+  UniqueFd pidfd_;
+  bool reapable_;
+};
+
+std::uint64_t clone_flags(const LaunchRequest& r) {
+  const ContainerSpec& c = r.instance.container;
+  // The child enters its cgroup namespace itself, after the parent put it
+  // into the v1 cgroups, so that the namespace is rooted at its own cgroups.
+  std::uint64_t flags = CLONE_PIDFD | CLONE_NEWNS;
+  for (Namespace ns : c.namespaces)
+    if (ns != Namespace::cgroup) flags |= namespace_clone_flag(ns);
+  if (wants_user_namespace(c)) flags |= CLONE_NEWUSER;
+  if (r.clone_parent) flags |= CLONE_PARENT;
+  if (r.cgroup && r.cgroup->clone_into_fd() >= 0) flags |= sys::kCloneIntoCgroup;
+  return flags;
+}
+
+ChildStdio open_stdio(const LaunchRequest& r, UniqueFd& stdin_fd, UniqueFd& output_fd) {
+  if (!r.instance.container.daemonize) return {};
+  if (r.log_path.empty()) throw Error("a daemonized container needs a log path");
+  stdin_fd.reset(static_cast<int>(check_sys(::open("/dev/null", O_RDONLY | O_CLOEXEC), "open", "/dev/null")));
+  output_fd.reset(static_cast<int>(check_sys(
+      ::open(r.log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640), "open", r.log_path)));
+  return {stdin_fd.get(), output_fd.get()};
+}
+
+LaunchedContainer launch_container(const LaunchRequest& r) {
+  const ContainerSpec& c = r.instance.container;
+  int sv[2];
+  check_sys(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), "socketpair");
+  Channel parent_end{UniqueFd(sv[0])};
+  UniqueFd child_end(sv[1]);
+  UniqueFd stdin_fd, output_fd;
+  ChildStdio stdio = open_stdio(r, stdin_fd, output_fd);
+
+  int pidfd = -1;
+  sys::CloneArgs args;
+  args.flags = clone_flags(r);
+  args.pidfd = reinterpret_cast<std::uintptr_t>(&pidfd);
+  args.exit_signal = SIGCHLD;
+  if (args.flags & sys::kCloneIntoCgroup) args.cgroup = static_cast<std::uint64_t>(r.cgroup->clone_into_fd());
+  long pid = sys::clone3(args);
+  if (pid < 0) throw Error::from_errno("clone3", errno);
+  if (pid == 0) {
+    ::close(parent_end.fd());
+    run_child(r, Channel(std::move(child_end)), stdio);
+  }
+  ChildGuard guard(static_cast<pid_t>(pid), pidfd, !r.clone_parent);
+  child_end.reset();
+  check_sys(::setsockopt(parent_end.fd(), SOL_SOCKET, SO_RCVTIMEO, &kHandshakeTimeout, sizeof kHandshakeTimeout),
+            "setsockopt", "SO_RCVTIMEO");
+
+  // Step 1: the child exists and asks for its maps.
+  parent_end.expect(MessageType::maps_request);
+  // Step 2: maps, v1 cgroups, then the answer.
+  with_context("writing the uid/gid maps", [&] { write_id_maps(static_cast<pid_t>(pid), c); });
+  if (r.cgroup)
+    with_context("joining the cgroup", [&] {
+      if (args.flags & sys::kCloneIntoCgroup)
+        r.cgroup->add_cloned_process(static_cast<pid_t>(pid));
+      else
+        r.cgroup->add_process(static_cast<pid_t>(pid));
+    });
+  parent_end.send(MessageType::maps_written);
+  // Step 4: about_to_exec, then end-of-file when exec closed the socket.
+  parent_end.expect(MessageType::about_to_exec);
+  if (auto after = parent_end.receive()) {
+    if (after->type == MessageType::child_failed)
+      throw error_from_failure(*after).with_context(std::string(child_step_name(after->step)));
+    throw Error(fmt::format("handshake: expected end-of-file after about_to_exec, got {}",
+                            message_type_name(after->type)));
+  }
+  return guard.release();
+}
+
+}  // namespace
+
+LaunchedContainer launch(const LaunchRequest& request) {
+  return with_context(fmt::format("starting container {}", request.instance.container.name),
+                      [&] { return launch_container(request); });
+}
+
+}  // namespace haco::runtime

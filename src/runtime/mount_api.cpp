@@ -1,0 +1,161 @@
+#include "runtime/mount_api.hpp"
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "haco/error.hpp"
+#include "runtime/syscalls.hpp"
+
+namespace haco::runtime {
+namespace {
+
+constexpr std::pair<const char*, unsigned> kAttrFlags[] = {
+    {"ro", MOUNT_ATTR_RDONLY},         {"nosuid", MOUNT_ATTR_NOSUID},     {"nodev", MOUNT_ATTR_NODEV},
+    {"noexec", MOUNT_ATTR_NOEXEC},     {"noatime", MOUNT_ATTR_NOATIME},   {"nodiratime", MOUNT_ATTR_NODIRATIME},
+    {"strictatime", MOUNT_ATTR_STRICTATIME}, {"relatime", MOUNT_ATTR_RELATIME},
+};
+
+struct SplitOptions {
+  unsigned attrs = 0;
+  std::vector<std::string> params;  // for fsconfig
+};
+
+SplitOptions split_options(const std::string& options) {
+  SplitOptions out;
+  std::size_t pos = 0;
+  while (pos <= options.size()) {
+    auto end = options.find(',', pos);
+    if (end == std::string::npos) end = options.size();
+    std::string opt = options.substr(pos, end - pos);
+    pos = end + 1;
+    if (opt.empty() || opt == "rw" || opt == "defaults") continue;
+    bool is_attr = false;
+    for (const auto& [name, flag] : kAttrFlags)
+      if (opt == name) {
+        out.attrs |= flag;
+        is_attr = true;
+      }
+    if (!is_attr) out.params.push_back(opt);
+  }
+  return out;
+}
+
+std::string path_parent(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  return slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
+}
+
+std::string path_base(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// The kernel explains a refused fsconfig in the fs context's log.
+std::string fs_context_log(int fs_fd) {
+  std::string log;
+  char buf[512];
+  ssize_t n;
+  while ((n = ::read(fs_fd, buf, sizeof buf - 1)) > 0) {
+    buf[n] = '\0';
+    log += (log.empty() ? "" : "; ") + std::string(buf + (n > 2 && buf[1] == ' ' ? 2 : 0));
+  }
+  return log;
+}
+
+}  // namespace
+
+int open_in_root(int root_fd, const std::string& path, int extra_flags) {
+  open_how how{};
+  how.flags = static_cast<std::uint64_t>(O_PATH | O_CLOEXEC | extra_flags);
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  for (;;) {
+    int fd = sys::openat2(root_fd, path.c_str(), how);
+    if (fd >= 0 || errno != EAGAIN) return fd;
+  }
+}
+
+UniqueFd ensure_dir_in_root(int root_fd, const std::string& path) {
+  int fd = open_in_root(root_fd, path, O_DIRECTORY);
+  if (fd >= 0) return UniqueFd(fd);
+  if (errno != ENOENT || path == "/" || path.empty()) throw Error::from_errno("openat2", path, errno);
+  UniqueFd parent = ensure_dir_in_root(root_fd, path_parent(path));
+  if (::mkdirat(parent.get(), path_base(path).c_str(), 0755) != 0 && errno != EEXIST)
+    throw Error::from_errno("mkdirat", path, errno);
+  return UniqueFd(static_cast<int>(check_sys(open_in_root(root_fd, path, O_DIRECTORY), "openat2", path)));
+}
+
+UniqueFd ensure_file_in_root(int root_fd, const std::string& path) {
+  int fd = open_in_root(root_fd, path);
+  if (fd >= 0) return UniqueFd(fd);
+  if (errno != ENOENT) throw Error::from_errno("openat2", path, errno);
+  UniqueFd parent = ensure_dir_in_root(root_fd, path_parent(path));
+  // O_NOFOLLOW | O_EXCL: a dangling symlink planted here is refused, not followed.
+  int created = ::openat(parent.get(), path_base(path).c_str(),
+                         O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (created < 0) throw Error::from_errno("openat (create)", path, errno);
+  ::close(created);
+  return UniqueFd(static_cast<int>(check_sys(open_in_root(root_fd, path), "openat2", path)));
+}
+
+void ensure_symlink_in_root(int root_fd, const std::string& path, const std::string& target) {
+  UniqueFd parent = ensure_dir_in_root(root_fd, path_parent(path));
+  if (::symlinkat(target.c_str(), parent.get(), path_base(path).c_str()) != 0 && errno != EEXIST)
+    throw Error::from_errno("symlinkat", path, errno);
+}
+
+UniqueFd new_filesystem(const std::string& fstype, const std::string& source, const std::string& options) {
+  UniqueFd fs(::fsopen(fstype.c_str(), FSOPEN_CLOEXEC));
+  if (!fs) throw Error::from_errno("fsopen", fstype, errno);
+  auto config = [&](unsigned cmd, const char* key, const char* value, const std::string& what) {
+    if (::fsconfig(fs.get(), cmd, key, value, 0) != 0) {
+      int err = errno;
+      std::string log = fs_context_log(fs.get());
+      Error e = Error::from_errno("fsconfig", fmt::format("{} ({})", fstype, what), err);
+      if (!log.empty()) e.with_context(log);
+      throw e;
+    }
+  };
+  if (!source.empty()) config(FSCONFIG_SET_STRING, "source", source.c_str(), "source=" + source);
+  SplitOptions split = split_options(options);
+  for (const auto& p : split.params) {
+    auto eq = p.find('=');
+    if (eq == std::string::npos)
+      config(FSCONFIG_SET_FLAG, p.c_str(), nullptr, p);
+    else
+      config(FSCONFIG_SET_STRING, p.substr(0, eq).c_str(), p.substr(eq + 1).c_str(), p);
+  }
+  config(FSCONFIG_CMD_CREATE, nullptr, nullptr, "create");
+  UniqueFd mnt(::fsmount(fs.get(), FSMOUNT_CLOEXEC, split.attrs));
+  if (!mnt) throw Error::from_errno("fsmount", fstype, errno);
+  return mnt;
+}
+
+UniqueFd copy_tree(const std::string& source, bool recursive, const std::string& options) {
+  unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0);
+  UniqueFd tree(::open_tree(AT_FDCWD, source.c_str(), flags));
+  if (!tree) throw Error::from_errno("open_tree", source, errno);
+  SplitOptions split = split_options(options);
+  if (!split.params.empty())
+    throw Error(fmt::format("bind mount of {}: option \"{}\" is not a mount flag", source, split.params.front()));
+  if (split.attrs != 0) {
+    mount_attr attr{};
+    attr.attr_set = split.attrs;
+    if (::mount_setattr(tree.get(), "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof attr) != 0)
+      throw Error::from_errno("mount_setattr", source, errno);
+  }
+  return tree;
+}
+
+void attach(const UniqueFd& mount_fd, const UniqueFd& target_fd, const std::string& target_name) {
+  if (::move_mount(mount_fd.get(), "", target_fd.get(), "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
+    throw Error::from_errno("move_mount", target_name, errno);
+}
+
+}  // namespace haco::runtime

@@ -1,0 +1,165 @@
+// Cgroups for real: v1 limits and membership, the v2 tree for
+// CLONE_INTO_CGROUP and cgroup.kill, the v1 freezer kill.
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "runtime/cgroup_backends.hpp"
+#include "runtime/cgroup_discovery.hpp"
+#include "runtime/container_fixture.hpp"
+
+namespace haco::testing {
+namespace {
+
+constexpr const char* kFleet = "haco-rt-test";
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// controllers -> path, from /proc/PID/cgroup.
+std::map<std::string, std::string> cgroups_of(pid_t pid) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(read_file(fmt::format("/proc/{}/cgroup", pid)));
+  for (std::string line; std::getline(in, line);) {
+    auto a = line.find(':'), b = line.find(':', a + 1);
+    out[line.substr(a + 1, b - a - 1)] = line.substr(b + 1);
+  }
+  return out;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool exited_within(const Container& c, int ms) {
+  pollfd p{c.pidfd(), POLLIN, 0};
+  return ::poll(&p, 1, ms) == 1;
+}
+
+class CgroupTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "cgroups need root";
+  }
+};
+
+TEST_F(CgroupTest, LimitsAreWrittenAndTheContainerIsInEveryHierarchy) {
+  std::uint32_t base = test_id_base();
+  TempRootfs rootfs(base);
+  std::vector<CgroupSetting> settings{{"cpu.cfs_period_us", "100000"},
+                                      {"cpu.cfs_quota_us", "30000"},
+                                      {"memory.limit_in_bytes", "67108864"},
+                                      {"pids.max", "64"}};
+  CgroupGuard cg(cgroups::InstanceCgroup::create(kFleet, "limits", settings), kFleet);
+  runtime::LaunchRequest req;
+  req.instance.container = busybox_spec("haco-rt-limits", rootfs, base, "exec sleep 60");
+  req.instance.container.cgroup = settings;
+  req.log_path = (rootfs.dir() / "init.log").string();
+  req.cgroup = cg.get();
+  Container c(req);
+
+  const auto& h = cgroups::discover_hierarchies();
+  auto read_setting = [&](const char* controller, const char* file) {
+    const cgroups::Hierarchy* hier = h.v1_for(controller);
+    return hier ? trimmed(read_file(cgroups::instance_dir(*hier, kFleet, "limits") + "/" + file)) : "no " + std::string(controller);
+  };
+  if (h.v1_for("cpu")) {
+    EXPECT_EQ(read_setting("cpu", "cpu.cfs_quota_us"), "30000");
+    EXPECT_EQ(read_setting("cpu", "cpu.cfs_period_us"), "100000");
+    EXPECT_EQ(read_setting("memory", "memory.limit_in_bytes"), "67108864");
+    EXPECT_EQ(read_setting("pids", "pids.max"), "64");
+    auto member = cgroups_of(c.pid());
+    for (const char* controller : {"cpu", "memory", "pids", "freezer"}) {
+      EXPECT_TRUE(ends_with(member[controller], fmt::format("/haco-fleet/{}/limits", kFleet)))
+          << controller << " " << member[controller];
+    }
+    if (h.v2) {
+      EXPECT_TRUE(ends_with(member[""], fmt::format("/haco-fleet/{}/limits", kFleet))) << member[""];
+    }
+  } else {
+    EXPECT_EQ(trimmed(read_file(cg->paths().front() + "/cpu.max")), "30000 100000");
+  }
+  EXPECT_EQ(cg->processes(), std::vector<pid_t>{c.pid()});
+
+  cg->kill_all(std::chrono::seconds(5));
+  EXPECT_TRUE(exited_within(c, 5000));
+  EXPECT_TRUE(cg->processes().empty());
+}
+
+TEST_F(CgroupTest, CloneIntoCgroupAndCgroupKillOnTheUnifiedTree) {
+  const auto& h = cgroups::discover_hierarchies();
+  if (!h.v2) GTEST_SKIP() << "no cgroup2 tree mounted";
+  std::uint32_t base = test_id_base();
+  TempRootfs rootfs(base);
+  // Membership only: nothing but CLONE_INTO_CGROUP puts the container there.
+  std::unique_ptr<cgroups::InstanceCgroup> v2 = cgroups::V2Cgroup::create(*h.v2, kFleet, "unified", {});
+  CgroupGuard cg(std::move(v2), kFleet);
+  runtime::LaunchRequest req;
+  req.instance.container = busybox_spec("haco-rt-unified", rootfs, base, "sleep 60 & sleep 60 & exec sleep 60");
+  req.log_path = (rootfs.dir() / "init.log").string();
+  req.cgroup = cg.get();
+  Container c(req);
+
+  EXPECT_TRUE(ends_with(cgroups_of(c.pid())[""], fmt::format("/haco-fleet/{}/unified", kFleet)));
+  // The init's children are members too.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (cg->processes().size() < 3 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(cg->processes().size(), 3u) << read_file(req.log_path);
+  cg->kill_all(std::chrono::seconds(5));
+  EXPECT_TRUE(cg->processes().empty());
+  EXPECT_TRUE(exited_within(c, 5000));
+}
+
+TEST_F(CgroupTest, FreezerKillEmptiesAV1Cgroup) {
+  const auto& h = cgroups::discover_hierarchies();
+  if (!h.v1_for("freezer")) GTEST_SKIP() << "no v1 freezer hierarchy";
+  std::uint32_t base = test_id_base();
+  TempRootfs rootfs(base);
+  auto v1 = cgroups::V1Cgroup::create(h, kFleet, "freezer", {{"pids.max", "32"}}, false);
+  const cgroups::V1Cgroup* v1_ptr = v1.get();
+  CgroupGuard cg(std::move(v1), kFleet);
+  EXPECT_EQ(cg->clone_into_fd(), -1);
+  runtime::LaunchRequest req;
+  req.instance.container = busybox_spec("haco-rt-freezer", rootfs, base,
+                                        "while true; do sleep 60 & wait; done");
+  req.log_path = (rootfs.dir() / "init.log").string();
+  req.cgroup = cg.get();
+  Container c(req);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (cg->processes().size() < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(cg->processes().size(), 2u);
+  v1_ptr->freeze_and_kill(std::chrono::seconds(5));
+  EXPECT_TRUE(cg->processes().empty());
+  EXPECT_TRUE(exited_within(c, 5000));
+}
+
+TEST_F(CgroupTest, RemoveLeavesNoDirectoryBehind) {
+  std::vector<std::string> paths;
+  {
+    CgroupGuard cg(cgroups::InstanceCgroup::create(kFleet, "gone", {{"cpu.cfs_quota_us", "50000"}}), kFleet);
+    paths = cg->paths();
+    ASSERT_FALSE(paths.empty());
+    for (const auto& p : paths) EXPECT_TRUE(std::filesystem::is_directory(p)) << p;
+    auto reopened = cgroups::InstanceCgroup::open(kFleet, "gone");
+    ASSERT_NE(reopened, nullptr);
+    EXPECT_EQ(reopened->paths().size(), paths.size());
+  }
+  for (const auto& p : paths) {
+    EXPECT_FALSE(std::filesystem::exists(p)) << p;
+    EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(p).parent_path())) << p;
+  }
+  EXPECT_EQ(cgroups::InstanceCgroup::open(kFleet, "gone"), nullptr);
+}
+
+}  // namespace
+}  // namespace haco::testing
