@@ -1,0 +1,366 @@
+#!/usr/bin/env bash
+# Whole-fleet startup benchmark: how long until N phpinfo instances all answer,
+# three ways, in one run (see docs/images.md for how to read the output).
+#
+#   scripts/bench-startup.sh [--modes a,b,c] [--base-port P] [--image PATH] [N...]
+#
+#   a  the seed's way: a shell loop per port (tar xzf into a fresh directory,
+#      chown -R to port*100, util-linux unshare with the same user mapping and
+#      pid/ipc/uts/mount namespaces, Apache in the background, sleep 0.01)
+#   b  haco-fleet up templates/phpinfo.haco, with an empty image cache (cold)
+#      and again with a warm one
+#   c  the floor: the same Apache processes on the host, no namespaces (one
+#      shared copy of the image used through chroot for its files only), each
+#      in its own session
+# Every instance of a and c runs in its own cpu cgroup with the template's 30%
+# quota (haco-fleet applies the same quota in b). N defaults to 10 50 100;
+# ports are P..P+N-1 (default P=10001). Everything started is stopped and
+# removed on exit, Ctrl-C or failure.
+set -euo pipefail
+
+readonly SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
+readonly REPO=$(dirname "$SCRIPT_DIR")
+readonly ID_RANGE=100
+readonly CFS_PERIOD_US=100000
+readonly CFS_QUOTA_US=30000
+
+modes=a,b,c
+base_port=10001
+image=
+haco_fleet=${HACO_FLEET:-}
+counts=()
+
+die() { echo "bench-startup: $*" >&2; exit 1; }
+say() { echo "bench-startup: $*" >&2; }
+
+while [ $# -gt 0 ]; do
+  case $1 in
+    --modes) modes=$2; shift ;;
+    --base-port) base_port=$2; shift ;;
+    --image) image=$2; shift ;;
+    --haco-fleet) haco_fleet=$2; shift ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    [0-9]*) counts+=("$1") ;;
+    *) die "unknown argument: $1 (see --help)" ;;
+  esac
+  shift
+done
+[ ${#counts[@]} -gt 0 ] || counts=(10 50 100)
+[ "$(id -u)" -eq 0 ] || die "run as root"
+has_mode() { [[ ",$modes," == *",$1,"* ]]; }
+
+if has_mode b && [ -z "$haco_fleet" ]; then
+  for candidate in "$REPO"/build/haco-fleet "$REPO"/build*/haco-fleet; do
+    [ -x "$candidate" ] && { haco_fleet=$candidate; break; }
+  done
+  [ -n "$haco_fleet" ] || die "no haco-fleet binary found (build it, or pass --haco-fleet PATH)"
+fi
+[ -n "$image" ] || image=$("$SCRIPT_DIR/build-php-image.sh" | tail -n1)
+[ -f "$image" ] || die "image not found: $image"
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else print "-" }'; }
+
+# --- cgroups ----------------------------------------------------------------
+# Our own cpu cgroup, found from /proc/self/mountinfo and /proc/self/cgroup:
+# a v1 hierarchy carrying the cpu controller, or cgroup2 when it offers cpu.
+cg_version= cg_parent=
+discover_cpu_cgroup() {
+  local mnt opts rel
+  while read -r mnt opts; do
+    if [[ ",$opts," == *",cpu,"* ]]; then
+      rel=$(awk -F: '$2 ~ /(^|,)cpu(,|$)/ { print $3 }' /proc/self/cgroup)
+      cg_version=1 cg_parent=$mnt$rel
+      return
+    fi
+  done < <(awk '{ for (i = 7; $i != "-"; i++); if ($(i + 1) == "cgroup") print $5, $(i + 3) }' /proc/self/mountinfo)
+  mnt=$(awk '{ for (i = 7; $i != "-"; i++); if ($(i + 1) == "cgroup2") { print $5; exit } }' /proc/self/mountinfo)
+  if [ -n "$mnt" ] && grep -qw cpu "$mnt/cgroup.controllers" 2>/dev/null; then
+    rel=$(awk -F: '$1 == "0" { print $3 }' /proc/self/cgroup)
+    cg_version=2 cg_parent=$mnt$rel
+    return
+  fi
+  die "no cgroup hierarchy with the cpu controller"
+}
+discover_cpu_cgroup
+readonly bench_cg=$cg_parent/haco-bench-$$
+mkdir "$bench_cg"
+[ "$cg_version" = 1 ] || echo +cpu >"$bench_cg/cgroup.subtree_control"
+
+# A child cgroup with the 30% quota; prints its path.
+make_instance_cgroup() {
+  local cg=$bench_cg/$1
+  mkdir "$cg"
+  if [ "$cg_version" = 1 ]; then
+    echo $CFS_PERIOD_US >"$cg/cpu.cfs_period_us"
+    echo $CFS_QUOTA_US >"$cg/cpu.cfs_quota_us"
+  else
+    echo "$CFS_QUOTA_US $CFS_PERIOD_US" >"$cg/cpu.max"
+  fi
+  echo "$cg"
+}
+
+# Kills every process in the cgroup (until none is left) and removes it.
+remove_instance_cgroup() {
+  local cg=$1 pids tries=0
+  [ -d "$cg" ] || return 0
+  while pids=$(cat "$cg/cgroup.procs" 2>/dev/null) && [ -n "$pids" ]; do
+    kill -KILL $pids 2>/dev/null || true
+    tries=$((tries + 1))
+    [ $tries -lt 200 ] || { say "processes survive in $cg: $pids"; return 1; }
+    sleep 0.05
+  done
+  rmdir "$cg"
+}
+
+remove_all_instance_cgroups() {
+  local cg
+  for cg in "$bench_cg"/*/; do
+    [ -d "$cg" ] && remove_instance_cgroup "${cg%/}"
+  done
+  return 0
+}
+
+# --- work tree, haco-fleet fleets and cleanup ---------------------------------
+readonly work=$(mktemp -d /tmp/haco-bench.XXXXXX)
+fleet_up=0
+
+fleet() {
+  HACO_PHP_IMAGE=$image HACO_ROOTFS_BASE=$work/b/rootfs \
+    "$haco_fleet" --root "$work/b/state" --data-root "$work/b/data" "$@"
+}
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  if [ "$fleet_up" = 1 ]; then
+    fleet down --purge >/dev/null 2>&1 || say "haco-fleet down failed; state in $work/b"
+  fi
+  remove_all_instance_cgroups
+  rmdir "$bench_cg" 2>/dev/null || say "could not remove $bench_cg"
+  rm -rf "$work"
+  exit $status
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- readiness ----------------------------------------------------------------
+# Waits until every port serves the phpinfo page (HTTP 200, a page of phpinfo's
+# size); one parallel curl per round over the ports not ready yet.
+wait_all_ready() {
+  local first=$1 count=$2 timeout_s=${3:-900} deadline pending=() port code size url
+  deadline=$(( $(date +%s) + timeout_s ))
+  for ((port = first; port < first + count; port++)); do pending+=("$port"); done
+  while [ ${#pending[@]} -gt 0 ]; do
+    local urls=() still=()
+    for port in "${pending[@]}"; do urls+=(-o /dev/null "http://127.0.0.1:$port/"); done
+    declare -A ready=()
+    while read -r code size url; do
+      [ "$code" = 200 ] && [ "${size%.*}" -gt 20000 ] && ready[$url]=1
+    done < <(curl --parallel --parallel-max 50 -s -m 2 \
+               -w '%{http_code} %{size_download} %{url}\n' "${urls[@]}" 2>/dev/null || true)
+    for port in "${pending[@]}"; do
+      [ -n "${ready[http://127.0.0.1:$port/]:-}" ] || still+=("$port")
+    done
+    unset ready
+    pending=("${still[@]}")
+    [ ${#pending[@]} -eq 0 ] && break
+    [ "$(date +%s)" -lt "$deadline" ] || die "ports not ready after ${timeout_s}s: ${pending[*]}"
+    sleep 0.05
+  done
+}
+
+# The page really is phpinfo (checked once everything answered, untimed).
+check_pages() {
+  local first=$1 count=$2 port page
+  for ((port = first; port < first + count; port++)); do
+    page=$(curl -s -m 5 "http://127.0.0.1:$port/" || true)
+    [[ $page == *"PHP Version"* ]] || die "port $port does not serve the phpinfo page"
+  done
+}
+
+wait_ports_free() {
+  local first=$1 count=$2 tries=0
+  while ss -Htln "sport >= :$first and sport < :$((first + count))" | grep -q .; do
+    tries=$((tries + 1))
+    [ $tries -lt 200 ] || die "ports $first..$((first + count - 1)) stay in use"
+    sleep 0.05
+  done
+}
+
+# --- memory -------------------------------------------------------------------
+# Sums of Rss and Pss (kB) over the given pids, from /proc/PID/smaps_rollup.
+rss_pss_kb() {
+  local pid rss=0 pss=0 r p
+  for pid in "$@"; do
+    read -r r p < <(awk '/^Rss:/ { r = $2 } /^Pss:/ { p = $2 } END { print r + 0, p + 0 }' \
+                    "/proc/$pid/smaps_rollup" 2>/dev/null || echo "0 0")
+    rss=$((rss + r)) pss=$((pss + p))
+  done
+  echo "$rss $pss"
+}
+
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f MB", k / 1024 }'; }
+
+# All processes of our instance cgroups whose command is Apache.
+apache_pids_in_cgroups() {
+  local cg pid
+  for cg in "$bench_cg"/*/; do
+    for pid in $(cat "$cg/cgroup.procs" 2>/dev/null); do
+      [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = apache2 ] && echo "$pid"
+    done
+  done
+  return 0
+}
+
+# All descendants of the given pids (not the pids themselves).
+descendants() {
+  ps -e -o pid=,ppid= | awk -v roots="$*" '
+    BEGIN { n = split(roots, r, " "); for (i = 1; i <= n; i++) keep[r[i]] = 1 }
+    { parent[$1] = $2; order[NR] = $1 }
+    END {
+      do { grew = 0
+        for (i = 1; i <= NR; i++) { p = order[i]
+          if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; out[p] = 1; grew = 1 } }
+      } while (grew)
+      for (p in out) print p
+    }'
+}
+
+# --- the three ways -------------------------------------------------------------
+declare -A result=()
+
+# a: the seed's loop. The user mapping is written by util-linux unshare through
+# newuidmap/newgidmap; root needs no setuid helper for that, so when uidmap is
+# not installed a two-line writer of /proc/PID/{uid,gid}_map takes its place.
+idmap_dir=
+prepare_idmap_writer() {
+  command -v newuidmap >/dev/null && command -v newgidmap >/dev/null && return
+  idmap_dir=$work/idmap
+  mkdir -p "$idmap_dir"
+  cat >"$idmap_dir/newuidmap" <<'EOF'
+#!/bin/sh
+# newuidmap|newgidmap PID INSIDE OUTSIDE COUNT [...]: as root, write the map.
+pid=$1; shift
+case $(basename "$0") in newuidmap) file=uid_map ;; *) file=gid_map ;; esac
+printf '%s %s %s\n' "$@" >"/proc/$pid/$file"
+EOF
+  chmod 0755 "$idmap_dir/newuidmap"
+  ln -s newuidmap "$idmap_dir/newgidmap"
+}
+
+run_seed_loop() {
+  local first=$1 count=$2 port dir cg host_id t0 t1
+  prepare_idmap_writer
+  mkdir -p "$work/a"
+  t0=$(now)
+  for ((port = first; port < first + count; port++)); do
+    dir=$work/a/haconiwa-test-$port
+    host_id=$((port * ID_RANGE))
+    mkdir -p "$dir"
+    tar xzf "$image" -C "$dir"
+    chown -R "$host_id:$host_id" "$dir"
+    cg=$(make_instance_cgroup "a-$port")
+    PATH=${idmap_dir:+$idmap_dir:}$PATH setsid -f sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' \
+      sh "$cg" unshare --user --map-users="$host_id,0,$ID_RANGE" --map-groups="$host_id,0,$ID_RANGE" \
+      --setuid 0 --setgid 0 --pid --fork --kill-child --mount --ipc --uts --root="$dir" \
+      /usr/bin/env APACHE_PORT="$port" /usr/local/bin/start-apache \
+      </dev/null >"$work/a/log-$port" 2>&1
+    sleep 0.01
+  done
+  wait_all_ready "$first" "$count"
+  t1=$(now)
+  check_pages "$first" "$count"
+  result[a,$count]=$(elapsed "$t0" "$t1")
+  read -r _ result[a_pss,$count] < <(rss_pss_kb $(apache_pids_in_cgroups))
+  remove_all_instance_cgroups
+  rm -rf "$work/a"
+  wait_ports_free "$first" "$count"
+}
+
+run_floor() {
+  local first=$1 count=$2 port cg tree=$work/c/tree t0 t1 run
+  mkdir -p "$tree"
+  tar xzf "$image" -C "$tree"
+  t0=$(now)
+  for ((port = first; port < first + count; port++)); do
+    cg=$(make_instance_cgroup "c-$port")
+    run=/tmp/apache-$port
+    setsid -f sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' \
+      sh "$cg" chroot "$tree" /usr/bin/env APACHE_PORT="$port" APACHE_RUN_DIR="$run/run" \
+      APACHE_PID_FILE="$run/run/apache2.pid" APACHE_LOCK_DIR="$run/lock" APACHE_LOG_DIR="$run/log" \
+      /usr/local/bin/start-apache </dev/null >"$work/c/log-$port" 2>&1
+  done
+  wait_all_ready "$first" "$count"
+  t1=$(now)
+  check_pages "$first" "$count"
+  result[c,$count]=$(elapsed "$t0" "$t1")
+  read -r _ result[c_pss,$count] < <(rss_pss_kb $(apache_pids_in_cgroups))
+  remove_all_instance_cgroups
+  rm -rf "$work/c"
+  wait_ports_free "$first" "$count"
+}
+
+# b: haco-fleet up; `label` is cold (fresh data root: the image is read and
+# laid down for the first time) or warm (the image cache of the previous run).
+run_fleet() {
+  local first=$1 count=$2 label=$3 t0 t1 json supervisor
+  [ "$label" = warm ] || rm -rf "$work/b"
+  mkdir -p "$work/b"
+  t0=$(now)
+  fleet_up=1
+  fleet up --ports "$first-$((first + count - 1))" "$REPO/templates/phpinfo.haco" \
+    >"$work/b/up-$label-$count.log" 2>&1 || { cat "$work/b/up-$label-$count.log" >&2; die "haco-fleet up failed"; }
+  wait_all_ready "$first" "$count"
+  t1=$(now)
+  check_pages "$first" "$count"
+  result[b_$label,$count]=$(elapsed "$t0" "$t1")
+  if [ "$label" = warm ]; then
+    json=$(fleet ps --json)
+    supervisor=$(jq -r '.supervisor.pid // empty' <<<"$json")
+    local own=($supervisor $(jq -r '.spawners[]?.pid // empty' <<<"$json"))
+    local instances=($(jq -r '.instances[]?.pid // empty' <<<"$json"))
+    result[b_own,$count]=$(rss_pss_kb "${own[@]}")
+    read -r _ result[b_pss,$count] < <(rss_pss_kb "${instances[@]}" $(descendants "${instances[@]}"))
+  fi
+  fleet down --purge >"$work/b/down-$label-$count.log" 2>&1 || die "haco-fleet down failed"
+  fleet_up=0
+  wait_ports_free "$first" "$count"
+}
+
+say "image $image ($(du -h "$image" | cut -f1)); cgroup v$cg_version under $cg_parent; modes $modes"
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+for n in "${counts[@]}"; do
+  wait_ports_free "$base_port" "$n"
+  if has_mode c; then say "N=$n c (floor), load $(loadavg)";            run_floor "$base_port" "$n"; fi
+  if has_mode a; then say "N=$n a (seed loop), load $(loadavg)";        run_seed_loop "$base_port" "$n"; fi
+  if has_mode b; then say "N=$n b (haco-fleet, cold), load $(loadavg)"; run_fleet "$base_port" "$n" cold
+                      say "N=$n b (haco-fleet, warm), load $(loadavg)"; run_fleet "$base_port" "$n" warm; fi
+done
+
+secs() { [ -n "$1" ] && echo "${1}s" || echo -; }
+printf '\n%6s %10s %10s %10s %10s %9s %9s %9s %9s\n' N "a seed" "b cold" "b warm" "c floor" \
+  "a/b cold" "a/b warm" "b warm/c" "b cold/c"
+for n in "${counts[@]}"; do
+  a=${result[a,$n]:-} bc=${result[b_cold,$n]:-} bw=${result[b_warm,$n]:-} c=${result[c,$n]:-}
+  printf '%6s %10s %10s %10s %10s %9s %9s %9s %9s\n' "$n" "$(secs "$a")" "$(secs "$bc")" "$(secs "$bw")" \
+    "$(secs "$c")" \
+    "$([ -n "$a" ] && [ -n "$bc" ] && ratio "$a" "$bc" || echo -)" \
+    "$([ -n "$a" ] && [ -n "$bw" ] && ratio "$a" "$bw" || echo -)" \
+    "$([ -n "$bw" ] && [ -n "$c" ] && ratio "$bw" "$c" || echo -)" \
+    "$([ -n "$bc" ] && [ -n "$c" ] && ratio "$bc" "$c" || echo -)"
+done
+echo
+for n in "${counts[@]}"; do
+  line="N=$n PSS of the instances' Apache processes:"
+  [ -n "${result[a_pss,$n]:-}" ] && line+=" a $(mb "${result[a_pss,$n]}")"
+  [ -n "${result[b_pss,$n]:-}" ] && line+=" b $(mb "${result[b_pss,$n]}")"
+  [ -n "${result[c_pss,$n]:-}" ] && line+=" c $(mb "${result[c_pss,$n]}")"
+  echo "$line"
+  if [ -n "${result[b_own,$n]:-}" ]; then
+    read -r rss pss <<<"${result[b_own,$n]}"
+    echo "N=$n haco-fleet supervisor+spawners: RSS $(mb "$rss"), PSS $(mb "$pss")"
+  fi
+done
