@@ -34,6 +34,9 @@ int run(int argc, char** argv) {
 
   int exit_status = kExitOk;
   add_expand_command(app, global, exit_status);
+  add_up_command(app, global, exit_status);
+  add_ps_command(app, global, exit_status);
+  add_down_command(app, global, exit_status);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,153 @@
+// Fleet state on disk: one directory per fleet under the state root, holding
+// fleet.json (versioned, written atomically: temp + fsync + rename), the
+// lock that serialises `up` and `down` of the fleet, the supervisor's control
+// socket and its log. Processes are named by pid plus start time, never by
+// pid alone.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "haco/rootfs.hpp"
+#include "haco/spec.hpp"
+#include "haco/unique_fd.hpp"
+
+namespace haco::state {
+
+inline constexpr int kStateSchemaVersion = 1;
+
+// Where one fleet's files live.
+struct FleetPaths {
+  std::string state_root;  // --root
+  std::string data_root;   // --data-root
+  std::string fleet;
+
+  std::string dir() const { return state_root + "/" + fleet; }
+  std::string state_file() const { return dir() + "/fleet.json"; }
+  std::string lock_file() const { return dir() + "/lock"; }
+  std::string control_socket() const { return dir() + "/control.sock"; }
+  std::string supervisor_log() const { return dir() + "/supervisor.log"; }
+  // Instance logs are data: they outlive `down` and go with `down --purge`.
+  std::string log_dir() const { return data_root + "/logs/" + fleet; }
+  std::string instance_log(const std::string& instance) const { return log_dir() + "/" + instance + ".log"; }
+};
+
+// A process as the kernel knows it: pid plus start time (field 22 of
+// /proc/PID/stat, clock ticks since boot), so a recycled pid is not mistaken
+// for the process we started.
+struct ProcessIdentity {
+  pid_t pid = -1;
+  std::uint64_t start_time = 0;
+  bool operator==(const ProcessIdentity&) const = default;
+};
+
+// Field 22 of /proc/PID/stat; nullopt when the process does not exist.
+std::optional<std::uint64_t> read_start_time(pid_t pid);
+// The identity of a running process; nullopt when it does not exist.
+std::optional<ProcessIdentity> identify(pid_t pid);
+// True when `who` still runs (same pid and start time) and is not a zombie.
+bool is_alive(const ProcessIdentity& who);
+
+// Resident and proportional set size from /proc/PID/smaps_rollup, in KiB.
+struct MemoryUsage {
+  std::uint64_t rss_kib = 0;
+  std::uint64_t pss_kib = 0;
+};
+std::optional<MemoryUsage> read_memory(pid_t pid);
+
+// A stable hash of an instance's spec (FNV-1a 64 over its canonical JSON),
+// lowercase hex. A definition that changed for an instance changes its hash.
+std::string spec_hash(const InstanceSpec& instance);
+
+enum class InstanceState { starting, running, restarting, exited, failed, stopping, stopped };
+std::string_view instance_state_name(InstanceState s);
+InstanceState instance_state_from_name(std::string_view name);
+
+// How an instance's init last ended.
+struct ExitRecord {
+  int code = -1;     // exit status when it exited
+  int signal = 0;    // signal number when killed by one
+  std::int64_t at_unix_ms = 0;
+  bool operator==(const ExitRecord&) const = default;
+};
+// "exit 0", "exit 3", "signal 9 (Killed)".
+std::string describe_exit(const ExitRecord& e);
+
+struct InstanceRecord {
+  InstanceSpec spec;
+  std::string spec_hash;
+  std::optional<rootfs::PreparedRootfs> rootfs;
+  std::string log_path;
+  std::vector<std::string> cgroup_paths;
+  ProcessIdentity process;          // pid -1 when not running
+  InstanceState state = InstanceState::starting;
+  std::int64_t started_at_unix_ms = 0;
+  unsigned restarts = 0;
+  std::optional<ExitRecord> last_exit;
+  std::string error;                // why it failed (launch error), empty otherwise
+
+  const std::string& name() const { return spec.container.name; }
+  bool operator==(const InstanceRecord&) const = default;
+};
+
+struct FleetState {
+  std::string fleet;
+  std::string definition;           // the .haco file, absolute
+  std::string restart_policy;       // as given to --restart
+  std::int64_t created_at_unix_ms = 0;
+  ProcessIdentity supervisor;
+  std::vector<ProcessIdentity> spawners;
+  std::vector<InstanceRecord> instances;
+
+  InstanceRecord* find(const std::string& instance);
+  const InstanceRecord* find(const std::string& instance) const;
+  bool operator==(const FleetState&) const = default;
+};
+
+nlohmann::json to_json(const rootfs::PreparedRootfs& prepared);
+rootfs::PreparedRootfs prepared_rootfs_from_json(const nlohmann::json& j);
+nlohmann::json to_json(const InstanceRecord& record);
+InstanceRecord instance_record_from_json(const nlohmann::json& j);
+nlohmann::json to_json(const FleetState& state);
+// Throws haco::Error for a missing field, a wrong type or a schema this
+// version does not read.
+FleetState fleet_state_from_json(const nlohmann::json& j);
+
+// Writes `content` to `path` atomically: a temporary file in the same
+// directory, fsync, rename, fsync of the directory.
+void write_file_atomically(const std::string& path, const std::string& content);
+
+// fleet.json of `paths`; nullopt when the fleet has no state.
+std::optional<FleetState> load_state(const FleetPaths& paths);
+void save_state(const FleetPaths& paths, const FleetState& state);
+
+// Names of the fleets that have a state directory under `state_root`.
+std::vector<std::string> list_fleets(const std::string& state_root);
+
+// An exclusive flock on the fleet's lock file, held for the object's life.
+// Serialises `up` and `down` of one fleet.
+class FleetLock {
+ public:
+  // Creates the fleet directory if needed. With `wait` false, throws when
+  // another process holds the lock; with `wait` true, blocks until it is free.
+  static FleetLock acquire(const FleetPaths& paths, bool wait);
+  FleetLock(FleetLock&&) = default;
+  FleetLock& operator=(FleetLock&&) = default;
+  // Drops the lock (the file stays; removing the fleet directory removes it).
+  void release() { fd_.reset(); }
+
+ private:
+  explicit FleetLock(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
+};
+
+// Milliseconds since the epoch (wall clock, for records a user reads).
+std::int64_t unix_now_ms();
+
+}  // namespace haco::state

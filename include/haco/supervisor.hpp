@@ -1,0 +1,126 @@
+// The fleet supervisor: one detached process per fleet that owns every
+// instance's init (the spawners clone with CLONE_PARENT, so the supervisor is
+// each container's parent), watches them through pidfds, applies the restart
+// policy and serves `up`, `ps` and `down` on a unix socket under the state
+// root. Its spawners are single-threaded processes forked before any thread
+// exists; each calls runtime::launch for the requests it is sent.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "haco/state.hpp"
+#include "haco/unique_fd.hpp"
+
+namespace haco::supervisor {
+
+// --restart no | on-failure[:N] | always
+struct RestartPolicy {
+  enum class Mode { no, on_failure, always };
+  Mode mode = Mode::no;
+  // Most restarts of one instance; 0 means no limit (on-failure without N, always).
+  unsigned max_restarts = 0;
+  bool operator==(const RestartPolicy&) const = default;
+};
+// Throws haco::InputError quoting the text and what is accepted.
+RestartPolicy parse_restart_policy(std::string_view text);
+std::string format_restart_policy(const RestartPolicy& policy);
+// Whether an instance that ended with `exit`, after `restarts` restarts, is
+// started again.
+bool should_restart(const RestartPolicy& policy, const state::ExitRecord& exit, unsigned restarts);
+// Wait before restart number `restarts` + 1: grows from 100 ms to 5 s so a
+// crashing init does not spin.
+std::chrono::milliseconds restart_delay(unsigned restarts);
+
+// Names the calling process for `ps`: the kernel's comm (PR_SET_NAME, 15
+// bytes) and the command line, rewritten in place over the argv area.
+void set_process_title(const std::string& title);
+
+struct SupervisorConfig {
+  state::FleetPaths paths;
+  std::string definition;
+  RestartPolicy restart;
+  unsigned spawners = 4;
+  std::chrono::milliseconds stagger{0};
+  std::uint64_t log_max_bytes = 16u << 20;
+  // A pipe on which the supervisor says "ready" (or why it could not start).
+  int notify_fd = -1;
+};
+
+// The command line that starts a supervisor: the hidden `supervise`
+// subcommand and its options (see cmd_up.cpp), without the program itself.
+std::vector<std::string> supervisor_arguments(const SupervisorConfig& config);
+
+// Starts the fleet's supervisor, detached (double fork, setsid, SIGHUP
+// ignored, stdio to its log, exec of this program), and returns when it
+// listens on its control socket. Must be called before the caller starts any
+// thread. Throws with the supervisor's own reason when it could not start.
+state::ProcessIdentity start_supervisor(const SupervisorConfig& config);
+
+// The supervisor process itself; returns its exit status.
+int run_supervisor(SupervisorConfig config);
+
+// A connection to a fleet's supervisor: one JSON object per line each way.
+// Requests: {"op":"start","instances":[InstanceRecord...]} answered by one
+// {"event":"started"|"failed",...} per instance; {"op":"stop","instances":[...],
+// "timeout_ms":N, "forget":bool}; {"op":"shutdown","timeout_ms":N}. Every request ends with
+// a line holding "done": true (and "error" when it failed).
+class ControlClient {
+ public:
+  // nullopt when nothing listens on the fleet's socket.
+  static std::optional<ControlClient> connect(const state::FleetPaths& paths);
+
+  void send(const nlohmann::json& request);
+  // The next line; throws when the supervisor closed the connection.
+  nlohmann::json receive();
+  // Sends `request` and returns the final ("done") line, passing every line
+  // before it to `on_event`.
+  nlohmann::json call(const nlohmann::json& request,
+                      const std::function<void(const nlohmann::json&)>& on_event = {});
+  int fd() const { return fd_.get(); }
+  UniqueFd release_fd() { return std::move(fd_); }
+
+ private:
+  explicit ControlClient(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
+  std::string buffer_;
+};
+
+// What `down` and a cancelled `up` do to instances: stop them (through the
+// supervisor when it answers, else by signal and by cgroup, guarded by pid
+// plus start time), kill what is left in their cgroups, remove the cgroups,
+// tear down their rootfs. Reports steps through `progress` when set.
+struct TeardownOptions {
+  std::chrono::milliseconds timeout{10000};
+  bool purge = false;
+  std::function<void(std::string_view)> progress;
+};
+
+// The whole fleet: instances, supervisor, spawners, cgroups, rootfs, state
+// (and with purge the instance logs). The caller holds the fleet lock.
+// Throws listing what could not be removed.
+void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& options);
+
+// Only `records` (what one `up` started): stopped and forgotten by a running
+// supervisor, their cgroups removed, their rootfs torn down (purged when
+// `purge_created` and this `up` created the tree).
+void teardown_instances(const state::FleetPaths& paths, const std::vector<state::InstanceRecord>& records,
+                        const TeardownOptions& options, bool purge_created);
+
+// Memory of the supervisor and its spawners (smaps_rollup), for `ps --json`
+// and the benchmark.
+struct FleetMemory {
+  state::MemoryUsage supervisor;
+  std::vector<state::MemoryUsage> spawners;
+  state::MemoryUsage total;
+};
+std::optional<FleetMemory> fleet_memory(const state::FleetState& state);
+
+}  // namespace haco::supervisor

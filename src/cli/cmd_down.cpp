@@ -1,0 +1,72 @@
+// haco-fleet down: stop a fleet and remove everything it put on the host.
+#include <cstdio>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "cli/commands.hpp"
+#include "haco/error.hpp"
+#include "haco/observe.hpp"
+#include "haco/state.hpp"
+#include "haco/supervisor.hpp"
+
+namespace haco::cli {
+
+void add_down_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
+  auto* cmd = app.add_subcommand("down", "Stop a fleet and remove its processes, cgroups, mounts and state");
+  struct Options {
+    std::string name;
+    bool all = false;
+    double timeout_s = 10;
+    bool purge = false;
+  };
+  auto options = std::make_shared<Options>();
+  cmd->add_option("--name", options->name, "The fleet to stop (needed when several are running)");
+  cmd->add_flag("--all", options->all, "Stop every fleet");
+  cmd->add_option("--timeout", options->timeout_s, "Seconds between the stop signal and SIGKILL")->capture_default_str();
+  cmd->add_flag("--purge", options->purge, "Also remove the rootfs trees and instance logs");
+  cmd->callback([options, &global, &exit_status] {
+    if (options->all && !options->name.empty()) throw InputError("down: --name and --all exclude each other");
+    auto existing = state::list_fleets(global.state_root);
+    std::vector<std::string> fleets;
+    if (!options->name.empty()) {
+      state::FleetPaths paths{global.state_root, global.data_root, options->name};
+      if (!state::load_state(paths)) throw InputError("no fleet named '" + options->name + "' under " + global.state_root);
+      fleets = {options->name};
+    } else if (options->all || existing.size() <= 1) {
+      fleets = existing;
+    } else {
+      std::string names;
+      for (const auto& f : existing) names += (names.empty() ? "" : ", ") + f;
+      throw InputError(fmt::format("{} fleets are running ({}): say which with --name FLEET, or --all",
+                                   existing.size(), names));
+    }
+    if (fleets.empty()) {
+      std::printf("no fleet under %s\n", global.state_root.c_str());
+      exit_status = kExitOk;
+      return;
+    }
+    observe::ProgressReporter progress(
+        std::cerr, observe::ProgressOptions{observe::progress_style_for(STDERR_FILENO), "down", {"fleets"}, fleets.size(),
+                                            std::chrono::milliseconds(100), observe::terminal_width(STDERR_FILENO)});
+    exit_status = kExitOk;
+    for (const auto& fleet : fleets) {
+      state::FleetPaths paths{global.state_root, global.data_root, fleet};
+      supervisor::TeardownOptions teardown;
+      teardown.timeout = std::chrono::milliseconds(static_cast<long>(options->timeout_s * 1000));
+      teardown.purge = options->purge;
+      teardown.progress = [&](std::string_view step) { progress.message(fmt::format("{}: {}", fleet, step)); };
+      try {
+        auto lock = state::FleetLock::acquire(paths, true);
+        supervisor::teardown_fleet(paths, teardown);
+        progress.step("fleets", fleet);
+      } catch (const Error& e) {
+        progress.failed(fleet, e.what());
+        exit_status = kExitFailed;
+      }
+    }
+    progress.finish();
+  });
+}
+
+}  // namespace haco::cli

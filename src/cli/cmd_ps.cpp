@@ -1,0 +1,141 @@
+// haco-fleet ps: the instances of one fleet or of all, from the fleet state
+// files (the supervisor keeps them current; when it is gone, ps says so and
+// checks each recorded process by pid and start time).
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "cli/commands.hpp"
+#include "haco/error.hpp"
+#include "haco/state.hpp"
+#include "haco/supervisor.hpp"
+
+namespace haco::cli {
+namespace {
+
+using state::InstanceRecord;
+using state::InstanceState;
+
+std::string id_range(const std::vector<IdMapping>& maps) {
+  if (maps.empty()) return "-";
+  std::string out;
+  for (const auto& m : maps)
+    out += fmt::format("{}{}-{}", out.empty() ? "" : ",", m.outside, std::uint64_t(m.outside) + m.count - 1);
+  return out;
+}
+
+std::string duration_text(std::int64_t ms) {
+  auto s = ms / 1000;
+  if (s < 60) return fmt::format("{}s", s);
+  if (s < 3600) return fmt::format("{}m{:02}s", s / 60, s % 60);
+  if (s < 86400) return fmt::format("{}h{:02}m", s / 3600, (s % 3600) / 60);
+  return fmt::format("{}d{:02}h", s / 86400, (s % 86400) / 3600);
+}
+
+// What the state file says, corrected by what the kernel says when the
+// supervisor is no longer there to keep it current.
+std::string effective_state(const InstanceRecord& r, bool supervised) {
+  std::string recorded(state::instance_state_name(r.state));
+  if (supervised || r.process.pid <= 0) return recorded;
+  return state::is_alive(r.process) ? "running (unsupervised)" : "gone";
+}
+
+bool is_running(const InstanceRecord& r) {
+  return r.process.pid > 0 && (r.state == InstanceState::running || r.state == InstanceState::stopping);
+}
+
+nlohmann::json fleet_json(const state::FleetState& fleet, bool supervised) {
+  auto now = state::unix_now_ms();
+  nlohmann::json instances = nlohmann::json::array();
+  for (const auto& r : fleet.instances) {
+    nlohmann::json item = {{"instance", r.name()},
+                           {"port", r.spec.port},
+                           {"uid_range", id_range(r.spec.container.uid_map)},
+                           {"gid_range", id_range(r.spec.container.gid_map)},
+                           {"pid", r.process.pid > 0 ? nlohmann::json(r.process.pid) : nlohmann::json()},
+                           {"state", effective_state(r, supervised)},
+                           {"uptime_s", is_running(r) ? nlohmann::json((now - r.started_at_unix_ms) / 1000.0)
+                                                      : nlohmann::json()},
+                           {"restarts", r.restarts},
+                           {"last_exit", r.last_exit ? nlohmann::json(state::describe_exit(*r.last_exit))
+                                                     : nlohmann::json()},
+                           {"error", r.error},
+                           {"log", r.log_path},
+                           {"cgroups", r.cgroup_paths}};
+    instances.push_back(item);
+  }
+  nlohmann::json memory;
+  if (auto m = supervisor::fleet_memory(fleet)) {
+    auto usage = [](const state::MemoryUsage& u) { return nlohmann::json{{"rss_kib", u.rss_kib}, {"pss_kib", u.pss_kib}}; };
+    nlohmann::json spawners = nlohmann::json::array();
+    for (const auto& s : m->spawners) spawners.push_back(usage(s));
+    memory = {{"supervisor", usage(m->supervisor)}, {"spawners", spawners}, {"total", usage(m->total)}};
+  }
+  return {{"fleet", fleet.fleet},
+          {"definition", fleet.definition},
+          {"restart_policy", fleet.restart_policy},
+          {"supervisor", {{"pid", fleet.supervisor.pid}, {"running", supervised}}},
+          {"memory", memory},
+          {"instances", instances}};
+}
+
+void print_fleet(const state::FleetState& fleet, bool supervised) {
+  if (supervised)
+    std::printf("fleet %s (%s): supervisor pid %d, %zu instances\n", fleet.fleet.c_str(), fleet.definition.c_str(),
+                fleet.supervisor.pid, fleet.instances.size());
+  else
+    std::printf("fleet %s (%s): the supervisor (pid %d) is NOT running; states below are the last recorded, "
+                "checked against the kernel\n",
+                fleet.fleet.c_str(), fleet.definition.c_str(), fleet.supervisor.pid);
+  std::size_t name_width = 8;
+  for (const auto& r : fleet.instances) name_width = std::max(name_width, r.name().size());
+  std::printf("%-*s  %5s  %-19s  %-19s  %8s  %-12s  %8s  %8s  %s\n", int(name_width), "INSTANCE", "PORT", "HOST UIDS",
+              "HOST GIDS", "PID", "STATE", "UPTIME", "RESTARTS", "LAST EXIT");
+  auto now = state::unix_now_ms();
+  for (const auto& r : fleet.instances) {
+    std::string last = r.last_exit ? state::describe_exit(*r.last_exit) : "-";
+    if (!r.error.empty()) last = (r.last_exit ? last + "; " : "") + r.error;
+    std::printf("%-*s  %5u  %-19s  %-19s  %8s  %-12s  %8s  %8u  %s\n", int(name_width), r.name().c_str(), r.spec.port,
+                id_range(r.spec.container.uid_map).c_str(), id_range(r.spec.container.gid_map).c_str(),
+                r.process.pid > 0 ? std::to_string(r.process.pid).c_str() : "-",
+                effective_state(r, supervised).c_str(),
+                is_running(r) ? duration_text(now - r.started_at_unix_ms).c_str() : "-", r.restarts, last.c_str());
+  }
+}
+
+}  // namespace
+
+void add_ps_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
+  auto* cmd = app.add_subcommand("ps", "List the instances of a fleet (or of every fleet)");
+  auto name = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  cmd->add_option("--name", *name, "Only this fleet");
+  cmd->add_flag("--json", *json, "Print JSON, with the memory of the supervisor and spawners (RSS, PSS)");
+  cmd->callback([name, json, &global, &exit_status] {
+    std::vector<std::string> fleets = name->empty() ? state::list_fleets(global.state_root)
+                                                    : std::vector<std::string>{*name};
+    nlohmann::json out = nlohmann::json::array();
+    bool first = true;
+    for (const auto& f : fleets) {
+      state::FleetPaths paths{global.state_root, global.data_root, f};
+      auto fleet = state::load_state(paths);
+      if (!fleet) {
+        if (!name->empty()) throw InputError("no fleet named '" + f + "' under " + global.state_root);
+        continue;
+      }
+      bool supervised = state::is_alive(fleet->supervisor);
+      if (*json) {
+        out.push_back(fleet_json(*fleet, supervised));
+      } else {
+        if (!first) std::printf("\n");
+        print_fleet(*fleet, supervised);
+      }
+      first = false;
+    }
+    if (*json) std::printf("%s\n", nlohmann::json{{"fleets", out}}.dump(2).c_str());
+    else if (first) std::printf("no fleet under %s\n", global.state_root.c_str());
+    exit_status = kExitOk;
+  });
+}
+
+}  // namespace haco::cli

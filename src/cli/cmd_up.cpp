@@ -1,0 +1,571 @@
+// haco-fleet up: expand, start the fleet's supervisor, prepare every rootfs,
+// launch through the supervisor's spawners, wait until every instance is
+// ready, report latency. Also the hidden `supervise` subcommand that the
+// supervisor process runs.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+
+#include <utility>  // boost 1.74 asio/awaitable.hpp uses std::exchange without it
+
+#include <boost/asio.hpp>
+#include <fmt/format.h>
+
+#include "cli/commands.hpp"
+#include "cli/expand_options.hpp"
+#include "haco/dsl.hpp"
+#include "haco/error.hpp"
+#include "haco/observe.hpp"
+#include "haco/rootfs.hpp"
+#include "haco/spec_json.hpp"
+#include "haco/state.hpp"
+#include "haco/supervisor.hpp"
+
+namespace haco::cli {
+namespace {
+
+namespace asio = boost::asio;
+using observe::Clock;
+using state::InstanceRecord;
+
+constexpr int kExitInterrupted = 130;
+
+struct UpOptions {
+  ExpandCommandOptions expand;
+  unsigned parallel = 4;
+  unsigned stagger_ms = 0;
+  std::string restart = "no";
+  std::string ready = "tcp";
+  double timeout_s = 60;
+  bool no_wait = false;
+  bool atomic = false;
+  bool json = false;
+  std::string trace;
+  std::string rootfs_strategy = "overlay";
+  std::uint64_t log_max_bytes = 16u << 20;
+};
+
+// Ctrl-C (and SIGTERM) during `up`: noted here, acted on by the main flow,
+// which stops and removes what this `up` started.
+std::atomic<bool> g_interrupted{false};
+
+void on_interrupt(int) { g_interrupted.store(true); }
+
+void catch_interrupts() {
+  struct sigaction action {};
+  action.sa_handler = on_interrupt;
+  sigemptyset(&action.sa_mask);
+  ::sigaction(SIGINT, &action, nullptr);
+  ::sigaction(SIGTERM, &action, nullptr);
+}
+
+struct Interrupted {};
+
+void check_interrupted() {
+  if (g_interrupted.load()) throw Interrupted{};
+}
+
+bool rootfs_exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && !std::filesystem::is_empty(path);
+}
+
+// Bad input found before anything starts: every definition must say where
+// its rootfs comes from.
+void check_rootfs_sources(const std::vector<InstanceSpec>& instances) {
+  std::vector<std::string> problems;
+  for (const auto& i : instances) {
+    const auto& c = i.container;
+    if (c.bootstrap.kind == BootstrapKind::none && !rootfs_exists(c.rootfs))
+      problems.push_back(c.name + ": rootfs " + c.rootfs + " does not exist and the definition has no bootstrap");
+    if (c.bootstrap.kind == BootstrapKind::tarball && ::access(c.bootstrap.archive_path.c_str(), R_OK) != 0)
+      problems.push_back(c.name + ": image " + c.bootstrap.archive_path + " cannot be read: " + std::strerror(errno));
+  }
+  if (problems.empty()) return;
+  std::string text;
+  for (const auto& p : problems) text += "\n  " + p;
+  throw InputError("cannot prepare the rootfs of every instance:" + text);
+}
+
+dsl::Environment instance_environment(const InstanceSpec& instance) {
+  auto env = dsl::process_environment();
+  for (const auto& kv : instance.container.environment) {
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  env["PORT"] = std::to_string(instance.port);
+  env["APACHE_PORT"] = std::to_string(instance.port);
+  return env;
+}
+
+// The definition's own shell bootstrap, run once when the rootfs is missing.
+void run_shell_bootstrap(const InstanceSpec& instance) {
+  auto env = instance_environment(instance);
+  std::vector<std::string> entries;
+  for (const auto& [k, v] : env) entries.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& e : entries) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::string code = instance.container.bootstrap.code;
+  const char* argv[] = {"/bin/sh", "-c", code.c_str(), nullptr};
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  check_sys(pid, "fork", "bootstrap shell");
+  if (pid == 0) {
+    ::execve("/bin/sh", const_cast<char**>(argv), envp.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) throw Error::from_errno("waitpid", "bootstrap shell", errno);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw Error(fmt::format("the bootstrap script failed ({})",
+                            WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))
+                                              : "signal " + std::to_string(WTERMSIG(status))));
+}
+
+rootfs::Strategy parse_strategy(const std::string& text) {
+  if (text == "overlay") return rootfs::Strategy::overlay;
+  if (text == "extract") return rootfs::Strategy::extract;
+  throw InputError("--rootfs '" + text + "': expected overlay or extract");
+}
+
+class Up {
+ public:
+  Up(const GlobalOptions& global, const UpOptions& options) : global_(global), options_(options) {}
+
+  int run() {
+    auto restart = supervisor::parse_restart_policy(options_.restart);
+    ready_ = observe::parse_ready_spec(options_.ready);
+    auto strategy = parse_strategy(options_.rootfs_strategy);
+    if (options_.parallel == 0) throw InputError("--parallel must be at least 1");
+
+    auto expand_start = Clock::now();
+    auto expanded = expand_from_options(options_.expand);
+    auto expand_end = Clock::now();
+    check_rootfs_sources(expanded.instances);
+    paths_ = {global_.state_root, global_.data_root, expanded.fleet_name};
+    for (const auto& i : expanded.instances) recorder_.add_instance(i.index, i.container.name);
+    // The definition is evaluated once per port in one pass, then validated
+    // as a set: each instance is given an equal share of that pass.
+    auto share = (expand_end - expand_start) / std::max<std::size_t>(1, expanded.instances.size());
+    for (const auto& i : expanded.instances)
+      recorder_.record(i.index, observe::phase::expand, expand_start + share * i.index,
+                       expand_start + share * (i.index + 1));
+
+    catch_interrupts();
+    auto lock = state::FleetLock::acquire(paths_, true);
+    auto to_start = select_instances(expanded.instances);
+    if (to_start.empty()) {
+      say(fmt::format("fleet {}: all {} instances already running", paths_.fleet, expanded.instances.size()));
+      return kExitOk;
+    }
+
+    progress_ = std::make_unique<observe::ProgressReporter>(
+        std::cerr, observe::ProgressOptions{observe::progress_style_for(STDERR_FILENO), "up",
+                                            {"rootfs", "started", "ready"}, to_start.size(),
+                                            std::chrono::milliseconds(100), observe::terminal_width(STDERR_FILENO)});
+    try {
+      if (!supervisor_running_) {
+        // Before this process starts any thread (the rootfs engine and the
+        // probes use threads).
+        supervisor::SupervisorConfig config{paths_,
+                                            std::filesystem::absolute(options_.expand.definition),
+                                            restart,
+                                            std::min<unsigned>(options_.parallel, to_start.size()),
+                                            std::chrono::milliseconds(options_.stagger_ms),
+                                            options_.log_max_bytes,
+                                            -1};
+        supervisor::start_supervisor(config);
+        started_supervisor_ = true;
+      }
+      check_interrupted();
+      prepare_rootfs(to_start, strategy);
+      check_interrupted();
+      launch_and_wait();
+      check_interrupted();
+    } catch (const Interrupted&) {
+      progress_->message("interrupted: stopping and removing what this `up` started");
+      undo();
+      progress_->finish();
+      return kExitInterrupted;
+    } catch (...) {
+      progress_->finish();
+      undo();
+      throw;
+    }
+    recorder_.finish();
+    progress_->finish();
+
+    if (options_.atomic && !failures_.empty()) {
+      say(fmt::format("{} of {} instances failed; --atomic: removing the others this `up` started",
+                      failures_.size(), records_.size()));
+      undo();
+    }
+    report();
+    return failures_.empty() ? kExitOk : kExitFailed;
+  }
+
+ private:
+  // Which instances this `up` starts: all of them for a new fleet; for a
+  // running one, those not running. A changed definition is refused.
+  std::vector<InstanceSpec> select_instances(const std::vector<InstanceSpec>& wanted) {
+    auto existing = state::load_state(paths_);
+    if (existing) {
+      bool supervisor_alive = state::is_alive(existing->supervisor) && supervisor::ControlClient::connect(paths_);
+      if (!supervisor_alive) {
+        std::vector<std::string> alive;
+        for (const auto& r : existing->instances)
+          if (state::is_alive(r.process)) alive.push_back(r.name());
+        if (!alive.empty())
+          throw Error(fmt::format("fleet '{}' has running instances ({}{}) but its supervisor is gone; run "
+                                  "`haco-fleet down --name {}` first",
+                                  paths_.fleet, alive.front(), alive.size() > 1 ? ", ..." : "", paths_.fleet));
+        existing.reset();
+      }
+    }
+    supervisor_running_ = existing.has_value();
+    if (existing) had_instances_ = !existing->instances.empty();
+    std::vector<InstanceSpec> to_start;
+    std::vector<std::string> changed;
+    std::size_t running = 0;
+    for (const auto& instance : wanted) {
+      const InstanceRecord* record = existing ? existing->find(instance.container.name) : nullptr;
+      bool active = record && (record->state == state::InstanceState::running ||
+                               record->state == state::InstanceState::starting ||
+                               record->state == state::InstanceState::restarting);
+      if (active && record->spec_hash != state::spec_hash(instance)) {
+        changed.push_back(instance.container.name);
+      } else if (active) {
+        ++running;
+      } else {
+        to_start.push_back(instance);
+      }
+    }
+    if (!changed.empty()) {
+      std::string names;
+      for (const auto& n : changed) names += (names.empty() ? "" : ", ") + n;
+      throw InputError(fmt::format("the definition of {} changed since {} started (nothing was started); run "
+                                   "`haco-fleet down --name {}` first, or use another --name",
+                                   names, changed.size() == 1 ? "it was" : "they were", paths_.fleet));
+    }
+    if (running > 0)
+      say(fmt::format("fleet {}: {} instances already running, starting the {} missing", paths_.fleet, running,
+                      to_start.size()));
+    return to_start;
+  }
+
+  void prepare_rootfs(const std::vector<InstanceSpec>& instances, rootfs::Strategy strategy) {
+    std::vector<rootfs::InstanceRootfs> images;
+    std::map<std::string, const InstanceSpec*> by_name;
+    for (const auto& i : instances) by_name[i.container.name] = &i;
+    for (const auto& i : instances) {
+      InstanceRecord record;
+      record.spec = i;
+      record.spec_hash = state::spec_hash(i);
+      record.log_path = paths_.instance_log(i.container.name);
+      records_.push_back(std::move(record));
+      const auto& c = i.container;
+      if (c.bootstrap.kind == BootstrapKind::tarball)
+        images.push_back({c.name, c.rootfs, c.bootstrap.archive_path, c.uid_map, c.gid_map,
+                          c.rootfs_owner ? rootfs::OwnershipPolicy::squash : rootfs::OwnershipPolicy::shift});
+    }
+    if (!images.empty()) {
+      rootfs::PrepareOptions prepare;
+      prepare.strategy = strategy;
+      prepare.data_root = global_.data_root;
+      prepare.parallel = options_.parallel;
+      prepare.cancel = &g_interrupted;
+      auto start = Clock::now();
+      auto prepared = rootfs::prepare_fleet(images, prepare);
+      for (auto& p : prepared) {
+        auto* record = find_record(p.instance);
+        if (!record) continue;
+        recorder_.record(record->spec.index, observe::phase::rootfs, start, start + p.elapsed);
+        progress_->step("rootfs", p.instance, p.elapsed);
+        record->rootfs = std::move(p);
+      }
+    }
+    for (auto& record : records_) {
+      const auto& c = record.spec.container;
+      if (c.bootstrap.kind != BootstrapKind::shell && c.bootstrap.kind != BootstrapKind::block) continue;
+      check_interrupted();
+      auto start = Clock::now();
+      rootfs::PreparedRootfs prepared;
+      prepared.instance = c.name;
+      prepared.rootfs = c.rootfs;
+      prepared.reused = rootfs_exists(c.rootfs);
+      try {
+        if (!prepared.reused) {
+          // Recorded before it runs, so a partial tree is removed on failure.
+          record.rootfs = prepared;
+          if (c.bootstrap.kind == BootstrapKind::shell) {
+            run_shell_bootstrap(record.spec);
+          } else {
+            dsl::Evaluator evaluator;
+            evaluator.run_bootstrap_block(c.source_file, instance_environment(record.spec));
+          }
+          if (!rootfs_exists(c.rootfs)) throw Error("the bootstrap did not create " + c.rootfs);
+        }
+        prepared.elapsed = Clock::now() - start;
+        record.rootfs = prepared;
+        recorder_.record(record.spec.index, observe::phase::rootfs, start, Clock::now());
+        progress_->step("rootfs", c.name, prepared.elapsed);
+      } catch (const Error& e) {
+        recorder_.fail(record.spec.index, observe::phase::rootfs, e.what());
+        fail(c.name, std::string("bootstrap: ") + e.what());
+      }
+    }
+  }
+
+  InstanceRecord* find_record(const std::string& name) {
+    for (auto& r : records_)
+      if (r.name() == name) return &r;
+    return nullptr;
+  }
+
+  void fail(const std::string& name, const std::string& reason) {
+    if (failures_.count(name)) return;
+    failures_[name] = reason;
+    progress_->failed(name, reason);
+  }
+
+  // Sends the start request and follows the supervisor's answers, probing
+  // each started instance until it is ready.
+  void launch_and_wait() {
+    nlohmann::json batch = nlohmann::json::array();
+    for (const auto& r : records_)
+      if (!failures_.count(r.name())) batch.push_back(state::to_json(r));
+    if (batch.empty()) return;
+    auto client = supervisor::ControlClient::connect(paths_);
+    if (!client) throw Error("the supervisor of fleet '" + paths_.fleet + "' is not listening");
+    client->send({{"op", "start"}, {"instances", batch}});
+
+    asio::io_context io;
+    asio::local::stream_protocol::socket socket(io, asio::local::stream_protocol(), client->release_fd().release());
+    observe::ReadinessProber prober(io);
+    asio::steady_timer ticker(io);
+    asio::streambuf input;
+    auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<long>(options_.timeout_s * 1000));
+    std::size_t expected = batch.size();
+    std::size_t settled = 0;  // ready or failed
+    bool launches_done = false;
+
+    auto maybe_finish = [&] {
+      if (launches_done && (options_.no_wait || settled >= expected)) io.stop();
+    };
+    auto on_ready = [&](observe::InstanceId id, const observe::ProbeResult& result) {
+      auto* record = record_by_index(id);
+      ++settled;
+      if (result.ready) {
+        recorder_.end(id, observe::phase::exec_to_ready, result.finished_at);
+        progress_->step("ready", record->name(), result.finished_at - exec_done_[id]);
+      } else {
+        recorder_.fail(id, observe::phase::exec_to_ready, result.error, result.finished_at);
+        fail(record->name(), result.error);
+      }
+      maybe_finish();
+    };
+    auto on_event = [&](const nlohmann::json& event) {
+      if (event.value("done", false)) {
+        launches_done = true;
+        maybe_finish();
+        return;
+      }
+      auto name = event.value("instance", std::string());
+      auto* record = find_record(name);
+      if (!record) return;
+      auto id = record->spec.index;
+      if (event.value("event", std::string()) == "started") {
+        Clock::time_point cloned{std::chrono::nanoseconds(event.at("clone_started_ns").get<std::int64_t>())};
+        Clock::time_point exec_done{std::chrono::nanoseconds(event.at("exec_done_ns").get<std::int64_t>())};
+        record->process = {event.at("pid").get<pid_t>(), event.at("start_time").get<std::uint64_t>()};
+        recorder_.record(id, observe::phase::clone_to_exec, cloned, exec_done);
+        progress_->step("started", name, exec_done - cloned);
+        exec_done_[id] = exec_done;
+        if (options_.no_wait) return;
+        recorder_.begin(id, observe::phase::exec_to_ready, exec_done);
+        try {
+          UniqueFd netns;
+          if (record->spec.container.has_namespace(Namespace::net))
+            netns = observe::open_netns(record->process.pid);
+          prober.watch(id, observe::probe_spec(ready_, record->spec.port, netns.get()), deadline, on_ready);
+        } catch (const Error& e) {
+          ++settled;
+          recorder_.fail(id, observe::phase::exec_to_ready, e.what());
+          fail(name, e.what());
+        }
+      } else {
+        ++settled;
+        recorder_.fail(id, observe::phase::clone_to_exec, event.value("error", std::string("failed")));
+        fail(name, event.value("error", std::string("failed to start")));
+      }
+      maybe_finish();
+    };
+    std::function<void()> read_next = [&] {
+      asio::async_read_until(socket, input, '\n', [&](const boost::system::error_code& ec, std::size_t size) {
+        if (ec) {
+          if (!launches_done) {
+            for (const auto& r : records_)
+              if (!r.process.pid && !failures_.count(r.name())) fail(r.name(), "the supervisor went away");
+            launches_done = true;
+            settled = expected;
+            io.stop();
+          }
+          return;
+        }
+        std::string line(asio::buffers_begin(input.data()), asio::buffers_begin(input.data()) + size);
+        input.consume(size);
+        on_event(nlohmann::json::parse(line));
+        if (!launches_done) read_next();
+      });
+    };
+    std::function<void()> tick = [&] {
+      ticker.expires_after(std::chrono::milliseconds(50));
+      ticker.async_wait([&](const boost::system::error_code& ec) {
+        if (ec) return;
+        progress_->tick();
+        if (g_interrupted.load()) {
+          io.stop();
+          return;
+        }
+        // Launches that never answered count against the same deadline.
+        if (Clock::now() > deadline + std::chrono::seconds(5) && !launches_done) {
+          for (const auto& r : records_)
+            if (r.process.pid <= 0) fail(r.name(), "not started before the timeout");
+          io.stop();
+          return;
+        }
+        tick();
+      });
+    };
+    read_next();
+    tick();
+    io.run();
+    prober.cancel_all();
+  }
+
+  InstanceRecord* record_by_index(std::size_t index) {
+    for (auto& r : records_)
+      if (r.spec.index == index) return &r;
+    return nullptr;
+  }
+
+  // Stops and removes what this `up` started: its instances, their cgroups
+  // and the rootfs trees it created; the supervisor and the fleet's state too
+  // when the fleet had nothing else.
+  void undo() {
+    supervisor::TeardownOptions teardown;
+    teardown.timeout = std::chrono::milliseconds(5000);
+    try {
+      supervisor::teardown_instances(paths_, records_, teardown, true);
+      if (started_supervisor_ && !had_instances_) supervisor::teardown_fleet(paths_, teardown);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "haco-fleet: %s\n", e.what());
+    }
+  }
+
+  void report() {
+    auto summary = recorder_.summary();
+    if (!options_.trace.empty()) observe::write_chrome_trace(recorder_, "haco-fleet " + paths_.fleet, options_.trace);
+    if (options_.json) {
+      nlohmann::json failed = nlohmann::json::array();
+      for (const auto& [name, reason] : failures_) failed.push_back({{"instance", name}, {"error", reason}});
+      nlohmann::json out = {{"fleet", paths_.fleet},
+                            {"started", records_.size()},
+                            {"failed", failed},
+                            {"atomic_rollback", options_.atomic && !failures_.empty()},
+                            {"latency", observe::summary_to_json(summary)}};
+      std::printf("%s\n", out.dump(2).c_str());
+      return;
+    }
+    std::printf("fleet %s: %zu of %zu instances %s\n", paths_.fleet.c_str(), records_.size() - failures_.size(),
+                records_.size(), options_.no_wait ? "started" : "ready");
+    for (const auto& [name, reason] : failures_) std::printf("  failed %s: %s\n", name.c_str(), reason.c_str());
+    std::printf("%s", observe::format_summary(summary).c_str());
+    if (!options_.trace.empty()) std::printf("trace written to %s\n", options_.trace.c_str());
+  }
+
+  void say(const std::string& text) {
+    if (progress_) progress_->message(text);
+    else std::fprintf(stderr, "%s\n", text.c_str());
+  }
+
+  const GlobalOptions& global_;
+  const UpOptions& options_;
+  state::FleetPaths paths_;
+  observe::ReadySpec ready_;
+  observe::LatencyRecorder recorder_;
+  std::unique_ptr<observe::ProgressReporter> progress_;
+  std::vector<InstanceRecord> records_;
+  std::map<std::string, std::string> failures_;
+  std::map<std::size_t, Clock::time_point> exec_done_;
+  bool supervisor_running_ = false;
+  bool started_supervisor_ = false;
+  bool had_instances_ = false;
+};
+
+void add_supervise_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
+  auto* cmd = app.add_subcommand("supervise", "The fleet supervisor process (started by `up`)");
+  cmd->group("");
+  struct Args {
+    std::string fleet, definition, restart = "no";
+    unsigned spawners = 4, stagger_ms = 0;
+    std::uint64_t log_max_bytes = 16u << 20;
+    int notify_fd = -1;
+  };
+  auto args = std::make_shared<Args>();
+  cmd->add_option("--name", args->fleet)->required();
+  cmd->add_option("--definition", args->definition);
+  cmd->add_option("--restart", args->restart);
+  cmd->add_option("--spawners", args->spawners);
+  cmd->add_option("--stagger", args->stagger_ms);
+  cmd->add_option("--log-max-bytes", args->log_max_bytes);
+  cmd->add_option("--notify-fd", args->notify_fd);
+  cmd->callback([args, &global, &exit_status] {
+    supervisor::SupervisorConfig config{{global.state_root, global.data_root, args->fleet},
+                                        args->definition,
+                                        supervisor::parse_restart_policy(args->restart),
+                                        args->spawners,
+                                        std::chrono::milliseconds(args->stagger_ms),
+                                        args->log_max_bytes,
+                                        args->notify_fd};
+    exit_status = supervisor::run_supervisor(config);
+  });
+}
+
+}  // namespace
+
+void add_up_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
+  auto* cmd = app.add_subcommand("up", "Start a fleet: one instance per port, supervised, and wait until it is ready");
+  auto options = std::make_shared<UpOptions>();
+  add_expand_options(*cmd, options->expand);
+  cmd->add_option("--parallel", options->parallel, "Spawner processes, and so concurrent starts")
+      ->capture_default_str();
+  cmd->add_option("--stagger", options->stagger_ms, "Milliseconds between two starts")->capture_default_str();
+  cmd->add_option("--restart", options->restart, "Restart policy: no, on-failure[:N], always")->capture_default_str();
+  cmd->add_option("--ready", options->ready, "Readiness: tcp (the port accepts) or http:PATH (2xx)")
+      ->capture_default_str();
+  cmd->add_option("--timeout", options->timeout_s, "Seconds to wait until every instance is ready")
+      ->capture_default_str();
+  cmd->add_flag("--no-wait", options->no_wait, "Return once every instance started, without readiness probes");
+  cmd->add_flag("--atomic", options->atomic, "All or nothing: if one instance fails, stop the others too");
+  cmd->add_option("--trace", options->trace, "Write a Chrome trace (Perfetto) of every phase to this file");
+  cmd->add_flag("--json", options->json, "Print the summary as JSON");
+  cmd->add_option("--rootfs", options->rootfs_strategy,
+                  "Rootfs strategy for tarball images: overlay (shared image cache) or extract (a copy each)")
+      ->capture_default_str();
+  cmd->add_option("--log-max-bytes", options->log_max_bytes, "Size at which an instance log is rotated")
+      ->capture_default_str();
+  cmd->callback([options, &global, &exit_status] { exit_status = Up(global, *options).run(); });
+  add_supervise_command(app, global, exit_status);
+}
+
+}  // namespace haco::cli

@@ -1,0 +1,217 @@
+// The spawner process and its message format.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "haco/cgroup.hpp"
+#include "haco/error.hpp"
+#include "haco/runtime.hpp"
+#include "haco/spec_json.hpp"
+#include "haco/supervisor.hpp"
+#include "supervisor/spawner.hpp"
+
+namespace haco::supervisor {
+namespace {
+
+using nlohmann::json;
+
+// Specs are a few KiB; this bounds one message with room to spare.
+constexpr std::size_t kMaxMessage = 1 << 20;
+
+std::int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void send_message(int socket, const std::string& payload, int pass_fd) {
+  iovec iov{const_cast<char*>(payload.data()), payload.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  if (pass_fd >= 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+  }
+  while (::sendmsg(socket, &msg, MSG_NOSIGNAL) < 0)
+    if (errno != EINTR) throw Error::from_errno("sendmsg", "spawner socket", errno);
+}
+
+// One message and the descriptor that came with it; empty payload at EOF.
+std::string receive_message(int socket, UniqueFd* passed) {
+  std::string payload(kMaxMessage, '\0');
+  iovec iov{payload.data(), payload.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  ssize_t n;
+  while ((n = ::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC)) < 0)
+    if (errno != EINTR) throw Error::from_errno("recvmsg", "spawner socket", errno);
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    int fd;
+    std::memcpy(&fd, CMSG_DATA(c), sizeof(int));
+    if (passed) passed->reset(fd);
+    else ::close(fd);
+  }
+  if (msg.msg_flags & MSG_TRUNC) throw Error("spawner message larger than " + std::to_string(kMaxMessage) + " bytes");
+  payload.resize(static_cast<std::size_t>(n));
+  return payload;
+}
+
+// Points stdout and stderr at the instance's log while it is launched, so an
+// init that is not daemonized writes there too; restored on destruction.
+class StdioToLog {
+ public:
+  explicit StdioToLog(const std::string& log_path) {
+    UniqueFd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+    check_sys(log.get(), "open", log_path);
+    saved_out_.reset(check_sys(::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3), "dup", "stdout"));
+    saved_err_.reset(check_sys(::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3), "dup", "stderr"));
+    ::dup2(log.get(), STDOUT_FILENO);
+    ::dup2(log.get(), STDERR_FILENO);
+  }
+  ~StdioToLog() {
+    ::dup2(saved_out_.get(), STDOUT_FILENO);
+    ::dup2(saved_err_.get(), STDERR_FILENO);
+  }
+  StdioToLog(const StdioToLog&) = delete;
+  StdioToLog& operator=(const StdioToLog&) = delete;
+
+ private:
+  UniqueFd saved_out_, saved_err_;
+};
+
+json launch_one(const std::string& fleet, const json& request, UniqueFd& pidfd) {
+  auto instance = instance_spec_from_json(request.at("instance"));
+  auto log_path = request.at("log_path").get<std::string>();
+  const auto& name = instance.container.name;
+  auto cgroup = with_context("cgroup of " + name, [&] {
+    auto existing = cgroups::InstanceCgroup::open(fleet, name);
+    return existing ? std::move(existing) : cgroups::InstanceCgroup::create(fleet, name, instance.container.cgroup);
+  });
+  runtime::LaunchRequest launch{instance, log_path, cgroup.get(), true};
+  std::int64_t clone_started = steady_ns();
+  runtime::LaunchedContainer launched;
+  {
+    StdioToLog stdio(log_path);
+    launched = runtime::launch(launch);
+  }
+  std::int64_t exec_done = steady_ns();
+  pidfd.reset(launched.pidfd);
+  if (!pidfd) pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, launched.pid, 0)));
+  check_sys(pidfd.get(), "pidfd_open", std::to_string(launched.pid));
+  return {{"ok", true},
+          {"pid", launched.pid},
+          {"cgroup_paths", cgroup->paths()},
+          {"clone_started_ns", clone_started},
+          {"exec_done_ns", exec_done}};
+}
+
+[[noreturn]] void spawner_main(const std::string& fleet, unsigned index, int socket, pid_t supervisor) {
+  set_process_title(fmt::format("haco-fleet: spawner {} {}", fleet, index));
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != supervisor) ::_exit(1);
+  ::signal(SIGPIPE, SIG_IGN);
+  for (;;) {
+    std::string message;
+    try {
+      message = receive_message(socket, nullptr);
+    } catch (const Error& e) {
+      fmt::print(stderr, "spawner {}: {}\n", index, e.what());
+      ::_exit(1);
+    }
+    if (message.empty()) ::_exit(0);  // the supervisor closed our socket
+    UniqueFd pidfd;
+    json reply;
+    try {
+      reply = launch_one(fleet, json::parse(message), pidfd);
+    } catch (const std::exception& e) {
+      reply = {{"ok", false}, {"error", e.what()}};
+    }
+    try {
+      send_message(socket, reply.dump(), pidfd.get());
+    } catch (const Error& e) {
+      fmt::print(stderr, "spawner {}: {}\n", index, e.what());
+      ::_exit(1);
+    }
+  }
+}
+
+}  // namespace
+
+SpawnerProcess fork_spawner(const std::string& fleet, unsigned index) {
+  int pair[2];
+  check_sys(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), "socketpair");
+  UniqueFd ours(pair[0]), theirs(pair[1]);
+  int buffer = kMaxMessage;
+  for (int fd : pair) {
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer, sizeof(buffer));
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer, sizeof(buffer));
+  }
+  pid_t supervisor = ::getpid();
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  check_sys(pid, "fork", "spawner");
+  if (pid == 0) {
+    // Keep stdio and the socket (moved to fd 3, close-on-exec so no
+    // container inherits it); everything else of the supervisor is closed.
+    int socket = theirs.release();
+    if (socket != 3) {
+      ::dup3(socket, 3, O_CLOEXEC);
+      socket = 3;
+    }
+    ::syscall(SYS_close_range, 4u, ~0u, 0u);
+    spawner_main(fleet, index, socket, supervisor);
+  }
+  theirs.reset();
+  SpawnerProcess spawner;
+  spawner.socket = std::move(ours);
+  spawner.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  check_sys(spawner.pidfd.get(), "pidfd_open", "spawner " + std::to_string(pid));
+  auto identity = state::identify(pid);
+  spawner.process = identity ? *identity : state::ProcessIdentity{pid, 0};
+  return spawner;
+}
+
+void send_spawn_request(int socket, const SpawnRequest& request) {
+  json message = {{"instance", to_json(request.instance)}, {"log_path", request.log_path}};
+  send_message(socket, message.dump(), -1);
+}
+
+SpawnReply receive_spawn_reply(int socket) {
+  SpawnReply reply;
+  std::string message = receive_message(socket, &reply.pidfd);
+  if (message.empty()) throw Error("the spawner exited");
+  json j = json::parse(message);
+  reply.ok = j.at("ok").get<bool>();
+  if (!reply.ok) {
+    reply.error = j.value("error", std::string("unknown error"));
+    return reply;
+  }
+  reply.pid = j.at("pid").get<pid_t>();
+  reply.cgroup_paths = j.at("cgroup_paths").get<std::vector<std::string>>();
+  reply.clone_started_ns = j.at("clone_started_ns").get<std::int64_t>();
+  reply.exec_done_ns = j.at("exec_done_ns").get<std::int64_t>();
+  if (!reply.pidfd) throw Error("the spawner sent no pidfd for pid " + std::to_string(reply.pid));
+  return reply;
+}
+
+}  // namespace haco::supervisor

@@ -1,0 +1,51 @@
+// Spawners: single-threaded processes forked by the supervisor before it
+// starts anything else. Each receives launch requests on a SOCK_SEQPACKET
+// socket, calls runtime::launch with clone_parent (so the container becomes
+// the supervisor's child) and answers with the pid, its pidfd (SCM_RIGHTS)
+// and the times of clone and exec, or with the error.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "haco/spec.hpp"
+#include "haco/state.hpp"
+#include "haco/unique_fd.hpp"
+
+namespace haco::supervisor {
+
+struct SpawnerProcess {
+  state::ProcessIdentity process;
+  UniqueFd socket;  // the supervisor's end
+  UniqueFd pidfd;   // tells the supervisor when the spawner dies
+};
+
+// Forks spawner `index` of `fleet`. The child closes every descriptor but
+// its socket and stdio, dies with its parent, and never returns.
+SpawnerProcess fork_spawner(const std::string& fleet, unsigned index);
+
+struct SpawnRequest {
+  InstanceSpec instance;
+  std::string log_path;
+};
+
+struct SpawnReply {
+  bool ok = false;
+  pid_t pid = -1;
+  UniqueFd pidfd;
+  std::vector<std::string> cgroup_paths;
+  // CLOCK_MONOTONIC (steady_clock) instants, comparable across processes.
+  std::int64_t clone_started_ns = 0;
+  std::int64_t exec_done_ns = 0;
+  std::string error;
+};
+
+void send_spawn_request(int socket, const SpawnRequest& request);
+// Reads one reply (the socket is readable). Throws when the spawner is gone.
+SpawnReply receive_spawn_reply(int socket);
+
+}  // namespace haco::supervisor

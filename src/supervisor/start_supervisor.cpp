@@ -1,0 +1,95 @@
+// Starting a fleet's supervisor from `up`: detached from the caller's
+// session and terminal, running this same program's `supervise` subcommand.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "haco/error.hpp"
+#include "haco/supervisor.hpp"
+
+namespace haco::supervisor {
+
+std::vector<std::string> supervisor_arguments(const SupervisorConfig& config) {
+  return {"--root",        config.paths.state_root,
+          "--data-root",   config.paths.data_root,
+          "supervise",     "--name",
+          config.paths.fleet,
+          "--definition",  config.definition,
+          "--restart",     format_restart_policy(config.restart),
+          "--spawners",    std::to_string(config.spawners),
+          "--stagger",     std::to_string(config.stagger.count()),
+          "--log-max-bytes", std::to_string(config.log_max_bytes),
+          "--notify-fd",   std::to_string(config.notify_fd)};
+}
+
+state::ProcessIdentity start_supervisor(const SupervisorConfig& config) {
+  int pipe_fds[2];
+  check_sys(::pipe2(pipe_fds, O_CLOEXEC), "pipe2");
+  UniqueFd read_end(pipe_fds[0]), write_end(pipe_fds[1]);
+
+  // Everything the children need is built before fork.
+  SupervisorConfig child_config = config;
+  child_config.notify_fd = write_end.get();
+  std::vector<std::string> args = supervisor_arguments(child_config);
+  args.insert(args.begin(), "haco-fleet: supervisor " + config.paths.fleet);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::string log = config.paths.supervisor_log();
+  std::filesystem::create_directories(config.paths.dir());
+
+  std::fflush(nullptr);
+  pid_t middle = ::fork();
+  check_sys(middle, "fork", "supervisor");
+  if (middle == 0) {
+    // A new session without a terminal; the second fork makes the supervisor
+    // a child of init, not of `up`, and unable to acquire a terminal again.
+    ::setsid();
+    if (::fork() != 0) ::_exit(0);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGHUP, SIG_IGN);
+    int null = ::open("/dev/null", O_RDONLY);
+    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0640);
+    if (null < 0 || out < 0) ::_exit(127);
+    ::dup2(null, STDIN_FILENO);
+    ::dup2(out, STDOUT_FILENO);
+    ::dup2(out, STDERR_FILENO);
+    ::fcntl(child_config.notify_fd, F_SETFD, 0);
+    ::execv("/proc/self/exe", argv.data());
+    std::string message = std::string("error: exec /proc/self/exe: ") + std::strerror(errno) + "\n";
+    [[maybe_unused]] auto n = ::write(child_config.notify_fd, message.data(), message.size());
+    ::_exit(127);
+  }
+  write_end.reset();
+  int status = 0;
+  while (::waitpid(middle, &status, 0) < 0 && errno == EINTR) {
+  }
+
+  std::string answer;
+  char chunk[512];
+  for (;;) {
+    ssize_t n = ::read(read_end.get(), chunk, sizeof(chunk));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    answer.append(chunk, static_cast<std::size_t>(n));
+  }
+  while (!answer.empty() && answer.back() == '\n') answer.pop_back();
+  if (answer != "ready") {
+    if (answer.rfind("error: ", 0) == 0) answer.erase(0, 7);
+    throw Error("starting the supervisor of fleet '" + config.paths.fleet + "': " +
+                (answer.empty() ? "it exited before it was ready (see " + log + ")" : answer));
+  }
+  auto client = ControlClient::connect(config.paths);
+  if (!client) throw Error("the supervisor of fleet '" + config.paths.fleet + "' is not listening");
+  auto pong = client->call({{"op", "ping"}});
+  auto identity = state::identify(pong.at("pid").get<pid_t>());
+  if (!identity) throw Error("the supervisor of fleet '" + config.paths.fleet + "' exited right after it started");
+  return *identity;
+}
+
+}  // namespace haco::supervisor

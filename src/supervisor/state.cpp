@@ -1,0 +1,238 @@
+// fleet.json: the versioned, atomically written state of one fleet.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "haco/error.hpp"
+#include "haco/spec_json.hpp"
+#include "haco/state.hpp"
+
+namespace haco::state {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::array<std::pair<std::string_view, InstanceState>, 7> kStateNames{{
+    {"starting", InstanceState::starting},
+    {"running", InstanceState::running},
+    {"restarting", InstanceState::restarting},
+    {"exited", InstanceState::exited},
+    {"failed", InstanceState::failed},
+    {"stopping", InstanceState::stopping},
+    {"stopped", InstanceState::stopped},
+}};
+
+template <typename T>
+T field(const json& j, const char* name) {
+  auto it = j.find(name);
+  if (it == j.end()) throw Error(std::string("fleet state: missing field '") + name + "'");
+  try {
+    return it->get<T>();
+  } catch (const json::exception&) {
+    throw Error(std::string("fleet state: field '") + name + "' has the wrong type");
+  }
+}
+
+json identity_json(const ProcessIdentity& p) { return {{"pid", p.pid}, {"start_time", p.start_time}}; }
+
+ProcessIdentity identity_from_json(const json& j) {
+  return {field<pid_t>(j, "pid"), field<std::uint64_t>(j, "start_time")};
+}
+
+void write_all(int fd, const std::string& content, const std::string& path) {
+  std::size_t done = 0;
+  while (done < content.size()) {
+    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    check_sys(n, "write", path);
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+}  // namespace
+
+std::string_view instance_state_name(InstanceState s) {
+  for (auto [name, value] : kStateNames)
+    if (value == s) return name;
+  return "unknown";
+}
+
+InstanceState instance_state_from_name(std::string_view name) {
+  for (auto [n, value] : kStateNames)
+    if (n == name) return value;
+  throw Error("fleet state: unknown instance state '" + std::string(name) + "'");
+}
+
+std::string describe_exit(const ExitRecord& e) {
+  if (e.signal != 0) return "signal " + std::to_string(e.signal) + " (" + ::strsignal(e.signal) + ")";
+  return "exit " + std::to_string(e.code);
+}
+
+InstanceRecord* FleetState::find(const std::string& instance) {
+  for (auto& r : instances)
+    if (r.name() == instance) return &r;
+  return nullptr;
+}
+
+const InstanceRecord* FleetState::find(const std::string& instance) const {
+  return const_cast<FleetState*>(this)->find(instance);
+}
+
+json to_json(const rootfs::PreparedRootfs& p) {
+  return {{"instance", p.instance},   {"rootfs", p.rootfs},     {"strategy", std::string(rootfs::strategy_name(p.strategy))},
+          {"upper_dir", p.upper_dir}, {"work_dir", p.work_dir}, {"reused", p.reused},
+          {"elapsed_ns", p.elapsed.count()}};
+}
+
+rootfs::PreparedRootfs prepared_rootfs_from_json(const json& j) {
+  rootfs::PreparedRootfs p;
+  p.instance = field<std::string>(j, "instance");
+  p.rootfs = field<std::string>(j, "rootfs");
+  auto strategy = field<std::string>(j, "strategy");
+  if (strategy == rootfs::strategy_name(rootfs::Strategy::extract)) p.strategy = rootfs::Strategy::extract;
+  else if (strategy == rootfs::strategy_name(rootfs::Strategy::overlay)) p.strategy = rootfs::Strategy::overlay;
+  else throw Error("fleet state: unknown rootfs strategy '" + strategy + "'");
+  p.upper_dir = field<std::string>(j, "upper_dir");
+  p.work_dir = field<std::string>(j, "work_dir");
+  p.reused = field<bool>(j, "reused");
+  p.elapsed = std::chrono::nanoseconds(field<std::int64_t>(j, "elapsed_ns"));
+  return p;
+}
+
+json to_json(const InstanceRecord& r) {
+  json out = {
+      {"spec", to_json(r.spec)},
+      {"spec_hash", r.spec_hash},
+      {"rootfs", r.rootfs ? to_json(*r.rootfs) : json()},
+      {"log_path", r.log_path},
+      {"cgroup_paths", r.cgroup_paths},
+      {"process", identity_json(r.process)},
+      {"state", std::string(instance_state_name(r.state))},
+      {"started_at_unix_ms", r.started_at_unix_ms},
+      {"restarts", r.restarts},
+      {"last_exit", r.last_exit ? json{{"code", r.last_exit->code},
+                                       {"signal", r.last_exit->signal},
+                                       {"at_unix_ms", r.last_exit->at_unix_ms}}
+                                : json()},
+      {"error", r.error},
+  };
+  return out;
+}
+
+InstanceRecord instance_record_from_json(const json& j) {
+  InstanceRecord r;
+  r.spec = instance_spec_from_json(field<json>(j, "spec"));
+  r.spec_hash = field<std::string>(j, "spec_hash");
+  if (const auto& p = field<json>(j, "rootfs"); !p.is_null()) r.rootfs = prepared_rootfs_from_json(p);
+  r.log_path = field<std::string>(j, "log_path");
+  r.cgroup_paths = field<std::vector<std::string>>(j, "cgroup_paths");
+  r.process = identity_from_json(field<json>(j, "process"));
+  r.state = instance_state_from_name(field<std::string>(j, "state"));
+  r.started_at_unix_ms = field<std::int64_t>(j, "started_at_unix_ms");
+  r.restarts = field<unsigned>(j, "restarts");
+  if (const auto& e = field<json>(j, "last_exit"); !e.is_null())
+    r.last_exit = ExitRecord{field<int>(e, "code"), field<int>(e, "signal"), field<std::int64_t>(e, "at_unix_ms")};
+  r.error = field<std::string>(j, "error");
+  return r;
+}
+
+json to_json(const FleetState& s) {
+  json spawners = json::array();
+  for (const auto& p : s.spawners) spawners.push_back(identity_json(p));
+  json instances = json::array();
+  for (const auto& r : s.instances) instances.push_back(to_json(r));
+  return {{"schema", kStateSchemaVersion},
+          {"fleet", s.fleet},
+          {"definition", s.definition},
+          {"restart_policy", s.restart_policy},
+          {"created_at_unix_ms", s.created_at_unix_ms},
+          {"supervisor", identity_json(s.supervisor)},
+          {"spawners", spawners},
+          {"instances", instances}};
+}
+
+FleetState fleet_state_from_json(const json& j) {
+  int schema = field<int>(j, "schema");
+  if (schema != kStateSchemaVersion)
+    throw Error("fleet state: schema " + std::to_string(schema) + " is not the one this haco-fleet reads (" +
+                std::to_string(kStateSchemaVersion) + ")");
+  FleetState s;
+  s.fleet = field<std::string>(j, "fleet");
+  s.definition = field<std::string>(j, "definition");
+  s.restart_policy = field<std::string>(j, "restart_policy");
+  s.created_at_unix_ms = field<std::int64_t>(j, "created_at_unix_ms");
+  s.supervisor = identity_from_json(field<json>(j, "supervisor"));
+  for (const auto& p : field<json>(j, "spawners")) s.spawners.push_back(identity_from_json(p));
+  for (const auto& r : field<json>(j, "instances")) s.instances.push_back(instance_record_from_json(r));
+  return s;
+}
+
+void write_file_atomically(const std::string& path, const std::string& content) {
+  auto slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+  std::string temp = path + ".tmp." + std::to_string(::getpid());
+  UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  check_sys(fd.get(), "open", temp);
+  try {
+    write_all(fd.get(), content, temp);
+    check_sys(::fsync(fd.get()), "fsync", temp);
+    fd.reset();
+    check_sys(::rename(temp.c_str(), path.c_str()), "rename", temp + " -> " + path);
+  } catch (...) {
+    ::unlink(temp.c_str());
+    throw;
+  }
+  UniqueFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  check_sys(dir_fd.get(), "open", dir);
+  check_sys(::fsync(dir_fd.get()), "fsync", dir);
+}
+
+std::optional<FleetState> load_state(const FleetPaths& paths) {
+  std::ifstream in(paths.state_file());
+  if (!in) {
+    if (errno == ENOENT) return std::nullopt;
+    throw Error::from_errno("open", paths.state_file(), errno);
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return with_context("reading " + paths.state_file(), [&] {
+    json j;
+    try {
+      j = json::parse(text.str());
+    } catch (const json::exception& e) {
+      throw Error(std::string("not valid JSON: ") + e.what());
+    }
+    return fleet_state_from_json(j);
+  });
+}
+
+void save_state(const FleetPaths& paths, const FleetState& state) {
+  with_context("writing the state of fleet '" + paths.fleet + "'",
+               [&] { write_file_atomically(paths.state_file(), to_json(state).dump(1) + "\n"); });
+}
+
+std::vector<std::string> list_fleets(const std::string& state_root) {
+  std::vector<std::string> fleets;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(state_root, ec)) {
+    if (!entry.is_directory()) continue;
+    if (std::filesystem::exists(entry.path() / "fleet.json")) fleets.push_back(entry.path().filename());
+  }
+  std::sort(fleets.begin(), fleets.end());
+  return fleets;
+}
+
+std::int64_t unix_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace haco::state

@@ -1,0 +1,689 @@
+// The supervisor process: spawner pool, pidfd watches, restart policy, state
+// file and the control socket, all on one single-threaded io_context.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+
+#include <utility>  // boost 1.74 asio/awaitable.hpp uses std::exchange without it
+
+#include <boost/asio.hpp>
+#include <fmt/format.h>
+
+#include "haco/cgroup.hpp"
+#include "haco/error.hpp"
+#include "haco/supervisor.hpp"
+#include "supervisor/instance_log.hpp"
+#include "supervisor/spawner.hpp"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+namespace haco::supervisor {
+namespace {
+
+namespace asio = boost::asio;
+using nlohmann::json;
+using state::InstanceRecord;
+using state::InstanceState;
+
+constexpr auto kStateWriteDelay = std::chrono::milliseconds(100);
+constexpr auto kLogCheckInterval = std::chrono::seconds(2);
+constexpr auto kKillWait = std::chrono::milliseconds(3000);
+
+void log_line(const std::string& text) {
+  auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  char stamp[32];
+  std::strftime(stamp, sizeof(stamp), "%F %T", std::gmtime(&now));
+  fmt::print(stderr, "{} {}\n", stamp, text);
+  std::fflush(stderr);
+}
+
+int pidfd_signal(int pidfd, int signal) {
+  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, signal, nullptr, 0));
+}
+
+class Supervisor;
+
+// One client of the control socket; lines out are queued and written in order.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(asio::local::stream_protocol::socket socket, Supervisor& owner)
+      : socket_(std::move(socket)), owner_(owner) {}
+  void start() { read_next(); }
+  void send(const json& line);
+
+ private:
+  void read_next();
+  void write_next();
+
+  asio::local::stream_protocol::socket socket_;
+  Supervisor& owner_;
+  asio::streambuf input_;
+  std::deque<std::string> outbox_;
+  bool writing_ = false;
+};
+
+// A `start` request: answered with "done" once each of its instances started
+// or failed.
+struct StartOperation {
+  std::weak_ptr<Session> session;
+  std::set<std::string> waiting;
+};
+
+// A `stop` or `shutdown` request: answered once each instance has exited.
+struct StopOperation {
+  std::weak_ptr<Session> session;
+  std::set<std::string> waiting;
+  bool forget = false;
+  bool shutdown = false;
+  std::unique_ptr<asio::steady_timer> deadline;
+};
+
+struct Instance {
+  InstanceRecord record;
+  std::unique_ptr<asio::posix::stream_descriptor> pidfd;  // while the init runs
+  std::unique_ptr<asio::steady_timer> restart_timer;
+  bool stop_requested = false;
+  bool launching = false;
+};
+
+struct Spawner {
+  unsigned index = 0;
+  state::ProcessIdentity process;
+  std::unique_ptr<asio::posix::stream_descriptor> socket;
+  std::unique_ptr<asio::posix::stream_descriptor> pidfd;
+  std::string busy_with;  // instance being launched, empty when idle
+};
+
+class Supervisor {
+ public:
+  Supervisor(SupervisorConfig config, asio::local::stream_protocol::acceptor::native_handle_type listener,
+             std::vector<SpawnerProcess> spawners)
+      : config_(std::move(config)),
+        acceptor_(io_, asio::local::stream_protocol(), listener),
+        signals_(io_, SIGTERM, SIGINT),
+        state_timer_(io_),
+        log_timer_(io_),
+        stagger_timer_(io_) {
+    state_.fleet = config_.paths.fleet;
+    state_.definition = config_.definition;
+    state_.restart_policy = format_restart_policy(config_.restart);
+    state_.created_at_unix_ms = state::unix_now_ms();
+    state_.supervisor = *state::identify(::getpid());
+    for (auto& process : spawners) adopt_spawner(std::move(process), static_cast<unsigned>(spawners_.size()));
+    refresh_state_processes();
+    save_state_now();
+  }
+
+  int run() {
+    accept_next();
+    signals_.async_wait([this](const boost::system::error_code& ec, int signal) {
+      if (ec) return;
+      log_line(fmt::format("received signal {}: stopping the fleet", signal));
+      begin_stop({}, all_names(), std::chrono::milliseconds(10000), false, true);
+    });
+    schedule_log_check();
+    io_.run();
+    return 0;
+  }
+
+  void handle_request(const std::shared_ptr<Session>& session, const json& request) {
+    auto op = request.value("op", std::string());
+    try {
+      if (op == "start") {
+        start_instances(session, request.at("instances"));
+      } else if (op == "stop") {
+        std::vector<std::string> names;
+        for (const auto& name : request.at("instances")) names.push_back(name.get<std::string>());
+        begin_stop(session, names, std::chrono::milliseconds(request.value("timeout_ms", 10000)),
+                   request.value("forget", false), false);
+      } else if (op == "shutdown") {
+        begin_stop(session, all_names(), std::chrono::milliseconds(request.value("timeout_ms", 10000)), false, true);
+      } else if (op == "ping") {
+        session->send({{"done", true}, {"pid", ::getpid()}});
+      } else {
+        session->send({{"done", true}, {"error", "unknown operation '" + op + "'"}});
+      }
+    } catch (const std::exception& e) {
+      session->send({{"done", true}, {"error", e.what()}});
+    }
+  }
+
+ private:
+  void adopt_spawner(SpawnerProcess process, unsigned index) {
+    auto spawner = std::make_unique<Spawner>();
+    spawner->index = index;
+    spawner->process = process.process;
+    spawner->socket = std::make_unique<asio::posix::stream_descriptor>(io_, process.socket.release());
+    spawner->pidfd = std::make_unique<asio::posix::stream_descriptor>(io_, process.pidfd.release());
+    Spawner* raw = spawner.get();
+    raw->pidfd->async_wait(asio::posix::stream_descriptor::wait_read,
+                           [this, raw](const boost::system::error_code& ec) {
+                             if (!ec) on_spawner_exit(raw);
+                           });
+    if (index < spawners_.size()) spawners_[index] = std::move(spawner);
+    else spawners_.push_back(std::move(spawner));
+  }
+
+  void on_spawner_exit(Spawner* spawner) {
+    siginfo_t info{};
+    ::waitid(static_cast<idtype_t>(P_PIDFD), spawner->pidfd->native_handle(), &info, WEXITED | WNOHANG);
+    if (stopping_all_) return;
+    log_line(fmt::format("spawner {} (pid {}) exited; starting a new one", spawner->index, spawner->process.pid));
+    std::string interrupted = spawner->busy_with;
+    unsigned index = spawner->index;
+    spawner->socket->cancel();
+    spawner->pidfd->cancel();
+    // Forking here is safe: this process runs no other thread.
+    adopt_spawner(fork_spawner(config_.paths.fleet, index), index);
+    if (!interrupted.empty()) launch_failed(interrupted, "the spawner died while starting it");
+    refresh_state_processes();
+    mark_dirty();
+    dispatch();
+  }
+
+  std::vector<std::string> all_names() const {
+    std::vector<std::string> names;
+    for (const auto& [name, instance] : instances_) names.push_back(name);
+    return names;
+  }
+
+  // --- starting -----------------------------------------------------------
+
+  void start_instances(const std::shared_ptr<Session>& session, const json& records) {
+    if (stopping_all_) throw Error("the fleet is shutting down");
+    auto operation = std::make_shared<StartOperation>();
+    operation->session = session;
+    std::vector<std::string> accepted;
+    for (const auto& j : records) {
+      auto record = state::instance_record_from_json(j);
+      auto name = record.name();
+      auto existing = instances_.find(name);
+      if (existing != instances_.end() && (existing->second.pidfd || existing->second.launching ||
+                                           existing->second.record.state == InstanceState::restarting)) {
+        session->send({{"event", "failed"}, {"instance", name}, {"error", "already running"}});
+        continue;
+      }
+      record.state = InstanceState::starting;
+      record.process = {};
+      record.error.clear();
+      auto& instance = instances_[name];
+      instance = Instance{};
+      instance.record = std::move(record);
+      prepare_instance_log(instance.record.log_path);
+      operation->waiting.insert(name);
+      starting_[name] = operation;
+      accepted.push_back(name);
+    }
+    auto& ordered = state_order_;
+    for (const auto& name : accepted)
+      if (std::find(ordered.begin(), ordered.end(), name) == ordered.end()) ordered.push_back(name);
+    for (const auto& name : accepted) queue_.push_back(name);
+    mark_dirty();
+    if (operation->waiting.empty()) finish_start(*operation);
+    dispatch();
+  }
+
+  void dispatch() {
+    while (!queue_.empty()) {
+      Spawner* idle = nullptr;
+      for (auto& spawner : spawners_)
+        if (spawner->busy_with.empty()) {
+          idle = spawner.get();
+          break;
+        }
+      if (!idle) return;
+      auto now = std::chrono::steady_clock::now();
+      if (config_.stagger.count() > 0 && now < last_dispatch_ + config_.stagger) {
+        if (!stagger_armed_) {
+          stagger_armed_ = true;
+          stagger_timer_.expires_at(last_dispatch_ + config_.stagger);
+          stagger_timer_.async_wait([this](const boost::system::error_code& ec) {
+            stagger_armed_ = false;
+            if (!ec) dispatch();
+          });
+        }
+        return;
+      }
+      auto name = queue_.front();
+      queue_.pop_front();
+      auto it = instances_.find(name);
+      if (it == instances_.end() || it->second.stop_requested) continue;
+      last_dispatch_ = now;
+      send_to_spawner(*idle, it->second);
+    }
+  }
+
+  void send_to_spawner(Spawner& spawner, Instance& instance) {
+    const auto& name = instance.record.name();
+    try {
+      send_spawn_request(spawner.socket->native_handle(), {instance.record.spec, instance.record.log_path});
+    } catch (const Error& e) {
+      launch_failed(name, e.what());
+      return;
+    }
+    spawner.busy_with = name;
+    instance.launching = true;
+    Spawner* raw = &spawner;
+    spawner.socket->async_wait(asio::posix::stream_descriptor::wait_read,
+                               [this, raw](const boost::system::error_code& ec) {
+                                 if (!ec) on_spawner_reply(*raw);
+                               });
+  }
+
+  void on_spawner_reply(Spawner& spawner) {
+    std::string name = std::exchange(spawner.busy_with, std::string());
+    SpawnReply reply;
+    try {
+      reply = receive_spawn_reply(spawner.socket->native_handle());
+    } catch (const std::exception& e) {
+      // The spawner died; on_spawner_exit replaces it.
+      spawner.busy_with.clear();
+      launch_failed(name, std::string("spawner: ") + e.what());
+      return;
+    }
+    auto it = instances_.find(name);
+    if (it == instances_.end()) {
+      dispatch();
+      return;
+    }
+    auto& instance = it->second;
+    instance.launching = false;
+    if (!reply.ok) {
+      launch_failed(name, reply.error);
+    } else {
+      launch_succeeded(instance, std::move(reply));
+    }
+    dispatch();
+  }
+
+  void launch_succeeded(Instance& instance, SpawnReply reply) {
+    auto& record = instance.record;
+    auto identity = state::read_start_time(reply.pid);
+    record.process = {reply.pid, identity.value_or(0)};
+    record.cgroup_paths = reply.cgroup_paths;
+    record.state = InstanceState::running;
+    record.started_at_unix_ms = state::unix_now_ms();
+    record.error.clear();
+    instance.pidfd = std::make_unique<asio::posix::stream_descriptor>(io_, reply.pidfd.release());
+    auto name = record.name();
+    instance.pidfd->async_wait(asio::posix::stream_descriptor::wait_read,
+                               [this, name](const boost::system::error_code& ec) {
+                                 if (!ec) on_instance_exit(name);
+                               });
+    log_line(fmt::format("{} started: pid {}", name, reply.pid));
+    notify_started(name, {{"event", "started"},
+                          {"instance", name},
+                          {"pid", reply.pid},
+                          {"start_time", record.process.start_time},
+                          {"clone_started_ns", reply.clone_started_ns},
+                          {"exec_done_ns", reply.exec_done_ns}});
+    if (instance.stop_requested) pidfd_signal(instance.pidfd->native_handle(), record.spec.container.stop_signal);
+    mark_dirty();
+  }
+
+  void launch_failed(const std::string& name, const std::string& error) {
+    auto it = instances_.find(name);
+    if (it == instances_.end()) return;
+    auto& instance = it->second;
+    instance.launching = false;
+    instance.record.state = instance.stop_requested ? InstanceState::stopped : InstanceState::failed;
+    instance.record.error = error;
+    log_line(fmt::format("{} failed to start: {}", name, error));
+    notify_started(name, {{"event", "failed"}, {"instance", name}, {"error", error}});
+    instance_gone(name);
+    mark_dirty();
+  }
+
+  void notify_started(const std::string& name, const json& event) {
+    auto it = starting_.find(name);
+    if (it == starting_.end()) return;
+    auto operation = it->second;
+    starting_.erase(it);
+    if (auto session = operation->session.lock()) session->send(event);
+    operation->waiting.erase(name);
+    if (operation->waiting.empty()) finish_start(*operation);
+  }
+
+  void finish_start(StartOperation& operation) {
+    save_state_now();
+    if (auto session = operation.session.lock()) session->send({{"done", true}});
+  }
+
+  // --- exits and restarts ---------------------------------------------------
+
+  void on_instance_exit(const std::string& name) {
+    auto it = instances_.find(name);
+    if (it == instances_.end() || !it->second.pidfd) return;
+    auto& instance = it->second;
+    siginfo_t info{};
+    if (::waitid(static_cast<idtype_t>(P_PIDFD), instance.pidfd->native_handle(), &info, WEXITED | WNOHANG) != 0 ||
+        info.si_pid == 0) {
+      // Not reapable yet (or reaped elsewhere): wait for the next readiness.
+      if (errno == ECHILD) {
+        info.si_code = CLD_KILLED;
+        info.si_status = 0;
+      } else {
+        instance.pidfd->async_wait(asio::posix::stream_descriptor::wait_read,
+                                   [this, name](const boost::system::error_code& ec) {
+                                     if (!ec) on_instance_exit(name);
+                                   });
+        return;
+      }
+    }
+    instance.pidfd.reset();
+    auto& record = instance.record;
+    state::ExitRecord exit;
+    exit.at_unix_ms = state::unix_now_ms();
+    if (info.si_code == CLD_EXITED) exit.code = info.si_status;
+    else exit.signal = info.si_status;
+    record.last_exit = exit;
+    record.process = {};
+    log_line(fmt::format("{} ended: {}", name, state::describe_exit(exit)));
+    if (instance.stop_requested) {
+      record.state = InstanceState::stopped;
+    } else if (should_restart(config_.restart, exit, record.restarts)) {
+      record.state = InstanceState::restarting;
+      auto delay = restart_delay(record.restarts);
+      ++record.restarts;
+      instance.restart_timer = std::make_unique<asio::steady_timer>(io_, delay);
+      instance.restart_timer->async_wait([this, name](const boost::system::error_code& ec) {
+        if (ec) return;
+        auto again = instances_.find(name);
+        if (again == instances_.end() || again->second.stop_requested) return;
+        again->second.record.state = InstanceState::starting;
+        queue_.push_back(name);
+        dispatch();
+      });
+    } else {
+      record.state = (exit.signal == 0 && exit.code == 0) ? InstanceState::exited : InstanceState::failed;
+    }
+    instance_gone(name);
+    mark_dirty();
+  }
+
+  // --- stopping ---------------------------------------------------------------
+
+  void begin_stop(const std::shared_ptr<Session>& session, const std::vector<std::string>& names,
+                  std::chrono::milliseconds timeout, bool forget, bool shutdown) {
+    if (shutdown) stopping_all_ = true;
+    auto operation = std::make_shared<StopOperation>();
+    operation->session = session;
+    operation->forget = forget;
+    operation->shutdown = shutdown;
+    for (const auto& name : names) {
+      auto it = instances_.find(name);
+      if (it == instances_.end()) continue;
+      auto& instance = it->second;
+      instance.stop_requested = true;
+      if (instance.restart_timer) instance.restart_timer->cancel();
+      if (instance.pidfd) {
+        instance.record.state = InstanceState::stopping;
+        pidfd_signal(instance.pidfd->native_handle(), instance.record.spec.container.stop_signal);
+        operation->waiting.insert(name);
+      } else if (instance.launching) {
+        instance.record.state = InstanceState::stopping;
+        operation->waiting.insert(name);
+      } else if (instance.record.state == InstanceState::starting ||
+                 instance.record.state == InstanceState::restarting) {
+        instance.record.state = InstanceState::stopped;
+        notify_started(name, {{"event", "failed"}, {"instance", name}, {"error", "stopped before it started"}});
+      }
+    }
+    for (const auto& name : names) forget_later_.erase(name);
+    if (forget)
+      for (const auto& name : names) forget_later_.insert(name);
+    operation->deadline = std::make_unique<asio::steady_timer>(io_, timeout);
+    std::weak_ptr<StopOperation> weak = operation;
+    operation->deadline->async_wait([this, weak](const boost::system::error_code& ec) {
+      auto op = weak.lock();
+      if (!ec && op) kill_remaining(*op);
+    });
+    stops_.push_back(operation);
+    mark_dirty();
+    check_stops();
+  }
+
+  // The stop signal was not enough: SIGKILL through the cgroup (every process
+  // of the instance, not only its init).
+  void kill_remaining(StopOperation& operation) {
+    for (const auto& name : operation.waiting) {
+      log_line(fmt::format("{} did not stop in time: killing its cgroup", name));
+      auto it = instances_.find(name);
+      if (it != instances_.end() && it->second.pidfd) pidfd_signal(it->second.pidfd->native_handle(), SIGKILL);
+      try {
+        if (auto cgroup = cgroups::InstanceCgroup::open(config_.paths.fleet, name)) cgroup->kill_all(kKillWait);
+      } catch (const std::exception& e) {
+        log_line(fmt::format("{}: {}", name, e.what()));
+      }
+    }
+  }
+
+  // Called whenever an instance stops running (exit, failed launch).
+  void instance_gone(const std::string& name) {
+    for (auto& operation : stops_) operation->waiting.erase(name);
+    check_stops();
+  }
+
+  void check_stops() {
+    for (auto it = stops_.begin(); it != stops_.end();) {
+      auto operation = *it;
+      if (!operation->waiting.empty()) {
+        ++it;
+        continue;
+      }
+      it = stops_.erase(it);
+      operation->deadline->cancel();
+      if (operation->forget) {
+        for (const auto& name : forget_later_) {
+          instances_.erase(name);
+          state_order_.erase(std::remove(state_order_.begin(), state_order_.end(), name), state_order_.end());
+        }
+        forget_later_.clear();
+      }
+      save_state_now();
+      auto session = operation->session.lock();
+      if (session) session->send({{"done", true}});
+      if (operation->shutdown) finish_shutdown();
+    }
+  }
+
+  void finish_shutdown() {
+    log_line("all instances stopped; supervisor exits");
+    for (auto& spawner : spawners_) {
+      spawner->pidfd->cancel();
+      spawner->socket.reset();  // the spawner reads end-of-file and exits
+    }
+    for (auto& spawner : spawners_) {
+      siginfo_t info{};
+      ::waitid(static_cast<idtype_t>(P_PIDFD), spawner->pidfd->native_handle(), &info, WEXITED);
+    }
+    state_.spawners.clear();
+    save_state_now();
+    ::unlink(config_.paths.control_socket().c_str());
+    // Let the last replies reach their clients before the loop ends.
+    asio::post(io_, [this] {
+      acceptor_.close();
+      signals_.cancel();
+      state_timer_.cancel();
+      log_timer_.cancel();
+      stagger_timer_.cancel();
+      io_.stop();
+    });
+  }
+
+  // --- state ------------------------------------------------------------------
+
+  void refresh_state_processes() {
+    state_.spawners.clear();
+    for (const auto& spawner : spawners_) state_.spawners.push_back(spawner->process);
+  }
+
+  void mark_dirty() {
+    if (state_write_pending_) return;
+    state_write_pending_ = true;
+    state_timer_.expires_after(kStateWriteDelay);
+    state_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec && state_write_pending_) save_state_now();
+    });
+  }
+
+  void save_state_now() {
+    state_write_pending_ = false;
+    state_.instances.clear();
+    for (const auto& name : state_order_) {
+      auto it = instances_.find(name);
+      if (it != instances_.end()) state_.instances.push_back(it->second.record);
+    }
+    try {
+      state::save_state(config_.paths, state_);
+    } catch (const Error& e) {
+      log_line(e.what());
+    }
+  }
+
+  void schedule_log_check() {
+    log_timer_.expires_after(kLogCheckInterval);
+    log_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      for (const auto& [name, instance] : instances_) {
+        try {
+          if (rotate_instance_log(instance.record.log_path, config_.log_max_bytes))
+            log_line(fmt::format("{}: log rotated", name));
+        } catch (const Error& e) {
+          log_line(fmt::format("{}: {}", name, e.what()));
+        }
+      }
+      schedule_log_check();
+    });
+  }
+
+  void accept_next() {
+    acceptor_.async_accept([this](const boost::system::error_code& ec, asio::local::stream_protocol::socket socket) {
+      if (ec) return;
+      std::make_shared<Session>(std::move(socket), *this)->start();
+      accept_next();
+    });
+  }
+
+  SupervisorConfig config_;
+  asio::io_context io_;
+  asio::local::stream_protocol::acceptor acceptor_;
+  asio::signal_set signals_;
+  asio::steady_timer state_timer_;
+  asio::steady_timer log_timer_;
+  asio::steady_timer stagger_timer_;
+  bool stagger_armed_ = false;
+  bool state_write_pending_ = false;
+  bool stopping_all_ = false;
+  std::chrono::steady_clock::time_point last_dispatch_{};
+  state::FleetState state_;
+  std::vector<std::unique_ptr<Spawner>> spawners_;
+  std::map<std::string, Instance> instances_;
+  std::vector<std::string> state_order_;  // instances in the order they were started
+  std::deque<std::string> queue_;         // waiting for a spawner
+  std::map<std::string, std::shared_ptr<StartOperation>> starting_;
+  std::vector<std::shared_ptr<StopOperation>> stops_;
+  std::set<std::string> forget_later_;
+};
+
+void Session::send(const json& line) {
+  outbox_.push_back(line.dump() + "\n");
+  if (!writing_) write_next();
+}
+
+void Session::write_next() {
+  if (outbox_.empty()) {
+    writing_ = false;
+    return;
+  }
+  writing_ = true;
+  auto self = shared_from_this();
+  asio::async_write(socket_, asio::buffer(outbox_.front()), [self](const boost::system::error_code& ec, std::size_t) {
+    if (ec) {
+      self->outbox_.clear();
+      self->writing_ = false;
+      return;
+    }
+    self->outbox_.pop_front();
+    self->write_next();
+  });
+}
+
+void Session::read_next() {
+  auto self = shared_from_this();
+  asio::async_read_until(socket_, input_, '\n', [self](const boost::system::error_code& ec, std::size_t size) {
+    if (ec) return;
+    std::string line(asio::buffers_begin(self->input_.data()), asio::buffers_begin(self->input_.data()) + size);
+    self->input_.consume(size);
+    json request;
+    try {
+      request = json::parse(line);
+    } catch (const json::exception& e) {
+      self->send({{"done", true}, {"error", std::string("malformed request: ") + e.what()}});
+      return;
+    }
+    self->owner_.handle_request(self, request);
+    self->read_next();
+  });
+}
+
+int listen_on(const std::string& path) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(address.sun_path)) throw Error("control socket path too long: " + path);
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  // The fleet lock is held by the `up` that starts us: a socket file left
+  // here belongs to a supervisor that is gone.
+  ::unlink(path.c_str());
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  check_sys(fd.get(), "socket");
+  check_sys(::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), "bind", path);
+  ::chmod(path.c_str(), 0600);
+  check_sys(::listen(fd.get(), 64), "listen", path);
+  return fd.release();
+}
+
+void notify(int fd, const std::string& message) {
+  if (fd < 0) return;
+  std::string line = message + "\n";
+  [[maybe_unused]] auto n = ::write(fd, line.data(), line.size());
+  ::close(fd);
+}
+
+}  // namespace
+
+int run_supervisor(SupervisorConfig config) {
+  set_process_title("haco-fleet: supervisor " + config.paths.fleet);
+  ::signal(SIGHUP, SIG_IGN);
+  ::signal(SIGPIPE, SIG_IGN);
+  log_line(fmt::format("supervisor of fleet '{}' starting (pid {}, {} spawners, restart {})", config.paths.fleet,
+                       ::getpid(), config.spawners, format_restart_policy(config.restart)));
+  try {
+    UniqueFd listener(listen_on(config.paths.control_socket()));
+    // The spawners are forked first, while this process is small and has no
+    // io_context yet.
+    std::vector<SpawnerProcess> spawners;
+    for (unsigned k = 0; k < std::max(1u, config.spawners); ++k)
+      spawners.push_back(fork_spawner(config.paths.fleet, k));
+    Supervisor supervisor(config, listener.release(), std::move(spawners));
+    notify(std::exchange(config.notify_fd, -1), "ready");
+    return supervisor.run();
+  } catch (const std::exception& e) {
+    log_line(std::string("supervisor failed: ") + e.what());
+    notify(config.notify_fd, std::string("error: ") + e.what());
+    return 1;
+  }
+}
+
+}  // namespace haco::supervisor

@@ -1,0 +1,220 @@
+// Stopping instances and removing everything a fleet left on the host:
+// processes, cgroups, rootfs mounts (and with purge the trees), state.
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "haco/cgroup.hpp"
+#include "haco/error.hpp"
+#include "haco/rootfs.hpp"
+#include "haco/supervisor.hpp"
+
+namespace haco::supervisor {
+namespace {
+
+using state::InstanceRecord;
+using state::ProcessIdentity;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kPoll = std::chrono::milliseconds(20);
+constexpr auto kKillWait = std::chrono::milliseconds(5000);
+// How long a supervisor may take to exit after it said it is done.
+constexpr auto kSupervisorExitWait = std::chrono::milliseconds(5000);
+
+// Signals `who` only if it is still the process we recorded: the pidfd pins
+// the process, then its start time is compared.
+bool signal_if_same(const ProcessIdentity& who, int signal) {
+  if (who.pid <= 0) return false;
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, who.pid, 0)));
+  if (!pidfd || !state::is_alive(who)) return false;
+  return ::syscall(SYS_pidfd_send_signal, pidfd.get(), signal, nullptr, 0) == 0;
+}
+
+bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  while (!done()) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(kPoll);
+  }
+  return true;
+}
+
+void report(const TeardownOptions& options, const std::string& text) {
+  if (options.progress) options.progress(text);
+}
+
+// Runs `step`; a failure is noted and the teardown goes on with the rest.
+class Failures {
+ public:
+  template <typename Fn>
+  void attempt(const std::string& what, Fn&& step) {
+    try {
+      step();
+    } catch (const std::exception& e) {
+      errors_.push_back(what + ": " + e.what());
+    }
+  }
+  void throw_if_any(const std::string& context) const {
+    if (errors_.empty()) return;
+    std::string text;
+    for (const auto& e : errors_) text += (text.empty() ? "" : "; ") + e;
+    throw Error(context + ": " + text);
+  }
+
+ private:
+  std::vector<std::string> errors_;
+};
+
+// Without a supervisor: the stop signal to each init still alive, then wait
+// for the inits and their cgroups to empty.
+void stop_unsupervised(const std::string& fleet, const std::vector<InstanceRecord>& records,
+                       std::chrono::milliseconds timeout) {
+  std::vector<std::pair<ProcessIdentity, std::unique_ptr<cgroups::InstanceCgroup>>> running;
+  for (const auto& r : records) {
+    signal_if_same(r.process, r.spec.container.stop_signal);
+    running.emplace_back(r.process, cgroups::InstanceCgroup::open(fleet, r.name()));
+  }
+  wait_until(
+      [&] {
+        for (const auto& [process, cgroup] : running) {
+          if (state::is_alive(process)) return false;
+          if (cgroup && !cgroup->processes().empty()) return false;
+        }
+        return true;
+      },
+      timeout);
+}
+
+// SIGKILL to whatever is left in each instance's cgroup, then the cgroup goes.
+void remove_cgroups(const std::string& fleet, const std::vector<InstanceRecord>& records, Failures& failures) {
+  for (const auto& r : records) {
+    failures.attempt("cgroup of " + r.name(), [&] {
+      auto cgroup = cgroups::InstanceCgroup::open(fleet, r.name());
+      if (!cgroup) return;
+      if (!cgroup->processes().empty()) cgroup->kill_all(kKillWait);
+      // A killed init may take a moment to be reaped by its parent.
+      for (int attempt = 0;; ++attempt) {
+        try {
+          cgroup->remove();
+          return;
+        } catch (const Error& e) {
+          if (attempt >= 50 || e.sys_errno() != EBUSY) throw;
+          std::this_thread::sleep_for(kPoll);
+        }
+      }
+    });
+  }
+}
+
+void teardown_rootfs(const std::vector<InstanceRecord>& records, const std::function<bool(const InstanceRecord&)>& purge,
+                     Failures& failures) {
+  for (const auto& r : records) {
+    if (!r.rootfs) continue;
+    failures.attempt("rootfs of " + r.name(), [&] { rootfs::teardown(*r.rootfs, purge(r)); });
+  }
+}
+
+std::optional<ControlClient> connect_with_deadline(const state::FleetPaths& paths, std::chrono::milliseconds timeout) {
+  auto client = ControlClient::connect(paths);
+  if (!client) return client;
+  auto total = timeout + std::chrono::seconds(10);
+  timeval tv{static_cast<time_t>(std::chrono::duration_cast<std::chrono::seconds>(total).count()), 0};
+  ::setsockopt(client->fd(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return client;
+}
+
+}  // namespace
+
+void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& options) {
+  Failures failures;
+  std::optional<state::FleetState> fleet;
+  failures.attempt("reading the state", [&] { fleet = state::load_state(paths); });
+
+  bool supervised = false;
+  failures.attempt("stopping through the supervisor", [&] {
+    auto client = connect_with_deadline(paths, options.timeout);
+    if (!client) return;
+    report(options, "stopping instances (supervisor)");
+    client->call({{"op", "shutdown"}, {"timeout_ms", options.timeout.count()}});
+    supervised = true;
+  });
+  if (fleet) {
+    if (!wait_until([&] { return !state::is_alive(fleet->supervisor); }, kSupervisorExitWait)) {
+      report(options, "killing the supervisor");
+      signal_if_same(fleet->supervisor, SIGKILL);
+    }
+    for (const auto& spawner : fleet->spawners) signal_if_same(spawner, SIGKILL);
+    // The supervisor's last word on pids and rootfs.
+    if (supervised) failures.attempt("reading the final state", [&] {
+        if (auto last = state::load_state(paths)) fleet = std::move(last);
+      });
+    if (!supervised) {
+      report(options, "stopping instances (no supervisor: by pid and cgroup)");
+      stop_unsupervised(paths.fleet, fleet->instances, options.timeout);
+    }
+    report(options, "removing cgroups");
+    remove_cgroups(paths.fleet, fleet->instances, failures);
+  }
+  failures.attempt("fleet cgroup", [&] { cgroups::remove_fleet_cgroups(paths.fleet); });
+  if (fleet) {
+    report(options, options.purge ? "removing rootfs trees" : "unmounting rootfs");
+    teardown_rootfs(fleet->instances, [&](const InstanceRecord&) { return options.purge; }, failures);
+  }
+  if (options.purge)
+    failures.attempt("instance logs", [&] {
+      if (std::filesystem::exists(paths.log_dir())) rootfs::remove_tree(paths.log_dir());
+    });
+  failures.throw_if_any("down of fleet '" + paths.fleet + "' is incomplete (state kept in " + paths.dir() + ")");
+
+  report(options, "removing state");
+  std::error_code ec;
+  for (const auto& file : {paths.state_file(), paths.control_socket(), paths.supervisor_log(), paths.lock_file()})
+    std::filesystem::remove(file, ec);
+  std::filesystem::remove(paths.dir(), ec);
+  if (ec) throw Error::from_errno("rmdir", paths.dir(), ec.value());
+}
+
+void teardown_instances(const state::FleetPaths& paths, const std::vector<InstanceRecord>& records,
+                        const TeardownOptions& options, bool purge_created) {
+  if (records.empty()) return;
+  Failures failures;
+  bool supervised = false;
+  failures.attempt("stopping through the supervisor", [&] {
+    auto client = connect_with_deadline(paths, options.timeout);
+    if (!client) return;
+    nlohmann::json names = nlohmann::json::array();
+    for (const auto& r : records) names.push_back(r.name());
+    client->call({{"op", "stop"}, {"instances", names}, {"timeout_ms", options.timeout.count()}, {"forget", true}});
+    supervised = true;
+  });
+  if (!supervised) stop_unsupervised(paths.fleet, records, options.timeout);
+  remove_cgroups(paths.fleet, records, failures);
+  teardown_rootfs(records, [&](const InstanceRecord& r) { return purge_created && !r.rootfs->reused; }, failures);
+  failures.throw_if_any("removing the instances this `up` started");
+}
+
+std::optional<FleetMemory> fleet_memory(const state::FleetState& fleet) {
+  if (!state::is_alive(fleet.supervisor)) return std::nullopt;
+  auto supervisor = state::read_memory(fleet.supervisor.pid);
+  if (!supervisor) return std::nullopt;
+  FleetMemory memory;
+  memory.supervisor = *supervisor;
+  memory.total = *supervisor;
+  for (const auto& spawner : fleet.spawners) {
+    if (!state::is_alive(spawner)) continue;
+    if (auto usage = state::read_memory(spawner.pid)) {
+      memory.spawners.push_back(*usage);
+      memory.total.rss_kib += usage->rss_kib;
+      memory.total.pss_kib += usage->pss_kib;
+    }
+  }
+  return memory;
+}
+
+}  // namespace haco::supervisor
