@@ -306,7 +306,7 @@ run_floor() {
 # b: haco-fleet up; `label` is cold (fresh data root: the image is read and
 # laid down for the first time) or warm (the image cache of the previous run).
 run_fleet() {
-  local first=$1 count=$2 label=$3 t0 t1 json supervisor
+  local first=$1 count=$2 label=$3 t0 t1
   [ "$label" = warm ] || rm -rf "$work/b"
   mkdir -p "$work/b"
   t0=$(now)
@@ -318,12 +318,18 @@ run_fleet() {
   check_pages "$first" "$count"
   result[b_$label,$count]=$(elapsed "$t0" "$t1")
   if [ "$label" = warm ]; then
+    # haco-fleet's own processes: the supervisor and its children that are not
+    # instances (the spawners); containers are the supervisor's children too.
+    local json supervisor instances own
     json=$(fleet ps --json)
-    supervisor=$(jq -r '.supervisor.pid // empty' <<<"$json")
-    local own=($supervisor $(jq -r '.spawners[]?.pid // empty' <<<"$json"))
-    local instances=($(jq -r '.instances[]?.pid // empty' <<<"$json"))
-    result[b_own,$count]=$(rss_pss_kb "${own[@]}")
-    read -r _ result[b_pss,$count] < <(rss_pss_kb "${instances[@]}" $(descendants "${instances[@]}"))
+    supervisor=$(jq -r '.fleets[0].supervisor.pid' <<<"$json")
+    instances=$(jq -r '.fleets[0].instances[].pid // empty' <<<"$json")
+    own=$(ps -e -o pid=,ppid= | awk -v sup="$supervisor" -v inst="$(echo $instances)" '
+            BEGIN { n = split(inst, a, " "); for (i = 1; i <= n; i++) skip[a[i]] = 1 }
+            $2 == sup && !($1 in skip) { print $1 }')
+    result[b_own,$count]=$(rss_pss_kb "$supervisor" $own)
+    result[b_own_n,$count]=$(( 1 + $(wc -w <<<"$own") ))
+    read -r _ result[b_pss,$count] < <(rss_pss_kb $instances $(descendants $instances))
   fi
   fleet down --purge >"$work/b/down-$label-$count.log" 2>&1 || die "haco-fleet down failed"
   fleet_up=0
@@ -361,6 +367,6 @@ for n in "${counts[@]}"; do
   echo "$line"
   if [ -n "${result[b_own,$n]:-}" ]; then
     read -r rss pss <<<"${result[b_own,$n]}"
-    echo "N=$n haco-fleet supervisor+spawners: RSS $(mb "$rss"), PSS $(mb "$pss")"
+    echo "N=$n haco-fleet supervisor+spawners (${result[b_own_n,$n]} processes): RSS $(mb "$rss"), PSS $(mb "$pss")"
   fi
 done
