@@ -45,6 +45,22 @@ std::vector<std::string> mounts_at_or_under(const std::string& path) {
   return found;
 }
 
+std::string overlay_using_upper(const std::string& upper) {
+  std::ifstream in("/proc/self/mountinfo");
+  if (!in) throw Error::from_errno("open", "/proc/self/mountinfo", errno);
+  const std::string needle = "upperdir=" + upper + ",";
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, devno, root, mount_point;
+    fields >> id >> parent >> devno >> root >> mount_point;
+    std::size_t dash = line.find(" - overlay ");
+    if (dash != std::string::npos && (line + ",").find(needle, dash) != std::string::npos)
+      return unescape(mount_point);
+  }
+  return {};
+}
+
 bool is_mount_point(const std::string& path) {
   const std::string base = without_trailing_slash(path);
   for (const std::string& m : mounts_at_or_under(base))

@@ -87,6 +87,8 @@ class OverlayInstance {
         throw Error(fmt::format("the image has files owned by gid {}, outside the instance's gid mapping", gid));
 
     if (!mounts_at_or_under(dir).empty()) throw Error(fmt::format("{} has mounts under it", dir));
+    if (std::string m = overlay_using_upper(upper_); !m.empty())
+      throw Error(fmt::format("instance {} already has an overlay mounted at {}", inst.instance, m));
     remove_tree(dir);  // left by an interrupted run
     make_parents(dir);
     check_sys(mkdir(dir.c_str(), 0700), "mkdir", dir);
