@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -101,13 +102,16 @@ class LatencyRecorder {
   LatencySummary summary() const;
 
  private:
-  PhaseInterval* open_interval(InstanceId id, std::string_view phase);
+  // Removes `phase` of `id` from the open ones and returns it (null if not open).
+  PhaseInterval* take_open(InstanceId id, std::string_view phase);
 
   const Clock::time_point start_;
   mutable std::mutex mutex_;
   std::optional<Clock::time_point> finish_;
-  std::vector<InstanceTrack> tracks_;
+  std::map<InstanceId, std::string> tracks_;  // instance names
   std::vector<PhaseInterval> intervals_;
+  // Index into intervals_ of each open phase.
+  std::map<std::pair<InstanceId, std::string>, std::size_t> open_;
 };
 
 // A fixed-width table for a terminal:

@@ -13,6 +13,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+// Before Asio: Boost 1.74's awaitable.hpp uses std::exchange without it.
+#include <utility>
 
 #include <boost/asio/io_context.hpp>
 

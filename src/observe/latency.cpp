@@ -74,26 +74,23 @@ LatencyRecorder::LatencyRecorder(Clock::time_point start) : start_(start) {}
 
 void LatencyRecorder::add_instance(InstanceId id, std::string name) {
   std::lock_guard lock(mutex_);
-  auto it = std::find_if(tracks_.begin(), tracks_.end(), [&](const InstanceTrack& t) { return t.id == id; });
-  if (it != tracks_.end())
-    it->name = std::move(name);
-  else
-    tracks_.push_back({id, std::move(name)});
+  tracks_[id] = std::move(name);
 }
 
-PhaseInterval* LatencyRecorder::open_interval(InstanceId id, std::string_view phase) {
-  // Searched from the end: the open interval of a phase is the most recent one.
-  for (auto it = intervals_.rbegin(); it != intervals_.rend(); ++it) {
-    if (it->instance == id && it->phase == phase) return it->finished ? nullptr : &*it;
-  }
-  return nullptr;
+PhaseInterval* LatencyRecorder::take_open(InstanceId id, std::string_view phase) {
+  auto it = open_.find({id, std::string(phase)});
+  if (it == open_.end()) return nullptr;
+  PhaseInterval* interval = &intervals_[it->second];
+  open_.erase(it);
+  return interval;
 }
 
 void LatencyRecorder::begin(InstanceId id, std::string_view phase, Clock::time_point at) {
   std::lock_guard lock(mutex_);
-  if (auto* open = open_interval(id, phase)) {
-    open->start = at;
-    open->end = at;
+  auto [it, inserted] = open_.try_emplace({id, std::string(phase)}, intervals_.size());
+  if (!inserted) {
+    intervals_[it->second].start = at;
+    intervals_[it->second].end = at;
     return;
   }
   PhaseInterval interval;
@@ -106,7 +103,7 @@ void LatencyRecorder::begin(InstanceId id, std::string_view phase, Clock::time_p
 
 void LatencyRecorder::end(InstanceId id, std::string_view phase, Clock::time_point at) {
   std::lock_guard lock(mutex_);
-  if (auto* open = open_interval(id, phase)) {
+  if (auto* open = take_open(id, phase)) {
     open->end = at;
     open->finished = true;
     return;
@@ -116,7 +113,7 @@ void LatencyRecorder::end(InstanceId id, std::string_view phase, Clock::time_poi
 
 void LatencyRecorder::fail(InstanceId id, std::string_view phase, std::string error, Clock::time_point at) {
   std::lock_guard lock(mutex_);
-  if (auto* open = open_interval(id, phase)) {
+  if (auto* open = take_open(id, phase)) {
     open->end = at;
     open->finished = true;
     open->ok = false;
@@ -149,8 +146,8 @@ std::vector<PhaseInterval> LatencyRecorder::intervals() const {
 
 std::vector<InstanceTrack> LatencyRecorder::instances() const {
   std::lock_guard lock(mutex_);
-  auto tracks = tracks_;
-  std::sort(tracks.begin(), tracks.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  std::vector<InstanceTrack> tracks;
+  for (const auto& [id, name] : tracks_) tracks.push_back({id, name});
   return tracks;
 }
 
@@ -161,7 +158,7 @@ LatencySummary LatencyRecorder::summary() const {
   {
     std::lock_guard lock(mutex_);
     snapshot = intervals_;
-    for (const auto& t : tracks_) ids.insert(t.id);
+    for (const auto& t : tracks_) ids.insert(t.first);
     end = finish_.value_or(Clock::now());
   }
   LatencySummary summary;
