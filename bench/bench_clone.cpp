@@ -1,0 +1,187 @@
+// Cost per container of the clone engine, beside the floor the kernel sets:
+// a bare clone3 into the same namespaces + uid/gid maps + exec of /bin/true.
+// Every iteration starts a container whose init exits at once and reaps it.
+// Run as root:  build/bench/bench_clone  (or with --benchmark_filter=...)
+#include <benchmark/benchmark.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "haco/cgroup.hpp"
+#include "haco/error.hpp"
+#include "haco/runtime.hpp"
+#include "runtime/file_io.hpp"
+#include "runtime/syscalls.hpp"
+
+namespace {
+
+constexpr std::uint32_t kIdBase = 3900000;
+constexpr unsigned long kNamespaces = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
+
+// The busybox image extracted once, owned by the id range, removed at exit.
+class BenchRootfs {
+ public:
+  BenchRootfs() {
+    char tmpl[] = "/tmp/haco-bench-clone.XXXXXX";
+    if (!::mkdtemp(tmpl)) throw haco::Error::from_errno("mkdtemp", tmpl, errno);
+    dir_ = tmpl;
+    std::filesystem::permissions(dir_, std::filesystem::perms(0755));
+    rootfs_ = dir_ + "/rootfs";
+    std::string cmd = fmt::format(
+        "set -e; img=$({0}/scripts/build-busybox-image.sh); mkdir {1}; tar -xzf \"$img\" -C {1}; "
+        "chown -R -h {2}:{2} {1}",
+        HACO_SOURCE_DIR, rootfs_, kIdBase);
+    if (std::system(cmd.c_str()) != 0) throw haco::Error("preparing the bench rootfs failed: " + cmd);
+  }
+  ~BenchRootfs() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  const std::string& path() const { return rootfs_; }
+
+ private:
+  std::string dir_;
+  std::string rootfs_;
+};
+
+const BenchRootfs* g_rootfs = nullptr;
+
+haco::ContainerSpec minimal_spec() {
+  haco::ContainerSpec c;
+  c.name = "haco-bench";
+  c.command = {"/bin/true"};
+  c.rootfs = g_rootfs->path();
+  c.namespaces = {haco::Namespace::user, haco::Namespace::pid, haco::Namespace::ipc, haco::Namespace::uts,
+                  haco::Namespace::mount};
+  c.uid_map = {{0, kIdBase, 100}};
+  c.gid_map = {{0, kIdBase, 100}};
+  return c;
+}
+
+haco::ContainerSpec template_spec() {
+  haco::ContainerSpec c = minimal_spec();
+  c.mounts = {{"tmpfs", "/tmp", "tmpfs", "", false}};
+  c.network_etc_host_root = "/etc";
+  c.independent_mounts = {haco::IndependentMount::procfs, haco::IndependentMount::sysfs,
+                          haco::IndependentMount::devtmpfs, haco::IndependentMount::devpts,
+                          haco::IndependentMount::shm};
+  return c;
+}
+
+void reap(pid_t pid, int pidfd) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (pidfd >= 0) ::close(pidfd);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw haco::Error(fmt::format("container init ended with wait status {}", status));
+}
+
+// The floor: clone3 into the namespaces, the parent writes the maps, the
+// child waits for them on a pipe and execs /bin/true from the rootfs.
+void BM_Floor(benchmark::State& state) {
+  std::string true_path = g_rootfs->path() + "/bin/busybox";
+  std::string maps = fmt::format("0 {} 100\n", kIdBase);
+  for (auto _ : state) {
+    int ready[2];
+    haco::check_sys(::pipe2(ready, O_CLOEXEC), "pipe2");
+    haco::sys::CloneArgs args;
+    args.flags = kNamespaces;
+    args.exit_signal = SIGCHLD;
+    long pid = haco::sys::clone3(args);
+    if (pid == 0) {
+      char byte;
+      ::close(ready[1]);
+      if (::read(ready[0], &byte, 1) != 1) ::_exit(126);
+      const char* argv[] = {"true", nullptr};
+      const char* envp[] = {nullptr};
+      ::execve(true_path.c_str(), const_cast<char**>(argv), const_cast<char**>(envp));
+      ::_exit(127);
+    }
+    haco::check_sys(pid, "clone3");
+    ::close(ready[0]);
+    haco::write_kernel_file(fmt::format("/proc/{}/gid_map", pid), maps);
+    haco::write_kernel_file(fmt::format("/proc/{}/uid_map", pid), maps);
+    if (::write(ready[1], "x", 1) != 1) throw haco::Error::from_errno("write", "pipe", errno);
+    ::close(ready[1]);
+    reap(static_cast<pid_t>(pid), -1);
+  }
+  state.counters["containers/s"] = benchmark::Counter(static_cast<double>(state.iterations()),
+                                                      benchmark::Counter::kIsRate);
+}
+
+void run_launches(benchmark::State& state, const haco::ContainerSpec& spec,
+                  const haco::cgroups::InstanceCgroup* cgroup) {
+  haco::runtime::LaunchRequest req;
+  req.instance.container = spec;
+  req.cgroup = cgroup;
+  for (auto _ : state) {
+    auto c = haco::runtime::launch(req);
+    reap(c.pid, c.pidfd);
+  }
+  state.counters["containers/s"] = benchmark::Counter(static_cast<double>(state.iterations()),
+                                                      benchmark::Counter::kIsRate);
+}
+
+// launch() with the same namespaces, the rootfs bound and pivoted into.
+void BM_Launch(benchmark::State& state) { run_launches(state, minimal_spec(), nullptr); }
+
+// launch() with the template's mounts: tmpfs /tmp, resolv.conf and hosts,
+// proc, the read-only /sys, /dev with its device binds, devpts, shm.
+void BM_LaunchTemplateMounts(benchmark::State& state) { run_launches(state, template_spec(), nullptr); }
+
+// launch() into a cgroup (v1 limits + v2 membership on a hybrid host): the
+// parent's extra writes of cgroup.procs and CLONE_INTO_CGROUP.
+void BM_LaunchIntoCgroup(benchmark::State& state) {
+  auto cg = haco::cgroups::InstanceCgroup::create("haco-bench", "clone", {{"cpu.cfs_quota_us", "50000"}});
+  run_launches(state, minimal_spec(), cg.get());
+  cg->kill_all(std::chrono::seconds(5));
+  cg->remove();
+  haco::cgroups::remove_fleet_cgroups("haco-bench");
+}
+
+// Creating and removing one instance's cgroup (done once per instance by `up`).
+void BM_CgroupCreateRemove(benchmark::State& state) {
+  for (auto _ : state) {
+    auto cg = haco::cgroups::InstanceCgroup::create("haco-bench", "cg", {{"cpu.cfs_period_us", "100000"},
+                                                                          {"cpu.cfs_quota_us", "30000"}});
+    cg->remove();
+  }
+  haco::cgroups::remove_fleet_cgroups("haco-bench");
+}
+
+BENCHMARK(BM_Floor)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Launch)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_LaunchTemplateMounts)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_LaunchIntoCgroup)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_CgroupCreateRemove)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (::geteuid() != 0) {
+    std::fprintf(stderr, "bench_clone starts real containers: run it as root\n");
+    return 1;
+  }
+  benchmark::Initialize(&argc, argv);
+  try {
+    BenchRootfs rootfs;
+    g_rootfs = &rootfs;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_clone: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
