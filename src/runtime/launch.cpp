@@ -79,7 +79,9 @@ LaunchedContainer launch_container(const LaunchRequest& r) {
   sys::CloneArgs args;
   args.flags = clone_flags(r);
   args.pidfd = reinterpret_cast<std::uintptr_t>(&pidfd);
-  args.exit_signal = SIGCHLD;
+  // clone3 refuses an exit signal with CLONE_PARENT: the child then inherits
+  // the caller's own (SIGCHLD), sent to the caller's parent.
+  args.exit_signal = r.clone_parent ? 0 : SIGCHLD;
   if (args.flags & sys::kCloneIntoCgroup) args.cgroup = static_cast<std::uint64_t>(r.cgroup->clone_into_fd());
   long pid = sys::clone3(args);
   if (pid < 0) throw Error::from_errno("clone3", errno);

@@ -1,0 +1,91 @@
+// The optional namespaces (net, cgroup) and CLONE_PARENT, on real containers.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "runtime/container_fixture.hpp"
+
+namespace haco::testing {
+namespace {
+
+class NamespacesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "starting containers needs root";
+  }
+};
+
+TEST_F(NamespacesTest, NetAndCgroupNamespacesWithARealSysfs) {
+  std::uint32_t base = test_id_base();
+  TempRootfs rootfs(base);
+  const char* fleet = "haco-rt-ns";
+  CgroupGuard cg(cgroups::InstanceCgroup::create(fleet, "netns", {{"pids.max", "32"}}), fleet);
+  runtime::LaunchRequest req;
+  ContainerSpec& c = req.instance.container;
+  c = busybox_spec("haco-rt-netns", rootfs, base,
+                   "echo net=$(ls /sys/class/net | tr '\\n' ' '); ip link show lo; "
+                   "echo cgroups; cat /proc/self/cgroup; echo END; exec sleep 60");
+  c.namespaces.push_back(Namespace::net);
+  c.namespaces.push_back(Namespace::cgroup);
+  c.independent_mounts.push_back(IndependentMount::sysfs);
+  req.log_path = (rootfs.dir() / "init.log").string();
+  req.cgroup = cg.get();
+  Container container(req);
+  std::string log = wait_for_text(req.log_path, "END");
+  ASSERT_NE(log.find("END"), std::string::npos) << log;
+
+  // Its own sysfs shows its own interfaces: loopback only, and up.
+  EXPECT_NE(log.find("net=lo\n"), std::string::npos) << log;
+  EXPECT_NE(log.find("<LOOPBACK,UP,LOWER_UP>"), std::string::npos) << log;
+  // The cgroup namespace is rooted at the instance's cgroups, v1 and v2 alike.
+  std::string cgroups = log.substr(log.find("cgroups\n") + 8);
+  EXPECT_NE(cgroups.find(":pids:/\n"), std::string::npos) << cgroups;
+  EXPECT_EQ(cgroups.find("haco-fleet"), std::string::npos) << cgroups;
+  char self[256]{}, other[256]{};
+  ::readlink("/proc/self/ns/net", self, sizeof self - 1);
+  ::readlink(fmt::format("/proc/{}/ns/net", container.pid()).c_str(), other, sizeof other - 1);
+  EXPECT_STRNE(self, other);
+}
+
+// The fleet's spawners clone with CLONE_PARENT: the container is a child of
+// the spawner's parent, which reaps it.
+TEST_F(NamespacesTest, CloneParentMakesTheCallersParentReapTheContainer) {
+  std::uint32_t base = test_id_base();
+  TempRootfs rootfs(base);
+  runtime::LaunchRequest req;
+  req.instance.container = busybox_spec("haco-rt-parent", rootfs, base, "exit 7");
+  req.log_path = (rootfs.dir() / "init.log").string();
+  req.clone_parent = true;
+  int report[2];
+  ASSERT_EQ(::pipe(report), 0);
+  pid_t spawner = ::fork();
+  ASSERT_GE(spawner, 0);
+  if (spawner == 0) {
+    ::close(report[0]);
+    pid_t pid = -1;
+    try {
+      pid = runtime::launch(req).pid;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "launch with CLONE_PARENT: %s\n", e.what());
+    }
+    ::write(report[1], &pid, sizeof pid);
+    ::_exit(0);
+  }
+  ::close(report[1]);
+  pid_t container = -1;
+  ASSERT_EQ(::read(report[0], &container, sizeof container), static_cast<ssize_t>(sizeof container));
+  ::close(report[0]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(spawner, &status, 0), spawner);
+  ASSERT_GT(container, 0);
+  ASSERT_EQ(::waitpid(container, &status, 0), container);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 7);
+}
+
+}  // namespace
+}  // namespace haco::testing
