@@ -1,3 +1,4 @@
+#include "haco/cgroup.hpp"
 #include "haco/error.hpp"
 #include "haco/fleet.hpp"
 
@@ -20,6 +21,7 @@ std::vector<InstanceSpec> expand(const std::string& definition_path, const std::
     instance.port = port;
     instance.container = with_context("port " + value,
                                       [&] { return evaluator.evaluate_file(definition_path, env); });
+    with_context("port " + value + ": " + definition_path, [&] { cgroups::validate_settings(instance.container.cgroup); });
     instances.push_back(std::move(instance));
   }
   validate_fleet(instances, read_host_ids(), options.allow_shared_rootfs);

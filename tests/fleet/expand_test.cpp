@@ -97,3 +97,27 @@ TEST(ExpandJson, DocumentShapeIsPinned) {
 
 }  // namespace
 }  // namespace haco::fleet
+
+namespace haco::fleet {
+namespace {
+
+TEST(Expand, UnknownCgroupKeyIsRefusedBeforeAnythingStarts) {
+  testing::TempDir dir;
+  std::string path = dir.file("cg.haco", R"(Haconiwa.define do |config|
+  config.name = "cg"
+  config.init_command = "/bin/true"
+  config.chroot_to "/srv/cg"
+  config.cgroup["cpu.no_such_knob"] = 1
+end
+)");
+  try {
+    expand(path, {1}, {});
+    FAIL() << "an unknown cgroup key was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("cpu.no_such_knob"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("cg.haco"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace haco::fleet
