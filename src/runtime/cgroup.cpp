@@ -39,7 +39,7 @@ std::unique_ptr<InstanceCgroup> InstanceCgroup::create(const std::string& fleet,
     if (h.v1.empty()) {
       std::string missing;
       for (const auto& s : v2_settings)
-        if (!h.v2 || !h.v2->has(controller_of(s.key))) missing += " " + controller_of(s.key);
+        if (!h.v2 || !h.v2->has(controller_of(s.key))) missing.append(" ").append(controller_of(s.key));
       throw Error(fmt::format("no cgroup hierarchy offers the controllers:{}", missing));
     }
     return V1Cgroup::create(h, fleet, instance, translate_to_v1(settings), true);

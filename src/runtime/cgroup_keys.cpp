@@ -167,7 +167,7 @@ std::vector<CgroupSetting> translate_to_v2(const std::vector<CgroupSetting>& set
   std::vector<CgroupSetting> out;
   for (const auto& key : order) {
     std::string value;
-    for (const auto& f : files[key]) value += (value.empty() ? "" : " ") + f;
+    for (const auto& f : files[key]) value.append(value.empty() ? "" : " ").append(f);
     out.push_back({key, value});
   }
   return out;

@@ -24,8 +24,8 @@ std::unique_ptr<V2Cgroup> V2Cgroup::create(const Hierarchy& v2, const std::strin
   // Each level must pass the controllers down to the next (cgroup.subtree_control).
   std::string enable;
   for (const auto& s : v2_settings) {
-    std::string c = "+" + controller_of(s.key);
-    if (enable.find(c) == std::string::npos) enable += (enable.empty() ? "" : " ") + c;
+    std::string c = fmt::format("+{}", controller_of(s.key));
+    if (enable.find(c) == std::string::npos) enable.append(enable.empty() ? "" : " ").append(c);
   }
   auto enable_in = [&](const std::string& dir) {
     if (!enable.empty())

@@ -53,7 +53,7 @@ Message failure_message(ChildStep step, const Error& e) {
   copy_text(m.path, e.path());
   copy_text(m.message, e.message());
   std::string context;
-  for (const auto& c : e.context()) context += (context.empty() ? "" : "\n") + c;
+  for (const auto& c : e.context()) context.append(context.empty() ? "" : "\n").append(c);
   copy_text(m.context, context);
   return m;
 }

@@ -64,7 +64,7 @@ std::string fs_context_log(int fs_fd) {
   ssize_t n;
   while ((n = ::read(fs_fd, buf, sizeof buf - 1)) > 0) {
     buf[n] = '\0';
-    log += (log.empty() ? "" : "; ") + std::string(buf + (n > 2 && buf[1] == ' ' ? 2 : 0));
+    log.append(log.empty() ? "" : "; ").append(buf + (n > 2 && buf[1] == ' ' ? 2 : 0));
   }
   return log;
 }
