@@ -46,13 +46,13 @@ std::uint32_t test_id_base() {
   return next += 100;
 }
 
-TempRootfs::TempRootfs(std::uint32_t owner) {
+TempRootfs::TempRootfs(std::uint32_t owner, const std::string& name) {
   char tmpl[] = "/tmp/haco-runtime-test.XXXXXX";
   if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp");
   dir_ = tmpl;
   // The container's root (a host uid of the range) must be able to reach its rootfs.
   std::filesystem::permissions(dir_, std::filesystem::perms(0755));
-  path_ = dir_ / "rootfs";
+  path_ = dir_ / name;
   std::filesystem::create_directory(path_);
   run(fmt::format("tar -xzf {} -C {} && chown -R -h {}:{} {}", busybox_image(), path_.string(), owner, owner,
                   path_.string()));

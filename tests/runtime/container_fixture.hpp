@@ -25,8 +25,9 @@ std::uint32_t test_id_base();
 
 class TempRootfs {
  public:
-  // Extracts the image with tar and shifts ownership to `owner` (chown -R -h).
-  explicit TempRootfs(std::uint32_t owner);
+  // Extracts the image with tar into <temporary dir>/<name> and shifts
+  // ownership to `owner` (chown -R -h).
+  explicit TempRootfs(std::uint32_t owner, const std::string& name = "rootfs");
   ~TempRootfs();
   TempRootfs(const TempRootfs&) = delete;
   TempRootfs& operator=(const TempRootfs&) = delete;

@@ -51,6 +51,32 @@ TEST_F(NamespacesTest, NetAndCgroupNamespacesWithARealSysfs) {
   EXPECT_STRNE(self, other);
 }
 
+// Without a user namespace the container is real root: the kernel lets it
+// mount a real devtmpfs and sysfs.
+TEST_F(NamespacesTest, WithoutAUserNamespaceTheRealFilesystemsAreMounted) {
+  TempRootfs rootfs(0);
+  runtime::LaunchRequest req;
+  ContainerSpec& c = req.instance.container;
+  c = busybox_spec("haco-rt-nouser", rootfs, 0, "echo uid=$(id -u); echo END; exec sleep 60");
+  c.namespaces = {Namespace::pid, Namespace::mount, Namespace::uts};
+  c.uid_map.clear();
+  c.gid_map.clear();
+  c.independent_mounts.push_back(IndependentMount::sysfs);
+  req.log_path = (rootfs.dir() / "init.log").string();
+  Container container(req);
+  std::string log = wait_for_text(req.log_path, "END");
+  ASSERT_NE(log.find("END"), std::string::npos) << log;
+  EXPECT_NE(log.find("uid=0\n"), std::string::npos) << log;
+  std::string mountinfo = read_file(fmt::format("/proc/{}/mountinfo", container.pid()));
+  EXPECT_NE(mountinfo.find(" /dev rw,nosuid,noexec"), std::string::npos) << mountinfo;
+  EXPECT_NE(mountinfo.find(" - devtmpfs "), std::string::npos) << mountinfo;
+  EXPECT_NE(mountinfo.find(" /sys ro,"), std::string::npos) << mountinfo;
+  char self[256]{}, other[256]{};
+  ::readlink("/proc/self/ns/user", self, sizeof self - 1);
+  ::readlink(fmt::format("/proc/{}/ns/user", container.pid()).c_str(), other, sizeof other - 1);
+  EXPECT_STREQ(self, other);
+}
+
 // The fleet's spawners clone with CLONE_PARENT: the container is a child of
 // the spawner's parent, which reaps it.
 TEST_F(NamespacesTest, CloneParentMakesTheCallersParentReapTheContainer) {
