@@ -93,7 +93,6 @@ struct InstanceRecord {
   std::string error;                // why it failed (launch error), empty otherwise
 
   const std::string& name() const { return spec.container.name; }
-  bool operator==(const InstanceRecord&) const = default;
 };
 
 struct FleetState {
@@ -107,7 +106,6 @@ struct FleetState {
 
   InstanceRecord* find(const std::string& instance);
   const InstanceRecord* find(const std::string& instance) const;
-  bool operator==(const FleetState&) const = default;
 };
 
 nlohmann::json to_json(const rootfs::PreparedRootfs& prepared);

@@ -275,7 +275,7 @@ class Up {
       const auto& c = i.container;
       if (c.bootstrap.kind == BootstrapKind::tarball)
         images.push_back({c.name, c.rootfs, c.bootstrap.archive_path, c.uid_map, c.gid_map,
-                          c.rootfs_owner ? rootfs::OwnershipPolicy::squash : rootfs::OwnershipPolicy::shift});
+                          rootfs::OwnershipPolicy::shift});
     }
     if (!images.empty()) {
       rootfs::PrepareOptions prepare;

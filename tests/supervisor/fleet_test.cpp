@@ -1,0 +1,203 @@
+// Real fleets of busybox containers: up, ps, down, verified from the host.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "fleet_fixture.hpp"
+
+namespace haco::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST_F(FleetTest, UpPsDownLeavesNothing) {
+  auto result = up(4, "--parallel 2");
+  ASSERT_EQ(result.status, 0) << result.output;
+  EXPECT_NE(result.output.find("4 of 4 instances ready"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("exec_to_ready"), std::string::npos) << result.output;
+
+  auto fleet = fleet_state();
+  ASSERT_TRUE(fleet.has_value());
+  ASSERT_EQ(fleet->instances.size(), 4u);
+  EXPECT_EQ(fleet->spawners.size(), 2u);
+  EXPECT_EQ(read_text("/proc/" + std::to_string(fleet->supervisor.pid) + "/comm"), "supervisor " + fleet_.substr(0, 4) + "\n");
+  EXPECT_EQ(read_text("/proc/" + std::to_string(fleet->supervisor.pid) + "/cmdline").c_str(),
+            "haco-fleet: supervisor " + fleet_);
+  EXPECT_EQ(read_text("/proc/" + std::to_string(fleet->spawners[1].pid) + "/cmdline").c_str(),
+            "haco-fleet: spawner " + fleet_ + " 1");
+  for (const auto& r : fleet->instances) {
+    SCOPED_TRACE(r.name());
+    ASSERT_TRUE(state::is_alive(r.process));
+    // The supervisor is the parent of every init, not the spawner that cloned it.
+    EXPECT_EQ(parent_of(r.process.pid), fleet->supervisor.pid);
+    unsigned base = r.spec.port * 100u;
+    EXPECT_EQ(host_uid(r.process.pid), base);
+    std::istringstream uid_map(read_text("/proc/" + std::to_string(r.process.pid) + "/uid_map"));
+    unsigned inside = 1, outside = 0, count = 0;
+    uid_map >> inside >> outside >> count;
+    EXPECT_EQ(inside, 0u);
+    EXPECT_EQ(outside, base);
+    EXPECT_EQ(count, 100u);
+    EXPECT_TRUE(can_connect(r.spec.port));
+    EXPECT_EQ(r.state, state::InstanceState::running);
+    EXPECT_FALSE(r.cgroup_paths.empty());
+    for (const auto& dir : r.cgroup_paths)
+      EXPECT_NE(read_text(dir + "/cgroup.procs").find(std::to_string(r.process.pid)), std::string::npos) << dir;
+  }
+
+  auto ps = ps_json();
+  ASSERT_EQ(ps["fleets"].size(), 1u);
+  const auto& listed = ps["fleets"][0];
+  EXPECT_TRUE(listed["supervisor"]["running"].get<bool>());
+  EXPECT_GT(listed["memory"]["total"]["pss_kib"].get<std::uint64_t>(), 0u);
+  ASSERT_EQ(listed["instances"].size(), 4u);
+  EXPECT_EQ(listed["instances"][0]["state"], "running");
+  EXPECT_EQ(listed["instances"][0]["uid_range"],
+            std::to_string(port_base_ * 100) + "-" + std::to_string(port_base_ * 100 + 99));
+  auto table = haco("ps --name " + fleet_);
+  EXPECT_NE(table.output.find("RESTARTS"), std::string::npos) << table.output;
+
+  auto down = haco("down --name " + fleet_ + " --timeout 2");
+  ASSERT_EQ(down.status, 0) << down.output;
+  expect_nothing_left(*fleet);
+  for (const auto& r : fleet->instances) EXPECT_FALSE(can_connect(r.spec.port)) << r.name();
+  // Without --purge the trees stay, for a later `up` to reuse.
+  EXPECT_TRUE(std::filesystem::exists(rootfs_base_ + "/t-" + std::to_string(port_base_) + "/bin/busybox"));
+}
+
+TEST_F(FleetTest, DownAfterTheSupervisorWasKilled) {
+  auto result = up(3);
+  ASSERT_EQ(result.status, 0) << result.output;
+  auto fleet = fleet_state();
+  ASSERT_TRUE(fleet.has_value());
+  ASSERT_EQ(::kill(fleet->supervisor.pid, SIGKILL), 0);
+  for (int i = 0; i < 100 && state::is_alive(fleet->supervisor); ++i) std::this_thread::sleep_for(20ms);
+
+  auto table = haco("ps --name " + fleet_);
+  EXPECT_NE(table.output.find("NOT running"), std::string::npos) << table.output;
+  EXPECT_NE(table.output.find("running (unsupervised)"), std::string::npos) << table.output;
+
+  auto down = haco("down --name " + fleet_ + " --timeout 1 --purge");
+  ASSERT_EQ(down.status, 0) << down.output;
+  expect_nothing_left(*fleet);
+  EXPECT_FALSE(std::filesystem::exists(rootfs_base_ + "/t-" + std::to_string(port_base_)));
+}
+
+TEST_F(FleetTest, ExecErrorOfTheInitReachesUpWithExitOne) {
+  ::setenv("HACO_TEST_INIT", "/no/such/init", 1);
+  auto result = up(2);
+  ::unsetenv("HACO_TEST_INIT");
+  EXPECT_EQ(result.status, 1) << result.output;
+  EXPECT_NE(result.output.find("failed t-" + std::to_string(port_base_)), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("/no/such/init"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("No such file or directory"), std::string::npos) << result.output;
+  auto fleet = fleet_state();
+  ASSERT_TRUE(fleet.has_value());
+  EXPECT_EQ(fleet->instances[0].state, state::InstanceState::failed);
+  auto down = haco("down --name " + fleet_ + " --timeout 1 --purge");
+  ASSERT_EQ(down.status, 0) << down.output;
+  expect_nothing_left(*fleet);
+}
+
+TEST_F(FleetTest, RestartPolicyRestartsAFailingInit) {
+  ::setenv("HACO_TEST_SH", "exit 3", 1);
+  auto result = up(1, "--no-wait --restart on-failure:2");
+  ASSERT_EQ(result.status, 0) << result.output;
+  nlohmann::json instance;
+  for (int i = 0; i < 100; ++i) {
+    instance = ps_json()["fleets"][0]["instances"][0];
+    if (instance["state"] == "failed") break;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(instance["state"], "failed") << instance.dump();
+  EXPECT_EQ(instance["restarts"], 2) << instance.dump();
+  EXPECT_EQ(instance["last_exit"], "exit 3") << instance.dump();
+  auto fleet = fleet_state();
+  ASSERT_EQ(haco("down --name " + fleet_ + " --purge").status, 0);
+  expect_nothing_left(*fleet);
+}
+
+TEST_F(FleetTest, UpOfARunningFleetStartsOnlyTheMissing) {
+  ASSERT_EQ(up(2).status, 0);
+  auto first = fleet_state();
+  ASSERT_TRUE(first.has_value());
+  auto more = up(3);
+  ASSERT_EQ(more.status, 0) << more.output;
+  EXPECT_NE(more.output.find("2 instances already running, starting the 1 missing"), std::string::npos)
+      << more.output;
+  auto second = fleet_state();
+  ASSERT_EQ(second->instances.size(), 3u);
+  EXPECT_EQ(second->supervisor, first->supervisor);
+  EXPECT_EQ(second->instances[0].process, first->instances[0].process);
+
+  // A changed definition is refused, and nothing is started.
+  ::setenv("HACO_TEST_MARK", "b", 1);
+  auto changed = up(4);
+  EXPECT_EQ(changed.status, 2) << changed.output;
+  EXPECT_NE(changed.output.find("changed"), std::string::npos) << changed.output;
+  EXPECT_EQ(fleet_state()->instances.size(), 3u);
+
+  auto final_state = fleet_state();
+  ASSERT_EQ(haco("down --purge").status, 0);
+  expect_nothing_left(*final_state);
+}
+
+TEST_F(FleetTest, BadInputStartsNothing) {
+  auto result = haco("up --name " + fleet_ + " --ports 5-3 " + definition());
+  EXPECT_EQ(result.status, 2) << result.output;
+  result = haco("up --name " + fleet_ + " --restart sometimes --ports " + ports(1) + " " + definition());
+  EXPECT_EQ(result.status, 2) << result.output;
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/" + fleet_ + "/fleet.json"));
+  EXPECT_EQ(fleet_cgroup_dirs(), std::vector<std::string>{});
+}
+
+TEST_F(FleetTest, BareDownWithSeveralFleetsAsksForOne) {
+  ASSERT_EQ(up(1).status, 0);
+  auto other = haco("up --name " + fleet_ + "-b --ports " + ports(1, 5) + " --timeout 20 --rootfs extract " + definition());
+  ASSERT_EQ(other.status, 0) << other.output;
+  auto bare = haco("down");
+  EXPECT_EQ(bare.status, 2) << bare.output;
+  EXPECT_NE(bare.output.find(fleet_ + "-b"), std::string::npos) << bare.output;
+  auto a = fleet_state();
+  auto b = state::load_state({root_, data_, fleet_ + "-b"});
+  ASSERT_EQ(haco("down --all --purge --timeout 1").status, 0);
+  expect_nothing_left(*a);
+  EXPECT_FALSE(state::is_alive(b->supervisor));
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/" + fleet_ + "-b"));
+}
+
+TEST_F(FleetTest, InterruptedUpRemovesWhatItStarted) {
+  std::string command = haco_command("up --name " + fleet_ + " --ports " + ports(8) +
+                                     " --parallel 1 --stagger 400 --timeout 30 --rootfs extract " + definition());
+  pid_t up_pid = ::fork();
+  ASSERT_GE(up_pid, 0);
+  if (up_pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", ("exec " + command + " >/dev/null 2>&1").c_str(), nullptr);
+    ::_exit(127);
+  }
+  // Interrupt once some, not all, instances run.
+  std::optional<state::FleetState> seen;
+  for (int i = 0; i < 400; ++i) {
+    seen = fleet_state();
+    if (seen && seen->instances.size() == 8 &&
+        std::count_if(seen->instances.begin(), seen->instances.end(),
+                      [](const auto& r) { return r.state == state::InstanceState::running; }) >= 2)
+      break;
+    std::this_thread::sleep_for(25ms);
+  }
+  ASSERT_TRUE(seen.has_value());
+  ::kill(up_pid, SIGINT);
+  int status = 0;
+  ::waitpid(up_pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  expect_nothing_left(*seen);
+  // The trees this `up` created are removed too.
+  EXPECT_FALSE(std::filesystem::exists(rootfs_base_ + "/t-" + std::to_string(port_base_)));
+}
+
+}  // namespace
+}  // namespace haco::testing

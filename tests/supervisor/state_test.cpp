@@ -1,0 +1,197 @@
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "haco/error.hpp"
+#include "haco/state.hpp"
+#include "test_support.hpp"
+
+namespace haco::state {
+namespace {
+
+InstanceSpec sample_instance(std::uint16_t port) {
+  InstanceSpec i;
+  i.index = 3;
+  i.port = port;
+  i.container.name = "web-" + std::to_string(port);
+  i.container.command = {"/bin/busybox", "httpd", "-f"};
+  i.container.rootfs = "/tmp/rootfs/web-" + std::to_string(port);
+  i.container.namespaces = {Namespace::user, Namespace::pid};
+  i.container.uid_map = {{0, port * 100u, 100}};
+  i.container.gid_map = {{0, port * 100u, 100}};
+  i.container.cgroup = {{"pids.max", "64"}};
+  return i;
+}
+
+FleetState sample_state() {
+  FleetState s;
+  s.fleet = "web";
+  s.definition = "/defs/web.haco";
+  s.restart_policy = "on-failure:3";
+  s.created_at_unix_ms = 1700000000000;
+  s.supervisor = {1234, 99887766};
+  s.spawners = {{1235, 99887770}, {1236, 99887771}};
+  InstanceRecord r;
+  r.spec = sample_instance(10001);
+  r.spec_hash = spec_hash(r.spec);
+  rootfs::PreparedRootfs p;
+  p.instance = "web-10001";
+  p.rootfs = "/tmp/rootfs/web-10001";
+  p.strategy = rootfs::Strategy::overlay;
+  p.upper_dir = "/data/web-10001/upper";
+  p.work_dir = "/data/web-10001/work";
+  p.reused = true;
+  p.elapsed = std::chrono::nanoseconds(1234567);
+  r.rootfs = p;
+  r.log_path = "/data/logs/web/web-10001.log";
+  r.cgroup_paths = {"/sys/fs/cgroup/pids/haco-fleet/web/web-10001"};
+  r.process = {4321, 555};
+  r.state = InstanceState::running;
+  r.started_at_unix_ms = 1700000001000;
+  r.restarts = 2;
+  r.last_exit = ExitRecord{-1, 9, 1700000000500};
+  s.instances.push_back(r);
+  InstanceRecord failed;
+  failed.spec = sample_instance(10002);
+  failed.spec_hash = spec_hash(failed.spec);
+  failed.state = InstanceState::failed;
+  failed.error = "exec /x: No such file or directory";
+  s.instances.push_back(failed);
+  return s;
+}
+
+TEST(FleetState, RoundTripsThroughJson) {
+  auto s = sample_state();
+  auto back = fleet_state_from_json(nlohmann::json::parse(to_json(s).dump()));
+  EXPECT_EQ(to_json(back), to_json(s));
+  ASSERT_EQ(back.instances.size(), 2u);
+  EXPECT_EQ(back.instances[0].spec, s.instances[0].spec);
+  EXPECT_EQ(back.instances[0].rootfs->elapsed, s.instances[0].rootfs->elapsed);
+  EXPECT_EQ(back.instances[0].rootfs->strategy, rootfs::Strategy::overlay);
+  EXPECT_EQ(back.instances[0].last_exit, s.instances[0].last_exit);
+  EXPECT_EQ(back.spawners, s.spawners);
+  EXPECT_EQ(to_json(s)["schema"], kStateSchemaVersion);
+}
+
+TEST(FleetState, RefusesAnotherSchemaAndMissingFields) {
+  auto j = to_json(sample_state());
+  j["schema"] = kStateSchemaVersion + 1;
+  EXPECT_THROW(fleet_state_from_json(j), Error);
+  auto k = to_json(sample_state());
+  k["instances"][0].erase("process");
+  try {
+    fleet_state_from_json(k);
+    FAIL() << "a record without its process was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("process"), std::string::npos) << e.what();
+  }
+}
+
+TEST(FleetState, SavedAtomicallyAndLoadedBack) {
+  testing::TempDir dir;
+  FleetPaths paths{dir.path().string(), dir.path().string() + "/data", "web"};
+  EXPECT_FALSE(load_state(paths).has_value());
+  std::filesystem::create_directories(paths.dir());
+  auto s = sample_state();
+  save_state(paths, s);
+  auto loaded = load_state(paths);
+  ASSERT_TRUE(loaded.has_value());
+  EXPECT_EQ(to_json(*loaded), to_json(s));
+  // No temporary file is left beside it.
+  std::size_t files = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(paths.dir())) ++files;
+  EXPECT_EQ(files, 1u);
+  EXPECT_EQ(list_fleets(dir.path().string()), std::vector<std::string>{"web"});
+}
+
+TEST(FleetState, CorruptFileIsAnErrorNamingIt) {
+  testing::TempDir dir;
+  FleetPaths paths{dir.path().string(), "", "web"};
+  dir.file("web/fleet.json", "{not json");
+  try {
+    load_state(paths);
+    FAIL() << "corrupt state accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(paths.state_file()), std::string::npos) << e.what();
+  }
+}
+
+TEST(SpecHash, StableAndSensitiveToWhatTheInstanceIs) {
+  auto a = sample_instance(10001);
+  auto b = sample_instance(10001);
+  EXPECT_EQ(spec_hash(a), spec_hash(b));
+  EXPECT_EQ(spec_hash(a).size(), 16u);
+  b.index = 7;  // position in the port list is not part of the definition
+  EXPECT_EQ(spec_hash(a), spec_hash(b));
+  b.container.environment = {"MARK=b"};
+  EXPECT_NE(spec_hash(a), spec_hash(b));
+  EXPECT_NE(spec_hash(sample_instance(10001)), spec_hash(sample_instance(10002)));
+}
+
+TEST(ProcessIdentity, TellsARecycledPidFromTheProcess) {
+  auto self = identify(::getpid());
+  ASSERT_TRUE(self.has_value());
+  EXPECT_TRUE(is_alive(*self));
+  EXPECT_FALSE(is_alive({self->pid, self->start_time + 1}));
+
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  auto identity = identify(child);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(identity.has_value());
+  EXPECT_FALSE(is_alive(*identity));
+  EXPECT_FALSE(read_start_time(child).has_value());
+}
+
+TEST(ProcessIdentity, ReadsMemoryFromSmapsRollup) {
+  auto memory = read_memory(::getpid());
+  ASSERT_TRUE(memory.has_value());
+  EXPECT_GT(memory->rss_kib, 0u);
+  EXPECT_GT(memory->pss_kib, 0u);
+  EXPECT_LE(memory->pss_kib, memory->rss_kib);
+}
+
+TEST(FleetLock, ExcludesASecondHolder) {
+  testing::TempDir dir;
+  FleetPaths paths{dir.path().string(), "", "web"};
+  auto lock = FleetLock::acquire(paths, false);
+  // Another process (flock locks belong to open files) cannot take it.
+  pid_t child = ::fork();
+  if (child == 0) {
+    try {
+      FleetLock::acquire(paths, false);
+      ::_exit(0);
+    } catch (const Error&) {
+      ::_exit(3);
+    }
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  EXPECT_EQ(WEXITSTATUS(status), 3);
+  lock.release();
+  child = ::fork();
+  if (child == 0) {
+    try {
+      FleetLock::acquire(paths, false);
+      ::_exit(0);
+    } catch (const Error&) {
+      ::_exit(3);
+    }
+  }
+  ::waitpid(child, &status, 0);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(ExitRecord, DescribesExitsAndSignals) {
+  EXPECT_EQ(describe_exit({3, 0, 0}), "exit 3");
+  EXPECT_EQ(describe_exit({-1, 9, 0}).rfind("signal 9", 0), 0u);
+}
+
+}  // namespace
+}  // namespace haco::state
