@@ -65,8 +65,9 @@ std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& ins
 // (and upper/work), never following symlinks or crossing mount points,
 // refusing if something is still mounted under it.
 void teardown(const PreparedRootfs& prepared, bool purge);
-// The same for a whole fleet, `parallel` at a time; every instance is
-// attempted, the first error is thrown at the end.
+// The same for a whole fleet, `parallel` at a time (0: 4 x CPUs, removal
+// waits on the device more than on the CPU); every instance is attempted,
+// the first error is thrown at the end.
 void teardown_fleet(const std::vector<PreparedRootfs>& prepared, bool purge, unsigned parallel = 0);
 
 // Lower-level API, also used by tests and benchmarks.

@@ -187,8 +187,10 @@ std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& ins
     }
     if (options.strategy == Strategy::overlay && inst.ownership == OwnershipPolicy::shift)
       overlay_todo.push_back(i);
-    else
+    else {
+      out[i].strategy = Strategy::extract;
       extract_todo.push_back(i);
+    }
   }
   if (options.strategy == Strategy::overlay &&
       std::any_of(instances.begin(), instances.end(), [](const auto& i) { return i.ownership != OwnershipPolicy::shift; }))
@@ -313,7 +315,8 @@ void teardown(const PreparedRootfs& prepared, bool purge) {
 }
 
 void teardown_fleet(const std::vector<PreparedRootfs>& prepared, bool purge, unsigned parallel) {
-  if (!parallel) parallel = std::max(1u, std::thread::hardware_concurrency());
+  // Removal waits on the device far more than on the CPU: more trees at once.
+  if (!parallel) parallel = 4 * std::max(1u, std::thread::hardware_concurrency());
   std::mutex error_mutex;
   std::exception_ptr error;
   boost::asio::thread_pool pool(parallel);

@@ -1,6 +1,10 @@
 // Removing a tree that an archive (or a container) filled: relative to open
 // directory fds, never following a symlink, refusing to descend into another
 // mount (and refusing up front when /proc/self/mountinfo lists one inside).
+// On an ext4 mounted with `discard` every unlink of a file with data waits on
+// the device; io_uring unlinks within one tree were measured no faster (the
+// frees of one tree serialize), so trees are removed in parallel instead
+// (teardown_fleet).
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -88,9 +88,11 @@ int main(int argc, char** argv) {
   auto* teardown_cmd = app.add_subcommand("teardown", "unmount (and with --purge remove) prepared instances");
   teardown_cmd->add_option("--state", state)->required();
   teardown_cmd->add_flag("--purge", purge);
+  teardown_cmd->add_option("--parallel", parallel);
 
   auto* remove = app.add_subcommand("remove", "remove trees (never crossing mounts)");
   remove->add_option("path", paths)->required();
+  remove->add_option("--parallel", parallel);
 
   auto* digest = app.add_subcommand("digest", "sha256 of a file");
   digest->add_option("file", archive)->required();
@@ -136,10 +138,14 @@ int main(int argc, char** argv) {
       std::ifstream in(state);
       if (!in) throw Error::from_errno("open", state, errno);
       nlohmann::json j = nlohmann::json::parse(in);
-      for (const auto& item : j) teardown(from_json(item), purge);
+      std::vector<PreparedRootfs> prepared;
+      for (const auto& item : j) prepared.push_back(from_json(item));
+      teardown_fleet(prepared, purge, parallel);
       fmt::print("{{\"instances\": {}, \"purge\": {}, \"seconds\": {:.3f}}}\n", j.size(), purge, seconds_since(start));
     } else if (*remove) {
-      for (const std::string& p : paths) remove_tree(p);
+      std::vector<PreparedRootfs> trees;
+      for (const std::string& p : paths) trees.push_back(PreparedRootfs{p, p, Strategy::extract, {}, {}, false, {}});
+      teardown_fleet(trees, true, parallel);
       fmt::print("{{\"trees\": {}, \"seconds\": {:.3f}}}\n", paths.size(), seconds_since(start));
     } else if (*digest) {
       fmt::print("{}\n", file_digest(archive));
