@@ -112,12 +112,14 @@ void remove_cgroups(const std::string& fleet, const std::vector<InstanceRecord>&
   }
 }
 
+// Unmounts (and with purge removes) every recorded rootfs, several at a time.
 void teardown_rootfs(const std::vector<InstanceRecord>& records, const std::function<bool(const InstanceRecord&)>& purge,
                      Failures& failures) {
-  for (const auto& r : records) {
-    if (!r.rootfs) continue;
-    failures.attempt("rootfs of " + r.name(), [&] { rootfs::teardown(*r.rootfs, purge(r)); });
-  }
+  std::vector<rootfs::PreparedRootfs> purged, kept;
+  for (const auto& r : records)
+    if (r.rootfs) (purge(r) ? purged : kept).push_back(*r.rootfs);
+  if (!purged.empty()) failures.attempt("removing rootfs trees", [&] { rootfs::teardown_fleet(purged, true); });
+  if (!kept.empty()) failures.attempt("unmounting rootfs", [&] { rootfs::teardown_fleet(kept, false); });
 }
 
 std::optional<ControlClient> connect_with_deadline(const state::FleetPaths& paths, std::chrono::milliseconds timeout) {

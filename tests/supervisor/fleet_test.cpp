@@ -66,6 +66,19 @@ TEST_F(FleetTest, UpPsDownLeavesNothing) {
   for (const auto& r : fleet->instances) EXPECT_FALSE(can_connect(r.spec.port)) << r.name();
   // Without --purge the trees stay, for a later `up` to reuse.
   EXPECT_TRUE(std::filesystem::exists(rootfs_base_ + "/t-" + std::to_string(port_base_) + "/bin/busybox"));
+
+  // As after a reboot: no state, trees on disk. `up` reuses them.
+  auto again = up(4);
+  ASSERT_EQ(again.status, 0) << again.output;
+  auto second = fleet_state();
+  ASSERT_TRUE(second.has_value());
+  for (const auto& r : second->instances) {
+    ASSERT_TRUE(r.rootfs.has_value()) << r.name();
+    EXPECT_TRUE(r.rootfs->reused) << r.name();
+  }
+  ASSERT_EQ(haco("down --name " + fleet_ + " --timeout 1 --purge").status, 0);
+  expect_nothing_left(*second);
+  EXPECT_FALSE(std::filesystem::exists(rootfs_base_ + "/t-" + std::to_string(port_base_)));
 }
 
 TEST_F(FleetTest, DownAfterTheSupervisorWasKilled) {
