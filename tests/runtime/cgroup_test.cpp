@@ -143,6 +143,24 @@ TEST_F(CgroupTest, FreezerKillEmptiesAV1Cgroup) {
   EXPECT_TRUE(exited_within(c, 5000));
 }
 
+TEST_F(CgroupTest, AV1CpusetGetsItsParentsMemsSoThatTheContainerCanJoin) {
+  const auto& h = cgroups::discover_hierarchies();
+  if (!h.v1_for("cpuset")) GTEST_SKIP() << "no v1 cpuset hierarchy";
+  std::uint32_t base = test_id_base();
+  TempRootfs rootfs(base);
+  CgroupGuard cg(cgroups::InstanceCgroup::create(kFleet, "cpuset", {{"cpuset.cpus", "0"}}), kFleet);
+  runtime::LaunchRequest req;
+  req.instance.container = busybox_spec("haco-rt-cpuset", rootfs, base, "exec sleep 60");
+  req.log_path = (rootfs.dir() / "init.log").string();
+  req.cgroup = cg.get();
+  Container c(req);
+  std::string dir = cgroups::instance_dir(*h.v1_for("cpuset"), kFleet, "cpuset");
+  EXPECT_EQ(trimmed(read_file(dir + "/cpuset.cpus")), "0");
+  EXPECT_EQ(trimmed(read_file(dir + "/cpuset.mems")), trimmed(read_file(h.v1_for("cpuset")->own_dir + "/cpuset.mems")));
+  EXPECT_TRUE(ends_with(cgroups_of(c.pid())["cpuset"], "/haco-fleet/haco-rt-test/cpuset"));
+  EXPECT_EQ(trimmed(status_field(c.pid(), "Cpus_allowed_list")), "0");
+}
+
 TEST_F(CgroupTest, RemoveLeavesNoDirectoryBehind) {
   std::vector<std::string> paths;
   {

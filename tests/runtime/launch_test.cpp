@@ -1,6 +1,7 @@
 // Containers started for real from the busybox image, checked from the host
 // through what the kernel reports.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sstream>
@@ -85,6 +86,28 @@ TEST_F(LaunchTest, ExecFailureArrivesAsTheChildsError) {
     EXPECT_NE(std::string(e.what()).find("starting container haco-rt-noexec"), std::string::npos) << e.what();
     EXPECT_EQ(e.sys_errno(), ENOENT);
   }
+  // The failed child was reaped: the test process has no child left.
+  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1);
+  EXPECT_EQ(errno, ECHILD);
+}
+
+TEST_F(LaunchTest, AMapTheKernelRefusesFailsTheLaunchAndReapsTheChild) {
+  std::uint32_t base = test_id_base();
+  TempRootfs rootfs(base);
+  runtime::LaunchRequest req;
+  req.instance.container = busybox_spec("haco-rt-badmap", rootfs, base, "exec sleep 60");
+  // Overlapping ranges inside: the kernel refuses the whole map.
+  req.instance.container.uid_map = {{0, base, 100}, {50, base + 1000, 100}};
+  req.log_path = (rootfs.dir() / "init.log").string();
+  try {
+    Container c(req);
+    FAIL() << "an overlapping uid map was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("writing the uid/gid maps"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("uid_map: Invalid argument"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1);
+  EXPECT_EQ(errno, ECHILD);
 }
 
 TEST_F(LaunchTest, CommandIsLookedUpInTheContainersPath) {
