@@ -69,7 +69,8 @@ int run_supervisor(SupervisorConfig config);
 
 // A connection to a fleet's supervisor: one JSON object per line each way.
 // Requests: {"op":"start","instances":[InstanceRecord...]} answered by one
-// {"event":"started"|"failed",...} per instance; {"op":"stop","instances":[...],
+// {"event":"started"|"failed",...} per instance (and, for as long as the
+// connection stays open, {"event":"exited",...} when one of them ends); {"op":"stop","instances":[...],
 // "timeout_ms":N, "forget":bool}; {"op":"shutdown","timeout_ms":N}. Every request ends with
 // a line holding "done": true (and "error" when it failed).
 class ControlClient {

@@ -9,7 +9,9 @@
 
 #include <atomic>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 
@@ -173,6 +175,7 @@ class Up {
                                             {"rootfs", "started", "ready"}, to_start.size(),
                                             std::chrono::milliseconds(100), observe::terminal_width(STDERR_FILENO)});
     try {
+      check_interrupted();  // while waiting for the lock: nothing started yet
       if (!supervisor_running_) {
         // Before this process starts any thread (the rootfs engine and the
         // probes use threads).
@@ -192,11 +195,10 @@ class Up {
       launch_and_wait();
       check_interrupted();
     } catch (const Interrupted&) {
-      progress_->message("interrupted: stopping and removing what this `up` started");
-      undo();
-      progress_->finish();
-      return kExitInterrupted;
+      return interrupted();
     } catch (...) {
+      // The rootfs engine answers a cancel with its own error.
+      if (g_interrupted.load()) return interrupted();
       progress_->finish();
       undo();
       throw;
@@ -325,6 +327,13 @@ class Up {
     }
   }
 
+  int interrupted() {
+    progress_->message("interrupted: stopping and removing what this `up` started");
+    undo();
+    progress_->finish();
+    return kExitInterrupted;
+  }
+
   InstanceRecord* find_record(const std::string& name) {
     for (auto& r : records_)
       if (r.name() == name) return &r;
@@ -364,7 +373,10 @@ class Up {
     auto on_ready = [&](observe::InstanceId id, const observe::ProbeResult& result) {
       auto* record = record_by_index(id);
       ++settled;
-      if (result.ready) {
+      if (auto exited = exit_reasons_.find(id); !result.ready && exited != exit_reasons_.end()) {
+        recorder_.fail(id, observe::phase::exec_to_ready, exited->second, result.finished_at);
+        fail(record->name(), exited->second);
+      } else if (result.ready) {
         recorder_.end(id, observe::phase::exec_to_ready, result.finished_at);
         progress_->step("ready", record->name(), result.finished_at - exec_done_[id]);
       } else {
@@ -383,7 +395,17 @@ class Up {
       auto* record = find_record(name);
       if (!record) return;
       auto id = record->spec.index;
-      if (event.value("event", std::string()) == "started") {
+      auto kind = event.value("event", std::string());
+      if (kind == "exited") {
+        // Ended before it was ready, and the restart policy does not bring it
+        // back: fail now with what it wrote, not at the timeout.
+        if (event.value("restarting", false) || !awaiting_ready(id)) return;
+        exit_reasons_[id] = "exited (" + event.value("exit", std::string("?")) + ") before it was ready" +
+                            log_tail(record->log_path);
+        prober.cancel(id);
+        return;
+      }
+      if (kind == "started") {
         Clock::time_point cloned{std::chrono::nanoseconds(event.at("clone_started_ns").get<std::int64_t>())};
         Clock::time_point exec_done{std::chrono::nanoseconds(event.at("exec_done_ns").get<std::int64_t>())};
         record->process = {event.at("pid").get<pid_t>(), event.at("start_time").get<std::uint64_t>()};
@@ -412,7 +434,7 @@ class Up {
     std::function<void()> read_next = [&] {
       asio::async_read_until(socket, input, '\n', [&](const boost::system::error_code& ec, std::size_t size) {
         if (ec) {
-          if (!launches_done) {
+          if (ec != asio::error::operation_aborted && !launches_done) {
             for (const auto& r : records_)
               if (!r.process.pid && !failures_.count(r.name())) fail(r.name(), "the supervisor went away");
             launches_done = true;
@@ -424,7 +446,7 @@ class Up {
         std::string line(asio::buffers_begin(input.data()), asio::buffers_begin(input.data()) + size);
         input.consume(size);
         on_event(nlohmann::json::parse(line));
-        if (!launches_done) read_next();
+        read_next();
       });
     };
     std::function<void()> tick = [&] {
@@ -450,6 +472,26 @@ class Up {
     tick();
     io.run();
     prober.cancel_all();
+  }
+
+  bool awaiting_ready(observe::InstanceId id) const {
+    return exec_done_.count(id) && !exit_reasons_.count(id) && !options_.no_wait;
+  }
+
+  // The last lines an instance wrote, for a failure message.
+  static std::string log_tail(const std::string& path) {
+    std::ifstream in(path);
+    std::deque<std::string> lines;
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.empty()) continue;
+      lines.push_back(line);
+      if (lines.size() > 3) lines.pop_front();
+    }
+    if (lines.empty()) return "";
+    std::string text = "; its log (" + path + ") ends with:";
+    for (const auto& l : lines) text += "\n      " + l;
+    return text;
   }
 
   InstanceRecord* record_by_index(std::size_t index) {
@@ -507,6 +549,7 @@ class Up {
   std::vector<InstanceRecord> records_;
   std::map<std::string, std::string> failures_;
   std::map<std::size_t, Clock::time_point> exec_done_;
+  std::map<std::size_t, std::string> exit_reasons_;
   bool supervisor_running_ = false;
   bool started_supervisor_ = false;
   bool had_instances_ = false;

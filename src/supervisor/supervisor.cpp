@@ -223,6 +223,7 @@ class Supervisor {
       prepare_instance_log(instance.record.log_path);
       operation->waiting.insert(name);
       starting_[name] = operation;
+      watchers_[name] = session;
       accepted.push_back(name);
     }
     auto& ordered = state_order_;
@@ -408,6 +409,13 @@ class Supervisor {
     } else {
       record.state = (exit.signal == 0 && exit.code == 0) ? InstanceState::exited : InstanceState::failed;
     }
+    // The `up` that started it may still wait for it to be ready.
+    if (auto watcher = watchers_.find(name); watcher != watchers_.end())
+      if (auto session = watcher->second.lock())
+        session->send({{"event", "exited"},
+                       {"instance", name},
+                       {"exit", state::describe_exit(exit)},
+                       {"restarting", record.state == InstanceState::restarting}});
     instance_gone(name);
     mark_dirty();
   }
@@ -487,6 +495,7 @@ class Supervisor {
       if (operation->forget) {
         for (const auto& name : forget_later_) {
           instances_.erase(name);
+          watchers_.erase(name);
           state_order_.erase(std::remove(state_order_.begin(), state_order_.end(), name), state_order_.end());
         }
         forget_later_.clear();
@@ -593,6 +602,7 @@ class Supervisor {
   std::vector<std::string> state_order_;  // instances in the order they were started
   std::deque<std::string> queue_;         // waiting for a spawner
   std::map<std::string, std::shared_ptr<StartOperation>> starting_;
+  std::map<std::string, std::weak_ptr<Session>> watchers_;  // who started each instance
   std::vector<std::shared_ptr<StopOperation>> stops_;
   std::set<std::string> forget_later_;
 };

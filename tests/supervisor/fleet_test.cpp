@@ -115,6 +115,21 @@ TEST_F(FleetTest, ExecErrorOfTheInitReachesUpWithExitOne) {
   expect_nothing_left(*fleet);
 }
 
+TEST_F(FleetTest, InitThatEndsBeforeItIsReadyFailsWithItsLog) {
+  ::setenv("HACO_TEST_SH", "echo cannot bind the port >&2; exit 4", 1);
+  auto started = std::chrono::steady_clock::now();
+  auto result = up(2);
+  EXPECT_EQ(result.status, 1) << result.output;
+  // Reported when it ends, not when the 20 s readiness timeout passes.
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 15s);
+  EXPECT_NE(result.output.find("exited (exit 4) before it was ready"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("cannot bind the port"), std::string::npos) << result.output;
+  auto fleet = fleet_state();
+  ASSERT_TRUE(fleet.has_value());
+  ASSERT_EQ(haco("down --name " + fleet_ + " --purge").status, 0);
+  expect_nothing_left(*fleet);
+}
+
 TEST_F(FleetTest, RestartPolicyRestartsAFailingInit) {
   ::setenv("HACO_TEST_SH", "exit 3", 1);
   auto result = up(1, "--no-wait --restart on-failure:2");
