@@ -14,12 +14,6 @@
 namespace haco::runtime {
 namespace {
 
-bool is_mount_root(const std::string& path) {
-  struct statx stx {};
-  check_sys(::statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &stx), "statx", path);
-  return (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) && (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
-}
-
 bool is_directory(const std::string& host_path) {
   struct stat st {};
   check_sys(::stat(host_path.c_str(), &st), "stat", host_path);
@@ -33,10 +27,11 @@ UniqueFd prepare_rootfs(const ContainerSpec& c) {
   check_sys(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), "mount (make / rprivate)", "/");
   if (c.rootfs.empty() || c.rootfs.front() != '/')
     throw Error(fmt::format("the rootfs \"{}\" is not an absolute path", c.rootfs));
-  // pivot_root needs the new root to be a mount point.
-  if (!is_mount_root(c.rootfs))
-    check_sys(::mount(c.rootfs.c_str(), c.rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr), "mount (bind)",
-              c.rootfs);
+  // pivot_root needs the new root to be a mount point, and not one locked by
+  // the copy into this user namespace's mount namespace (an overlay mounted
+  // at the rootfs path by the host is): a bind of it onto itself is both.
+  check_sys(::mount(c.rootfs.c_str(), c.rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr), "mount (bind)",
+            c.rootfs);
   return UniqueFd(static_cast<int>(
       check_sys(::open(c.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC), "open", c.rootfs)));
 }
