@@ -218,7 +218,8 @@ struct ReadinessProber::Impl : std::enable_shared_from_this<ReadinessProber::Imp
     start_attempt(w);
   }
 
-  void cancel_watch(const WatchPtr& w) {
+  // By value: `w` may be the map's own entry, which stop() erases.
+  void cancel_watch(WatchPtr w) {
     stop(w);
     asio::post(io, [w] { w->callback(w->id, ProbeResult{false, "cancelled", Clock::now(), w->attempts}); });
   }

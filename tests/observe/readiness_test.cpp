@@ -280,6 +280,22 @@ TEST(ReadinessProber, DestroyedProberReportsNothingAndLeavesNothingPending) {
   EXPECT_EQ(run.reports.count(13), 0u);
 }
 
+TEST(ReadinessProber, PendingWatchesMayOutliveTheProberUntilTheIoContextGoes) {
+  auto run = std::make_unique<ProbeRun>();
+  {
+    SilentServer silent(run->io);
+    RefusingPort refusing(run->io);
+    ReadinessProber prober(run->io);
+    prober.watch(14, http_spec(silent.port(), "/"), Clock::now() + 60s, run->collect());
+    prober.watch(15, tcp_spec(refusing.port()), Clock::now() + 60s, run->collect());
+    run->io.run_for(30ms);
+    prober.cancel_all();
+  }
+  // The cancellations were posted but never run: the io_context destroys them.
+  EXPECT_TRUE(run->reports.empty());
+  run.reset();
+}
+
 TEST(ReadinessProber, RefusesAnAddressThatIsNotAnIpLiteral) {
   boost::asio::io_context io;
   ReadinessProber prober(io);
