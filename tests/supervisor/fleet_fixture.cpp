@@ -77,7 +77,7 @@ std::string FleetTest::definition() const { return std::string(HACO_SOURCE_DIR) 
 
 CommandResult FleetTest::up(unsigned count, const std::string& extra) const {
   return haco("up --name " + fleet_ + " --ports " + ports(count) +
-              " --timeout 20 --rootfs extract " + extra + " " + definition());
+              " --timeout 20 " + extra + " " + definition());
 }
 
 std::optional<state::FleetState> FleetTest::fleet_state() const {

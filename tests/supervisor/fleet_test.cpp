@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "fleet_fixture.hpp"
@@ -64,14 +65,26 @@ TEST_F(FleetTest, UpPsDownLeavesNothing) {
   ASSERT_EQ(down.status, 0) << down.output;
   expect_nothing_left(*fleet);
   for (const auto& r : fleet->instances) EXPECT_FALSE(can_connect(r.spec.port)) << r.name();
-  // Without --purge the trees stay, for a later `up` to reuse.
-  EXPECT_TRUE(std::filesystem::exists(rootfs_base_ + "/t-" + std::to_string(port_base_) + "/bin/busybox"));
+  // Without --purge the trees stay (for overlay: the upper layers), for a
+  // later `up` to reuse.
+  EXPECT_TRUE(std::filesystem::exists(rootfs_base_ + "/t-" + std::to_string(port_base_)));
 
-  // As after a reboot: no state, trees on disk. `up` reuses them.
-  auto again = up(4);
+}
+
+TEST_F(FleetTest, TreesAreReusedWhenTheStateIsGone) {
+  ASSERT_EQ(up(2, "--rootfs extract").status, 0);
+  auto fleet = fleet_state();
+  ASSERT_TRUE(fleet.has_value());
+  std::string marker = fleet->instances[0].spec.container.rootfs + "/www/marker.txt";
+  { std::ofstream(marker) << "kept"; }
+  // As after a reboot: no state, the trees on disk.
+  ASSERT_EQ(haco("down --name " + fleet_ + " --timeout 1").status, 0);
+  expect_nothing_left(*fleet);
+  auto again = up(2, "--rootfs extract");
   ASSERT_EQ(again.status, 0) << again.output;
   auto second = fleet_state();
   ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(read_text(marker), "kept");
   for (const auto& r : second->instances) {
     ASSERT_TRUE(r.rootfs.has_value()) << r.name();
     EXPECT_TRUE(r.rootfs->reused) << r.name();
@@ -82,7 +95,7 @@ TEST_F(FleetTest, UpPsDownLeavesNothing) {
 }
 
 TEST_F(FleetTest, DownAfterTheSupervisorWasKilled) {
-  auto result = up(3);
+  auto result = up(3, "--rootfs extract");
   ASSERT_EQ(result.status, 0) << result.output;
   auto fleet = fleet_state();
   ASSERT_TRUE(fleet.has_value());
