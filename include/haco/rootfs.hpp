@@ -39,7 +39,7 @@ struct InstanceRootfs {
 };
 
 struct PrepareOptions {
-  Strategy strategy = Strategy::extract;     // overlay falls back to extract (said once) when impossible
+  Strategy strategy = Strategy::overlay;     // the measured default; falls back to extract (said once) when impossible
   std::string data_root = "/var/lib/haco-fleet";  // image cache, overlay upper/work dirs
   unsigned parallel = 0;                     // concurrent jobs; 0 = number of CPUs
   std::function<void(const std::string& instance, std::string_view event)> progress;  // may be empty
