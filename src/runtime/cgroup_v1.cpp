@@ -39,11 +39,16 @@ void wait_for_freezer_state(const std::string& dir, const std::string& wanted, s
 
 std::unique_ptr<V1Cgroup> V1Cgroup::create(const Hierarchies& h, const std::string& fleet, const std::string& instance,
                                            const std::vector<CgroupSetting>& v1_settings, bool use_v2_membership) {
-  std::vector<std::string> controllers{"pids", "freezer"};
+  std::vector<std::string> controllers;
   for (const auto& s : v1_settings) {
     auto c = controller_of(s.key);
     if (std::find(controllers.begin(), controllers.end(), c) == controllers.end()) controllers.push_back(c);
   }
+  // pids and freezer find and stop every process; where a host lacks them,
+  // the v2 membership (or a plain kill) does without.
+  for (const char* helper : {"pids", "freezer"})
+    if (h.v1_for(helper) && std::find(controllers.begin(), controllers.end(), helper) == controllers.end())
+      controllers.emplace_back(helper);
   std::vector<Dir> dirs;
   std::unique_ptr<V2Cgroup> membership;
   try {
@@ -59,6 +64,7 @@ std::unique_ptr<V1Cgroup> V1Cgroup::create(const Hierarchies& h, const std::stri
       dirs.push_back({path, hier->controllers});
     }
     if (use_v2_membership && h.v2) membership = V2Cgroup::create(*h.v2, fleet, instance, {});
+    if (dirs.empty() && !membership) throw Error("no cgroup hierarchy can hold the instance's processes");
     for (const auto& s : v1_settings) {
       auto c = controller_of(s.key);
       auto d = std::find_if(dirs.begin(), dirs.end(), [&](const Dir& d) {
@@ -105,7 +111,7 @@ void V1Cgroup::add_cloned_process(pid_t pid) const {
 std::vector<pid_t> V1Cgroup::processes() const {
   if (membership_) return membership_->processes();
   const Dir* d = dir_with("pids");
-  return read_procs(d ? d->path : dirs_.front().path);
+  return dirs_.empty() ? std::vector<pid_t>{} : read_procs(d ? d->path : dirs_.front().path);
 }
 
 void V1Cgroup::kill_all(std::chrono::milliseconds timeout) const {
@@ -123,6 +129,7 @@ void V1Cgroup::kill_all(std::chrono::milliseconds timeout) const {
 void V1Cgroup::freeze_and_kill(std::chrono::milliseconds timeout) const {
   const Dir* freezer = dir_with("freezer");
   const Dir* members = dir_with("pids");
+  if (dirs_.empty()) return;
   if (!members) members = freezer ? freezer : &dirs_.front();
   // Frozen, no process can fork a new one between reading the list and the kill.
   if (freezer) {
