@@ -100,11 +100,14 @@ Message Channel::expect(MessageType expected) const {
   auto m = receive();
   if (!m)
     throw Error(fmt::format("handshake: expected {}, the other side closed the socket", message_type_name(expected)));
-  if (m->type == expected) return *m;
-  if (m->type == MessageType::child_failed)
-    throw error_from_failure(*m).with_context(std::string(child_step_name(m->step)));
-  throw Error(fmt::format("handshake: expected {}, got {}", message_type_name(expected),
-                          message_type_name(m->type)));
+  return check(*m, expected);
+}
+
+Message Channel::check(const Message& m, MessageType expected) {
+  if (m.type == expected) return m;
+  if (m.type == MessageType::child_failed)
+    throw error_from_failure(m).with_context(std::string(child_step_name(m.step)));
+  throw Error(fmt::format("handshake: expected {}, got {}", message_type_name(expected), message_type_name(m.type)));
 }
 
 }  // namespace haco::runtime

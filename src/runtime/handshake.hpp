@@ -66,6 +66,8 @@ class Channel {
   // Receives and checks the type: a child_failed becomes its error, another
   // type an error naming what was expected and what arrived.
   Message expect(MessageType expected) const;
+  // The type check of expect() on a message already received.
+  static Message check(const Message& m, MessageType expected);
   int fd() const { return fd_.get(); }
 
  private:

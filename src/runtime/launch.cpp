@@ -37,12 +37,32 @@ class ChildGuard {
       }
   }
   LaunchedContainer release() { return {pid_, pidfd_.release()}; }
+  // Why the child is gone, when it is ours to reap ("killed by signal 9").
+  std::string reap_and_describe() {
+    if (!reapable_) return "";
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0)
+      if (errno != EINTR) return "";
+    reapable_ = false;
+    if (WIFSIGNALED(status)) return fmt::format(" (killed by signal {})", WTERMSIG(status));
+    return fmt::format(" (exit status {})", WEXITSTATUS(status));
+  }
 
  private:
   pid_t pid_;
   UniqueFd pidfd_;
   bool reapable_;
 };
+
+// A handshake message from the child; end-of-file here means it died
+// before it could say why.
+Message expect_from_child(const Channel& channel, MessageType expected, ChildGuard& guard) {
+  auto m = channel.receive();
+  if (!m)
+    throw Error(fmt::format("the container's init ended during its setup, before {}{}", message_type_name(expected),
+                            guard.reap_and_describe()));
+  return Channel::check(*m, expected);
+}
 
 std::uint64_t clone_flags(const LaunchRequest& r) {
   const ContainerSpec& c = r.instance.container;
@@ -95,7 +115,7 @@ LaunchedContainer launch_container(const LaunchRequest& r) {
             "setsockopt", "SO_RCVTIMEO");
 
   // Step 1: the child exists and asks for its maps.
-  parent_end.expect(MessageType::maps_request);
+  expect_from_child(parent_end, MessageType::maps_request, guard);
   // Step 2: maps, v1 cgroups, then the answer.
   with_context("writing the uid/gid maps", [&] { write_id_maps(static_cast<pid_t>(pid), c); });
   if (r.cgroup)
@@ -107,7 +127,7 @@ LaunchedContainer launch_container(const LaunchRequest& r) {
     });
   parent_end.send(MessageType::maps_written);
   // Step 4: about_to_exec, then end-of-file when exec closed the socket.
-  parent_end.expect(MessageType::about_to_exec);
+  expect_from_child(parent_end, MessageType::about_to_exec, guard);
   if (auto after = parent_end.receive()) {
     if (after->type == MessageType::child_failed)
       throw error_from_failure(*after).with_context(std::string(child_step_name(after->step)));
