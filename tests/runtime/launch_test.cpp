@@ -126,6 +126,27 @@ TEST_F(LaunchTest, CommandIsLookedUpInTheContainersPath) {
   EXPECT_NE(log.find("PATH=/usr/local/sbin:"), std::string::npos) << log;
 }
 
+TEST_F(LaunchTest, LaunchesLeaveNoDescriptorBehind) {
+  std::uint32_t base = test_id_base();
+  TempRootfs rootfs(base);
+  runtime::LaunchRequest req;
+  req.instance.container = busybox_spec("haco-rt-fds", rootfs, base, "ls -l /proc/self/fd");
+  req.log_path = (rootfs.dir() / "init.log").string();
+  auto open_fds = [] {
+    return std::distance(std::filesystem::directory_iterator("/proc/self/fd"), std::filesystem::directory_iterator{});
+  };
+  auto before = open_fds();
+  for (int i = 0; i < 5; ++i) {
+    Container c(req);
+    EXPECT_NE(c.wait_exit(std::chrono::seconds(10)), -1);
+  }
+  EXPECT_EQ(open_fds(), before);
+  // The init saw its stdio and nothing else of the launcher's descriptors.
+  std::string log = read_file(req.log_path);
+  EXPECT_EQ(log.find(" 3 -> "), std::string::npos) << log;
+  EXPECT_NE(log.find(" 2 -> "), std::string::npos) << log;
+}
+
 TEST_F(LaunchTest, AFailedMountIsReportedWithItsStep) {
   std::uint32_t base = test_id_base();
   TempRootfs rootfs(base);
