@@ -9,6 +9,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -21,6 +22,7 @@
 #include <mruby/array.h>
 #include <mruby/compile.h>
 #include <mruby/hash.h>
+#include <mruby/proc.h>
 #include <mruby/string.h>
 #include <mruby/variable.h>
 
@@ -128,13 +130,34 @@ struct Evaluator::State {
     if (mrb) mrb_close(mrb);
   }
 
-  // Runs `source` as `file_name` and returns the defined config, or throws.
-  mrb_value load(const std::string& file_name, const std::string& source) {
+  // Compiled definitions, by file name; a definition is parsed once however
+  // many ports it is evaluated for. The procs are registered with the GC.
+  struct Compiled {
+    std::string source;
+    mrb_value proc;
+  };
+  std::map<std::string, Compiled> compiled;
+
+  mrb_value compile(const std::string& file_name, const std::string& source) {
+    auto it = compiled.find(file_name);
+    if (it != compiled.end() && it->second.source == source) return it->second.proc;
     mrbc_context* cxt = mrbc_context_new(mrb);
     mrbc_filename(mrb, cxt, file_name.c_str());
     cxt->capture_errors = true;
-    mrb_load_nstring_cxt(mrb, source.data(), source.size(), cxt);
+    cxt->no_exec = true;
+    mrb_value proc = mrb_load_nstring_cxt(mrb, source.data(), source.size(), cxt);
     mrbc_context_free(mrb, cxt);
+    raise_pending_exception(file_name);
+    if (it != compiled.end()) mrb_gc_unregister(mrb, it->second.proc);
+    mrb_gc_register(mrb, proc);
+    compiled[file_name] = Compiled{source, proc};
+    return proc;
+  }
+
+  // Runs the definition and returns the defined config, or throws.
+  mrb_value load(const std::string& file_name, const std::string& source) {
+    mrb_value proc = compile(file_name, source);
+    mrb_top_run(mrb, mrb_proc_ptr(proc), mrb_top_self(mrb), 0);
     raise_pending_exception(file_name);
     mrb_value defined = mrb_funcall(mrb, mrb_obj_value(haconiwa), "__defined", 0);
     raise_pending_exception(file_name);
