@@ -201,6 +201,7 @@ class Up {
       if (g_interrupted.load()) return interrupted();
       progress_->finish();
       undo();
+      forget_unborn_fleet();
       throw;
     }
     recorder_.finish();
@@ -330,8 +331,17 @@ class Up {
   int interrupted() {
     progress_->message("interrupted: stopping and removing what this `up` started");
     undo();
+    forget_unborn_fleet();
     progress_->finish();
     return kExitInterrupted;
+  }
+
+  // A new fleet whose supervisor never started leaves only its lock behind.
+  void forget_unborn_fleet() {
+    if (supervisor_running_ || started_supervisor_ || std::filesystem::exists(paths_.state_file())) return;
+    std::error_code ec;
+    std::filesystem::remove(paths_.lock_file(), ec);
+    std::filesystem::remove(paths_.dir(), ec);
   }
 
   InstanceRecord* find_record(const std::string& name) {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -91,23 +92,50 @@ void stop_unsupervised(const std::string& fleet, const std::vector<InstanceRecor
       timeout);
 }
 
+std::vector<pid_t> read_procs(const std::string& dir) {
+  std::vector<pid_t> pids;
+  std::ifstream in(dir + "/cgroup.procs");
+  pid_t pid;
+  while (in >> pid) pids.push_back(pid);
+  return pids;
+}
+
+// The cgroup directories as recorded: InstanceCgroup::open looks under the
+// caller's own cgroup, which is not the one `up` ran in when `down` runs
+// from another session. Killed until empty, then removed with their fleet
+// directory when it is empty.
+void remove_recorded_cgroup_dirs(const std::vector<std::string>& dirs) {
+  for (const auto& dir : dirs) {
+    if (!std::filesystem::exists(dir)) continue;
+    for (int attempt = 0; attempt < 250; ++attempt) {
+      auto pids = read_procs(dir);
+      if (pids.empty()) break;
+      for (pid_t pid : pids) ::kill(pid, SIGKILL);
+      std::this_thread::sleep_for(kPoll);
+    }
+    check_sys(::rmdir(dir.c_str()), "rmdir", dir);
+    ::rmdir(std::filesystem::path(dir).parent_path().c_str());
+  }
+}
+
 // SIGKILL to whatever is left in each instance's cgroup, then the cgroup goes.
 void remove_cgroups(const std::string& fleet, const std::vector<InstanceRecord>& records, Failures& failures) {
   for (const auto& r : records) {
     failures.attempt("cgroup of " + r.name(), [&] {
-      auto cgroup = cgroups::InstanceCgroup::open(fleet, r.name());
-      if (!cgroup) return;
-      if (!cgroup->processes().empty()) cgroup->kill_all(kKillWait);
-      // A killed init may take a moment to be reaped by its parent.
-      for (int attempt = 0;; ++attempt) {
-        try {
-          cgroup->remove();
-          return;
-        } catch (const Error& e) {
-          if (attempt >= 50 || e.sys_errno() != EBUSY) throw;
-          std::this_thread::sleep_for(kPoll);
+      if (auto cgroup = cgroups::InstanceCgroup::open(fleet, r.name())) {
+        if (!cgroup->processes().empty()) cgroup->kill_all(kKillWait);
+        // A killed init may take a moment to be reaped by its parent.
+        for (int attempt = 0;; ++attempt) {
+          try {
+            cgroup->remove();
+            break;
+          } catch (const Error& e) {
+            if (attempt >= 50 || e.sys_errno() != EBUSY) throw;
+            std::this_thread::sleep_for(kPoll);
+          }
         }
       }
+      remove_recorded_cgroup_dirs(r.cgroup_paths);
     });
   }
 }

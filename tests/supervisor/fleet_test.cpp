@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "fleet_fixture.hpp"
@@ -110,6 +111,40 @@ TEST_F(FleetTest, DownAfterTheSupervisorWasKilled) {
   ASSERT_EQ(down.status, 0) << down.output;
   expect_nothing_left(*fleet);
   EXPECT_FALSE(std::filesystem::exists(rootfs_base_ + "/t-" + std::to_string(port_base_)));
+}
+
+// The mount point of the v1 hierarchy of `controller`, if there is one.
+std::string v1_mount_of(const std::string& controller) {
+  std::istringstream mountinfo(read_text("/proc/self/mountinfo"));
+  std::string line;
+  while (std::getline(mountinfo, line)) {
+    auto dash = line.find(" - cgroup ");
+    if (dash == std::string::npos) continue;
+    std::string options = line.substr(line.rfind(' ') + 1);
+    if (("," + options + ",").find("," + controller + ",") == std::string::npos) continue;
+    std::istringstream fields(line);
+    std::string id, parent, devno, root, mount_point;
+    fields >> id >> parent >> devno >> root >> mount_point;
+    return mount_point;
+  }
+  return {};
+}
+
+TEST_F(FleetTest, DownFromAnotherCgroupRemovesTheRecordedCgroups) {
+  std::string pids = v1_mount_of("pids");
+  if (pids.empty()) GTEST_SKIP() << "no v1 pids hierarchy";
+  ASSERT_EQ(up(2).status, 0);
+  auto fleet = fleet_state();
+  ASSERT_TRUE(fleet.has_value());
+  // `down` runs from a sibling cgroup, so its own cgroup/haco-fleet/... is not
+  // where `up` created the instances' cgroups.
+  std::string elsewhere = pids + "/haco-sup-elsewhere-" + std::to_string(::getpid());
+  ASSERT_TRUE(std::filesystem::create_directory(elsewhere));
+  auto down = run_command("sh -c 'echo $$ > " + elsewhere + "/cgroup.procs && exec " +
+                          haco_command("down --name " + fleet_ + " --timeout 1 --purge") + "'");
+  ::rmdir(elsewhere.c_str());
+  ASSERT_EQ(down.status, 0) << down.output;
+  expect_nothing_left(*fleet);
 }
 
 TEST_F(FleetTest, ExecErrorOfTheInitReachesUpWithExitOne) {
