@@ -16,12 +16,29 @@ namespace haco::fleet {
 // range (1..65535) or duplicated part.
 std::vector<std::uint16_t> parse_port_range(std::string_view text);
 
+// Host ids that a fleet must not map: users and groups of /etc/passwd and
+// /etc/group, other users' /etc/subuid and /etc/subgid ranges, and the ranges
+// of other running fleets.
+struct HostIds {
+  std::vector<std::pair<std::uint32_t, std::string>> uids;  // id, owner ("user root")
+  std::vector<std::pair<std::uint32_t, std::string>> gids;
+  struct Range {
+    std::uint32_t start;
+    std::uint32_t count;
+    std::string owner;
+  };
+  std::vector<Range> reserved_uid_ranges;  // /etc/subuid, other fleets
+  std::vector<Range> reserved_gid_ranges;  // /etc/subgid, other fleets
+};
 struct ExpandOptions {
   // Extra environment variable names that carry the port, besides PORT and
   // APACHE_PORT.
   std::vector<std::string> port_env_names;
   // Base environment (normally the caller's); the port variables override it.
   dsl::Environment base_environment;
+  // Ranges held by others (other fleets), checked like /etc/subuid's.
+  std::vector<HostIds::Range> reserved_uid_ranges;
+  std::vector<HostIds::Range> reserved_gid_ranges;
   // Allow instances that share one rootfs and have no id mapping (the seed's
   // previous definition).
   bool allow_shared_rootfs = false;
@@ -32,19 +49,6 @@ struct ExpandOptions {
 std::vector<InstanceSpec> expand(const std::string& definition_path, const std::vector<std::uint16_t>& ports,
                                  const ExpandOptions& options);
 
-// Host ids that a fleet must not map: users and groups of /etc/passwd and
-// /etc/group, and other users' /etc/subuid and /etc/subgid ranges.
-struct HostIds {
-  std::vector<std::pair<std::uint32_t, std::string>> uids;  // id, owner ("user root")
-  std::vector<std::pair<std::uint32_t, std::string>> gids;
-  struct Range {
-    std::uint32_t start;
-    std::uint32_t count;
-    std::string owner;
-  };
-  std::vector<Range> subuid;
-  std::vector<Range> subgid;
-};
 HostIds read_host_ids(const std::string& etc_dir = "/etc");
 
 // Names, ports and rootfs paths unique; uid and gid ranges pairwise disjoint,

@@ -24,7 +24,12 @@ std::vector<InstanceSpec> expand(const std::string& definition_path, const std::
     with_context("port " + value + ": " + definition_path, [&] { cgroups::validate_settings(instance.container.cgroup); });
     instances.push_back(std::move(instance));
   }
-  validate_fleet(instances, read_host_ids(), options.allow_shared_rootfs);
+  HostIds host = read_host_ids();
+  host.reserved_uid_ranges.insert(host.reserved_uid_ranges.end(), options.reserved_uid_ranges.begin(),
+                                  options.reserved_uid_ranges.end());
+  host.reserved_gid_ranges.insert(host.reserved_gid_ranges.end(), options.reserved_gid_ranges.begin(),
+                                  options.reserved_gid_ranges.end());
+  validate_fleet(instances, host, options.allow_shared_rootfs);
   return instances;
 }
 

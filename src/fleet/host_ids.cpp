@@ -54,8 +54,8 @@ HostIds read_host_ids(const std::string& etc_dir) {
   HostIds ids;
   read_ids(etc_dir + "/passwd", "user", ids.uids);
   read_ids(etc_dir + "/group", "group", ids.gids);
-  read_ranges(etc_dir + "/subuid", ids.subuid);
-  read_ranges(etc_dir + "/subgid", ids.subgid);
+  read_ranges(etc_dir + "/subuid", ids.reserved_uid_ranges);
+  read_ranges(etc_dir + "/subgid", ids.reserved_gid_ranges);
   return ids;
 }
 

@@ -118,8 +118,8 @@ void validate_fleet(const std::vector<InstanceSpec>& instances, const HostIds& h
     }
   }
 
-  check_id_ranges(instances, "uid", true, host.uids, host.subuid, conflicts);
-  check_id_ranges(instances, "gid", false, host.gids, host.subgid, conflicts);
+  check_id_ranges(instances, "uid", true, host.uids, host.reserved_uid_ranges, conflicts);
+  check_id_ranges(instances, "gid", false, host.gids, host.reserved_gid_ranges, conflicts);
   conflicts.throw_if_any();
 }
 

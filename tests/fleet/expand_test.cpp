@@ -121,3 +121,25 @@ end
 
 }  // namespace
 }  // namespace haco::fleet
+
+namespace haco::fleet {
+namespace {
+
+TEST(Expand, RangesOfOtherFleetsAreRefused) {
+  ExpandOptions options;
+  options.reserved_uid_ranges = {{1000150, 100, "instance 'web-3' of fleet web"}};
+  try {
+    expand(testing::seed_file("phpinfo-test.haco"), {10001, 10002}, options);
+    FAIL() << "an overlap with another fleet was accepted";
+  } catch (const InputError& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("uid range 1000100-1000199 of 'haconiwa-test-10001' (port 10001) overlaps 1000150-1000249, "
+                        "instance 'web-3' of fleet web"),
+              std::string::npos)
+        << what;
+    EXPECT_NE(what.find("'haconiwa-test-10002' (port 10002) overlaps"), std::string::npos) << what;
+  }
+}
+
+}  // namespace
+}  // namespace haco::fleet

@@ -60,8 +60,8 @@ TEST(ValidateFleet, HostUsersGroupsAndSubordinateRanges) {
   HostIds host;
   host.uids = {{1000, "user alice in /etc/passwd"}};
   host.gids = {{1050, "group staff in /etc/group"}};
-  host.subuid = {{200000, 65536, "the range of bob in /etc/subuid"}};
-  host.subgid = {};
+  host.reserved_uid_ranges = {{200000, 65536, "the range of bob in /etc/subuid"}};
+  host.reserved_gid_ranges = {};
   std::string e = error_of({instance("a", 1, 1000), instance("b", 2, 250000)}, host);
   EXPECT_NE(e.find("uid range 1000-1099 of 'a' (port 1) includes uid 1000 (user alice in /etc/passwd)"),
             std::string::npos) << e;
@@ -78,9 +78,9 @@ TEST(ValidateFleet, ReadsHostFiles) {
   ASSERT_EQ(ids.uids.size(), 2u);
   EXPECT_EQ(ids.uids[1].first, 1000u);
   ASSERT_EQ(ids.gids.size(), 2u);
-  ASSERT_EQ(ids.subuid.size(), 1u);
-  EXPECT_EQ(ids.subuid[0].start, 100000u);
-  EXPECT_TRUE(ids.subgid.empty());
+  ASSERT_EQ(ids.reserved_uid_ranges.size(), 1u);
+  EXPECT_EQ(ids.reserved_uid_ranges[0].start, 100000u);
+  EXPECT_TRUE(ids.reserved_gid_ranges.empty());
 }
 
 TEST(ValidateFleet, SpecialIdsAndThirtyTwoBits) {
