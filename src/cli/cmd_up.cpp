@@ -154,13 +154,6 @@ class Up {
     auto expand_end = Clock::now();
     check_rootfs_sources(expanded.instances);
     paths_ = {global_.state_root, global_.data_root, expanded.fleet_name};
-    for (const auto& i : expanded.instances) recorder_.add_instance(i.index, i.container.name);
-    // The definition is evaluated once per port in one pass, then validated
-    // as a set: each instance is given an equal share of that pass.
-    auto share = (expand_end - expand_start) / std::max<std::size_t>(1, expanded.instances.size());
-    for (const auto& i : expanded.instances)
-      recorder_.record(i.index, observe::phase::expand, expand_start + share * i.index,
-                       expand_start + share * (i.index + 1));
 
     catch_interrupts();
     auto lock = state::FleetLock::acquire(paths_, true);
@@ -168,6 +161,14 @@ class Up {
     if (to_start.empty()) {
       say(fmt::format("fleet {}: all {} instances already running", paths_.fleet, expanded.instances.size()));
       return kExitOk;
+    }
+    // The definition is evaluated once per port in one pass, then validated
+    // as a set: each instance is given an equal share of that pass.
+    auto share = (expand_end - expand_start) / std::max<std::size_t>(1, expanded.instances.size());
+    for (const auto& i : to_start) {
+      recorder_.add_instance(i.index, i.container.name);
+      recorder_.record(i.index, observe::phase::expand, expand_start + share * i.index,
+                       expand_start + share * (i.index + 1));
     }
 
     progress_ = std::make_unique<observe::ProgressReporter>(
