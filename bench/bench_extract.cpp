@@ -130,3 +130,4 @@ BENCHMARK(BM_ExtractChownPass)->Arg(1)->Arg(4)->Unit(benchmark::kMillisecond)->U
 BENCHMARK(BM_TarThenChown)->Arg(1)->Arg(4)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
+BENCHMARK_MAIN();
