@@ -50,6 +50,7 @@ nlohmann::json ControlClient::receive() {
     char chunk[16384];
     ssize_t n = ::recv(fd_.get(), chunk, sizeof(chunk), 0);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) throw Error("the supervisor did not answer in time");
     check_sys(n, "recv", "the supervisor's control socket");
     if (n == 0) throw Error("the supervisor closed its control connection (see its log)");
     buffer_.append(chunk, static_cast<std::size_t>(n));

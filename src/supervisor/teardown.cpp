@@ -167,13 +167,16 @@ void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& optio
   failures.attempt("reading the state", [&] { fleet = state::load_state(paths); });
 
   bool supervised = false;
-  failures.attempt("stopping through the supervisor", [&] {
-    auto client = connect_with_deadline(paths, options.timeout);
-    if (!client) return;
-    report(options, "stopping instances (supervisor)");
-    client->call({{"op", "shutdown"}, {"timeout_ms", options.timeout.count()}});
-    supervised = true;
-  });
+  try {
+    if (auto client = connect_with_deadline(paths, options.timeout)) {
+      report(options, "stopping instances (supervisor)");
+      client->call({{"op", "shutdown"}, {"timeout_ms", options.timeout.count()}});
+      supervised = true;
+    }
+  } catch (const std::exception& e) {
+    // Stopped below without it, by pid and cgroup.
+    report(options, std::string("the supervisor did not complete the stop: ") + e.what());
+  }
   if (fleet) {
     if (!wait_until([&] { return !state::is_alive(fleet->supervisor); }, kSupervisorExitWait)) {
       report(options, "killing the supervisor");
@@ -215,14 +218,16 @@ void teardown_instances(const state::FleetPaths& paths, const std::vector<Instan
   if (records.empty()) return;
   Failures failures;
   bool supervised = false;
-  failures.attempt("stopping through the supervisor", [&] {
-    auto client = connect_with_deadline(paths, options.timeout);
-    if (!client) return;
-    nlohmann::json names = nlohmann::json::array();
-    for (const auto& r : records) names.push_back(r.name());
-    client->call({{"op", "stop"}, {"instances", names}, {"timeout_ms", options.timeout.count()}, {"forget", true}});
-    supervised = true;
-  });
+  try {
+    if (auto client = connect_with_deadline(paths, options.timeout)) {
+      nlohmann::json names = nlohmann::json::array();
+      for (const auto& r : records) names.push_back(r.name());
+      client->call({{"op", "stop"}, {"instances", names}, {"timeout_ms", options.timeout.count()}, {"forget", true}});
+      supervised = true;
+    }
+  } catch (const std::exception& e) {
+    report(options, std::string("the supervisor did not complete the stop: ") + e.what());
+  }
   if (!supervised) stop_unsupervised(paths.fleet, records, options.timeout);
   remove_cgroups(paths.fleet, records, failures);
   teardown_rootfs(records, [&](const InstanceRecord& r) { return purge_created && !r.rootfs->reused; }, failures);
