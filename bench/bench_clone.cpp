@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -88,9 +90,15 @@ void reap(pid_t pid, int pidfd) {
 }
 
 // The floor: clone3 into the namespaces, the parent writes the maps, the
-// child waits for them on a pipe and execs /bin/true from the rootfs.
-void BM_Floor(benchmark::State& state) {
-  std::string true_path = g_rootfs->path() + "/bin/busybox";
+// child waits for them on a pipe, becomes root of its user namespace (an
+// init left as the unmapped host root costs about 1.5 ms more to exit) and
+// execs /bin/true from the rootfs.
+// With `pivot`, the child also enters the rootfs the minimal way (rprivate,
+// bind, pivot_root, detach the old root) before exec: the floor of a
+// container that lives in its own rootfs.
+void run_floor(benchmark::State& state, bool pivot) {
+  const std::string& rootfs = g_rootfs->path();
+  std::string true_path = pivot ? "/bin/busybox" : rootfs + "/bin/busybox";
   std::string maps = fmt::format("0 {} 100\n", kIdBase);
   for (auto _ : state) {
     int ready[2];
@@ -103,6 +111,12 @@ void BM_Floor(benchmark::State& state) {
       char byte;
       ::close(ready[1]);
       if (::read(ready[0], &byte, 1) != 1) ::_exit(126);
+      if (::setresgid(0, 0, 0) != 0 || ::setresuid(0, 0, 0) != 0) ::_exit(124);
+      if (pivot && (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+                    ::mount(rootfs.c_str(), rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0 ||
+                    ::chdir(rootfs.c_str()) != 0 || haco::sys::pivot_root(".", ".") != 0 ||
+                    ::umount2(".", MNT_DETACH) != 0))
+        ::_exit(125);
       const char* argv[] = {"true", nullptr};
       const char* envp[] = {nullptr};
       ::execve(true_path.c_str(), const_cast<char**>(argv), const_cast<char**>(envp));
@@ -119,6 +133,9 @@ void BM_Floor(benchmark::State& state) {
   state.counters["containers/s"] = benchmark::Counter(static_cast<double>(state.iterations()),
                                                       benchmark::Counter::kIsRate);
 }
+
+void BM_Floor(benchmark::State& state) { run_floor(state, false); }
+void BM_FloorPivot(benchmark::State& state) { run_floor(state, true); }
 
 void run_launches(benchmark::State& state, const haco::ContainerSpec& spec,
                   const haco::cgroups::InstanceCgroup* cgroup) {
@@ -150,6 +167,43 @@ void BM_LaunchIntoCgroup(benchmark::State& state) {
   haco::cgroups::remove_fleet_cgroups("haco-bench");
 }
 
+// Throughput with K single-threaded launcher processes side by side (the
+// shape of the fleet's spawner pool), each starting kPerLauncher containers
+// in a row. Counted per container.
+constexpr int kPerLauncher = 10;
+void BM_LaunchParallel(benchmark::State& state) {
+  const int launchers = static_cast<int>(state.range(0));
+  haco::runtime::LaunchRequest req;
+  req.instance.container = minimal_spec();
+  for (auto _ : state) {
+    std::vector<pid_t> workers;
+    for (int i = 0; i < launchers; ++i) {
+      pid_t pid = ::fork();
+      if (pid == 0) {
+        try {
+          for (int n = 0; n < kPerLauncher; ++n) {
+            auto c = haco::runtime::launch(req);
+            reap(c.pid, c.pidfd);
+          }
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "launcher: %s\n", e.what());
+          ::_exit(1);
+        }
+        ::_exit(0);
+      }
+      workers.push_back(static_cast<pid_t>(haco::check_sys(pid, "fork")));
+    }
+    for (pid_t w : workers) {
+      int status = 0;
+      ::waitpid(w, &status, 0);
+      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) state.SkipWithError("a launcher failed");
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * launchers * kPerLauncher);
+  state.counters["containers/s"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * launchers * kPerLauncher), benchmark::Counter::kIsRate);
+}
+
 // Creating and removing one instance's cgroup (done once per instance by `up`).
 void BM_CgroupCreateRemove(benchmark::State& state) {
   for (auto _ : state) {
@@ -161,9 +215,11 @@ void BM_CgroupCreateRemove(benchmark::State& state) {
 }
 
 BENCHMARK(BM_Floor)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_FloorPivot)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Launch)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_LaunchTemplateMounts)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_LaunchIntoCgroup)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_LaunchParallel)->Arg(1)->Arg(2)->Arg(4)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_CgroupCreateRemove)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
