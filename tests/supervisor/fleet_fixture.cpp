@@ -33,7 +33,8 @@ void FleetTest::SetUp() {
   static unsigned counter = 0;
   fleet_ = "haco-sup-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
   // Ports (and so host id ranges, port*100) apart from other test runs.
-  port_base_ = 31000 + (static_cast<unsigned>(::getpid()) % 400) * 20 + (counter % 2) * 10;
+  // Below the ephemeral range (32768-), where a client socket could hold one.
+  port_base_ = 20000 + (static_cast<unsigned>(::getpid()) % 600) * 20 + (counter % 2) * 10;
   ::setenv("HACO_BUSYBOX_IMAGE", image_.c_str(), 1);
   ::setenv("HACO_ROOTFS_BASE", rootfs_base_.c_str(), 1);
   ::unsetenv("HACO_TEST_SH");
