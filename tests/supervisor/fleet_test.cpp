@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -245,31 +246,67 @@ TEST_F(FleetTest, BareDownWithSeveralFleetsAsksForOne) {
   EXPECT_FALSE(std::filesystem::exists(root_ + "/" + fleet_ + "-b"));
 }
 
-TEST_F(FleetTest, InterruptedUpRemovesWhatItStarted) {
-  std::string command = haco_command("up --name " + fleet_ + " --ports " + ports(8) +
-                                     " --parallel 1 --stagger 400 --timeout 30 --rootfs extract " + definition());
+// Starts `up` of `count` instances slowly (one spawner, 400 ms apart) and
+// sends it SIGINT once `running` of them run; returns its exit status and the
+// state seen just before.
+std::pair<int, std::optional<state::FleetState>> interrupt_up(const std::string& command,
+                                                              std::size_t count, std::size_t running,
+                                                              const std::function<std::optional<state::FleetState>()>& read) {
   pid_t up_pid = ::fork();
-  ASSERT_GE(up_pid, 0);
   if (up_pid == 0) {
     ::execl("/bin/sh", "sh", "-c", ("exec " + command + " >/dev/null 2>&1").c_str(), nullptr);
     ::_exit(127);
   }
-  // Interrupt once some, not all, instances run.
   std::optional<state::FleetState> seen;
   for (int i = 0; i < 400; ++i) {
-    seen = fleet_state();
-    if (seen && seen->instances.size() == 8 &&
-        std::count_if(seen->instances.begin(), seen->instances.end(),
-                      [](const auto& r) { return r.state == state::InstanceState::running; }) >= 2)
+    seen = read();
+    if (seen && seen->instances.size() == count &&
+        static_cast<std::size_t>(std::count_if(seen->instances.begin(), seen->instances.end(), [](const auto& r) {
+          return r.state == state::InstanceState::running;
+        })) >= running)
       break;
     std::this_thread::sleep_for(25ms);
   }
-  ASSERT_TRUE(seen.has_value());
   ::kill(up_pid, SIGINT);
   int status = 0;
   ::waitpid(up_pid, &status, 0);
-  EXPECT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 130);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, seen};
+}
+
+TEST_F(FleetTest, InterruptedUpLeavesWhatRanBefore) {
+  // Pacing is the supervisor's: set by the up that starts the fleet.
+  ASSERT_EQ(up(2, "--parallel 1 --stagger 400").status, 0);
+  auto before = fleet_state();
+  ASSERT_TRUE(before.has_value());
+  auto [status, seen] = interrupt_up(                                     haco_command("up --name " + fleet_ + " --ports " + ports(8) +
+                                                  " --stagger 400 --timeout 30 " + definition()),
+                                     8, 4, [&] { return fleet_state(); });
+  EXPECT_EQ(status, 130);
+  auto after = fleet_state();
+  ASSERT_TRUE(after.has_value());
+  ASSERT_EQ(after->instances.size(), 2u);
+  EXPECT_EQ(after->supervisor, before->supervisor);
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(after->instances[i].process, before->instances[i].process);
+    EXPECT_TRUE(state::is_alive(after->instances[i].process));
+  }
+  ASSERT_TRUE(seen.has_value());
+  for (std::size_t i = 2; i < seen->instances.size(); ++i) {
+    const auto& r = seen->instances[i];
+    EXPECT_FALSE(state::is_alive(r.process)) << r.name();
+    EXPECT_FALSE(std::filesystem::exists(r.spec.container.rootfs)) << r.name();
+  }
+  ASSERT_EQ(haco("down --name " + fleet_ + " --timeout 1 --purge").status, 0);
+  expect_nothing_left(*before);
+}
+
+TEST_F(FleetTest, InterruptedUpRemovesWhatItStarted) {
+  auto [status, seen] = interrupt_up(                                     haco_command("up --name " + fleet_ + " --ports " + ports(8) +
+                                                  " --parallel 1 --stagger 400 --timeout 30 --rootfs extract " +
+                                                  definition()),
+                                     8, 2, [&] { return fleet_state(); });
+  EXPECT_EQ(status, 130);
+  ASSERT_TRUE(seen.has_value());
   expect_nothing_left(*seen);
   // The trees this `up` created are removed too.
   EXPECT_FALSE(std::filesystem::exists(rootfs_base_ + "/t-" + std::to_string(port_base_)));
