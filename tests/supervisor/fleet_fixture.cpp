@@ -40,6 +40,7 @@ void FleetTest::SetUp() {
   ::unsetenv("HACO_TEST_SH");
   ::unsetenv("HACO_TEST_MARK");
   ::unsetenv("HACO_TEST_INIT");
+  ::unsetenv("HACO_TEST_FAIL_PORT");
 }
 
 void FleetTest::TearDown() {

@@ -164,6 +164,30 @@ TEST_F(FleetTest, ExecErrorOfTheInitReachesUpWithExitOne) {
   expect_nothing_left(*fleet);
 }
 
+TEST_F(FleetTest, OneFailureKeepsTheOthersUnlessAtomic) {
+  ::setenv("HACO_TEST_FAIL_PORT", std::to_string(port_base_ + 1).c_str(), 1);
+  auto result = up(3);
+  EXPECT_EQ(result.status, 1) << result.output;
+  EXPECT_NE(result.output.find("2 of 3 instances ready"), std::string::npos) << result.output;
+  auto fleet = fleet_state();
+  ASSERT_TRUE(fleet.has_value());
+  EXPECT_TRUE(state::is_alive(fleet->instances[0].process));
+  EXPECT_TRUE(state::is_alive(fleet->instances[2].process));
+  ASSERT_EQ(haco("down --name " + fleet_ + " --timeout 1 --purge").status, 0);
+  expect_nothing_left(*fleet);
+
+  auto atomic = up(3, "--atomic");
+  ::unsetenv("HACO_TEST_FAIL_PORT");
+  EXPECT_EQ(atomic.status, 1) << atomic.output;
+  EXPECT_NE(atomic.output.find("--atomic"), std::string::npos) << atomic.output;
+  EXPECT_NE(atomic.output.find("/no/such/init"), std::string::npos) << atomic.output;
+  // All or nothing: the fleet was new, so nothing of it is left.
+  EXPECT_FALSE(fleet_state().has_value());
+  EXPECT_EQ(fleet_cgroup_dirs(), std::vector<std::string>{});
+  EXPECT_EQ(mounts_under_temp(), std::vector<std::string>{});
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/" + fleet_));
+}
+
 TEST_F(FleetTest, InitThatEndsBeforeItIsReadyFailsWithItsLog) {
   ::setenv("HACO_TEST_SH", "echo cannot bind the port >&2; exit 4", 1);
   auto started = std::chrono::steady_clock::now();
