@@ -19,6 +19,7 @@
 
 #include "haco/error.hpp"
 #include "haco/unique_fd.hpp"
+#include "runtime/caps.hpp"
 #include "runtime/mounts.hpp"
 #include "runtime/user_ns.hpp"
 
@@ -124,6 +125,8 @@ void run_child(const LaunchRequest& request, const Channel& channel, const Child
     step = ChildStep::pivot_root;
     enter_rootfs(root.get());
     root.reset();
+    step = ChildStep::capabilities;
+    restrict_capabilities(c);
     step = ChildStep::stdio;
     setup_stdio(c, stdio);
     step = ChildStep::workdir;

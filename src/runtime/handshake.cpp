@@ -37,6 +37,7 @@ std::string_view child_step_name(ChildStep s) {
     case ChildStep::network: return "bringing up loopback";
     case ChildStep::mounts: return "mounting";
     case ChildStep::pivot_root: return "pivot_root";
+    case ChildStep::capabilities: return "dropping capabilities";
     case ChildStep::stdio: return "setting up stdio";
     case ChildStep::workdir: return "changing to the working directory";
     case ChildStep::exec: return "starting the init command";

@@ -7,7 +7,7 @@
 //                        uid_map; writes the pid into the v1 cgroups.
 //      parent -> child   maps_written
 //   3. child             setresgid/setresuid 0, cgroup namespace, hostname, loopback,
-//                        mounts, pivot_root, stdio, workdir.
+//                        mounts, pivot_root, capabilities, stdio, workdir.
 //      child  -> parent  about_to_exec
 //   4. child             execve: the socket closes on exec, and the parent takes
 //                        end-of-file after about_to_exec as success.
@@ -34,6 +34,7 @@ enum class ChildStep : std::uint32_t {
   network,
   mounts,
   pivot_root,
+  capabilities,
   stdio,
   workdir,
   exec,

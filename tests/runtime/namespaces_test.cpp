@@ -1,5 +1,6 @@
 // The optional namespaces (net, cgroup) and CLONE_PARENT, on real containers.
 #include <gtest/gtest.h>
+#include <linux/capability.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,7 +53,7 @@ TEST_F(NamespacesTest, NetAndCgroupNamespacesWithARealSysfs) {
 }
 
 // Without a user namespace the container is real root: the kernel lets it
-// mount a real devtmpfs and sysfs.
+// mount a real devtmpfs and sysfs, and it loses the host-wide capabilities.
 TEST_F(NamespacesTest, WithoutAUserNamespaceTheRealFilesystemsAreMounted) {
   TempRootfs rootfs(0);
   runtime::LaunchRequest req;
@@ -71,6 +72,11 @@ TEST_F(NamespacesTest, WithoutAUserNamespaceTheRealFilesystemsAreMounted) {
   EXPECT_NE(mountinfo.find(" /dev rw,nosuid,noexec"), std::string::npos) << mountinfo;
   EXPECT_NE(mountinfo.find(" - devtmpfs "), std::string::npos) << mountinfo;
   EXPECT_NE(mountinfo.find(" /sys ro,"), std::string::npos) << mountinfo;
+  // Real root, but without the capabilities whose effect is host-wide.
+  std::uint64_t bounding = std::stoull(status_field(container.pid(), "CapBnd"), nullptr, 16);
+  for (int cap : {CAP_SYS_MODULE, CAP_SYS_BOOT, CAP_SYS_RAWIO, CAP_SYS_TIME, CAP_SYSLOG})
+    EXPECT_EQ(bounding & (1ull << cap), 0u) << "capability " << cap;
+  EXPECT_NE(bounding & (1ull << CAP_SYS_ADMIN), 0u);
   char self[256]{}, other[256]{};
   ::readlink("/proc/self/ns/user", self, sizeof self - 1);
   ::readlink(fmt::format("/proc/{}/ns/user", container.pid()).c_str(), other, sizeof other - 1);
