@@ -310,15 +310,20 @@ struct ReadinessProber::Impl : std::enable_shared_from_this<ReadinessProber::Imp
           if (ec && ec != asio::error::eof && ec != asio::error::not_found)
             return self->attempt_failed(w, fmt::format("{}: {}", self->step_name(w), ec.message()));
           std::string_view line(w->response);
-          line = line.substr(0, ec ? line.find("\r\n") : length - 2);
+          if (ec) {
+            // No CRLF: the peer closed (or sent too much) before the status
+            // line was complete, so even "HTTP/1.0 200" is not taken as one.
+            line = line.substr(0, 80);
+            return self->attempt_failed(
+                w, line.empty() ? fmt::format("{}: connection closed before a status line", self->step_name(w))
+                                : fmt::format("{}: incomplete status line: {:?}", self->step_name(w), std::string(line)));
+          }
+          line = line.substr(0, length - 2);
           const int code = status_code(line);
           if (code >= 200 && code <= 299) return self->report(w, true, {});
-          if (code == 0) {
-            return self->attempt_failed(w, line.empty() ? fmt::format("{}: connection closed before a status line",
-                                                                       self->step_name(w))
-                                                        : fmt::format("{}: not an HTTP status line: {:?}",
-                                                                      self->step_name(w), std::string(line.substr(0, 80))));
-          }
+          if (code == 0)
+            return self->attempt_failed(w, fmt::format("{}: not an HTTP status line: {:?}", self->step_name(w),
+                                                       std::string(line.substr(0, 80))));
           self->attempt_failed(w, fmt::format("{}: {}", self->step_name(w), std::string(line.substr(line.find(' ') + 1))));
         });
   }

@@ -14,6 +14,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::HttpServer;
+using testing::RawServer;
 using testing::RefusingPort;
 using testing::SilentServer;
 
@@ -173,6 +174,49 @@ TEST(ReadinessProber, HttpBecomesReadyWhenTheServerStartsAnswering2xx) {
   ASSERT_TRUE(run.results[7].ready) << run.results[7].error;
   EXPECT_EQ(run.results[7].attempts, 4u);
   EXPECT_EQ(server.requests().size(), 4u);
+}
+
+TEST(ReadinessProber, HttpAnswersThatAreNotStatusLinesSayWhatCame) {
+  ProbeRun run;
+  RawServer garbage(run.io, "SSH-2.0-OpenSSH_9.2\r\n");
+  RawServer closes(run.io, "");
+  RawServer no_crlf(run.io, "HTTP/1.0 200", false);
+  RawServer http09(run.io, "HTTP/1.1 2000 Way OK\r\n");
+  RawServer redirect(run.io, "HTTP/1.1 302 Found\r\nLocation: /x\r\n\r\n");
+  ReadinessProber prober(run.io);
+  const auto deadline = Clock::now() + 200ms;
+  prober.watch(20, http_spec(garbage.port(), "/"), deadline, run.collect());
+  prober.watch(21, http_spec(closes.port(), "/"), deadline, run.collect());
+  prober.watch(22, http_spec(no_crlf.port(), "/"), deadline, run.collect());
+  prober.watch(23, http_spec(http09.port(), "/"), deadline, run.collect());
+  prober.watch(24, http_spec(redirect.port(), "/"), deadline, run.collect());
+  run.run(5);
+  for (InstanceId id = 20; id <= 24; ++id) EXPECT_FALSE(run.results[id].ready) << id;
+  EXPECT_NE(run.results[20].error.find(": not an HTTP status line: \"SSH-2.0-OpenSSH_9.2\""), std::string::npos)
+      << run.results[20].error;
+  EXPECT_NE(run.results[21].error.find(": connection closed before a status line"), std::string::npos)
+      << run.results[21].error;
+  // A status line cut short is not taken for a 200.
+  EXPECT_NE(run.results[22].error.find(": incomplete status line: \"HTTP/1.0 200\""), std::string::npos)
+      << run.results[22].error;
+  EXPECT_NE(run.results[23].error.find("not an HTTP status line"), std::string::npos) << run.results[23].error;
+  EXPECT_NE(run.results[24].error.find(": 302 Found"), std::string::npos) << run.results[24].error;
+}
+
+TEST(ReadinessProber, ProbesAnIpv6Address) {
+  ProbeRun run;
+  boost::system::error_code ec;
+  boost::asio::ip::tcp::acceptor listener(run.io);
+  listener.open(boost::asio::ip::tcp::v6(), ec);
+  if (!ec) listener.bind({boost::asio::ip::make_address("::1"), 0}, ec);
+  if (!ec) listener.listen(16, ec);
+  if (ec) GTEST_SKIP() << "no IPv6 loopback here: " << ec.message();
+  ReadinessProber prober(run.io);
+  auto spec = tcp_spec(listener.local_endpoint().port());
+  spec.address = "::1";
+  prober.watch(25, spec, Clock::now() + 5s, run.collect());
+  run.run();
+  EXPECT_TRUE(run.results[25].ready) << run.results[25].error;
 }
 
 TEST(ReadinessProber, TcpProbeOfAServerThatNeverAnswersIsReady) {

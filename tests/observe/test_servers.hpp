@@ -82,6 +82,50 @@ class HttpServer {
   std::vector<std::string> requests_;
 };
 
+// Reads what the client sends first (if `wait_for_request`), writes `reply`
+// verbatim and closes: for malformed or truncated answers.
+class RawServer {
+ public:
+  RawServer(asio::io_context& io, std::string reply, bool wait_for_request = true)
+      : acceptor_(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
+        reply_(std::move(reply)),
+        wait_for_request_(wait_for_request) {
+    accept();
+  }
+  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+
+ private:
+  struct Exchange {
+    explicit Exchange(tcp::socket s) : socket(std::move(s)) {}
+    tcp::socket socket;
+    std::string head;
+  };
+
+  void accept() {
+    acceptor_.async_accept([this](const boost::system::error_code& ec, tcp::socket socket) {
+      if (ec) return;
+      auto x = std::make_shared<Exchange>(std::move(socket));
+      if (wait_for_request_)
+        asio::async_read_until(x->socket, asio::dynamic_buffer(x->head), "\r\n\r\n",
+                               [this, x](const boost::system::error_code&, std::size_t) { answer(x); });
+      else
+        answer(x);
+      accept();
+    });
+  }
+
+  void answer(std::shared_ptr<Exchange> x) {
+    asio::async_write(x->socket, asio::buffer(reply_), [x](const boost::system::error_code&, std::size_t) {
+      boost::system::error_code ignored;
+      x->socket.shutdown(tcp::socket::shutdown_both, ignored);
+    });
+  }
+
+  tcp::acceptor acceptor_;
+  std::string reply_;
+  bool wait_for_request_;
+};
+
 // A port on 127.0.0.1 that refuses connections for as long as this object
 // lives: bound (so nobody else gets it) but not listening.
 class RefusingPort {
