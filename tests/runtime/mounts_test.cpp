@@ -1,9 +1,11 @@
 // The container's mounts, read from /proc/PID/mountinfo on the host.
 #include <gtest/gtest.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <sstream>
 #include <vector>
 
@@ -128,6 +130,35 @@ TEST_F(MountsTest, ASymlinkedTargetIsResolvedInsideTheRootfs) {
   // The host's /etc gained nothing.
   struct stat st {};
   EXPECT_NE(::stat("/etc/haco-escape", &st), 0);
+}
+
+// The rootfs engine's overlay strategy hands over a rootfs that is already a
+// mount point: it is pivoted into as it is, without a second bind.
+TEST_F(MountsTest, ARootfsThatIsAlreadyAMountPointIsUsedAsIs) {
+  std::uint32_t base = test_id_base();
+  TempRootfs rootfs(base);
+  const std::string path = rootfs.path().string();
+  ASSERT_EQ(::mount("tmpfs", path.c_str(), "tmpfs", 0, "mode=0755"), 0);
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{path};
+  ASSERT_EQ(std::system(fmt::format("tar -xzf {} -C {} && chown -R -h {}:{} {}", busybox_image(), path, base, base,
+                                    path).c_str()),
+            0);
+  runtime::LaunchRequest req;
+  req.instance.container = busybox_spec("haco-rt-mountpoint", rootfs, base, "echo END; exec sleep 60");
+  req.log_path = (rootfs.dir() / "init.log").string();
+  Container container(req);
+  std::string log = wait_for_text(req.log_path, "END");
+  ASSERT_NE(log.find("END"), std::string::npos) << log;
+  auto mounts = mounts_of(container.pid());
+  ASSERT_FALSE(mounts.empty());
+  EXPECT_EQ(mounts.front().mount_point, "/");
+  EXPECT_EQ(mounts.front().fstype, "tmpfs");
+  int roots = 0;
+  for (const auto& m : mounts) roots += m.mount_point == "/";
+  EXPECT_EQ(roots, 1);
 }
 
 }  // namespace
