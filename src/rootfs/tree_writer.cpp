@@ -23,6 +23,7 @@ constexpr unsigned kSqEntries = 256;
 constexpr unsigned kCqEntries = 1024;
 constexpr unsigned kMaxRequests = 1024;
 constexpr unsigned kFileSlots = 1024;
+constexpr std::size_t kMaxDeferredCloses = 256;
 constexpr std::uint64_t kResolveConfined = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
 
 mode_t type_bits(EntryType t) {
@@ -118,8 +119,12 @@ int TreeWriter::dir_fd(std::size_t tree, const Entry* dir) {
   if (t.dir_fds.size() >= kDirFdsPerTree) {
     auto oldest = std::min_element(t.dir_fds.begin(), t.dir_fds.end(),
                                    [](const auto& a, const auto& b) { return a.second.second < b.second.second; });
-    // Queued requests may still name this fd: close it only after the next flush.
-    deferred_close_.push_back(oldest->second.first);
+    // Queued requests may still name this fd: then it is closed after the
+    // next flush; with nothing in flight (final pass) it is closed now.
+    if (in_flight_ > 0)
+      deferred_close_.push_back(oldest->second.first);
+    else
+      ::close(oldest->second.first);
     t.dir_fds.erase(oldest);
   }
   t.dir_fds.emplace(dir, std::make_pair(fd, ++clock_));
@@ -233,6 +238,8 @@ void TreeWriter::create(std::size_t tree, const EntryOp& op, const Batch& batch)
     return;
   }
 
+  // Evicted directory fds wait for a flush to be closed: bound them.
+  if (deferred_close_.size() >= kMaxDeferredCloses) flush();
   wait_created(e.parent);
   if (e.type == EntryType::hardlink) {
     wait_created(e.link_target);
