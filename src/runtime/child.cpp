@@ -13,6 +13,7 @@
 
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <fmt/format.h>
@@ -96,6 +97,18 @@ int exec_command(const std::vector<std::string>& command, const std::vector<std:
   return err;
 }
 
+// Best effort: the parent may be gone, and nothing may escape the child.
+template <typename What>
+void report_failure(const Channel& channel, ChildStep step, const What& what) noexcept {
+  try {
+    if constexpr (std::is_same_v<What, Error>)
+      channel.send(failure_message(step, what));
+    else
+      channel.send(failure_message(step, Error(what)));
+  } catch (...) {
+  }
+}
+
 }  // namespace
 
 void run_child(const LaunchRequest& request, const Channel& channel, const ChildStdio& stdio) {
@@ -140,16 +153,11 @@ void run_child(const LaunchRequest& request, const Channel& channel, const Child
     int err = exec_command(c.command, env);
     channel.send(failure_message(step, Error::from_errno("exec", c.command.front(), err)));
   } catch (const Error& e) {
-    try {
-      channel.send(failure_message(step, e));
-    } catch (const Error&) {
-      // The parent is gone; nobody is left to tell.
-    }
+    report_failure(channel, step, e);
   } catch (const std::exception& e) {
-    try {
-      channel.send(failure_message(step, Error(e.what())));
-    } catch (const Error&) {
-    }
+    report_failure(channel, step, e.what());
+  } catch (...) {
+    // Nothing may unwind into the caller's code, which this process shares.
   }
   ::_exit(127);
 }
