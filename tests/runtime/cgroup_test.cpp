@@ -161,6 +161,28 @@ TEST_F(CgroupTest, AV1CpusetGetsItsParentsMemsSoThatTheContainerCanJoin) {
   EXPECT_EQ(trimmed(status_field(c.pid(), "Cpus_allowed_list")), "0");
 }
 
+TEST_F(CgroupTest, ASettingTheKernelRefusesLeavesNoInstanceDirectory) {
+  const auto& h = cgroups::discover_hierarchies();
+  if (!h.v1_for("cpuset")) GTEST_SKIP() << "no v1 cpuset hierarchy";
+  struct RemoveFleet {
+    ~RemoveFleet() { cgroups::remove_fleet_cgroups(kFleet); }
+  } remove_fleet;
+  try {
+    cgroups::InstanceCgroup::create(kFleet, "refused", {{"cpuset.cpus", "4095"}});
+    FAIL() << "a cpuset of a CPU that does not exist was accepted";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("creating the cgroup of refused"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("cpuset.cpus"), std::string::npos) << e.what();
+  }
+  for (const auto& hier : h.v1) {
+    EXPECT_FALSE(std::filesystem::exists(cgroups::instance_dir(hier, kFleet, "refused"))) << hier.own_dir;
+  }
+  if (h.v2) {
+    EXPECT_FALSE(std::filesystem::exists(cgroups::instance_dir(*h.v2, kFleet, "refused")));
+  }
+  EXPECT_EQ(cgroups::InstanceCgroup::open(kFleet, "refused"), nullptr);
+}
+
 TEST_F(CgroupTest, RemoveLeavesNoDirectoryBehind) {
   std::vector<std::string> paths;
   {
