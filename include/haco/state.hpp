@@ -54,6 +54,12 @@ std::optional<ProcessIdentity> identify(pid_t pid);
 // True when `who` still runs (same pid and start time) and is not a zombie.
 bool is_alive(const ProcessIdentity& who);
 
+// Whether `signal` sent from outside would be dropped: the process ignores
+// it, or it is the init of its own pid namespace (`namespace_init`) and has
+// no handler for it (the kernel drops such signals from an ancestor
+// namespace; busybox httpd as init is one). A stop timeout is then pointless.
+bool signal_would_be_dropped(pid_t pid, int signal, bool namespace_init);
+
 // Resident and proportional set size from /proc/PID/smaps_rollup, in KiB.
 struct MemoryUsage {
   std::uint64_t rss_kib = 0;

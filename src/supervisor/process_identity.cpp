@@ -48,6 +48,18 @@ bool is_alive(const ProcessIdentity& who) {
   return start && *start == who.start_time;
 }
 
+bool signal_would_be_dropped(pid_t pid, int signal, bool namespace_init) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  std::uint64_t ignored = 0, caught = 0;
+  while (std::getline(status, line)) {
+    if (line.rfind("SigIgn:", 0) == 0) ignored = std::stoull(line.substr(7), nullptr, 16);
+    if (line.rfind("SigCgt:", 0) == 0) caught = std::stoull(line.substr(7), nullptr, 16);
+  }
+  std::uint64_t bit = 1ull << (signal - 1);
+  return (ignored & bit) || (namespace_init && !(caught & bit));
+}
+
 std::optional<MemoryUsage> read_memory(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
   if (!in) return std::nullopt;

@@ -429,6 +429,7 @@ class Supervisor {
     operation->session = session;
     operation->forget = forget;
     operation->shutdown = shutdown;
+    std::set<std::string> deaf;
     for (const auto& name : names) {
       auto it = instances_.find(name);
       if (it == instances_.end()) continue;
@@ -437,7 +438,11 @@ class Supervisor {
       if (instance.restart_timer) instance.restart_timer->cancel();
       if (instance.pidfd) {
         instance.record.state = InstanceState::stopping;
-        pidfd_signal(instance.pidfd->native_handle(), instance.record.spec.container.stop_signal);
+        const auto& container = instance.record.spec.container;
+        pidfd_signal(instance.pidfd->native_handle(), container.stop_signal);
+        if (state::signal_would_be_dropped(instance.record.process.pid, container.stop_signal,
+                                    container.has_namespace(Namespace::pid)))
+          deaf.insert(name);
         operation->waiting.insert(name);
       } else if (instance.launching) {
         instance.record.state = InstanceState::stopping;
@@ -451,6 +456,10 @@ class Supervisor {
     for (const auto& name : names) forget_later_.erase(name);
     if (forget)
       for (const auto& name : names) forget_later_.insert(name);
+    if (!deaf.empty()) {
+      log_line(fmt::format("{} instance(s) cannot receive the stop signal: killing them now", deaf.size()));
+      kill_instances(deaf);
+    }
     operation->deadline = std::make_unique<asio::steady_timer>(io_, timeout);
     std::weak_ptr<StopOperation> weak = operation;
     operation->deadline->async_wait([this, weak](const boost::system::error_code& ec) {
@@ -465,8 +474,12 @@ class Supervisor {
   // The stop signal was not enough: SIGKILL through the cgroup (every process
   // of the instance, not only its init).
   void kill_remaining(StopOperation& operation) {
-    for (const auto& name : operation.waiting) {
-      log_line(fmt::format("{} did not stop in time: killing its cgroup", name));
+    for (const auto& name : operation.waiting) log_line(fmt::format("{} did not stop in time: killing its cgroup", name));
+    kill_instances(operation.waiting);
+  }
+
+  void kill_instances(const std::set<std::string>& names) {
+    for (const auto& name : names) {
       auto it = instances_.find(name);
       if (it != instances_.end() && it->second.pidfd) pidfd_signal(it->second.pidfd->native_handle(), SIGKILL);
       try {

@@ -73,13 +73,17 @@ class Failures {
 };
 
 // Without a supervisor: the stop signal to each init still alive, then wait
-// for the inits and their cgroups to empty.
+// for those inits and their cgroups to empty.
 void stop_unsupervised(const std::string& fleet, const std::vector<InstanceRecord>& records,
                        std::chrono::milliseconds timeout) {
+  // Only those that can hear the stop signal are waited for; the others are
+  // left to the cgroup kill that follows.
   std::vector<std::pair<ProcessIdentity, std::unique_ptr<cgroups::InstanceCgroup>>> running;
   for (const auto& r : records) {
-    signal_if_same(r.process, r.spec.container.stop_signal);
-    running.emplace_back(r.process, cgroups::InstanceCgroup::open(fleet, r.name()));
+    const auto& c = r.spec.container;
+    if (signal_if_same(r.process, c.stop_signal) &&
+        !state::signal_would_be_dropped(r.process.pid, c.stop_signal, c.has_namespace(Namespace::pid)))
+      running.emplace_back(r.process, cgroups::InstanceCgroup::open(fleet, r.name()));
   }
   wait_until(
       [&] {

@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -147,6 +148,18 @@ TEST(ProcessIdentity, TellsARecycledPidFromTheProcess) {
   ASSERT_TRUE(identity.has_value());
   EXPECT_FALSE(is_alive(*identity));
   EXPECT_FALSE(read_start_time(child).has_value());
+}
+
+TEST(ProcessIdentity, KnowsWhichSignalsWouldBeDropped) {
+  pid_t self = ::getpid();
+  EXPECT_FALSE(signal_would_be_dropped(self, SIGUSR2, false));
+  // As the init of a pid namespace without a handler, SIGUSR2 is dropped.
+  EXPECT_TRUE(signal_would_be_dropped(self, SIGUSR2, true));
+  auto previous = ::signal(SIGUSR2, [](int) {});
+  EXPECT_FALSE(signal_would_be_dropped(self, SIGUSR2, true));
+  ::signal(SIGUSR2, SIG_IGN);
+  EXPECT_TRUE(signal_would_be_dropped(self, SIGUSR2, false));
+  ::signal(SIGUSR2, previous);
 }
 
 TEST(ProcessIdentity, ReadsMemoryFromSmapsRollup) {
