@@ -82,9 +82,10 @@ using ProbeCallback = std::function<void(InstanceId, const ProbeResult&)>;
 struct ProbeOptions {
   // Wait between failed attempts: starts at initial_backoff and grows by
   // half each time up to max_backoff (the bound on how late a ready instance
-  // is noticed).
+  // is noticed). Measured (bench_probe): 100 refusing ports cost about 5% of
+  // one core at 25 ms, 10% at 10 ms, 4% at 50 ms.
   std::chrono::milliseconds initial_backoff{2};
-  std::chrono::milliseconds max_backoff{50};
+  std::chrono::milliseconds max_backoff{25};
   // One attempt (connect, and for http the request and status line) is
   // abandoned after this long, so a silent peer cannot stall a probe.
   std::chrono::milliseconds attempt_timeout{1000};
