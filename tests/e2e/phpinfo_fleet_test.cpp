@@ -23,7 +23,8 @@ struct InstanceView {
 
 std::vector<InstanceView> running_instances(RunningFleet& fleet) {
   std::vector<InstanceView> out;
-  for (const auto& item : fleet.ps().at("instances")) {
+  const auto doc = fleet.ps();
+  for (const auto& item : doc.at("instances")) {
     EXPECT_EQ(item.at("state"), "running") << item.dump();
     if (item.at("pid").is_null()) continue;
     out.push_back({item.at("port").get<std::uint16_t>(), item.at("pid").get<pid_t>()});
