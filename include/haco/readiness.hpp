@@ -101,7 +101,8 @@ class ReadinessProber {
   // Starts probing `id` until ready or `deadline`; `callback` reports the
   // outcome. Watching an id that is already watched replaces the old watch,
   // whose callback then reports "cancelled". Throws haco::Error when the
-  // netns fd cannot be duplicated or the address is not an IP literal.
+  // netns fd cannot be duplicated, the address is not an IP literal, the
+  // port is 0 or the http path is not one.
   // Call watch() and cancel() on the io_context's thread, or before it runs.
   void watch(InstanceId id, const ProbeSpec& spec, Clock::time_point deadline, ProbeCallback callback);
   // Stops probing `id`; its callback reports "cancelled". No effect when

@@ -199,6 +199,9 @@ struct ReadinessProber::Impl : std::enable_shared_from_this<ReadinessProber::Imp
     boost::system::error_code ec;
     auto address = asio::ip::make_address(spec.address, ec);
     if (ec) throw Error(fmt::format("readiness probe of instance {}: {:?} is not an IP address", id, spec.address));
+    if (spec.port == 0) throw Error(fmt::format("readiness probe of instance {}: no port to probe", id));
+    if (spec.kind == ProbeKind::http && !valid_http_path(spec.http_path))
+      throw Error(fmt::format("readiness probe of instance {}: {:?} is not an HTTP path", id, spec.http_path));
     w->endpoint = tcp::endpoint(address, spec.port);
     if (spec.netns_fd >= 0) {
       int copy = ::fcntl(spec.netns_fd, F_DUPFD_CLOEXEC, 0);

@@ -349,6 +349,16 @@ TEST(ReadinessProber, RefusesAnAddressThatIsNotAnIpLiteral) {
   EXPECT_EQ(prober.pending(), 0u);
 }
 
+TEST(ReadinessProber, RefusesPortZeroAndAnHttpPathThatIsNotOne) {
+  boost::asio::io_context io;
+  ReadinessProber prober(io);
+  auto ignore = [](InstanceId, const ProbeResult&) {};
+  EXPECT_THROW(prober.watch(1, tcp_spec(0), Clock::now() + 1s, ignore), Error);
+  EXPECT_THROW(prober.watch(1, http_spec(80, ""), Clock::now() + 1s, ignore), Error);
+  EXPECT_THROW(prober.watch(1, http_spec(80, "/a b"), Clock::now() + 1s, ignore), Error);
+  EXPECT_EQ(prober.pending(), 0u);
+}
+
 TEST(ReadinessProber, RefusesANetnsFdThatIsNotOpen) {
   boost::asio::io_context io;
   ReadinessProber prober(io);
