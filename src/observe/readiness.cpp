@@ -168,7 +168,7 @@ UniqueFd open_netns(int pid) {
 
 struct ReadinessProber::Impl : std::enable_shared_from_this<ReadinessProber::Impl> {
   struct Watch {
-    Watch(asio::io_context& io) : socket(io), timer(io) {}
+    explicit Watch(asio::io_context& io) : socket(io), timer(io) {}
     InstanceId id = 0;
     ProbeSpec spec;
     tcp::endpoint endpoint;
@@ -251,12 +251,17 @@ struct ReadinessProber::Impl : std::enable_shared_from_this<ReadinessProber::Imp
     }
     ++w->attempts;
     const unsigned serial = ++w->attempt_serial;
-    const auto attempt_end = std::min(Clock::now() + options.attempt_timeout, w->deadline);
-    w->timer.expires_at(attempt_end);
-    w->timer.async_wait([self = shared_from_this(), w, serial](const boost::system::error_code& ec) {
+    // The deadline may cut the last attempt short.
+    const auto now = Clock::now();
+    const auto limit = std::min(now + options.attempt_timeout, std::max(now, w->deadline)) - now;
+    w->timer.expires_after(limit);
+    w->timer.async_wait([self = shared_from_this(), w, serial, limit](const boost::system::error_code& ec) {
       if (ec || !self->current(w, serial)) return;
-      self->attempt_failed(w, fmt::format("{}: no answer within {}", self->step_name(w),
-                                          seconds_text(self->options.attempt_timeout)));
+      // An attempt cut short by the deadline says less than the one before.
+      if (limit < self->options.attempt_timeout && !w->last_error.empty())
+        return self->attempt_failed(w, w->last_error);
+      self->attempt_failed(w, fmt::format("{}: no answer within {} ms", self->step_name(w),
+                                          std::chrono::duration_cast<std::chrono::milliseconds>(limit).count()));
     });
     const auto protocol = w->endpoint.protocol();
     if (!w->netns) {
