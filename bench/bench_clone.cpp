@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -204,6 +205,25 @@ void BM_LaunchParallel(benchmark::State& state) {
       static_cast<double>(state.iterations() * launchers * kPerLauncher), benchmark::Counter::kIsRate);
 }
 
+// launch() while the launcher's mount namespace holds N more mounts (as a
+// host does with N instances' rootfs mounts): CLONE_NEWNS copies them all,
+// and the child makes them private and detaches them with the old root.
+void BM_LaunchAmongMounts(benchmark::State& state) {
+  const auto extra = static_cast<int>(state.range(0));
+  char tmpl[] = "/tmp/haco-bench-mounts.XXXXXX";
+  if (!::mkdtemp(tmpl)) throw haco::Error::from_errno("mkdtemp", tmpl, errno);
+  std::string base = tmpl;
+  haco::check_sys(::mount("haco-bench", base.c_str(), "tmpfs", 0, "size=1m"), "mount", base);
+  for (int i = 0; i < extra; ++i) {
+    std::string dir = fmt::format("{}/{}", base, i);
+    haco::check_sys(::mkdir(dir.c_str(), 0755), "mkdir", dir);
+    haco::check_sys(::mount("haco-bench", dir.c_str(), "tmpfs", 0, "size=64k"), "mount", dir);
+  }
+  run_launches(state, minimal_spec(), nullptr);
+  haco::check_sys(::umount2(base.c_str(), MNT_DETACH), "umount2", base);
+  ::rmdir(base.c_str());
+}
+
 // Creating and removing one instance's cgroup (done once per instance by `up`).
 void BM_CgroupCreateRemove(benchmark::State& state) {
   for (auto _ : state) {
@@ -220,6 +240,7 @@ BENCHMARK(BM_Launch)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_LaunchTemplateMounts)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_LaunchIntoCgroup)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_LaunchParallel)->Arg(1)->Arg(2)->Arg(4)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_LaunchAmongMounts)->Arg(100)->Arg(400)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_CgroupCreateRemove)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
@@ -231,6 +252,10 @@ int main(int argc, char** argv) {
   }
   benchmark::Initialize(&argc, argv);
   try {
+    // The bench's own mounts stay in a private copy of the mount namespace:
+    // nothing it mounts is seen by, or left on, the host.
+    haco::check_sys(::unshare(CLONE_NEWNS), "unshare", "mount namespace");
+    haco::check_sys(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), "mount", "/ (rprivate)");
     BenchRootfs rootfs;
     g_rootfs = &rootfs;
     benchmark::RunSpecifiedBenchmarks();
