@@ -2,7 +2,8 @@
 # Whole-fleet startup benchmark: how long until N phpinfo instances all answer,
 # three ways, in one run (see docs/images.md for how to read the output).
 #
-#   scripts/bench-startup.sh [--modes a,b,c] [--base-port P] [--image PATH] [N...]
+#   scripts/bench-startup.sh [--modes a,b,c] [--base-port P] [--image PATH]
+#                            [--haco-fleet BIN] [--up-args "ARGS"] [N...]
 #
 #   a  the seed's way: a shell loop per port (tar xzf into a fresh directory,
 #      chown -R to port*100, util-linux unshare with the same user mapping and
@@ -28,6 +29,7 @@ modes=a,b,c
 base_port=10001
 image=
 haco_fleet=${HACO_FLEET:-}
+up_args=()
 counts=()
 
 die() { echo "bench-startup: $*" >&2; exit 1; }
@@ -39,7 +41,8 @@ while [ $# -gt 0 ]; do
     --base-port) base_port=$2; shift ;;
     --image) image=$2; shift ;;
     --haco-fleet) haco_fleet=$2; shift ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --up-args) read -r -a up_args <<<"$2"; shift ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     [0-9]*) counts+=("$1") ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
@@ -124,6 +127,8 @@ remove_all_instance_cgroups() {
 
 # --- work tree, haco-fleet fleets and cleanup ---------------------------------
 readonly work=$(mktemp -d /tmp/haco-bench.XXXXXX)
+# The containers' root users (host uids port*100) must reach their rootfs in it.
+chmod 0755 "$work"
 fleet_up=0
 
 fleet() {
@@ -237,6 +242,7 @@ declare -A result=()
 # not installed a two-line writer of /proc/PID/{uid,gid}_map takes its place.
 idmap_dir=
 prepare_idmap_writer() {
+  [ -z "$idmap_dir" ] || return 0
   command -v newuidmap >/dev/null && command -v newgidmap >/dev/null && return
   idmap_dir=$work/idmap
   mkdir -p "$idmap_dir"
@@ -311,7 +317,7 @@ run_fleet() {
   mkdir -p "$work/b"
   t0=$(now)
   fleet_up=1
-  fleet up --ports "$first-$((first + count - 1))" "$REPO/templates/phpinfo.haco" \
+  fleet up "${up_args[@]}" --ports "$first-$((first + count - 1))" "$REPO/templates/phpinfo.haco" \
     >"$work/b/up-$label-$count.log" 2>&1 || { cat "$work/b/up-$label-$count.log" >&2; die "haco-fleet up failed"; }
   wait_all_ready "$first" "$count"
   t1=$(now)
