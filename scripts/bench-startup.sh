@@ -237,13 +237,14 @@ descendants() {
 # --- the three ways -------------------------------------------------------------
 declare -A result=()
 
-# a: the seed's loop. The user mapping is written by util-linux unshare through
-# newuidmap/newgidmap; root needs no setuid helper for that, so when uidmap is
-# not installed a two-line writer of /proc/PID/{uid,gid}_map takes its place.
+# a: the seed's loop. util-linux unshare writes the user mapping through
+# newuidmap/newgidmap, setuid helpers that let a user map the ranges
+# /etc/subuid grants; root may write any map itself, so a two-line writer of
+# /proc/PID/{uid,gid}_map takes their place (first in unshare's PATH), and
+# neither the uidmap package nor /etc/subuid entries are needed.
 idmap_dir=
 prepare_idmap_writer() {
   [ -z "$idmap_dir" ] || return 0
-  command -v newuidmap >/dev/null && command -v newgidmap >/dev/null && return
   idmap_dir=$work/idmap
   mkdir -p "$idmap_dir"
   cat >"$idmap_dir/newuidmap" <<'EOF'
