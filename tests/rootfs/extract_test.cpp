@@ -2,6 +2,7 @@
 // every compression, checked from the host with stat.
 #include <gtest/gtest.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
@@ -240,6 +241,31 @@ TEST(PrepareFleet, ExtractsEveryInstanceAndReusesExisting) {
   for (const auto& p : again) EXPECT_TRUE(p.reused);
   teardown_fleet(prepared, true);
   for (const auto& inst : instances) EXPECT_FALSE(exists(inst.rootfs));
+}
+
+// The directory-fd caches stay within the descriptor budget extract_archive
+// sets for itself (32 per tree plus slack), however many directories.
+TEST(Extract, ManyDirectoriesStayWithinTheDescriptorBudget) {
+  TempDir tmp;
+  const std::string archive = tmp / "dirs.tar";
+  {
+    ArchiveBuilder b(archive);
+    for (int d = 0; d < 300; ++d) b.file("d" + std::to_string(d) + "/f", "");
+  }
+  constexpr int kTrees = 8;
+  std::vector<ExtractTarget> targets;
+  for (int i = 0; i < kTrees; ++i) targets.push_back({tmp / ("t" + std::to_string(i)), shift_at(kBase)});
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit budget{kTrees * 34 + 1024, saved.rlim_max};
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &budget), 0);
+  try {
+    extract_archive(archive, targets, {nullptr, 1, false});
+  } catch (const Error& e) {
+    ADD_FAILURE() << e.what();
+  }
+  setrlimit(RLIMIT_NOFILE, &saved);
+  EXPECT_TRUE(exists(tmp / "t7/d299/f"));
 }
 
 TEST(RemoveTree, RefusesToCrossAMount) {
