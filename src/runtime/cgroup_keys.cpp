@@ -5,6 +5,9 @@
 #include <charconv>
 #include <cstdint>
 #include <map>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
