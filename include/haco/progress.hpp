@@ -14,8 +14,6 @@
 #include <string_view>
 #include <vector>
 
-#include "haco/readiness.hpp"
-
 namespace haco::observe {
 
 enum class ProgressStyle {
