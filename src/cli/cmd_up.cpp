@@ -155,8 +155,9 @@ class Up {
     check_rootfs_sources(expanded.instances);
     paths_ = {global_.state_root, global_.data_root, expanded.fleet_name};
 
-    catch_interrupts();
+    // Ctrl-C while waiting for the lock simply ends `up`: nothing started.
     auto lock = state::FleetLock::acquire(paths_, true);
+    catch_interrupts();
     auto to_start = select_instances(expanded.instances);
     if (to_start.empty()) {
       say(fmt::format("fleet {}: all {} instances already running", paths_.fleet, expanded.instances.size()));
@@ -176,7 +177,6 @@ class Up {
                                             {"rootfs", "started", "ready"}, to_start.size(),
                                             std::chrono::milliseconds(100), observe::terminal_width(STDERR_FILENO)});
     try {
-      check_interrupted();  // while waiting for the lock: nothing started yet
       if (!supervisor_running_) {
         // Before this process starts any thread (the rootfs engine and the
         // probes use threads).

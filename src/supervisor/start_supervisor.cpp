@@ -5,7 +5,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "haco/error.hpp"
 #include "haco/supervisor.hpp"
@@ -25,7 +27,24 @@ std::vector<std::string> supervisor_arguments(const SupervisorConfig& config) {
           "--notify-fd",   std::to_string(config.notify_fd)};
 }
 
+namespace {
+
+// fork() copies only the calling thread: with other threads alive, a lock
+// one of them held would stay locked forever in the child.
+unsigned thread_count() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("Threads:", 0) == 0) return static_cast<unsigned>(std::stoul(line.substr(8)));
+  return 0;
+}
+
+}  // namespace
+
 state::ProcessIdentity start_supervisor(const SupervisorConfig& config) {
+  if (unsigned threads = thread_count(); threads > 1)
+    throw Error("the supervisor must be started before any thread (this process has " + std::to_string(threads) +
+                ")");
   int pipe_fds[2];
   check_sys(::pipe2(pipe_fds, O_CLOEXEC), "pipe2");
   UniqueFd read_end(pipe_fds[0]), write_end(pipe_fds[1]);
