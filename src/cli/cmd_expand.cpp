@@ -114,7 +114,7 @@ void print_table(const std::string& fleet, const std::string& path, const std::v
 
 }  // namespace
 
-void add_expand_command(CLI::App& app, GlobalOptions&, int& exit_status) {
+void add_expand_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
   auto* cmd = app.add_subcommand(
       "expand",
       "Evaluate a definition once per port and print the instances `up` would start (nothing is started)");
@@ -122,8 +122,8 @@ void add_expand_command(CLI::App& app, GlobalOptions&, int& exit_status) {
   add_expand_options(*cmd, *options);
   auto json = std::make_shared<bool>(false);
   cmd->add_flag("--json", *json, "Print a JSON document (schema 1) instead of a table");
-  cmd->callback([options, json, &exit_status] {
-    auto expanded = expand_from_options(*options);
+  cmd->callback([options, json, &global, &exit_status] {
+    auto expanded = expand_from_options(*options, global.state_root);
     if (*json)
       std::printf("%s\n", expand_document(expanded.fleet_name, expanded.instances).dump(2).c_str());
     else

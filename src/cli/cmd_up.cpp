@@ -150,7 +150,7 @@ class Up {
     if (options_.parallel == 0) throw InputError("--parallel must be at least 1");
 
     auto expand_start = Clock::now();
-    auto expanded = expand_from_options(options_.expand);
+    auto expanded = expand_from_options(options_.expand, global_.state_root);
     auto expand_end = Clock::now();
     check_rootfs_sources(expanded.instances);
     paths_ = {global_.state_root, global_.data_root, expanded.fleet_name};

@@ -1,6 +1,8 @@
 #include "cli/expand_options.hpp"
 
+#include "haco/error.hpp"
 #include "haco/fleet.hpp"
+#include "haco/state.hpp"
 
 namespace haco::cli {
 
@@ -16,13 +18,36 @@ void add_expand_options(CLI::App& cmd, ExpandCommandOptions& options) {
                "Accept instances that share one rootfs (as the seed's previous definition does)");
 }
 
-ExpandedFleet expand_from_options(const ExpandCommandOptions& options) {
+namespace {
+
+// The uid and gid ranges every other fleet's instances hold.
+void add_other_fleets_ranges(const std::string& state_root, const std::string& this_fleet,
+                             fleet::ExpandOptions& expand) {
+  for (const auto& name : state::list_fleets(state_root)) {
+    if (name == this_fleet) continue;
+    auto other = with_context("reading the state of fleet '" + name + "'",
+                              [&] { return state::load_state({state_root, "", name}); });
+    if (!other) continue;
+    for (const auto& record : other->instances) {
+      std::string owner = "instance '" + record.name() + "' of fleet " + name;
+      for (const auto& m : record.spec.container.uid_map)
+        expand.reserved_uid_ranges.push_back({m.outside, m.count, owner});
+      for (const auto& m : record.spec.container.gid_map)
+        expand.reserved_gid_ranges.push_back({m.outside, m.count, owner});
+    }
+  }
+}
+
+}  // namespace
+
+ExpandedFleet expand_from_options(const ExpandCommandOptions& options, const std::string& state_root) {
   fleet::ExpandOptions expand;
   expand.port_env_names = options.port_env_names;
   expand.base_environment = dsl::process_environment();
   expand.allow_shared_rootfs = options.allow_shared_rootfs;
   ExpandedFleet out;
   out.fleet_name = options.fleet_name.empty() ? fleet::default_fleet_name(options.definition) : options.fleet_name;
+  add_other_fleets_ranges(state_root, out.fleet_name, expand);
   out.instances = fleet::expand(options.definition, fleet::parse_port_range(options.ports), expand);
   return out;
 }

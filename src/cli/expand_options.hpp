@@ -25,8 +25,9 @@ struct ExpandedFleet {
   std::vector<InstanceSpec> instances;
 };
 
-// Parses the ports, evaluates the definition per port and validates the set;
-// throws haco::InputError on bad input.
-ExpandedFleet expand_from_options(const ExpandCommandOptions& options);
+// Parses the ports, evaluates the definition per port and validates the set,
+// also against the id ranges of the other fleets recorded under
+// `state_root`; throws haco::InputError on bad input.
+ExpandedFleet expand_from_options(const ExpandCommandOptions& options, const std::string& state_root);
 
 }  // namespace haco::cli

@@ -255,6 +255,18 @@ TEST_F(FleetTest, BadInputStartsNothing) {
   EXPECT_EQ(fleet_cgroup_dirs(), std::vector<std::string>{});
 }
 
+TEST_F(FleetTest, AnotherFleetCannotTakeTheSameIds) {
+  ASSERT_EQ(up(1).status, 0);
+  for (const char* verb : {"expand", "up"}) {
+    auto other = haco(std::string(verb) + " --name " + fleet_ + "-b --ports " + ports(1) + " " + definition());
+    EXPECT_EQ(other.status, 2) << verb << ": " << other.output;
+    EXPECT_NE(other.output.find("instance 't-" + std::to_string(port_base_) + "' of fleet " + fleet_),
+              std::string::npos)
+        << other.output;
+  }
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/" + fleet_ + "-b/fleet.json"));
+}
+
 TEST_F(FleetTest, BareDownWithSeveralFleetsAsksForOne) {
   ASSERT_EQ(up(1).status, 0);
   auto other = haco("up --name " + fleet_ + "-b --ports " + ports(1, 5) + " --timeout 20 --rootfs extract " + definition());
