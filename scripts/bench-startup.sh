@@ -281,7 +281,9 @@ run_seed_loop() {
   t1=$(now)
   check_pages "$first" "$count"
   result[a,$count]=$(elapsed "$t0" "$t1")
+  say "N=$count a: ${result[a,$count]} s"
   read -r _ result[a_pss,$count] < <(rss_pss_kb $(apache_pids_in_cgroups))
+  say "N=$count a: PSS of the instances $(mb "${result[a_pss,$count]}")"
   remove_all_instance_cgroups
   rm -rf "$work/a"
   wait_ports_free "$first" "$count"
@@ -304,7 +306,9 @@ run_floor() {
   t1=$(now)
   check_pages "$first" "$count"
   result[c,$count]=$(elapsed "$t0" "$t1")
+  say "N=$count c: ${result[c,$count]} s"
   read -r _ result[c_pss,$count] < <(rss_pss_kb $(apache_pids_in_cgroups))
+  say "N=$count c: PSS of the instances $(mb "${result[c_pss,$count]}")"
   remove_all_instance_cgroups
   rm -rf "$work/c"
   wait_ports_free "$first" "$count"
@@ -324,6 +328,7 @@ run_fleet() {
   t1=$(now)
   check_pages "$first" "$count"
   result[b_$label,$count]=$(elapsed "$t0" "$t1")
+  say "N=$count b $label: ${result[b_$label,$count]} s"
   if [ "$label" = warm ]; then
     # haco-fleet's own processes: the supervisor and its children that are not
     # instances (the spawners); containers are the supervisor's children too.
@@ -337,6 +342,7 @@ run_fleet() {
     result[b_own,$count]=$(rss_pss_kb "$supervisor" $own)
     result[b_own_n,$count]=$(( 1 + $(wc -w <<<"$own") ))
     read -r _ result[b_pss,$count] < <(rss_pss_kb $instances $(descendants $instances))
+    say "N=$count b: PSS of the instances $(mb "${result[b_pss,$count]}"), haco-fleet's own (RSS PSS kB): ${result[b_own,$count]}"
   fi
   fleet down --purge >"$work/b/down-$label-$count.log" 2>&1 || die "haco-fleet down failed"
   fleet_up=0
