@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -71,6 +72,28 @@ std::string instance_dir(const std::string& data_root, const std::string& instan
   return data_root + "/instances/" + instance;
 }
 
+// Names the image (its digest) an instance's upper layer was made over.
+constexpr const char* kImageDigestFile = "image";
+
+void write_text_file(const std::string& path, const std::string& text) {
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+  check_sys(fd.get(), "open", path);
+  check_sys(write(fd.get(), text.data(), text.size()), "write", path);
+}
+
+// The cached tree a kept upper layer of `dir` belongs over, or "" when there
+// is no complete kept layer (or its image is no longer in the cache).
+std::string kept_lower_tree(const std::string& dir, const CachedImage& image) {
+  std::ifstream in(dir + "/" + kImageDigestFile);
+  std::string digest;
+  if (!(in >> digest) || digest.find('/') != std::string::npos || digest.empty()) return {};
+  struct stat st {};
+  if (lstat((dir + "/upper").c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return {};
+  std::string tree = image.tree.substr(0, image.tree.rfind('/') + 1) + digest;
+  if (lstat(tree.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return {};
+  return tree;
+}
+
 // One instance's overlay, undone (unmounted, upper/work and the mount point
 // removed) unless committed.
 class OverlayInstance {
@@ -89,20 +112,35 @@ class OverlayInstance {
     if (!mounts_at_or_under(dir).empty()) throw Error(fmt::format("{} has mounts under it", dir));
     if (std::string m = overlay_using_upper(upper_); !m.empty())
       throw Error(fmt::format("instance {} already has an overlay mounted at {}", inst.instance, m));
-    remove_tree(dir);  // left by an interrupted run
-    make_parents(dir);
-    check_sys(mkdir(dir.c_str(), 0700), "mkdir", dir);
-    dir_ = dir;
-    struct stat image_root {};
-    check_sys(stat(image.tree.c_str(), &image_root), "stat", image.tree);
     const uid_t root_uid = inst.uid_map.empty() ? 0 : *mapped(inst.uid_map, 0);
     const gid_t root_gid = inst.gid_map.empty() ? 0 : *mapped(inst.gid_map, 0);
-    for (const std::string& d : {upper_, work_}) {
-      check_sys(mkdir(d.c_str(), 0700), "mkdir", d);
-      check_sys(chown(d.c_str(), root_uid, root_gid), "chown", d);
+
+    // An upper layer kept by a `down` without --purge (or a reboot) is the
+    // instance's rootfs as it was left: it is mounted again over the image it
+    // was made over. Anything else in the directory was left by an
+    // interrupted run and starts over.
+    std::string lower_tree = kept_lower_tree(dir, image);
+    if (!lower_tree.empty()) {
+      reused_ = true;
+      remove_tree(work_);
+      check_sys(mkdir(work_.c_str(), 0700), "mkdir", work_);
+      check_sys(chown(work_.c_str(), root_uid, root_gid), "chown", work_);
+    } else {
+      lower_tree = image.tree;
+      remove_tree(dir);
+      make_parents(dir);
+      check_sys(mkdir(dir.c_str(), 0700), "mkdir", dir);
+      dir_ = dir;
+      struct stat image_root {};
+      check_sys(stat(image.tree.c_str(), &image_root), "stat", image.tree);
+      for (const std::string& d : {upper_, work_}) {
+        check_sys(mkdir(d.c_str(), 0700), "mkdir", d);
+        check_sys(chown(d.c_str(), root_uid, root_gid), "chown", d);
+      }
+      // The merged root takes the upper directory's mode and owner.
+      check_sys(chmod(upper_.c_str(), image_root.st_mode & 07777), "chmod", upper_);
+      write_text_file(dir + "/" + kImageDigestFile, image.digest + "\n");
     }
-    // The merged root takes the upper directory's mode and owner.
-    check_sys(chmod(upper_.c_str(), image_root.st_mode & 07777), "chmod", upper_);
 
     rootfs_ = inst.rootfs;
     if (mkdir(rootfs_.c_str(), 0755) == 0) {
@@ -117,7 +155,7 @@ class OverlayInstance {
 
     UniqueFd userns;
     if (!inst.uid_map.empty()) userns = make_userns(inst.uid_map, inst.gid_map);
-    UniqueFd lower = idmapped_tree(image.tree, userns ? userns.get() : -1);
+    UniqueFd lower = idmapped_tree(lower_tree, userns ? userns.get() : -1);
     mount_overlay(lower.get(), upper_, work_, rootfs_, "haco-" + inst.instance);
     mounted_ = true;
   }
@@ -134,6 +172,7 @@ class OverlayInstance {
     }
   }
   void commit() { committed_ = true; }
+  bool reused() const { return reused_; }
   const std::string& upper() const { return upper_; }
   const std::string& work() const { return work_; }
 
@@ -142,6 +181,7 @@ class OverlayInstance {
   bool created_rootfs_ = false;
   bool mounted_ = false;
   bool committed_ = false;
+  bool reused_ = false;
 };
 
 void check_instance_name(const std::string& name) {
@@ -268,6 +308,7 @@ std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& ins
       if (error) std::rethrow_exception(error);
       for (std::size_t i : overlay_todo) {
         out[i].upper_dir = overlays[i]->upper();
+        out[i].reused = overlays[i]->reused();
         out[i].work_dir = overlays[i]->work();
       }
     }

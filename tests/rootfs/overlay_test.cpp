@@ -151,6 +151,33 @@ TEST(Overlay, TeardownWithoutPurgeUnmountsAndKeepsTheUpperLayer) {
   EXPECT_FALSE(exists(prepared[0].upper_dir));
 }
 
+TEST(Overlay, AKeptUpperLayerIsMountedAgainOverItsImage) {
+  TempDir tmp;
+  const std::string archive = tmp / "image.tar.gz";
+  write_image(archive);
+  Fleet f = make_fleet(tmp, archive, 1);
+  auto prepared = prepare_fleet(f.instances, f.options);
+  EXPECT_FALSE(prepared[0].reused);
+  std::ofstream(prepared[0].rootfs + "/etc/new") << "kept\n";
+  teardown(prepared[0], false);
+  ASSERT_FALSE(is_mount_point(prepared[0].rootfs));
+
+  // As after `down` without --purge, or a reboot: the next prepare mounts the
+  // same upper layer again, and the instance finds its own writes.
+  auto again = prepare_fleet(f.instances, f.options);
+  EXPECT_TRUE(again[0].reused);
+  EXPECT_EQ(again[0].strategy, Strategy::overlay);
+  EXPECT_TRUE(is_mount_point(again[0].rootfs));
+  std::ifstream in(again[0].rootfs + "/etc/new");
+  std::string text;
+  std::getline(in, text);
+  EXPECT_EQ(text, "kept");
+  EXPECT_TRUE(exists(again[0].rootfs + "/etc/hostname")) << "the image is the lower layer again";
+  teardown(again[0], true);
+  EXPECT_FALSE(exists(again[0].upper_dir));
+  EXPECT_TRUE(mounts_at_or_under(tmp.path()).empty());
+}
+
 TEST(Overlay, AFailedInstanceUndoesTheWholeFleet) {
   TempDir tmp;
   const std::string archive = tmp / "image.tar.gz";
