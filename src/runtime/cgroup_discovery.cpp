@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "haco/error.hpp"
+#include "haco/mountinfo.hpp"
 #include "runtime/file_io.hpp"
 
 namespace haco::cgroups {
@@ -19,20 +20,6 @@ std::vector<std::string> split(const std::string& s, char sep) {
   return parts;
 }
 
-// mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string unescape(const std::string& s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size()) {
-      out += static_cast<char>(std::stoi(s.substr(i + 1, 3), nullptr, 8));
-      i += 3;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
 struct CgroupMount {
   std::string root;        // the hierarchy path mounted there
   std::string mount_point;
@@ -41,22 +28,10 @@ struct CgroupMount {
 };
 
 std::vector<CgroupMount> read_cgroup_mounts() {
-  std::ifstream in("/proc/self/mountinfo");
-  if (!in) throw Error::from_errno("open", "/proc/self/mountinfo", errno);
   std::vector<CgroupMount> mounts;
-  std::string line;
-  while (std::getline(in, line)) {
-    // id parent maj:min root mount-point options [optional...] - fstype source super-options
-    auto dash = line.find(" - ");
-    if (dash == std::string::npos) continue;
-    auto before = split(line.substr(0, dash), ' ');
-    auto after = split(line.substr(dash + 3), ' ');
-    if (before.size() < 5 || after.size() < 3) continue;
-    CgroupMount m{unescape(before[3]), unescape(before[4]), {}, false};
-    if (after[0] != "cgroup2" && after[0] != "cgroup") continue;
-    m.v2 = after[0] == "cgroup2";
-    m.options = split(after[2], ',');
-    mounts.push_back(std::move(m));
+  for (const MountInfo& info : read_mountinfo()) {
+    if (info.fstype != "cgroup2" && info.fstype != "cgroup") continue;
+    mounts.push_back({info.root, info.mount_point, split(info.super_options, ','), info.fstype == "cgroup2"});
   }
   return mounts;
 }
