@@ -30,7 +30,6 @@ int run(int argc, char** argv) {
   app.add_option("--data-root", global.data_root,
                  "Data root: image cache, overlay layers, instance data (env HACO_FLEET_DATA_ROOT)")
       ->capture_default_str();
-  app.add_flag("-v,--verbose", global.verbose, "Say more about what is done");
 
   int exit_status = kExitOk;
   add_expand_command(app, global, exit_status);

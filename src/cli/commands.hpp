@@ -15,7 +15,6 @@ inline constexpr int kExitBadInput = 2;  // bad input: nothing was started or ch
 struct GlobalOptions {
   std::string state_root;  // --root / HACO_FLEET_ROOT, default /run/haco-fleet
   std::string data_root;   // --data-root / HACO_FLEET_DATA_ROOT, default /var/lib/haco-fleet
-  bool verbose = false;
 };
 
 void add_expand_command(CLI::App& app, GlobalOptions& global, int& exit_status);
