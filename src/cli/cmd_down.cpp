@@ -47,7 +47,7 @@ void add_down_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
       return;
     }
     observe::ProgressReporter progress(
-        std::cerr, observe::ProgressOptions{observe::progress_style_for(STDERR_FILENO), "down", {"fleets"}, fleets.size(),
+        std::cerr, observe::ProgressOptions{observe::progress_style_for(STDERR_FILENO), "down", {"down"}, fleets.size(),
                                             std::chrono::milliseconds(100), observe::terminal_width(STDERR_FILENO)});
     exit_status = kExitOk;
     for (const auto& fleet : fleets) {
@@ -59,7 +59,7 @@ void add_down_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
       try {
         auto lock = state::FleetLock::acquire(paths, true);
         supervisor::teardown_fleet(paths, teardown);
-        progress.step("fleets", fleet);
+        progress.step("down", fleet);
       } catch (const Error& e) {
         progress.failed(fleet, e.what());
         exit_status = kExitFailed;

@@ -178,6 +178,27 @@ TEST(Overlay, AKeptUpperLayerIsMountedAgainOverItsImage) {
   EXPECT_TRUE(mounts_at_or_under(tmp.path()).empty());
 }
 
+TEST(ImageCache, ARewrittenImageIsHashedAgain) {
+  TempDir tmp;
+  const std::string archive = tmp / "image.tar.gz";
+  write_image(archive);
+  Fleet f = make_fleet(tmp, archive, 1);
+  auto first = prepare_fleet(f.instances, f.options);
+  EXPECT_FALSE(exists(first[0].rootfs + "/etc/motd"));
+  teardown_fleet(first, true);
+
+  {
+    ArchiveBuilder b(archive, "gzip");
+    b.dir("./", {.mode = 0755});
+    b.file("etc/motd", "new image\n", {.mode = 0644});
+  }
+  auto second = prepare_fleet(f.instances, f.options);
+  EXPECT_TRUE(exists(second[0].rootfs + "/etc/motd")) << "the digest of the old image was reused";
+  EXPECT_FALSE(exists(second[0].rootfs + "/etc/hostname"));
+  teardown_fleet(second, true);
+  EXPECT_TRUE(mounts_at_or_under(tmp.path()).empty());
+}
+
 TEST(Overlay, AFailedInstanceUndoesTheWholeFleet) {
   TempDir tmp;
   const std::string archive = tmp / "image.tar.gz";
