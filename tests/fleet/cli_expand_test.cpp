@@ -10,7 +10,12 @@ namespace {
 
 using testing::run_command;
 
-std::string binary() { return HACO_BINARY; }
+// With a state root of its own, so fleets running on this machine (whose id
+// ranges expand checks against) do not change the result.
+std::string binary() {
+  static testing::TempDir state_root;
+  return std::string(HACO_BINARY) + " --root " + state_root.path().string();
+}
 
 TEST(CliExpand, SeedJsonHasOneHundredInstances) {
   auto r = run_command(binary() + " expand --ports 10001-10100 " + testing::seed_file("phpinfo-test.haco") +
