@@ -211,6 +211,24 @@ void TreeWriter::write_batch(const Batch& batch) {
   flush();
 }
 
+io_uring_sqe* TreeWriter::queue_write(std::size_t tree, const Entry& e, const EntryOp& op, const Batch& batch,
+                                      unsigned slot) {
+  Request* w = nullptr;
+  io_uring_sqe* sqe = request(tree, &e, "write", &w);
+  io_uring_prep_write(sqe, static_cast<int>(slot), batch.data.data() + op.data_begin,
+                      static_cast<unsigned>(op.data_size), op.file_offset);
+  sqe->flags |= IOSQE_FIXED_FILE;
+  w->expect = op.data_size;
+  return sqe;
+}
+
+void TreeWriter::queue_close_after(io_uring_sqe* previous, std::size_t tree, const Entry& e, unsigned slot) {
+  previous->flags |= IOSQE_IO_LINK;
+  Request* c = nullptr;
+  io_uring_prep_close_direct(request(tree, &e, "close", &c), slot);
+  c->slot = static_cast<int>(slot);
+}
+
 void TreeWriter::create(std::size_t tree, const EntryOp& op, const Batch& batch) {
   const Entry& e = *op.entry;
   Tree& t = trees_[tree];
@@ -222,17 +240,9 @@ void TreeWriter::create(std::size_t tree, const EntryOp& op, const Batch& batch)
     // More data for a file opened by an earlier batch.
     unsigned slot = t.open_files.at(&e);
     reserve(op.last ? 2 : 1);
-    Request* w = nullptr;
-    io_uring_sqe* sqe = request(tree, &e, "write", &w);
-    io_uring_prep_write(sqe, static_cast<int>(slot), batch.data.data() + op.data_begin,
-                        static_cast<unsigned>(op.data_size), op.file_offset);
-    sqe->flags |= IOSQE_FIXED_FILE;
-    w->expect = op.data_size;
+    io_uring_sqe* sqe = queue_write(tree, e, op, batch, slot);
     if (op.last) {
-      sqe->flags |= IOSQE_IO_LINK;
-      Request* c = nullptr;
-      io_uring_prep_close_direct(request(tree, &e, "close", &c), slot);
-      c->slot = static_cast<int>(slot);
+      queue_close_after(sqe, tree, e, slot);
       t.open_files.erase(&e);
     }
     return;
@@ -278,18 +288,10 @@ void TreeWriter::create(std::size_t tree, const EntryOp& op, const Batch& batch)
       sqe->personality = static_cast<__u16>(pers);
       if (op.data_size > 0) {
         sqe->flags |= IOSQE_IO_LINK;
-        Request* w = nullptr;
-        sqe = request(tree, &e, "write", &w);
-        io_uring_prep_write(sqe, static_cast<int>(slot), batch.data.data() + op.data_begin,
-                            static_cast<unsigned>(op.data_size), op.file_offset);
-        sqe->flags |= IOSQE_FIXED_FILE;
-        w->expect = op.data_size;
+        sqe = queue_write(tree, e, op, batch, slot);
       }
       if (op.last) {
-        sqe->flags |= IOSQE_IO_LINK;
-        Request* c = nullptr;
-        io_uring_prep_close_direct(request(tree, &e, "close", &c), slot);
-        c->slot = static_cast<int>(slot);
+        queue_close_after(sqe, tree, e, slot);
       } else {
         t.open_files[&e] = slot;
       }

@@ -84,6 +84,10 @@ class TreeWriter {
   void wait_created(const Entry* e);
   int dir_fd(std::size_t tree, const Entry* dir);
   io_uring_sqe* request(std::size_t tree, const Entry* e, const char* call, Request** out = nullptr);
+  // A write of `op`'s data to the direct descriptor `slot`.
+  io_uring_sqe* queue_write(std::size_t tree, const Entry& e, const EntryOp& op, const Batch& batch, unsigned slot);
+  // The close of the direct descriptor `slot`, linked after `previous`.
+  void queue_close_after(io_uring_sqe* previous, std::size_t tree, const Entry& e, unsigned slot);
   void reserve(unsigned sqes);
   unsigned take_slot();
   void submit();
