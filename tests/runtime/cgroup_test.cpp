@@ -44,12 +44,7 @@ bool exited_within(const Container& c, int ms) {
   return ::poll(&p, 1, ms) == 1;
 }
 
-class CgroupTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "cgroups need root";
-  }
-};
+using CgroupTest = RootTest;
 
 TEST_F(CgroupTest, LimitsAreWrittenAndTheContainerIsInEveryHierarchy) {
   std::uint32_t base = test_id_base();

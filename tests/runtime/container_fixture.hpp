@@ -6,6 +6,9 @@
 
 #include <sys/types.h>
 
+#include <gtest/gtest.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -16,6 +19,14 @@
 #include "haco/spec.hpp"
 
 namespace haco::testing {
+
+// Tests that start containers or make cgroups: skipped unless run as root.
+class RootTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "starting containers and making cgroups needs root";
+  }
+};
 
 // The image built by scripts/build-busybox-image.sh (once per run).
 const std::string& busybox_image();

@@ -14,12 +14,7 @@
 namespace haco::testing {
 namespace {
 
-class LaunchTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "starting containers needs root";
-  }
-};
+using LaunchTest = RootTest;
 
 TEST_F(LaunchTest, InitRunsAsMappedRootInItsOwnNamespaces) {
   std::uint32_t base = test_id_base();

@@ -45,12 +45,7 @@ const MountEntry* find_mount(const std::vector<MountEntry>& mounts, const std::s
   return found;
 }
 
-class MountsTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "starting containers needs root";
-  }
-};
+using MountsTest = RootTest;
 
 TEST_F(MountsTest, TheTemplatesMountsArePresent) {
   std::uint32_t base = test_id_base();

@@ -13,12 +13,7 @@
 namespace haco::testing {
 namespace {
 
-class NamespacesTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "starting containers needs root";
-  }
-};
+using NamespacesTest = RootTest;
 
 TEST_F(NamespacesTest, NetAndCgroupNamespacesWithARealSysfs) {
   std::uint32_t base = test_id_base();
