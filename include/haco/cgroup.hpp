@@ -2,6 +2,19 @@
 // available, a v1 backend otherwise (one directory per mounted controller).
 // Mount points and the caller's own cgroup come from /proc/self/mountinfo and
 // /proc/self/cgroup. haconiwa's v1 keys and v2 keys go through one table.
+//
+// Where a fleet's cgroups live depends on the host (docs/cgroups.md):
+//  - v1_hybrid:  cgroup v1 controllers (v2 mounted beside them, if at all):
+//                <caller's cgroup>/haco-fleet/<fleet>/<instance> in each
+//                hierarchy used.
+//  - v2_systemd: cgroup v2 only, systemd as PID 1: the fleet owns a
+//                delegated unit (haco-fleet-<fleet>.service, or the unit of
+//                `up --foreground`); inside it <unit>/supervisor holds the
+//                supervisor and its spawners, <unit>/instances/<instance>
+//                each instance.
+//  - v2_root:    cgroup v2 only, no systemd: /sys/fs/cgroup/haco-fleet/<fleet>
+//                with the same supervisor/ and instances/ leaves.
+// No v2 cgroup that holds processes ever enables controllers for its children.
 #pragma once
 
 #include <sys/types.h>
@@ -9,11 +22,51 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "haco/spec.hpp"
 
 namespace haco::cgroups {
+
+enum class Layout { v1_hybrid, v2_systemd, v2_root };
+std::string_view layout_name(Layout layout);
+// Throws haco::Error for a name that is none of the above.
+Layout layout_from_name(std::string_view name);
+
+// The host's layout: v2_* when /sys/fs/cgroup is a cgroup2 mount (systemd or
+// not, from /run/systemd/system), v1_hybrid otherwise.
+Layout detect_layout();
+
+// Where one fleet's cgroups are. Decided once, when its supervisor starts,
+// and recorded in the fleet's state so that `down` from any shell finds them.
+struct FleetCgroup {
+  std::string fleet;
+  Layout layout = Layout::v1_hybrid;
+  std::string dir;   // v2 layouts: the fleet's cgroup directory; empty for v1_hybrid
+  std::string unit;  // v2_systemd: the systemd unit that owns `dir`
+  bool operator==(const FleetCgroup&) const = default;
+
+  // v2 layouts: dir/supervisor and dir/instances.
+  std::string supervisor_dir() const { return dir + "/supervisor"; }
+  std::string instances_dir() const { return dir + "/instances"; }
+};
+
+// The delegated cgroup the calling process runs in, under systemd on a v2
+// host, and its unit ("haco-fleet-web.service"). Throws haco::Error naming
+// the cgroup when it is not delegated (no Delegate=yes on its unit).
+FleetCgroup delegated_own_cgroup(const std::string& fleet);
+
+// Makes the fleet's levels (once, before any instance starts): the
+// directories and the controllers enabled down to instances/; with
+// `join_supervisor_leaf` it moves the calling process (single-threaded) and
+// any other in the fleet's directory into supervisor/ first. For v1_hybrid it
+// does nothing. `where` comes from delegated_own_cgroup() under systemd; for
+// v2_root and v1_hybrid only its fleet and layout count.
+FleetCgroup prepare_fleet_cgroup(FleetCgroup where, bool join_supervisor_leaf = true);
+
+// The pids.max every instance gets unless its definition sets one.
+inline constexpr const char* kDefaultPidsMax = "512";
 
 // Throws haco::Error naming the first unknown key or malformed value. Runs at
 // expand time, before anything starts.
@@ -26,13 +79,14 @@ std::vector<CgroupSetting> translate_to_v1(const std::vector<CgroupSetting>& set
 
 class InstanceCgroup {
  public:
-  // Creates the instance's cgroup (<caller's cgroup>/haco-fleet/<fleet>/<instance>
-  // in each hierarchy it uses) and writes the settings.
-  static std::unique_ptr<InstanceCgroup> create(const std::string& fleet, const std::string& instance,
+  // Creates the instance's cgroup where `fleet` says, writes the settings and
+  // reads each back from the kernel; a value the kernel did not take throws
+  // with both values.
+  static std::unique_ptr<InstanceCgroup> create(const FleetCgroup& fleet, const std::string& instance,
                                                 const std::vector<CgroupSetting>& settings);
   // Finds an existing instance cgroup (for `down` after the supervisor died);
   // nullptr when there is none.
-  static std::unique_ptr<InstanceCgroup> open(const std::string& fleet, const std::string& instance);
+  static std::unique_ptr<InstanceCgroup> open(const FleetCgroup& fleet, const std::string& instance);
 
   virtual ~InstanceCgroup() = default;
   virtual void add_process(pid_t pid) const = 0;
@@ -52,8 +106,15 @@ class InstanceCgroup {
   virtual std::vector<std::string> paths() const = 0;
 };
 
-// Removes <caller's cgroup>/haco-fleet/<fleet> in every hierarchy once it is
-// empty of instances.
-void remove_fleet_cgroups(const std::string& fleet);
+// Removes the fleet's cgroup directories that are empty (instances/, and
+// with no supervisor left supervisor/ and the fleet level; a systemd unit's
+// own directory is left to systemd).
+void remove_fleet_cgroups(const FleetCgroup& fleet);
+
+// Whether `read` (the file's content after writing `written` to `key`) shows
+// that the kernel took the value: memory sizes are rounded down to pages,
+// "max" reads back as the largest value on v1, cpuset lists are compared as
+// sets, io.weight reads "default N".
+bool kernel_took_value(std::string_view key, std::string_view written, std::string_view read);
 
 }  // namespace haco::cgroups

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "haco/cgroup.hpp"
 #include "haco/dsl.hpp"
 #include "haco/spec.hpp"
 
@@ -42,6 +43,9 @@ struct ExpandOptions {
   // Allow instances that share one rootfs and have no id mapping (the seed's
   // previous definition).
   bool allow_shared_rootfs = false;
+  // pids.max given to each instance whose definition sets none, so that one
+  // tenant's fork bomb cannot take every pid of the host ("max": no limit).
+  std::string default_pids_max = cgroups::kDefaultPidsMax;
 };
 
 // Evaluates the definition once per port (with the port in the environment)

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "haco/cgroup.hpp"
 #include "haco/rootfs.hpp"
 #include "haco/spec.hpp"
 #include "haco/unique_fd.hpp"
@@ -108,6 +109,7 @@ struct FleetState {
   std::int64_t created_at_unix_ms = 0;
   ProcessIdentity supervisor;
   std::vector<ProcessIdentity> spawners;
+  cgroups::FleetCgroup cgroup;      // where its cgroups are (and its systemd unit)
   std::vector<InstanceRecord> instances;
 
   InstanceRecord* find(const std::string& instance);

@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "haco/cgroup.hpp"
 #include "haco/state.hpp"
 #include "haco/unique_fd.hpp"
 
@@ -52,15 +53,24 @@ struct SupervisorConfig {
   std::uint64_t log_max_bytes = 16u << 20;
   // A pipe on which the supervisor says "ready" (or why it could not start).
   int notify_fd = -1;
+  // Where its cgroups go: the layout (and, for `up --foreground` under
+  // systemd, the caller's delegated cgroup); completed by the supervisor.
+  cgroups::FleetCgroup cgroup;
+  // `up --foreground`: the supervisor stays a child of `up`, in its cgroup,
+  // instead of a detached process or a unit of its own.
+  bool foreground = false;
 };
 
 // The command line that starts a supervisor: the hidden `supervise`
 // subcommand and its options (see cmd_up.cpp), without the program itself.
 std::vector<std::string> supervisor_arguments(const SupervisorConfig& config);
 
-// Starts the fleet's supervisor, detached (double fork, setsid, SIGHUP
-// ignored, stdio to its log, exec of this program), and returns when it
-// listens on its control socket. Must be called before the caller starts any
+// Starts the fleet's supervisor and returns when it listens on its control
+// socket: under systemd on a v2 host as the transient unit
+// haco-fleet-<fleet>.service (so the fleet outlives the caller's session or
+// unit); elsewhere detached (double fork, setsid, SIGHUP ignored, stdio to
+// its log, exec of this program); with `foreground` as a child of the caller
+// in its own process group. Must be called before the caller starts any
 // thread. Throws with the supervisor's own reason when it could not start.
 state::ProcessIdentity start_supervisor(const SupervisorConfig& config);
 

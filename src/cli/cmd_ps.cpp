@@ -75,14 +75,18 @@ nlohmann::json fleet_json(const state::FleetState& fleet, bool supervised) {
           {"definition", fleet.definition},
           {"restart_policy", fleet.restart_policy},
           {"supervisor", {{"pid", fleet.supervisor.pid}, {"running", supervised}}},
+          {"unit", fleet.cgroup.unit.empty() ? nlohmann::json() : nlohmann::json(fleet.cgroup.unit)},
+          {"cgroup", {{"layout", cgroups::layout_name(fleet.cgroup.layout)},
+                      {"dir", fleet.cgroup.dir.empty() ? nlohmann::json() : nlohmann::json(fleet.cgroup.dir)}}},
           {"memory", memory},
           {"instances", instances}};
 }
 
 void print_fleet(const state::FleetState& fleet, bool supervised) {
   if (supervised)
-    std::printf("fleet %s (%s): supervisor pid %d, %zu instances\n", fleet.fleet.c_str(), fleet.definition.c_str(),
-                fleet.supervisor.pid, fleet.instances.size());
+    std::printf("fleet %s (%s): supervisor pid %d%s, %zu instances\n", fleet.fleet.c_str(), fleet.definition.c_str(),
+                fleet.supervisor.pid, fleet.cgroup.unit.empty() ? "" : (" in unit " + fleet.cgroup.unit).c_str(),
+                fleet.instances.size());
   else
     std::printf("fleet %s (%s): the supervisor (pid %d) is NOT running; states below are the last recorded, "
                 "checked against the kernel\n",

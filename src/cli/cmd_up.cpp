@@ -2,7 +2,9 @@
 // launch through the supervisor's spawners, wait until every instance is
 // ready, report latency. Also the hidden `supervise` subcommand that the
 // supervisor process runs.
+#include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +31,7 @@
 #include "haco/spec_json.hpp"
 #include "haco/state.hpp"
 #include "haco/supervisor.hpp"
+#include "haco/systemd_unit.hpp"
 
 namespace haco::cli {
 namespace {
@@ -52,6 +55,7 @@ struct UpOptions {
   std::string trace;
   std::string rootfs_strategy = "overlay";
   std::uint64_t log_max_bytes = 16u << 20;
+  bool foreground = false;
 };
 
 // Ctrl-C (and SIGTERM) during `up`: noted here, acted on by the main flow,
@@ -176,6 +180,10 @@ class Up {
         std::cerr, observe::ProgressOptions{observe::progress_style_for(STDERR_FILENO), "up",
                                             {"rootfs", "started", "ready"}, to_start.size(),
                                             std::chrono::milliseconds(100), observe::terminal_width(STDERR_FILENO)});
+    if (options_.foreground && supervisor_running_)
+      throw InputError(fmt::format("fleet '{}' already runs under its own supervisor; `up --foreground` starts a "
+                                   "fleet of its own (`haco-fleet down --name {}` first)",
+                                   paths_.fleet, paths_.fleet));
     try {
       if (!supervisor_running_) {
         // Before this process starts any thread (the rootfs engine and the
@@ -186,8 +194,10 @@ class Up {
                                             std::min<unsigned>(options_.parallel, to_start.size()),
                                             std::chrono::milliseconds(options_.stagger_ms),
                                             options_.log_max_bytes,
-                                            -1};
-        supervisor::start_supervisor(config);
+                                            -1,
+                                            fleet_cgroup(),
+                                            options_.foreground};
+        supervisor_ = supervisor::start_supervisor(config);
         started_supervisor_ = true;
       }
       check_interrupted();
@@ -214,10 +224,70 @@ class Up {
       undo();
     }
     report();
+    if (options_.foreground) {
+      if (options_.atomic && !failures_.empty()) return kExitFailed;
+      return stay_in_foreground();
+    }
     return failures_.empty() ? kExitOk : kExitFailed;
   }
 
  private:
+  // Where the supervisor puts the fleet's cgroups. Under systemd, a fleet
+  // gets a unit of its own, or with --foreground lives in the caller's unit,
+  // which must delegate its cgroup.
+  cgroups::FleetCgroup fleet_cgroup() const {
+    cgroups::FleetCgroup where{paths_.fleet, cgroups::detect_layout(), "", ""};
+    if (where.layout != cgroups::Layout::v2_systemd) return where;
+    if (options_.foreground) return cgroups::delegated_own_cgroup(paths_.fleet);
+    where.unit = systemd::fleet_unit_name(paths_.fleet);
+    return where;
+  }
+
+  std::string status_line() const {
+    std::size_t failed = failures_.size();
+    std::string text = fmt::format("{}/{} ready", records_.size() - failed, records_.size());
+    if (failed) text += fmt::format(", {} failed", failed);
+    return text;
+  }
+
+  // `up --foreground` after the fleet came up: READY=1 to systemd, then
+  // wait. SIGTERM or Ctrl-C is `down` without --purge; a supervisor that
+  // ends on its own (after `down` from elsewhere, or a crash) ends this too.
+  int stay_in_foreground() {
+    systemd::notify("READY=1\nSTATUS=" + status_line());
+    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, supervisor_.pid, 0)));
+    check_sys(pidfd.get(), "pidfd_open", "supervisor");
+    if (!state::is_alive(supervisor_)) return supervisor_gone();
+    say(fmt::format("fleet {}: {}; in the foreground until SIGTERM or Ctrl-C", paths_.fleet, status_line()));
+    for (;;) {
+      pollfd watch{pidfd.get(), POLLIN, 0};
+      int n = ::poll(&watch, 1, 200);
+      if (n < 0 && errno != EINTR) throw Error::from_errno("poll", "supervisor pidfd", errno);
+      if (g_interrupted.load()) break;
+      if (n > 0) {
+        ::waitpid(supervisor_.pid, nullptr, WNOHANG);
+        return supervisor_gone();
+      }
+    }
+    systemd::notify("STOPPING=1\nSTATUS=stopping the fleet");
+    say(fmt::format("fleet {}: stopping (down without --purge)", paths_.fleet));
+    supervisor::TeardownOptions teardown;
+    teardown.progress = [this](std::string_view step) { say(std::string(step)); };
+    supervisor::teardown_fleet(paths_, teardown);
+    ::waitpid(supervisor_.pid, nullptr, 0);
+    return kExitOk;
+  }
+
+  int supervisor_gone() {
+    if (!std::filesystem::exists(paths_.state_file())) {
+      say(fmt::format("fleet {}: taken down", paths_.fleet));
+      return kExitOk;
+    }
+    std::fprintf(stderr, "haco-fleet: the supervisor of fleet '%s' exited (see %s)\n", paths_.fleet.c_str(),
+                 paths_.supervisor_log().c_str());
+    return kExitFailed;
+  }
+
   // Which instances this `up` starts: all of them for a new fleet; for a
   // running one, those not running. A changed definition is refused.
   std::vector<InstanceSpec> select_instances(const std::vector<InstanceSpec>& wanted) {
@@ -342,6 +412,7 @@ class Up {
     if (supervisor_running_ || started_supervisor_ || std::filesystem::exists(paths_.state_file())) return;
     std::error_code ec;
     std::filesystem::remove(paths_.lock_file(), ec);
+    std::filesystem::remove(paths_.supervisor_log(), ec);
     std::filesystem::remove(paths_.dir(), ec);
   }
 
@@ -390,6 +461,9 @@ class Up {
       } else if (result.ready) {
         recorder_.end(id, observe::phase::exec_to_ready, result.finished_at);
         progress_->step("ready", record->name(), result.finished_at - exec_done_[id]);
+        ++ready_count_;
+        if (options_.foreground)
+          systemd::notify(fmt::format("STATUS=starting: {}/{} ready", ready_count_, expected));
       } else {
         recorder_.fail(id, observe::phase::exec_to_ready, result.error, result.finished_at);
         fail(record->name(), result.error);
@@ -561,9 +635,11 @@ class Up {
   std::map<std::string, std::string> failures_;
   std::map<std::size_t, Clock::time_point> exec_done_;
   std::map<std::size_t, std::string> exit_reasons_;
+  state::ProcessIdentity supervisor_;
   bool supervisor_running_ = false;
   bool started_supervisor_ = false;
   bool had_instances_ = false;
+  std::size_t ready_count_ = 0;
 };
 
 void add_supervise_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
@@ -574,6 +650,7 @@ void add_supervise_command(CLI::App& app, GlobalOptions& global, int& exit_statu
     unsigned spawners = 4, stagger_ms = 0;
     std::uint64_t log_max_bytes = 16u << 20;
     int notify_fd = -1;
+    std::string cgroup_layout = "v1_hybrid", cgroup_dir, cgroup_unit;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("--name", args->fleet)->required();
@@ -583,6 +660,9 @@ void add_supervise_command(CLI::App& app, GlobalOptions& global, int& exit_statu
   cmd->add_option("--stagger", args->stagger_ms);
   cmd->add_option("--log-max-bytes", args->log_max_bytes);
   cmd->add_option("--notify-fd", args->notify_fd);
+  cmd->add_option("--cgroup-layout", args->cgroup_layout);
+  cmd->add_option("--cgroup-dir", args->cgroup_dir);
+  cmd->add_option("--cgroup-unit", args->cgroup_unit);
   cmd->callback([args, &global, &exit_status] {
     supervisor::SupervisorConfig config{{global.state_root, global.data_root, args->fleet},
                                         args->definition,
@@ -590,7 +670,10 @@ void add_supervise_command(CLI::App& app, GlobalOptions& global, int& exit_statu
                                         args->spawners,
                                         std::chrono::milliseconds(args->stagger_ms),
                                         args->log_max_bytes,
-                                        args->notify_fd};
+                                        args->notify_fd,
+                                        {args->fleet, cgroups::layout_from_name(args->cgroup_layout),
+                                         args->cgroup_dir, args->cgroup_unit},
+                                        false};
     exit_status = supervisor::run_supervisor(config);
   });
 }
@@ -618,6 +701,10 @@ void add_up_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
       ->capture_default_str();
   cmd->add_option("--log-max-bytes", options->log_max_bytes, "Size at which an instance log is rotated")
       ->capture_default_str();
+  cmd->add_flag("--foreground", options->foreground,
+                "Stay in the foreground with the supervisor as a child, for a systemd unit (Type=notify, "
+                "Delegate=yes: READY=1 once every instance is ready or failed) or another engine; SIGTERM or "
+                "Ctrl-C then stops the fleet like `down` without --purge");
   cmd->callback([options, &global, &exit_status] { exit_status = Up(global, *options).run(); });
   add_supervise_command(app, global, exit_status);
 }

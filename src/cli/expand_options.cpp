@@ -16,6 +16,9 @@ void add_expand_options(CLI::App& cmd, ExpandCommandOptions& options) {
   cmd.add_option("--name", options.fleet_name, "Fleet name (default: the definition's file name without .haco)");
   cmd.add_flag("--allow-shared-rootfs", options.allow_shared_rootfs,
                "Accept instances that share one rootfs (as the seed's previous definition does)");
+  cmd.add_option("--pids-max", options.pids_max,
+                 "pids.max of each instance whose definition sets none: a number, or max for no limit")
+      ->capture_default_str();
 }
 
 namespace {
@@ -45,6 +48,7 @@ ExpandedFleet expand_from_options(const ExpandCommandOptions& options, const std
   expand.port_env_names = options.port_env_names;
   expand.base_environment = dsl::process_environment();
   expand.allow_shared_rootfs = options.allow_shared_rootfs;
+  expand.default_pids_max = options.pids_max;
   ExpandedFleet out;
   out.fleet_name = options.fleet_name.empty() ? fleet::default_fleet_name(options.definition) : options.fleet_name;
   add_other_fleets_ranges(state_root, out.fleet_name, expand);

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "haco/cgroup.hpp"
 #include "haco/spec.hpp"
 
 namespace haco::cli {
@@ -16,6 +17,7 @@ struct ExpandCommandOptions {
   std::vector<std::string> port_env_names;
   std::string fleet_name;  // --name; default: the definition's file name without .haco
   bool allow_shared_rootfs = false;
+  std::string pids_max = cgroups::kDefaultPidsMax;
 };
 
 void add_expand_options(CLI::App& cmd, ExpandCommandOptions& options);

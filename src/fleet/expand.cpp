@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "haco/cgroup.hpp"
 #include "haco/error.hpp"
 #include "haco/fleet.hpp"
@@ -21,7 +23,10 @@ std::vector<InstanceSpec> expand(const std::string& definition_path, const std::
     instance.port = port;
     instance.container = with_context("port " + value,
                                       [&] { return evaluator.evaluate_file(definition_path, env); });
-    with_context("port " + value + ": " + definition_path, [&] { cgroups::validate_settings(instance.container.cgroup); });
+    auto& cgroup = instance.container.cgroup;
+    bool sets_pids = std::any_of(cgroup.begin(), cgroup.end(), [](const CgroupSetting& s) { return s.key == "pids.max"; });
+    if (!sets_pids && !options.default_pids_max.empty()) cgroup.push_back({"pids.max", options.default_pids_max});
+    with_context("port " + value + ": " + definition_path, [&] { cgroups::validate_settings(cgroup); });
     instances.push_back(std::move(instance));
   }
   HostIds host = read_host_ids();

@@ -29,37 +29,50 @@ void remove_if_empty(const std::string& dir) {
 
 }  // namespace
 
-std::unique_ptr<InstanceCgroup> InstanceCgroup::create(const std::string& fleet, const std::string& instance,
+std::unique_ptr<InstanceCgroup> InstanceCgroup::create(const FleetCgroup& fleet, const std::string& instance,
                                                        const std::vector<CgroupSetting>& settings) {
   return with_context(fmt::format("creating the cgroup of {}", instance), [&]() -> std::unique_ptr<InstanceCgroup> {
+    if (fleet.layout != Layout::v1_hybrid)
+      return V2Cgroup::create_leaf(fleet.instances_dir(), instance, translate_to_v2(settings));
     const Hierarchies& h = discover_hierarchies();
     auto v2_settings = translate_to_v2(settings);
     if (v2_serves(h, v2_settings) && (h.v1.empty() || !v2_settings.empty()))
-      return V2Cgroup::create(*h.v2, fleet, instance, v2_settings);
+      return V2Cgroup::create(*h.v2, fleet.fleet, instance, v2_settings);
     if (h.v1.empty()) {
       std::string missing;
       for (const auto& s : v2_settings)
         if (!h.v2 || !h.v2->has(controller_of(s.key))) missing.append(" ").append(controller_of(s.key));
       throw Error(fmt::format("no cgroup hierarchy offers the controllers:{}", missing));
     }
-    return V1Cgroup::create(h, fleet, instance, translate_to_v1(settings), true);
+    return V1Cgroup::create(h, fleet.fleet, instance, translate_to_v1(settings), true);
   });
 }
 
-std::unique_ptr<InstanceCgroup> InstanceCgroup::open(const std::string& fleet, const std::string& instance) {
+std::unique_ptr<InstanceCgroup> InstanceCgroup::open(const FleetCgroup& fleet, const std::string& instance) {
+  if (fleet.layout != Layout::v1_hybrid) return V2Cgroup::open_leaf(fleet.instances_dir(), instance);
   const Hierarchies& h = discover_hierarchies();
-  if (auto v1 = V1Cgroup::open(h, fleet, instance)) return v1;
-  if (h.v2) return V2Cgroup::open(*h.v2, fleet, instance);
+  if (auto v1 = V1Cgroup::open(h, fleet.fleet, instance)) return v1;
+  if (h.v2) return V2Cgroup::open(*h.v2, fleet.fleet, instance);
   return nullptr;
 }
 
-void remove_fleet_cgroups(const std::string& fleet) {
+void remove_fleet_cgroups(const FleetCgroup& fleet) {
+  if (fleet.layout != Layout::v1_hybrid) {
+    remove_if_empty(fleet.instances_dir());
+    remove_if_empty(fleet.supervisor_dir());
+    // A systemd unit's own directory goes with the unit.
+    if (fleet.layout == Layout::v2_root) {
+      remove_if_empty(fleet.dir);
+      remove_if_empty(fleet.dir.substr(0, fleet.dir.rfind('/')));
+    }
+    return;
+  }
   const Hierarchies& h = discover_hierarchies();
   std::vector<const Hierarchy*> all;
   for (const auto& v1 : h.v1) all.push_back(&v1);
   if (h.v2) all.push_back(&*h.v2);
   for (const Hierarchy* hier : all) {
-    remove_if_empty(fleet_dir(*hier, fleet));
+    remove_if_empty(fleet_dir(*hier, fleet.fleet));
     remove_if_empty(hier->own_dir + "/haco-fleet");
   }
 }

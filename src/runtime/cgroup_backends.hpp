@@ -13,6 +13,14 @@
 
 namespace haco::cgroups {
 
+// Throws haco::InputError unless `name` can be one directory's name.
+void check_cgroup_name(const std::string& what, const std::string& name);
+// /sys/fs/cgroup/haco-fleet/<fleet> (the v2_root layout).
+std::string fleet_dir_v2_root(const std::string& fleet);
+// Writes `value` to dir/key and reads it back; throws with both values when
+// the kernel did not take it.
+void write_setting(const std::string& dir, const CgroupSetting& setting);
+
 // <hierarchy's own dir>/haco-fleet/<fleet>/<instance>; names are checked.
 std::string instance_dir(const Hierarchy& h, const std::string& fleet, const std::string& instance);
 std::string fleet_dir(const Hierarchy& h, const std::string& fleet);
@@ -35,6 +43,11 @@ class V2Cgroup final : public InstanceCgroup {
                                           const std::string& instance, const std::vector<CgroupSetting>& v2_settings);
   // nullptr when the directory does not exist.
   static std::unique_ptr<V2Cgroup> open(const Hierarchy& v2, const std::string& fleet, const std::string& instance);
+  // The v2 layouts: a leaf below a fleet's instances/, whose controllers the
+  // fleet enabled when it started.
+  static std::unique_ptr<V2Cgroup> create_leaf(const std::string& instances_dir, const std::string& instance,
+                                               const std::vector<CgroupSetting>& v2_settings);
+  static std::unique_ptr<V2Cgroup> open_leaf(const std::string& instances_dir, const std::string& instance);
 
   void add_process(pid_t pid) const override;
   int clone_into_fd() const override { return dir_fd_.get(); }

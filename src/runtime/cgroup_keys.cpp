@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include "haco/cgroup.hpp"
@@ -114,6 +116,39 @@ std::vector<std::string> split_fields(std::string_view value) {
   throw InputError(fmt::format("cgroup[\"{}\"] = \"{}\": value out of range or malformed", s.key, s.value));
 }
 
+// memory+swap (v1) and swap alone (v2) are counted on top of the memory
+// limit, so they translate only together with it.
+constexpr std::string_view kMemswV1 = "memory.memsw.limit_in_bytes";
+constexpr std::string_view kSwapV2 = "memory.swap.max";
+
+// The memory limit in bytes (-1: none) that the settings give, if any.
+std::optional<std::int64_t> memory_limit_of(const std::vector<CgroupSetting>& settings) {
+  std::optional<std::int64_t> limit;
+  for (const auto& s : settings)
+    if (s.key == "memory.limit_in_bytes" || s.key == "memory.max")
+      limit = (s.value == "max" || s.value == "-1") ? -1 : parse_int(s.value).value_or(-1);
+  return limit;
+}
+
+// memsw - memory limit, as memory.swap.max.
+std::string swap_from_memsw(const CgroupSetting& memsw, std::int64_t memory_limit) {
+  if (memsw.value == "-1") return "max";
+  std::int64_t total = *parse_int(memsw.value);
+  if (memory_limit < 0 || total < memory_limit)
+    throw InputError(fmt::format("cgroup[\"{}\"] = {} must be at least the memory limit ({})", memsw.key, memsw.value,
+                                 memory_limit < 0 ? "unlimited" : std::to_string(memory_limit)));
+  return std::to_string(total - memory_limit);
+}
+
+// memory limit + swap, as memory.memsw.limit_in_bytes.
+std::string memsw_from_swap(const CgroupSetting& swap, std::int64_t memory_limit) {
+  if (swap.value == "max") return "-1";
+  if (memory_limit < 0)
+    throw InputError(fmt::format("cgroup[\"{}\"] = {} cannot be expressed on cgroup v1 without a memory limit",
+                                 swap.key, swap.value));
+  return std::to_string(memory_limit + *parse_int(swap.value));
+}
+
 // Splits a v2 setting into its fields, checked and with defaults filled in.
 std::vector<std::string> v2_fields(const CgroupSetting& s, const std::vector<const Row*>& rows) {
   auto fields = split_fields(s.value);
@@ -132,6 +167,14 @@ std::string controller_of(std::string_view key) {
 
 void validate_settings(const std::vector<CgroupSetting>& settings) {
   for (const auto& s : settings) {
+    if (s.key == kMemswV1 || s.key == kSwapV2) {
+      if (!(s.key == kMemswV1 ? bytes_v1(s.value) : bytes_v2(s.value))) bad_value(s);
+      if (!memory_limit_of(settings))
+        throw InputError(fmt::format("cgroup[\"{}\"] needs a memory limit too (memory.limit_in_bytes or memory.max): "
+                                     "the swap allowance is counted on top of it",
+                                     s.key));
+      continue;
+    }
     if (const Row* r = row_for_v1(s.key)) {
       if (!r->v1_valid(s.value)) bad_value(s);
       continue;
@@ -140,6 +183,7 @@ void validate_settings(const std::vector<CgroupSetting>& settings) {
     if (rows.empty()) {
       std::string known;
       for (const auto& r : kTable) known += fmt::format(" {}", r.v1_key);
+      known += fmt::format(" {}", kMemswV1);
       throw InputError(fmt::format("unknown cgroup key \"{}\" (known v1 keys:{}; and their v2 forms)", s.key,
                                    known));
     }
@@ -161,7 +205,9 @@ std::vector<CgroupSetting> translate_to_v2(const std::vector<CgroupSetting>& set
     return it->second;
   };
   for (const auto& s : settings) {
-    if (const Row* r = row_for_v1(s.key)) {
+    if (s.key == kMemswV1 || s.key == kSwapV2) {
+      file_for(kSwapV2) = {s.key == kSwapV2 ? s.value : swap_from_memsw(s, *memory_limit_of(settings))};
+    } else if (const Row* r = row_for_v1(s.key)) {
       file_for(r->v2_key)[r->field] = r->to_v2(s.value);
     } else {
       file_for(s.key) = v2_fields(s, rows_for_v2(s.key));
@@ -187,6 +233,10 @@ std::vector<CgroupSetting> translate_to_v1(const std::vector<CgroupSetting>& set
       out.push_back({std::string(key), std::move(value)});
   };
   for (const auto& s : settings) {
+    if (s.key == kMemswV1 || s.key == kSwapV2) {
+      put(kMemswV1, s.key == kMemswV1 ? s.value : memsw_from_swap(s, *memory_limit_of(settings)));
+      continue;
+    }
     if (row_for_v1(s.key)) {
       put(s.key, s.value);
       continue;
@@ -195,11 +245,67 @@ std::vector<CgroupSetting> translate_to_v1(const std::vector<CgroupSetting>& set
     auto fields = v2_fields(s, rows);
     for (std::size_t i = 0; i < rows.size(); ++i) put(rows[i]->v1_key, rows[i]->to_v1(fields[i]));
   }
-  // cfs_quota_us is checked against the current period, so the period goes first.
-  std::stable_sort(out.begin(), out.end(), [](const CgroupSetting& a, const CgroupSetting& b) {
-    return a.key == "cpu.cfs_period_us" && b.key != "cpu.cfs_period_us";
-  });
+  // cfs_quota_us is checked against the current period, and memsw may never
+  // be below the memory limit: the period and the memory limit go first,
+  // memsw last.
+  auto rank = [](const CgroupSetting& s) {
+    if (s.key == "cpu.cfs_period_us" || s.key == "memory.limit_in_bytes") return 0;
+    return s.key == kMemswV1 ? 2 : 1;
+  };
+  std::stable_sort(out.begin(), out.end(),
+                   [&](const CgroupSetting& a, const CgroupSetting& b) { return rank(a) < rank(b); });
   return out;
+}
+
+namespace {
+
+std::vector<std::string> fields_of(std::string_view text) { return split_fields(text); }
+
+// "0-2,5" -> {0,1,2,5}; nullopt when malformed.
+std::optional<std::vector<std::int64_t>> id_set(std::string_view list) {
+  std::vector<std::int64_t> ids;
+  std::size_t pos = 0;
+  while (pos < list.size()) {
+    auto end = list.find(',', pos);
+    if (end == std::string_view::npos) end = list.size();
+    auto part = list.substr(pos, end - pos);
+    auto dash = part.find('-');
+    auto lo = parse_int(part.substr(0, dash));
+    auto hi = dash == std::string_view::npos ? lo : parse_int(part.substr(dash + 1));
+    if (!lo || !hi || *hi < *lo || *hi - *lo > 65536) return std::nullopt;
+    for (auto id = *lo; id <= *hi; ++id) ids.push_back(id);
+    pos = end + 1;
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
+bool is_memory_size(std::string_view key) {
+  return key.rfind("memory.", 0) == 0 && key != "memory.oom_control" && key != "memory.swappiness";
+}
+
+}  // namespace
+
+bool kernel_took_value(std::string_view key, std::string_view written, std::string_view read) {
+  if (key == "cpuset.cpus" || key == "cpuset.mems") return id_set(written) == id_set(read);
+  if (key == "io.weight") {
+    // "default 100" (and per-device lines after it)
+    auto fields = fields_of(read);
+    return fields.size() >= 2 && fields[0] == "default" && fields[1] == written;
+  }
+  if (is_memory_size(key)) {
+    // Limits are kept in pages; v1 shows "no limit" as the largest page
+    // multiple of int64.
+    constexpr std::int64_t kUnlimited = std::int64_t(1) << 62;
+    auto got = parse_int(read);
+    if (written == "max" || written == "-1") return read == "max" || (got && *got >= kUnlimited);
+    auto want = parse_int(written);
+    if (!want || !got) return false;
+    std::int64_t page = ::sysconf(_SC_PAGESIZE);
+    return *got == *want / page * page;
+  }
+  return fields_of(written) == fields_of(read);
 }
 
 }  // namespace haco::cgroups

@@ -11,22 +11,27 @@
 #include "runtime/file_io.hpp"
 
 namespace haco::cgroups {
-namespace {
-
-void check_name(const std::string& what, const std::string& name) {
+void check_cgroup_name(const std::string& what, const std::string& name) {
   if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
     throw InputError(fmt::format("{} name \"{}\" cannot name a cgroup directory", what, name));
 }
 
-}  // namespace
+void write_setting(const std::string& dir, const CgroupSetting& setting) {
+  std::string path = dir + "/" + setting.key;
+  write_kernel_file(path, setting.value);
+  std::string read = read_text_file(path);
+  while (!read.empty() && (read.back() == '\n' || read.back() == ' ')) read.pop_back();
+  if (!kernel_took_value(setting.key, setting.value, read))
+    throw Error(fmt::format("{}: wrote \"{}\" but the kernel reads back \"{}\"", path, setting.value, read));
+}
 
 std::string fleet_dir(const Hierarchy& h, const std::string& fleet) {
-  check_name("fleet", fleet);
+  check_cgroup_name("fleet", fleet);
   return h.own_dir + "/haco-fleet/" + fleet;
 }
 
 std::string instance_dir(const Hierarchy& h, const std::string& fleet, const std::string& instance) {
-  check_name("instance", instance);
+  check_cgroup_name("instance", instance);
   return fleet_dir(h, fleet) + "/" + instance;
 }
 

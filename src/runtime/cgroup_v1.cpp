@@ -70,7 +70,7 @@ std::unique_ptr<V1Cgroup> V1Cgroup::create(const Hierarchies& h, const std::stri
       auto d = std::find_if(dirs.begin(), dirs.end(), [&](const Dir& d) {
         return std::find(d.controllers.begin(), d.controllers.end(), c) != d.controllers.end();
       });
-      write_kernel_file(d->path + "/" + s.key, s.value);
+      write_setting(d->path, s);
     }
   } catch (...) {
     for (const auto& d : dirs) ::rmdir(d.path.c_str());

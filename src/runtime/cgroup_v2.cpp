@@ -1,5 +1,9 @@
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+
+#include <set>
+#include <sstream>
 
 #include <fmt/format.h>
 
@@ -38,12 +42,46 @@ std::unique_ptr<V2Cgroup> V2Cgroup::create(const Hierarchy& v2, const std::strin
   });
   std::unique_ptr<V2Cgroup> cg(new V2Cgroup(dir, open_dir(dir)));
   try {
-    for (const auto& s : v2_settings) write_kernel_file(dir + "/" + s.key, s.value);
+    for (const auto& s : v2_settings) write_setting(dir, s);
   } catch (...) {
     remove_dir(dir);
     throw;
   }
   return cg;
+}
+
+std::unique_ptr<V2Cgroup> V2Cgroup::create_leaf(const std::string& instances_dir, const std::string& instance,
+                                                const std::vector<CgroupSetting>& v2_settings) {
+  check_cgroup_name("instance", instance);
+  std::set<std::string> enabled;
+  std::istringstream words(read_text_file(instances_dir + "/cgroup.subtree_control"));
+  for (std::string w; words >> w;) enabled.insert(w);
+  std::string missing;
+  for (const auto& s : v2_settings) {
+    auto c = controller_of(s.key);
+    if (!enabled.count(c) && missing.find(" " + c) == std::string::npos) missing.append(" ").append(c);
+  }
+  if (!missing.empty())
+    throw Error(fmt::format("the fleet's cgroup {} does not pass down the controller(s){} (its cgroup.controllers: {})",
+                            instances_dir, missing, read_text_file(instances_dir + "/cgroup.controllers")));
+  std::string dir = instances_dir + "/" + instance;
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) throw Error::from_errno("mkdir", dir, errno);
+  try {
+    std::unique_ptr<V2Cgroup> cg(new V2Cgroup(dir, open_dir(dir)));
+    for (const auto& s : v2_settings) write_setting(dir, s);
+    return cg;
+  } catch (...) {
+    ::rmdir(dir.c_str());
+    throw;
+  }
+}
+
+std::unique_ptr<V2Cgroup> V2Cgroup::open_leaf(const std::string& instances_dir, const std::string& instance) {
+  check_cgroup_name("instance", instance);
+  std::string dir = instances_dir + "/" + instance;
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) return nullptr;
+  return std::unique_ptr<V2Cgroup>(new V2Cgroup(dir, open_dir(dir)));
 }
 
 std::unique_ptr<V2Cgroup> V2Cgroup::open(const Hierarchy& v2, const std::string& fleet, const std::string& instance) {
@@ -58,7 +96,17 @@ void V2Cgroup::add_process(pid_t pid) const { write_kernel_file(dir_ + "/cgroup.
 std::vector<pid_t> V2Cgroup::processes() const { return read_procs(dir_); }
 
 void V2Cgroup::kill_all(std::chrono::milliseconds timeout) const {
-  write_kernel_file(dir_ + "/cgroup.kill", "1");
+  struct stat st {};
+  if (::stat((dir_ + "/cgroup.kill").c_str(), &st) != 0) {
+    // Kernels before 5.14 have no cgroup.kill: frozen, no process can fork
+    // between reading the list and the kill.
+    write_kernel_file(dir_ + "/cgroup.freeze", "1");
+    for (pid_t pid : read_procs(dir_))
+      if (::kill(pid, SIGKILL) != 0 && errno != ESRCH) throw Error::from_errno("kill", std::to_string(pid), errno);
+    write_kernel_file(dir_ + "/cgroup.freeze", "0");
+  } else {
+    write_kernel_file(dir_ + "/cgroup.kill", "1");
+  }
   if (!wait_until_empty(dir_, timeout))
     throw Error(fmt::format("cgroup {} still has processes {} ms after cgroup.kill", dir_, timeout.count()));
 }

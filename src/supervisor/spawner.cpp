@@ -99,7 +99,7 @@ class StdioToLog {
   UniqueFd saved_out_, saved_err_;
 };
 
-json launch_one(const std::string& fleet, const json& request, UniqueFd& pidfd) {
+json launch_one(const cgroups::FleetCgroup& fleet, const json& request, UniqueFd& pidfd) {
   auto instance = instance_spec_from_json(request.at("instance"));
   auto log_path = request.at("log_path").get<std::string>();
   const auto& name = instance.container.name;
@@ -125,8 +125,8 @@ json launch_one(const std::string& fleet, const json& request, UniqueFd& pidfd) 
           {"exec_done_ns", exec_done}};
 }
 
-[[noreturn]] void spawner_main(const std::string& fleet, unsigned index, int socket, pid_t supervisor) {
-  set_process_title(fmt::format("haco-fleet: spawner {} {}", fleet, index));
+[[noreturn]] void spawner_main(const cgroups::FleetCgroup& fleet, unsigned index, int socket, pid_t supervisor) {
+  set_process_title(fmt::format("haco-fleet: spawner {} {}", fleet.fleet, index));
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != supervisor) ::_exit(1);
   ::signal(SIGPIPE, SIG_IGN);
@@ -157,7 +157,7 @@ json launch_one(const std::string& fleet, const json& request, UniqueFd& pidfd) 
 
 }  // namespace
 
-SpawnerProcess fork_spawner(const std::string& fleet, unsigned index) {
+SpawnerProcess fork_spawner(const cgroups::FleetCgroup& fleet, unsigned index) {
   int pair[2];
   check_sys(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), "socketpair");
   UniqueFd ours(pair[0]), theirs(pair[1]);

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "haco/cgroup.hpp"
 #include "haco/spec.hpp"
 #include "haco/state.hpp"
 #include "haco/unique_fd.hpp"
@@ -24,9 +25,10 @@ struct SpawnerProcess {
   UniqueFd pidfd;   // tells the supervisor when the spawner dies
 };
 
-// Forks spawner `index` of `fleet`. The child closes every descriptor but
-// its socket and stdio, dies with its parent, and never returns.
-SpawnerProcess fork_spawner(const std::string& fleet, unsigned index);
+// Forks spawner `index` of a fleet whose cgroups are `fleet`. The child
+// closes every descriptor but its socket and stdio, dies with its parent,
+// and never returns.
+SpawnerProcess fork_spawner(const cgroups::FleetCgroup& fleet, unsigned index);
 
 struct SpawnRequest {
   InstanceSpec instance;

@@ -11,6 +11,7 @@
 
 #include "haco/error.hpp"
 #include "haco/supervisor.hpp"
+#include "haco/systemd_unit.hpp"
 
 namespace haco::supervisor {
 
@@ -24,7 +25,10 @@ std::vector<std::string> supervisor_arguments(const SupervisorConfig& config) {
           "--spawners",    std::to_string(config.spawners),
           "--stagger",     std::to_string(config.stagger.count()),
           "--log-max-bytes", std::to_string(config.log_max_bytes),
-          "--notify-fd",   std::to_string(config.notify_fd)};
+          "--notify-fd",   std::to_string(config.notify_fd),
+          "--cgroup-layout", std::string(cgroups::layout_name(config.cgroup.layout)),
+          "--cgroup-dir",  config.cgroup.dir,
+          "--cgroup-unit", config.cgroup.unit};
 }
 
 namespace {
@@ -39,12 +43,44 @@ unsigned thread_count() {
   return 0;
 }
 
+std::string own_program() {
+  std::error_code ec;
+  auto path = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) throw Error::from_errno("readlink", "/proc/self/exe", ec.value());
+  return path;
+}
+
+// The supervisor as a unit of its own: systemd-run returns once it said
+// READY=1 (the supervisor does when it listens), or with why it failed.
+void start_as_unit(const SupervisorConfig& config) {
+  SupervisorConfig unit_config = config;
+  unit_config.notify_fd = -1;
+  std::vector<std::string> command = supervisor_arguments(unit_config);
+  command.insert(command.begin(), own_program());
+  std::filesystem::create_directories(config.paths.dir());
+  systemd::start_transient_service({config.cgroup.unit, "haco-fleet fleet " + config.paths.fleet, command,
+                                    config.paths.supervisor_log()});
+}
+
+state::ProcessIdentity connect_to_started(const SupervisorConfig& config) {
+  auto client = ControlClient::connect(config.paths);
+  if (!client) throw Error("the supervisor of fleet '" + config.paths.fleet + "' is not listening");
+  auto pong = client->call({{"op", "ping"}});
+  auto identity = state::identify(pong.at("pid").get<pid_t>());
+  if (!identity) throw Error("the supervisor of fleet '" + config.paths.fleet + "' exited right after it started");
+  return *identity;
+}
+
 }  // namespace
 
 state::ProcessIdentity start_supervisor(const SupervisorConfig& config) {
   if (unsigned threads = thread_count(); threads > 1)
     throw Error("the supervisor must be started before any thread (this process has " + std::to_string(threads) +
                 ")");
+  if (config.cgroup.layout == cgroups::Layout::v2_systemd && !config.foreground) {
+    start_as_unit(config);
+    return connect_to_started(config);
+  }
   int pipe_fds[2];
   check_sys(::pipe2(pipe_fds, O_CLOEXEC), "pipe2");
   UniqueFd read_end(pipe_fds[0]), write_end(pipe_fds[1]);
@@ -64,10 +100,17 @@ state::ProcessIdentity start_supervisor(const SupervisorConfig& config) {
   pid_t middle = ::fork();
   check_sys(middle, "fork", "supervisor");
   if (middle == 0) {
-    // A new session without a terminal; the second fork makes the supervisor
-    // a child of init, not of `up`, and unable to acquire a terminal again.
-    ::setsid();
-    if (::fork() != 0) ::_exit(0);
+    if (config.foreground) {
+      // A child of `up`, out of the terminal's process group: Ctrl-C goes to
+      // `up`, which stops the fleet in order.
+      ::setpgid(0, 0);
+    } else {
+      // A new session without a terminal; the second fork makes the
+      // supervisor a child of init, not of `up`, and unable to acquire a
+      // terminal again.
+      ::setsid();
+      if (::fork() != 0) ::_exit(0);
+    }
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -86,8 +129,9 @@ state::ProcessIdentity start_supervisor(const SupervisorConfig& config) {
   }
   write_end.reset();
   int status = 0;
-  while (::waitpid(middle, &status, 0) < 0 && errno == EINTR) {
-  }
+  if (!config.foreground)
+    while (::waitpid(middle, &status, 0) < 0 && errno == EINTR) {
+    }
 
   std::string answer;
   char chunk[512];
@@ -103,12 +147,7 @@ state::ProcessIdentity start_supervisor(const SupervisorConfig& config) {
     throw Error("starting the supervisor of fleet '" + config.paths.fleet + "': " +
                 (answer.empty() ? "it exited before it was ready (see " + log + ")" : answer));
   }
-  auto client = ControlClient::connect(config.paths);
-  if (!client) throw Error("the supervisor of fleet '" + config.paths.fleet + "' is not listening");
-  auto pong = client->call({{"op", "ping"}});
-  auto identity = state::identify(pong.at("pid").get<pid_t>());
-  if (!identity) throw Error("the supervisor of fleet '" + config.paths.fleet + "' exited right after it started");
-  return *identity;
+  return connect_to_started(config);
 }
 
 }  // namespace haco::supervisor

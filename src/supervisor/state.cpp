@@ -156,6 +156,8 @@ json to_json(const FleetState& s) {
           {"created_at_unix_ms", s.created_at_unix_ms},
           {"supervisor", identity_json(s.supervisor)},
           {"spawners", spawners},
+          {"cgroup",
+           {{"layout", cgroups::layout_name(s.cgroup.layout)}, {"dir", s.cgroup.dir}, {"unit", s.cgroup.unit}}},
           {"instances", instances}};
 }
 
@@ -171,6 +173,13 @@ FleetState fleet_state_from_json(const json& j) {
   s.created_at_unix_ms = field<std::int64_t>(j, "created_at_unix_ms");
   s.supervisor = identity_from_json(field<json>(j, "supervisor"));
   for (const auto& p : field<json>(j, "spawners")) s.spawners.push_back(identity_from_json(p));
+  // A fleet recorded before layouts were recorded ran on the v1 layout.
+  s.cgroup.fleet = s.fleet;
+  if (auto c = j.find("cgroup"); c != j.end()) {
+    s.cgroup.layout = cgroups::layout_from_name(field<std::string>(*c, "layout"));
+    s.cgroup.dir = field<std::string>(*c, "dir");
+    s.cgroup.unit = field<std::string>(*c, "unit");
+  }
   for (const auto& r : field<json>(j, "instances")) s.instances.push_back(instance_record_from_json(r));
   return s;
 }

@@ -21,6 +21,7 @@
 #include "haco/cgroup.hpp"
 #include "haco/error.hpp"
 #include "haco/supervisor.hpp"
+#include "haco/systemd_unit.hpp"
 #include "supervisor/instance_log.hpp"
 #include "supervisor/spawner.hpp"
 
@@ -120,6 +121,7 @@ class Supervisor {
     state_.restart_policy = format_restart_policy(config_.restart);
     state_.created_at_unix_ms = state::unix_now_ms();
     state_.supervisor = *state::identify(::getpid());
+    state_.cgroup = config_.cgroup;
     for (auto& process : spawners) adopt_spawner(std::move(process), static_cast<unsigned>(spawners_.size()));
     refresh_state_processes();
     save_state_now();
@@ -185,7 +187,7 @@ class Supervisor {
     spawner->socket->cancel();
     spawner->pidfd->cancel();
     // Forking here is safe: this process runs no other thread.
-    adopt_spawner(fork_spawner(config_.paths.fleet, index), index);
+    adopt_spawner(fork_spawner(config_.cgroup, index), index);
     if (!interrupted.empty()) launch_failed(interrupted, "the spawner died while starting it");
     refresh_state_processes();
     mark_dirty();
@@ -483,7 +485,7 @@ class Supervisor {
       auto it = instances_.find(name);
       if (it != instances_.end() && it->second.pidfd) pidfd_signal(it->second.pidfd->native_handle(), SIGKILL);
       try {
-        if (auto cgroup = cgroups::InstanceCgroup::open(config_.paths.fleet, name)) cgroup->kill_all(kKillWait);
+        if (auto cgroup = cgroups::InstanceCgroup::open(config_.cgroup, name)) cgroup->kill_all(kKillWait);
       } catch (const std::exception& e) {
         log_line(fmt::format("{}: {}", name, e.what()));
       }
@@ -693,14 +695,23 @@ int run_supervisor(SupervisorConfig config) {
   log_line(fmt::format("supervisor of fleet '{}' starting (pid {}, {} spawners, restart {})", config.paths.fleet,
                        ::getpid(), config.spawners, format_restart_policy(config.restart)));
   try {
+    // The fleet's cgroup levels exist before any instance starts, with this
+    // process in a leaf of its own (the spawners it forks stay there).
+    config.cgroup.fleet = config.paths.fleet;
+    config.cgroup = cgroups::prepare_fleet_cgroup(config.cgroup);
+    if (config.cgroup.layout != cgroups::Layout::v1_hybrid)
+      log_line(fmt::format("cgroups: {} in {}{}", cgroups::layout_name(config.cgroup.layout), config.cgroup.dir,
+                           config.cgroup.unit.empty() ? "" : " (unit " + config.cgroup.unit + ")"));
     UniqueFd listener(listen_on(config.paths.control_socket()));
     // The spawners are forked first, while this process is small and has no
     // io_context yet.
     std::vector<SpawnerProcess> spawners;
     for (unsigned k = 0; k < std::max(1u, config.spawners); ++k)
-      spawners.push_back(fork_spawner(config.paths.fleet, k));
+      spawners.push_back(fork_spawner(config.cgroup, k));
     Supervisor supervisor(config, listener.release(), std::move(spawners));
     notify(std::exchange(config.notify_fd, -1), "ready");
+    // As the main process of its own unit: systemd-run waits for this.
+    if (systemd::notify("READY=1\nSTATUS=supervising fleet " + config.paths.fleet)) ::unsetenv("NOTIFY_SOCKET");
     return supervisor.run();
   } catch (const std::exception& e) {
     log_line(std::string("supervisor failed: ") + e.what());

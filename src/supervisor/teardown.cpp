@@ -15,6 +15,7 @@
 #include "haco/error.hpp"
 #include "haco/rootfs.hpp"
 #include "haco/supervisor.hpp"
+#include "haco/systemd_unit.hpp"
 
 namespace haco::supervisor {
 namespace {
@@ -74,7 +75,7 @@ class Failures {
 
 // Without a supervisor: the stop signal to each init still alive, then wait
 // for those inits and their cgroups to empty.
-void stop_unsupervised(const std::string& fleet, const std::vector<InstanceRecord>& records,
+void stop_unsupervised(const cgroups::FleetCgroup& fleet, const std::vector<InstanceRecord>& records,
                        std::chrono::milliseconds timeout) {
   // Only those that can hear the stop signal are waited for; the others are
   // left to the cgroup kill that follows.
@@ -123,7 +124,8 @@ void remove_recorded_cgroup_dirs(const std::vector<std::string>& dirs) {
 }
 
 // SIGKILL to whatever is left in each instance's cgroup, then the cgroup goes.
-void remove_cgroups(const std::string& fleet, const std::vector<InstanceRecord>& records, Failures& failures) {
+void remove_cgroups(const cgroups::FleetCgroup& fleet, const std::vector<InstanceRecord>& records,
+                    Failures& failures) {
   for (const auto& r : records) {
     failures.attempt("cgroup of " + r.name(), [&] {
       if (auto cgroup = cgroups::InstanceCgroup::open(fleet, r.name())) {
@@ -163,6 +165,12 @@ std::optional<ControlClient> connect_with_deadline(const state::FleetPaths& path
   return client;
 }
 
+// Where the fleet's cgroups are, as its state recorded them.
+cgroups::FleetCgroup recorded_cgroup(const state::FleetPaths& paths, const std::optional<state::FleetState>& fleet) {
+  if (fleet) return fleet->cgroup;
+  return {paths.fleet, cgroups::Layout::v1_hybrid, "", ""};
+}
+
 }  // namespace
 
 void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& options) {
@@ -193,12 +201,19 @@ void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& optio
       });
     if (!supervised) {
       report(options, "stopping instances (no supervisor: by pid and cgroup)");
-      stop_unsupervised(paths.fleet, fleet->instances, options.timeout);
+      stop_unsupervised(fleet->cgroup, fleet->instances, options.timeout);
     }
     report(options, "removing cgroups");
-    remove_cgroups(paths.fleet, fleet->instances, failures);
+    remove_cgroups(fleet->cgroup, fleet->instances, failures);
   }
-  failures.attempt("fleet cgroup", [&] { cgroups::remove_fleet_cgroups(paths.fleet); });
+  auto cgroup = recorded_cgroup(paths, fleet);
+  failures.attempt("fleet cgroup", [&] { cgroups::remove_fleet_cgroups(cgroup); });
+  // The unit `up` made for the fleet (not the unit of an `up --foreground`,
+  // which ends by itself when its supervisor is gone).
+  if (cgroup.layout == cgroups::Layout::v2_systemd && cgroup.unit == systemd::fleet_unit_name(paths.fleet)) {
+    report(options, "stopping unit " + cgroup.unit);
+    failures.attempt("unit " + cgroup.unit, [&] { systemd::stop_unit(cgroup.unit); });
+  }
   if (fleet) {
     report(options, options.purge ? "removing rootfs trees" : "unmounting rootfs");
     teardown_rootfs(fleet->instances, [&](const InstanceRecord&) { return options.purge; }, failures);
@@ -232,8 +247,11 @@ void teardown_instances(const state::FleetPaths& paths, const std::vector<Instan
   } catch (const std::exception& e) {
     report(options, std::string("the supervisor did not complete the stop: ") + e.what());
   }
-  if (!supervised) stop_unsupervised(paths.fleet, records, options.timeout);
-  remove_cgroups(paths.fleet, records, failures);
+  std::optional<state::FleetState> fleet;
+  failures.attempt("reading the state", [&] { fleet = state::load_state(paths); });
+  auto cgroup = recorded_cgroup(paths, fleet);
+  if (!supervised) stop_unsupervised(cgroup, records, options.timeout);
+  remove_cgroups(cgroup, records, failures);
   teardown_rootfs(records, [&](const InstanceRecord& r) { return purge_created && !r.rootfs->reused; }, failures);
   failures.throw_if_any("removing the instances this `up` started");
 }

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "haco/cgroup.hpp"
 #include "haco/error.hpp"
@@ -64,6 +65,51 @@ TEST(CgroupKeys, UnknownKeyIsAnInputErrorNamingIt) {
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("unknown cgroup key \"cpu.cfs_quota\""), std::string::npos) << e.what();
   }
+}
+
+TEST(CgroupKeys, MemoryPlusSwapBecomesSwapOnTopOfTheMemoryLimit) {
+  Settings v1{{"memory.limit_in_bytes", "67108864"}, {"memory.memsw.limit_in_bytes", "100663296"}};
+  Settings v2{{"memory.max", "67108864"}, {"memory.swap.max", "33554432"}};
+  EXPECT_EQ(translate_to_v2(v1), v2);
+  EXPECT_EQ(translate_to_v1(v2), v1);
+  EXPECT_EQ(translate_to_v2({{"memory.limit_in_bytes", "67108864"}, {"memory.memsw.limit_in_bytes", "-1"}}),
+            (Settings{{"memory.max", "67108864"}, {"memory.swap.max", "max"}}));
+}
+
+TEST(CgroupKeys, MemswIsWrittenAfterTheMemoryLimitOnV1) {
+  Settings given{{"memory.memsw.limit_in_bytes", "100663296"}, {"memory.limit_in_bytes", "67108864"}};
+  EXPECT_EQ(translate_to_v1(given),
+            (Settings{{"memory.limit_in_bytes", "67108864"}, {"memory.memsw.limit_in_bytes", "100663296"}}));
+}
+
+TEST(CgroupKeys, MemswWithoutAMemoryLimitIsRefusedNamingWhatIsMissing) {
+  try {
+    validate_settings({{"memory.memsw.limit_in_bytes", "100663296"}});
+    FAIL() << "accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("needs a memory limit too"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(validate_settings({{"memory.swap.max", "0"}}), InputError);
+  // Less memory+swap than memory cannot be expressed on v2.
+  EXPECT_THROW(translate_to_v2({{"memory.limit_in_bytes", "67108864"}, {"memory.memsw.limit_in_bytes", "4096"}}),
+               InputError);
+}
+
+TEST(CgroupKeys, ReadBackAcceptsWhatTheKernelDoesToAValue) {
+  long page = ::sysconf(_SC_PAGESIZE);
+  EXPECT_TRUE(kernel_took_value("cpu.max", "30000 100000", "30000 100000"));
+  EXPECT_FALSE(kernel_took_value("cpu.max", "30000 100000", "max 100000"));
+  EXPECT_TRUE(kernel_took_value("pids.max", "64", "64"));
+  EXPECT_FALSE(kernel_took_value("pids.max", "64", "max"));
+  EXPECT_TRUE(kernel_took_value("memory.max", std::to_string(page * 10 + 5), std::to_string(page * 10)));
+  EXPECT_FALSE(kernel_took_value("memory.max", std::to_string(page * 10), std::to_string(page * 9)));
+  EXPECT_TRUE(kernel_took_value("memory.max", "max", "max"));
+  EXPECT_TRUE(kernel_took_value("memory.limit_in_bytes", "-1", "9223372036854771712"));
+  EXPECT_FALSE(kernel_took_value("memory.limit_in_bytes", "-1", "67108864"));
+  EXPECT_TRUE(kernel_took_value("cpuset.cpus", "0,1", "0-1"));
+  EXPECT_FALSE(kernel_took_value("cpuset.cpus", "0-2", "0-1"));
+  EXPECT_TRUE(kernel_took_value("io.weight", "100", "default 100"));
+  EXPECT_FALSE(kernel_took_value("io.weight", "200", "default 100"));
 }
 
 TEST(CgroupKeys, MalformedValuesAreRefused) {

@@ -78,6 +78,12 @@ ContainerSpec busybox_spec(const std::string& name, const TempRootfs& rootfs, st
   return c;
 }
 
+cgroups::FleetCgroup test_fleet_cgroup(const std::string& fleet) {
+  auto layout = cgroups::detect_layout();
+  if (layout == cgroups::Layout::v1_hybrid) return {fleet, layout, "", ""};
+  return cgroups::prepare_fleet_cgroup({fleet, cgroups::Layout::v2_root, "", ""}, false);
+}
+
 CgroupGuard::~CgroupGuard() {
   try {
     if (cg_) {

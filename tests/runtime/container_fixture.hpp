@@ -56,9 +56,13 @@ class TempRootfs {
 ContainerSpec busybox_spec(const std::string& name, const TempRootfs& rootfs, std::uint32_t base,
                            const std::string& script);
 
+// A fleet's cgroup levels for tests, on whatever layout the host has (on a
+// v2 host the v2_root layout, without moving the test process).
+cgroups::FleetCgroup test_fleet_cgroup(const std::string& fleet);
+
 class CgroupGuard {
  public:
-  CgroupGuard(std::unique_ptr<cgroups::InstanceCgroup> cg, std::string fleet)
+  CgroupGuard(std::unique_ptr<cgroups::InstanceCgroup> cg, cgroups::FleetCgroup fleet)
       : cg_(std::move(cg)), fleet_(std::move(fleet)) {}
   ~CgroupGuard();
   const cgroups::InstanceCgroup* get() const { return cg_.get(); }
@@ -66,7 +70,7 @@ class CgroupGuard {
 
  private:
   std::unique_ptr<cgroups::InstanceCgroup> cg_;
-  std::string fleet_;
+  cgroups::FleetCgroup fleet_;
 };
 
 // A container launched from the test process (its parent), killed and

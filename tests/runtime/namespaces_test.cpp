@@ -19,7 +19,7 @@ TEST_F(NamespacesTest, NetAndCgroupNamespacesWithARealSysfs) {
   std::uint32_t base = test_id_base();
   TempRootfs rootfs(base);
   const char* fleet = "haco-rt-ns";
-  CgroupGuard cg(cgroups::InstanceCgroup::create(fleet, "netns", {{"pids.max", "32"}}), fleet);
+  CgroupGuard cg(cgroups::InstanceCgroup::create(test_fleet_cgroup(fleet), "netns", {{"pids.max", "32"}}), test_fleet_cgroup(fleet));
   runtime::LaunchRequest req;
   ContainerSpec& c = req.instance.container;
   c = busybox_spec("haco-rt-netns", rootfs, base,

@@ -47,7 +47,7 @@ TEST(BusyboxTemplate, AnInstanceServesItsPort) {
   ASSERT_EQ(spec.uid_map, (std::vector<IdMapping>{{0, base, 100}}));
 
   const char* fleet = "haco-rt-template";
-  CgroupGuard cg(cgroups::InstanceCgroup::create(fleet, spec.name, spec.cgroup), fleet);
+  CgroupGuard cg(cgroups::InstanceCgroup::create(test_fleet_cgroup(fleet), spec.name, spec.cgroup), test_fleet_cgroup(fleet));
   runtime::LaunchRequest req;
   req.instance = instances.front();
   req.log_path = (rootfs.dir() / "init.log").string();

@@ -1,0 +1,171 @@
+// Which cgroup layout the host has, and the fleet-level cgroups of the v2
+// layouts: made once by the supervisor before any instance starts, so that
+// instances never race to create or configure shared levels.
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <linux/magic.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "haco/cgroup.hpp"
+#include "haco/error.hpp"
+#include "runtime/cgroup_backends.hpp"
+#include "runtime/file_io.hpp"
+
+namespace haco::cgroups {
+namespace {
+
+constexpr const char* kV2Mount = "/sys/fs/cgroup";
+// The controllers a fleet passes down to its instances, when the host has them.
+constexpr std::string_view kFleetControllers[] = {"cpu", "cpuset", "io", "memory", "pids"};
+
+bool is_cgroup2(const char* path) {
+  struct statfs fs {};
+  return ::statfs(path, &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC;
+}
+
+std::vector<std::string> words_of(const std::string& text) {
+  std::vector<std::string> words;
+  std::istringstream in(text);
+  for (std::string w; in >> w;) words.push_back(w);
+  return words;
+}
+
+// "0::/system.slice/x.service" of /proc/self/cgroup, as a directory.
+std::string own_v2_dir() {
+  std::ifstream in("/proc/self/cgroup");
+  if (!in) throw Error::from_errno("open", "/proc/self/cgroup", errno);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("0::", 0) == 0) {
+      std::string path = line.substr(3);
+      return path == "/" ? std::string(kV2Mount) : kV2Mount + path;
+    }
+  throw Error("/proc/self/cgroup has no cgroup v2 entry");
+}
+
+// systemd marks the cgroup of a unit with Delegate=yes with this attribute
+// (trusted.* as root, user.* for a user manager).
+bool is_delegated(const std::string& dir) {
+  char value[8] = {};
+  for (const char* name : {"trusted.delegate", "user.delegate"}) {
+    ssize_t n = ::getxattr(dir.c_str(), name, value, sizeof(value) - 1);
+    if (n > 0 && value[0] == '1') return true;
+  }
+  return false;
+}
+
+void make_dir(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) throw Error::from_errno("mkdir", dir, errno);
+}
+
+// Turns on, for the children of `dir`, every fleet controller `dir` has.
+void enable_controllers_below(const std::string& dir) {
+  auto available = words_of(read_text_file(dir + "/cgroup.controllers"));
+  std::string enable;
+  for (auto c : kFleetControllers)
+    if (std::find(available.begin(), available.end(), c) != available.end())
+      enable.append(enable.empty() ? "" : " ").append("+").append(c);
+  if (enable.empty()) return;
+  with_context(fmt::format("enabling {} for the cgroups below {}", enable, dir),
+               [&] { write_kernel_file(dir + "/cgroup.subtree_control", enable); });
+}
+
+// Moves every process of `from` into `to` (the no-internal-process rule: a
+// cgroup that passes controllers down may hold no process itself).
+void move_processes(const std::string& from, const std::string& to) {
+  for (int round = 0; round < 100; ++round) {
+    auto pids = read_procs(from);
+    if (pids.empty()) return;
+    for (pid_t pid : pids) {
+      try {
+        write_kernel_file(to + "/cgroup.procs", std::to_string(pid));
+      } catch (const Error& e) {
+        if (e.sys_errno() != ESRCH) throw;
+      }
+    }
+  }
+  throw Error(fmt::format("processes keep appearing in {}; cannot move them to {}", from, to));
+}
+
+}  // namespace
+
+std::string_view layout_name(Layout layout) {
+  switch (layout) {
+    case Layout::v1_hybrid: return "v1_hybrid";
+    case Layout::v2_systemd: return "v2_systemd";
+    case Layout::v2_root: return "v2_root";
+  }
+  return "?";
+}
+
+Layout layout_from_name(std::string_view name) {
+  for (Layout l : {Layout::v1_hybrid, Layout::v2_systemd, Layout::v2_root})
+    if (layout_name(l) == name) return l;
+  throw Error(fmt::format("unknown cgroup layout \"{}\" (v1_hybrid, v2_systemd, v2_root)", name));
+}
+
+Layout detect_layout() {
+  if (!is_cgroup2(kV2Mount)) return Layout::v1_hybrid;
+  struct stat st {};
+  bool systemd = ::lstat("/run/systemd/system", &st) == 0 && S_ISDIR(st.st_mode);
+  // HACO_FLEET_CGROUP_LAYOUT=v2_root keeps a fleet outside systemd's tree on
+  // a systemd host (the layout of hosts without systemd, for testing it).
+  if (const char* forced = std::getenv("HACO_FLEET_CGROUP_LAYOUT"); forced && *forced) {
+    Layout wanted = layout_from_name(forced);
+    if (wanted == Layout::v1_hybrid)
+      throw InputError("HACO_FLEET_CGROUP_LAYOUT=v1_hybrid: this host has cgroup v2 only");
+    return wanted;
+  }
+  return systemd ? Layout::v2_systemd : Layout::v2_root;
+}
+
+FleetCgroup delegated_own_cgroup(const std::string& fleet) {
+  std::string dir = own_v2_dir();
+  if (!is_delegated(dir))
+    throw Error(fmt::format(
+        "the cgroup {} is not delegated: run it from a systemd unit with Delegate=yes (haco-fleet@.service does)",
+        dir));
+  std::string unit = dir.substr(dir.rfind('/') + 1);
+  return {fleet, Layout::v2_systemd, dir, unit};
+}
+
+FleetCgroup prepare_fleet_cgroup(FleetCgroup where, bool join_supervisor_leaf) {
+  if (where.layout == Layout::v1_hybrid) return where;
+  return with_context(fmt::format("preparing the cgroups of fleet '{}'", where.fleet), [&] {
+    if (where.layout == Layout::v2_root) {
+      std::string top = std::string(kV2Mount) + "/haco-fleet";
+      enable_controllers_below(kV2Mount);
+      make_dir(top);
+      enable_controllers_below(top);
+      where.dir = fleet_dir_v2_root(where.fleet);
+      make_dir(where.dir);
+    } else if (where.dir.empty()) {
+      where = delegated_own_cgroup(where.fleet);
+    }
+    make_dir(where.supervisor_dir());
+    if (join_supervisor_leaf) {
+      write_kernel_file(where.supervisor_dir() + "/cgroup.procs", std::to_string(::getpid()));
+      move_processes(where.dir, where.supervisor_dir());
+    }
+    enable_controllers_below(where.dir);
+    make_dir(where.instances_dir());
+    enable_controllers_below(where.instances_dir());
+    return where;
+  });
+}
+
+std::string fleet_dir_v2_root(const std::string& fleet) {
+  check_cgroup_name("fleet", fleet);
+  return std::string(kV2Mount) + "/haco-fleet/" + fleet;
+}
+
+}  // namespace haco::cgroups

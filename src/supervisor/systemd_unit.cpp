@@ -1,0 +1,137 @@
+// Transient units through systemd-run and systemctl (the same D-Bus calls
+// an operator would make by hand, with systemd's own error messages), and
+// sd_notify from libsystemd.
+#include "haco/systemd_unit.hpp"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <deque>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <systemd/sd-daemon.h>
+
+#include "haco/error.hpp"
+#include "haco/unique_fd.hpp"
+
+extern char** environ;
+
+namespace haco::systemd {
+namespace {
+
+struct CommandResult {
+  int status = -1;  // exit status, or 128 + signal
+  std::string output;
+};
+
+// Runs `argv` (looked up in PATH) with stdout and stderr captured.
+CommandResult run(const std::vector<std::string>& argv) {
+  int pipe_fds[2];
+  check_sys(::pipe2(pipe_fds, O_CLOEXEC), "pipe2");
+  UniqueFd read_end(pipe_fds[0]), write_end(pipe_fds[1]);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDERR_FILENO);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = ::posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) throw Error::from_errno("posix_spawn", argv[0], rc);
+  write_end.reset();
+  CommandResult result;
+  char chunk[4096];
+  for (;;) {
+    ssize_t n = ::read(read_end.get(), chunk, sizeof(chunk));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    result.output.append(chunk, static_cast<std::size_t>(n));
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) throw Error::from_errno("waitpid", argv[0], errno);
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  while (!result.output.empty() && result.output.back() == '\n') result.output.pop_back();
+  return result;
+}
+
+std::string last_lines(const std::string& path, std::size_t count) {
+  std::ifstream in(path);
+  std::deque<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    lines.push_back(line);
+    if (lines.size() > count) lines.pop_front();
+  }
+  std::string text;
+  for (const auto& l : lines) text += "\n  " + l;
+  return text;
+}
+
+}  // namespace
+
+std::string fleet_unit_name(const std::string& fleet) {
+  bool ok = !fleet.empty() && std::all_of(fleet.begin(), fleet.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+           c == '-';
+  });
+  if (!ok) throw InputError(fmt::format("fleet name \"{}\" cannot be part of a systemd unit name", fleet));
+  return "haco-fleet-" + fleet + ".service";
+}
+
+void start_transient_service(const TransientService& service) {
+  // A unit of the same name that failed earlier would block the name.
+  run({"systemctl", "reset-failed", service.unit});
+  std::vector<std::string> argv = {"systemd-run",
+                                   "--quiet",
+                                   "--collect",
+                                   "--unit=" + service.unit,
+                                   "--description=" + service.description,
+                                   "--property=Type=notify",
+                                   "--property=Delegate=yes",
+                                   "--property=KillMode=mixed",
+                                   "--property=TimeoutStopSec=90",
+                                   "--property=StandardOutput=append:" + service.log_path,
+                                   "--property=StandardError=append:" + service.log_path,
+                                   "--"};
+  argv.insert(argv.end(), service.command.begin(), service.command.end());
+  auto result = run(argv);
+  if (result.status != 0)
+    throw Error(fmt::format("systemd-run could not start {} (exit {}): {}{}", service.unit, result.status,
+                            result.output.empty() ? "no message" : result.output,
+                            last_lines(service.log_path, 5).empty()
+                                ? ""
+                                : "\n" + service.log_path + " ends with:" + last_lines(service.log_path, 5)));
+}
+
+void stop_unit(const std::string& unit) {
+  if (!unit_is_active(unit)) {
+    run({"systemctl", "reset-failed", unit});
+    return;
+  }
+  auto result = run({"systemctl", "stop", unit});
+  if (result.status != 0 && unit_is_active(unit))
+    throw Error(fmt::format("systemctl stop {} failed (exit {}): {}", unit, result.status, result.output));
+  run({"systemctl", "reset-failed", unit});
+}
+
+bool unit_is_active(const std::string& unit) {
+  auto result = run({"systemctl", "show", "--property=ActiveState", "--value", unit});
+  return result.status == 0 &&
+         (result.output == "active" || result.output == "activating" || result.output == "deactivating" ||
+          result.output == "reloading");
+}
+
+bool notify(const std::string& state) {
+  if (!std::getenv("NOTIFY_SOCKET")) return false;
+  return ::sd_notify(0, state.c_str()) > 0;
+}
+
+}  // namespace haco::systemd
