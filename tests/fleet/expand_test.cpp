@@ -86,7 +86,8 @@ TEST(ExpandJson, DocumentShapeIsPinned) {
   EXPECT_EQ(item.at("mounts"), nlohmann::json::parse(
                                    R"([{"source":"tmpfs","target":"/tmp","fstype":"tmpfs","options":"","read_only":false}])"));
   EXPECT_EQ(item.at("cgroup"), nlohmann::json::parse(
-                                   R"([{"key":"cpu.cfs_period_us","value":"100000"},{"key":"cpu.cfs_quota_us","value":"30000"}])"));
+                                   R"([{"key":"cpu.cfs_period_us","value":"100000"},{"key":"cpu.cfs_quota_us","value":"30000"},)"
+                                   R"({"key":"pids.max","value":"512"}])"));
   EXPECT_EQ(item.at("command").at(3), "/usr/sbin/httpd");
   EXPECT_EQ(item.at("network_etc").at("host_root"), "/etc");
   EXPECT_EQ(item.at("bootstrap").at("strategy"), "block");
@@ -117,6 +118,33 @@ end
     EXPECT_NE(std::string(e.what()).find("cpu.no_such_knob"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("cg.haco"), std::string::npos) << e.what();
   }
+}
+
+std::string pids_definition(testing::TempDir& dir, const std::string& extra) {
+  return dir.file("pids.haco", "Haconiwa.define do |config|\n  config.name = \"p\"\n  config.init_command = "
+                               "\"/bin/true\"\n  config.chroot_to \"/srv/p\"\n" + extra + "end\n");
+}
+
+std::vector<CgroupSetting> pids_settings(const std::vector<CgroupSetting>& settings) {
+  std::vector<CgroupSetting> out;
+  for (const auto& s : settings)
+    if (s.key == "pids.max") out.push_back(s);
+  return out;
+}
+
+TEST(Expand, EveryInstanceGetsAPidsLimitUnlessItsDefinitionSetsOne) {
+  testing::TempDir dir;
+  auto plain = expand(pids_definition(dir, ""), {1}, {});
+  EXPECT_EQ(pids_settings(plain[0].container.cgroup), (std::vector<CgroupSetting>{{"pids.max", "512"}}));
+  auto own = expand(pids_definition(dir, "  config.cgroup[\"pids.max\"] = 64\n"), {1}, {});
+  EXPECT_EQ(pids_settings(own[0].container.cgroup), (std::vector<CgroupSetting>{{"pids.max", "64"}}));
+  ExpandOptions unlimited;
+  unlimited.default_pids_max = "max";
+  auto none = expand(pids_definition(dir, ""), {1}, unlimited);
+  EXPECT_EQ(pids_settings(none[0].container.cgroup), (std::vector<CgroupSetting>{{"pids.max", "max"}}));
+  ExpandOptions bad;
+  bad.default_pids_max = "lots";
+  EXPECT_THROW(expand(pids_definition(dir, ""), {1}, bad), InputError);
 }
 
 }  // namespace

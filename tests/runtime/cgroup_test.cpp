@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "haco/error.hpp"
 #include "runtime/cgroup_backends.hpp"
 #include "runtime/cgroup_discovery.hpp"
 #include "runtime/container_fixture.hpp"
@@ -101,11 +102,13 @@ TEST_F(CgroupTest, CloneIntoCgroupAndCgroupKillOnTheUnifiedTree) {
   std::uint32_t base = test_id_base();
   TempRootfs rootfs(base);
   // Membership only: nothing but CLONE_INTO_CGROUP puts the container there.
-  std::unique_ptr<cgroups::InstanceCgroup> v2 =
-      cgroups::detect_layout() == cgroups::Layout::v1_hybrid
-          ? cgroups::V2Cgroup::create(*h.v2, kFleet, "unified", {})
-          : cgroups::InstanceCgroup::create(test_fleet_cgroup(kFleet), "unified", {{"pids.max", "max"}});
-  CgroupGuard cg(std::move(v2), test_fleet_cgroup(kFleet));
+  auto fleet = test_fleet_cgroup(kFleet);
+  std::unique_ptr<cgroups::InstanceCgroup> v2;
+  if (fleet.layout == cgroups::Layout::v1_hybrid)
+    v2 = cgroups::V2Cgroup::create(*h.v2, kFleet, "unified", {});
+  else
+    v2 = cgroups::InstanceCgroup::create(fleet, "unified", {{"pids.max", "max"}});
+  CgroupGuard cg(std::move(v2), fleet);
   runtime::LaunchRequest req;
   req.instance.container = busybox_spec("haco-rt-unified", rootfs, base, "sleep 60 & sleep 60 & exec sleep 60");
   req.log_path = (rootfs.dir() / "init.log").string();
@@ -197,7 +200,7 @@ TEST_F(CgroupTest, MemoryAndSwapLimitsAreReadBackFromTheKernel) {
   std::unique_ptr<cgroups::InstanceCgroup> created;
   try {
     created = cgroups::InstanceCgroup::create(fleet, "swap", settings);
-  } catch (const Error& e) {
+  } catch (const haco::Error& e) {
     // Hosts without swap accounting have no file for it: said, not ignored.
     cgroups::remove_fleet_cgroups(fleet);
     std::string what = e.what();
