@@ -60,7 +60,15 @@ std::string make_instance_dirs(const Hierarchy& h, const std::string& fleet, con
 bool wait_until_empty(const std::string& dir, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   auto pause = std::chrono::microseconds(200);
-  while (!read_procs(dir).empty()) {
+  auto has_processes = [&] {
+    try {
+      return !read_procs(dir).empty();
+    } catch (const Error& e) {
+      if (e.sys_errno() == ENOENT) return false;  // a removed cgroup holds nothing
+      throw;
+    }
+  };
+  while (has_processes()) {
     if (std::chrono::steady_clock::now() >= deadline) return false;
     std::this_thread::sleep_for(pause);
     pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(20));

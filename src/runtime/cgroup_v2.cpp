@@ -79,9 +79,11 @@ std::unique_ptr<V2Cgroup> V2Cgroup::create_leaf(const std::string& instances_dir
 std::unique_ptr<V2Cgroup> V2Cgroup::open_leaf(const std::string& instances_dir, const std::string& instance) {
   check_cgroup_name("instance", instance);
   std::string dir = instances_dir + "/" + instance;
-  struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0) return nullptr;
-  return std::unique_ptr<V2Cgroup>(new V2Cgroup(dir, open_dir(dir)));
+  // systemd removes a stopped unit's tree on its own: gone is not an error.
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd && errno == ENOENT) return nullptr;
+  check_sys(fd.get(), "open", dir);
+  return std::unique_ptr<V2Cgroup>(new V2Cgroup(dir, std::move(fd)));
 }
 
 std::unique_ptr<V2Cgroup> V2Cgroup::open(const Hierarchy& v2, const std::string& fleet, const std::string& instance) {
@@ -93,10 +95,18 @@ std::unique_ptr<V2Cgroup> V2Cgroup::open(const Hierarchy& v2, const std::string&
 
 void V2Cgroup::add_process(pid_t pid) const { write_kernel_file(dir_ + "/cgroup.procs", std::to_string(pid)); }
 
-std::vector<pid_t> V2Cgroup::processes() const { return read_procs(dir_); }
+std::vector<pid_t> V2Cgroup::processes() const {
+  try {
+    return read_procs(dir_);
+  } catch (const Error& e) {
+    if (e.sys_errno() == ENOENT) return {};  // removed with its systemd unit
+    throw;
+  }
+}
 
 void V2Cgroup::kill_all(std::chrono::milliseconds timeout) const {
   struct stat st {};
+  if (::stat(dir_.c_str(), &st) != 0 && errno == ENOENT) return;  // removed with its systemd unit
   if (::stat((dir_ + "/cgroup.kill").c_str(), &st) != 0) {
     // Kernels before 5.14 have no cgroup.kill: frozen, no process can fork
     // between reading the list and the kill.

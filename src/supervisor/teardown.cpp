@@ -118,7 +118,7 @@ void remove_recorded_cgroup_dirs(const std::vector<std::string>& dirs) {
       for (pid_t pid : pids) ::kill(pid, SIGKILL);
       std::this_thread::sleep_for(kPoll);
     }
-    check_sys(::rmdir(dir.c_str()), "rmdir", dir);
+    if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) throw Error::from_errno("rmdir", dir, errno);
     ::rmdir(std::filesystem::path(dir).parent_path().c_str());
   }
 }
