@@ -160,14 +160,23 @@ void BM_Launch(benchmark::State& state) { run_launches(state, minimal_spec(), nu
 // proc, the read-only /sys, /dev with its device binds, devpts, shm.
 void BM_LaunchTemplateMounts(benchmark::State& state) { run_launches(state, template_spec(), nullptr); }
 
+// The benchmark's fleet cgroup on the host's layout (on a v2 host the
+// v2_root layout, without moving this process).
+haco::cgroups::FleetCgroup bench_fleet() {
+  auto layout = haco::cgroups::detect_layout();
+  if (layout == haco::cgroups::Layout::v1_hybrid) return {"haco-bench", layout, "", ""};
+  return haco::cgroups::prepare_fleet_cgroup({"haco-bench", haco::cgroups::Layout::v2_root, "", ""}, false);
+}
+
 // launch() into a cgroup (v1 limits + v2 membership on a hybrid host): the
 // parent's extra writes of cgroup.procs and CLONE_INTO_CGROUP.
 void BM_LaunchIntoCgroup(benchmark::State& state) {
-  auto cg = haco::cgroups::InstanceCgroup::create("haco-bench", "clone", {{"cpu.cfs_quota_us", "50000"}});
+  auto fleet = bench_fleet();
+  auto cg = haco::cgroups::InstanceCgroup::create(fleet, "clone", {{"cpu.cfs_quota_us", "50000"}});
   run_launches(state, minimal_spec(), cg.get());
   cg->kill_all(std::chrono::seconds(5));
   cg->remove();
-  haco::cgroups::remove_fleet_cgroups("haco-bench");
+  haco::cgroups::remove_fleet_cgroups(fleet);
 }
 
 // Throughput with K single-threaded launcher processes side by side (the
@@ -228,12 +237,13 @@ void BM_LaunchAmongMounts(benchmark::State& state) {
 
 // Creating and removing one instance's cgroup (done once per instance by `up`).
 void BM_CgroupCreateRemove(benchmark::State& state) {
+  auto fleet = bench_fleet();
   for (auto _ : state) {
-    auto cg = haco::cgroups::InstanceCgroup::create("haco-bench", "cg", {{"cpu.cfs_period_us", "100000"},
-                                                                          {"cpu.cfs_quota_us", "30000"}});
+    auto cg = haco::cgroups::InstanceCgroup::create(fleet, "cg", {{"cpu.cfs_period_us", "100000"},
+                                                                   {"cpu.cfs_quota_us", "30000"}});
     cg->remove();
   }
-  haco::cgroups::remove_fleet_cgroups("haco-bench");
+  haco::cgroups::remove_fleet_cgroups(fleet);
 }
 
 BENCHMARK(BM_Floor)->Unit(benchmark::kMillisecond)->UseRealTime();
