@@ -46,11 +46,15 @@ TEST_F(MountSecurityTest, ADeviceNodeInTheRootfsCannotBeOpened) {
   // The host's own disk, as `mknod opt/disk b MAJ MIN` in an image would make it.
   make_node(rootfs.path() / "opt/disk", S_IFBLK | 0660, host_root.st_dev, base);
   make_node(rootfs.path() / "opt/null", S_IFCHR | 0666, makedev(1, 3), base);
+  // The host's kernel log: opened for writing (nothing is written) it would
+  // let the container inject lines into the host's log.
+  make_node(rootfs.path() / "opt/kmsg", S_IFCHR | 0600, makedev(1, 11), base);
   runtime::LaunchRequest req;
   req.instance.container = busybox_spec(
       "haco-rt-nodev", rootfs, base,
       "dd if=/opt/disk of=/dev/null bs=512 count=1 2>/tmp/err && echo disk=opened || echo \"disk=refused $(cat /tmp/err)\"; "
       "echo x 2>/tmp/err > /opt/null && echo null-copy=opened || echo \"null-copy=refused $(cat /tmp/err)\"; "
+      "( : > /opt/kmsg ) 2>/tmp/err && echo kmsg=opened || echo \"kmsg=refused $(cat /tmp/err)\"; "
       "echo x > /dev/null && echo dev-null=works; "
       "mount -o remount,bind,dev / 2>/dev/null && echo root-dev=allowed || echo root-dev=locked; "
       "echo END; exec sleep 60");
@@ -59,6 +63,7 @@ TEST_F(MountSecurityTest, ADeviceNodeInTheRootfsCannotBeOpened) {
   ASSERT_NE(log.find("END"), std::string::npos) << log;
   EXPECT_NE(log.find("disk=refused"), std::string::npos) << log;
   EXPECT_NE(log.find("null-copy=refused"), std::string::npos) << log;
+  EXPECT_NE(log.find("kmsg=refused"), std::string::npos) << log;
   EXPECT_NE(log.find("Permission denied"), std::string::npos) << "nodev refuses with EACCES: " << log;
   EXPECT_NE(log.find("dev-null=works"), std::string::npos) << log;
   EXPECT_NE(log.find("root-dev=locked"), std::string::npos) << log;
