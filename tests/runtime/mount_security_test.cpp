@@ -241,6 +241,13 @@ TEST_P(PrivateBaseTest, AContainerStartsFromARootfsUnderA0700Base) {
   std::string log = run_until_end(req, logs, container);
   ASSERT_NE(log.find("END"), std::string::npos) << log;
   EXPECT_NE(log.find("<"), std::string::npos) << "the page of the image: " << log;
+  auto mounts = mounts_of(container->pid());
+  const MountEntry* root = find_mount(mounts, "/");
+  ASSERT_NE(root, nullptr);
+  if (GetParam() == rootfs::Strategy::overlay) {
+    EXPECT_EQ(root->fstype, "overlay") << "the merged mount itself is the container's root";
+  }
+  EXPECT_NE(root->options.find("nodev"), std::string::npos) << root->options;
 
   EXPECT_EQ(errno_as_nobody(prepared[0].rootfs + "/etc/passwd"), EACCES);
   EXPECT_EQ(errno_as_nobody(prepared[0].rootfs), EACCES);
