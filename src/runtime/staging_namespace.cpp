@@ -30,20 +30,13 @@ StagingNamespace::StagingNamespace() {
     check_sys(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), "mount (make / rprivate)", "/");
     staging_ns_ = open_own_mount_ns();
   } catch (...) {
-    leave();
+    leave_or_abort();
     throw;
   }
 }
 
 StagingNamespace::~StagingNamespace() {
-  if (!inside_) return;
-  try {
-    leave();
-  } catch (const Error& e) {
-    // The thread would go on mounting in a namespace that is not the host's.
-    std::fprintf(stderr, "haco-fleet: cannot return to the host's mount namespace: %s\n", e.what());
-    std::abort();
-  }
+  if (inside_) leave_or_abort();
 }
 
 void StagingNamespace::enter() {
@@ -55,6 +48,15 @@ void StagingNamespace::leave() {
   check_sys(::setns(caller_ns_.get(), CLONE_NEWNS), "setns", "the caller's mount namespace");
   inside_ = false;
   check_sys(::fchdir(caller_cwd_.get()), "fchdir", "the caller's working directory");
+}
+
+void StagingNamespace::leave_or_abort() noexcept {
+  try {
+    leave();
+  } catch (const Error& e) {
+    std::fprintf(stderr, "haco-fleet: cannot return to the caller's mount namespace: %s\n", e.what());
+    std::abort();
+  }
 }
 
 }  // namespace haco::runtime

@@ -25,6 +25,9 @@ class StagingNamespace {
   // Back to the caller's mount namespace and working directory (setns puts
   // the root at the namespace's root: callers must not be chrooted).
   void leave();
+  // leave() for destructors: a thread that cannot return to the caller's
+  // namespace must not go on (it would mount in the wrong place): abort.
+  void leave_or_abort() noexcept;
 
  private:
   UniqueFd caller_ns_, caller_cwd_, staging_ns_;
@@ -35,7 +38,7 @@ class StagingNamespace {
 class InsideStaging {
  public:
   explicit InsideStaging(StagingNamespace& ns) : ns_(ns) { ns_.enter(); }
-  ~InsideStaging() { ns_.leave(); }
+  ~InsideStaging() { ns_.leave_or_abort(); }
   InsideStaging(const InsideStaging&) = delete;
   InsideStaging& operator=(const InsideStaging&) = delete;
 
