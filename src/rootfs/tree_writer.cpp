@@ -235,10 +235,6 @@ void TreeWriter::create(std::size_t tree, const EntryOp& op, const Batch& batch)
   const Entry& e = *op.entry;
   Tree& t = trees_[tree];
   if (e.type == EntryType::directory && e.updates) return;  // already created
-  if (is_device_node(e)) {
-    skipped_devices_.insert(e.path);
-    return;
-  }
   Owner owner = t.target.shift->map(e.uid, e.gid, e.path);
   int pers = method_ == OwnershipMethod::personality ? personality(owner) : 0;
 
@@ -267,6 +263,10 @@ void TreeWriter::create(std::size_t tree, const EntryOp& op, const Batch& batch)
     int pfd = dir_fd(tree, e.parent);
     if (unlinkat(pfd, e.name.c_str(), 0) < 0 && errno != ENOENT)
       throw Error::from_errno("unlinkat", host_path(tree, e), errno);
+  }
+  if (is_device_node(e)) {
+    skipped_devices_.insert(e.path);
+    return;
   }
   int pfd = dir_fd(tree, e.parent);
   const mode_t perm = e.mode & 0777 & ~umask_;
