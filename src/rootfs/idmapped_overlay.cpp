@@ -95,7 +95,8 @@ UniqueFd idmapped_tree(const std::string& path, int userns_fd) {
   UniqueFd tree(open_tree(AT_FDCWD, path.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
   if (!tree) throw Error::from_errno("open_tree", path, errno);
   mount_attr attr{};
-  attr.attr_set = MOUNT_ATTR_RDONLY;
+  // nodev: a device node of the image is never usable (docs/security.md).
+  attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV;
   if (userns_fd >= 0) {
     attr.attr_set |= MOUNT_ATTR_IDMAP;
     attr.userns_fd = static_cast<__u64>(userns_fd);
@@ -123,7 +124,7 @@ void mount_overlay(int lower_fd, const std::string& upper, const std::string& wo
   config(FSCONFIG_SET_STRING, "upperdir", upper.c_str(), 0, upper);
   config(FSCONFIG_SET_STRING, "workdir", work.c_str(), 0, work);
   config(FSCONFIG_CMD_CREATE, nullptr, nullptr, 0, target);
-  UniqueFd mnt(fsmount(fs.get(), FSMOUNT_CLOEXEC, 0));
+  UniqueFd mnt(fsmount(fs.get(), FSMOUNT_CLOEXEC, MOUNT_ATTR_NODEV));
   if (!mnt) throw Error::from_errno("fsmount", target, errno);
   if (move_mount(mnt.get(), "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0)
     throw Error::from_errno("move_mount", target, errno);

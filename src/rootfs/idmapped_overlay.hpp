@@ -15,12 +15,12 @@ namespace haco::rootfs {
 // for the time it takes to write the maps and open /proc/CHILD/ns/user).
 UniqueFd make_userns(const std::vector<IdMapping>& uid_map, const std::vector<IdMapping>& gid_map);
 
-// A detached clone of the mount at `path`, read-only, idmapped through
-// `userns_fd` when it is valid.
+// A detached clone of the mount at `path`, read-only and nodev, idmapped
+// through `userns_fd` when it is valid.
 UniqueFd idmapped_tree(const std::string& path, int userns_fd);
 
-// Mounts overlay(lower = lower_fd, upper, work) on `target`. `source` names
-// the mount in /proc/self/mountinfo.
+// Mounts overlay(lower = lower_fd, upper, work) on `target`, nodev. `source`
+// names the mount in /proc/self/mountinfo.
 void mount_overlay(int lower_fd, const std::string& upper, const std::string& work, const std::string& target,
                    const std::string& source);
 

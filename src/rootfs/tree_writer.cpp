@@ -26,14 +26,16 @@ constexpr unsigned kFileSlots = 1024;
 constexpr std::size_t kMaxDeferredCloses = 256;
 constexpr std::uint64_t kResolveConfined = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
 
-mode_t type_bits(EntryType t) {
-  switch (t) {
-    case EntryType::char_device: return S_IFCHR;
-    case EntryType::block_device: return S_IFBLK;
-    case EntryType::fifo: return S_IFIFO;
-    default: return 0;
-  }
+// Device nodes from an image are never created (docs/security.md, "Device
+// nodes"): every image-backed mount is nodev, so they could not be used in the
+// container, and on the host they would be nodes owned by the container's
+// range. A hardlink to one goes with it.
+bool is_device_node(const Entry& e) {
+  const Entry& target = e.type == EntryType::hardlink && e.link_target ? *e.link_target : e;
+  return target.type == EntryType::char_device || target.type == EntryType::block_device;
 }
+
+constexpr std::size_t kDeviceNodesNamed = 3;
 
 }  // namespace
 
@@ -262,6 +264,10 @@ void TreeWriter::create(std::size_t tree, const EntryOp& op, const Batch& batch)
     if (unlinkat(pfd, e.name.c_str(), 0) < 0 && errno != ENOENT)
       throw Error::from_errno("unlinkat", host_path(tree, e), errno);
   }
+  if (is_device_node(e)) {
+    skipped_devices_.insert(e.path);
+    return;
+  }
   int pfd = dir_fd(tree, e.parent);
   const mode_t perm = e.mode & 0777 & ~umask_;
 
@@ -314,24 +320,39 @@ void TreeWriter::create(std::size_t tree, const EntryOp& op, const Batch& batch)
       unfinished_.insert(&e);
       break;
     }
-    case EntryType::char_device:
-    case EntryType::block_device:
     case EntryType::fifo: {
-      if (mknodat(pfd, e.name.c_str(), type_bits(e.type) | perm, e.rdev) < 0)
+      if (mknodat(pfd, e.name.c_str(), S_IFIFO | perm, 0) < 0)
         throw Error::from_errno("mknodat", host_path(tree, e), errno);
       if (method_ == OwnershipMethod::personality &&
           fchownat(pfd, e.name.c_str(), owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW) < 0)
         throw Error::from_errno("fchownat", host_path(tree, e), errno);
       break;
     }
+    case EntryType::char_device:
+    case EntryType::block_device:
+      break;  // never created (is_device_node)
   }
 }
 
 void TreeWriter::finish(const std::vector<std::unique_ptr<Entry>>& entries) {
   flush();
+  if (!skipped_devices_.empty()) {
+    std::string named;
+    std::size_t n = 0;
+    for (const std::string& path : skipped_devices_) {
+      if (n++ == kDeviceNodesNamed) {
+        named += ", ...";
+        break;
+      }
+      named += (named.empty() ? "" : ", ") + path;
+    }
+    warnings_.insert(fmt::format("{} device node(s) of the image not created, as for every image: {}",
+                                 skipped_devices_.size(), named));
+  }
   for (std::size_t tree = 0; tree < trees_.size(); ++tree) {
     for (const auto& e : entries)
-      if (e->type != EntryType::directory && e->type != EntryType::hardlink && !e->superseded)
+      if (e->type != EntryType::directory && e->type != EntryType::hardlink && !e->superseded &&
+          !is_device_node(*e))
         apply_metadata(tree, *e);
     // Directories last, children before parents: their times must survive.
     for (auto it = entries.rbegin(); it != entries.rend(); ++it)

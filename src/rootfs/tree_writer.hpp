@@ -2,8 +2,9 @@
 // one io_uring. Directories, files, file data, symlinks and hardlinks are
 // io_uring requests; ownership comes from registered personalities (the
 // request runs with fsuid/fsgid of the shifted owner, capabilities kept), so
-// entries are created already owned and no chown walk follows. Device nodes,
-// fifos, modes, mtimes and xattrs have no io_uring opcode: plain syscalls,
+// entries are created already owned and no chown walk follows. Device nodes
+// are never created (one warning names them). Fifos, modes, mtimes and
+// xattrs have no io_uring opcode: plain syscalls,
 // in a final pass after the last write (xattrs such as security.capability
 // would be cleared by a later write; directory mtimes by later children).
 //
@@ -111,6 +112,7 @@ class TreeWriter {
   std::uint64_t clock_ = 0;
   std::unique_ptr<Error> first_error_;
   std::set<std::string> warnings_;
+  std::set<std::string> skipped_devices_;  // image paths of device nodes (and links to them), not created
 };
 
 }  // namespace haco::rootfs

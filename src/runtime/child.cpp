@@ -131,13 +131,9 @@ void run_child(const LaunchRequest& request, const Channel& channel, const Child
     step = ChildStep::network;
     if (c.has_namespace(Namespace::net)) bring_up_loopback();
     step = ChildStep::mounts;
-    UniqueFd root = prepare_rootfs(c);
-    mount_definition_points(root.get(), c);
-    mount_network_etc(root.get(), c);
-    mount_independent(root.get(), c);
-    step = ChildStep::pivot_root;
-    enter_rootfs(root.get());
-    root.reset();
+    // The child starts in the staging namespace, its root already the
+    // rootfs; its own copy locks what the host side mounted.
+    enter_own_mount_namespace(c);
     step = ChildStep::capabilities;
     restrict_capabilities(c);
     step = ChildStep::stdio;

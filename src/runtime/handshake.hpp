@@ -4,10 +4,11 @@
 //
 //   1. child  -> parent  maps_request    the child runs in its new namespaces and waits.
 //   2. parent            writes setgroups "deny" (only when it lacks CAP_SETGID), gid_map,
-//                        uid_map; writes the pid into the v1 cgroups.
+//                        uid_map; writes the pid into the v1 cgroups; mounts the
+//                        container's filesystems in the staging namespace (mounts.hpp).
 //      parent -> child   maps_written
 //   3. child             setresgid/setresuid 0, cgroup namespace, hostname, loopback,
-//                        mounts, pivot_root, capabilities, stdio, workdir.
+//                        its own mount namespace, capabilities, stdio, workdir.
 //      child  -> parent  about_to_exec
 //   4. child             execve: the socket closes on exec, and the parent takes
 //                        end-of-file after about_to_exec as success.

@@ -1,7 +1,16 @@
-// mount_independent: the kernel filesystems a container gets of its own.
-// Inside a user namespace the kernel refuses devtmpfs, and sysfs unless the
-// container also has its own network namespace; their standard equivalents
-// are used then (see docs/runtime.md for what the container can reach).
+// mount_independent: the kernel filesystems a container gets of its own,
+// made by the host side for the container's namespaces (proc for its pid
+// namespace, sysfs for its net namespace) and locked in the container. Inside
+// a user namespace the kernel refuses sysfs unless the container also has its
+// own network namespace: the host's /sys is bound read-only then. devtmpfs is
+// never mounted, with or without a user namespace: a small tmpfs holding binds
+// of the host's harmless devices takes its place (see docs/runtime.md for
+// what the container can reach).
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 
@@ -17,6 +26,27 @@ namespace {
 
 constexpr std::array<const char*, 6> kHostDevices{"null", "zero", "full", "random", "urandom", "tty"};
 
+// What of /proc and /sys shows or changes the host, as the mainstream
+// engines' defaults mask it: hidden (an empty read-only tmpfs on a directory,
+// a read-only /dev/null on a file) or made read-only. A path this kernel does
+// not have is skipped.
+enum class Mask { hide, read_only };
+struct MaskedPath {
+  const char* path;
+  Mask mask;
+};
+constexpr MaskedPath kProcMasks[] = {
+    {"/proc/acpi", Mask::hide},          {"/proc/asound", Mask::hide},      {"/proc/interrupts", Mask::hide},
+    {"/proc/kcore", Mask::hide},         {"/proc/keys", Mask::hide},        {"/proc/latency_stats", Mask::hide},
+    {"/proc/sched_debug", Mask::hide},   {"/proc/scsi", Mask::hide},        {"/proc/timer_list", Mask::hide},
+    {"/proc/timer_stats", Mask::hide},   {"/proc/bus", Mask::read_only},    {"/proc/fs", Mask::read_only},
+    {"/proc/irq", Mask::read_only},      {"/proc/sys", Mask::read_only},    {"/proc/sysrq-trigger", Mask::read_only},
+};
+constexpr MaskedPath kSysMasks[] = {
+    {"/sys/firmware", Mask::hide},
+    {"/sys/devices/virtual/powercap", Mask::hide},
+};
+
 bool asked(const ContainerSpec& c, IndependentMount m) {
   return std::find(c.independent_mounts.begin(), c.independent_mounts.end(), m) != c.independent_mounts.end();
 }
@@ -27,58 +57,104 @@ bool gid_mapped_inside(const ContainerSpec& c, std::uint32_t gid) {
                      [&](const IdMapping& m) { return gid >= m.inside && gid - m.inside < m.count; });
 }
 
-void mount_fs(int root_fd, const char* target, const char* fstype, const char* source, const std::string& options) {
-  with_context(fmt::format("mounting {} on {}", fstype, target), [&] {
-    UniqueFd fs = new_filesystem(fstype, source, options);
-    attach(fs, ensure_dir_in_root(root_fd, target), target);
-  });
+UniqueFd open_namespace(const std::string& path) {
+  return UniqueFd(static_cast<int>(check_sys(::open(path.c_str(), O_RDONLY | O_CLOEXEC), "open", path)));
 }
 
-void mount_sysfs(int root_fd, const ContainerSpec& c) {
-  if (!wants_user_namespace(c) || c.has_namespace(Namespace::net)) {
-    mount_fs(root_fd, "/sys", "sysfs", "sysfs", "ro,nosuid,nodev,noexec");
-    return;
+UniqueFd open_namespace(pid_t pid, const char* ns) { return open_namespace(fmt::format("/proc/{}/ns/{}", pid, ns)); }
+
+void add_masks(const MaskedPath* begin, const MaskedPath* end, MountPlan& plan) {
+  for (const MaskedPath* m = begin; m != end; ++m) {
+    // The container's proc and sys show what the host's do.
+    struct stat st {};
+    if (::lstat(m->path, &st) != 0) continue;
+    if (m->mask == Mask::read_only) {
+      plan.push_back({StagedMount::Kind::read_only_again, m->path, {}, {}});
+    } else if (S_ISDIR(st.st_mode)) {
+      plan.push_back({StagedMount::Kind::over_existing, m->path,
+                      new_filesystem("tmpfs", "haco-mask", "ro,nosuid,nodev,noexec,size=4k,mode=0555"), {}});
+    } else {
+      plan.push_back({StagedMount::Kind::over_existing, m->path, copy_tree("/dev/null", false, "ro,nosuid,noexec"), {}});
+    }
   }
-  with_context("binding the host's /sys read-only on /sys", [&] {
-    UniqueFd tree = copy_tree("/sys", true, "ro,nosuid,nodev,noexec");
-    attach(tree, ensure_dir_in_root(root_fd, "/sys"), "/sys");
-  });
 }
 
-// A tmpfs /dev holding binds of the host's harmless character devices.
-void mount_dev_equivalent(int root_fd) {
-  mount_fs(root_fd, "/dev", "tmpfs", "tmpfs", "mode=0755,size=64k,nosuid,noexec");
+void plan_procfs(pid_t pid, MountPlan& plan) {
+  // The container's pid namespace, whose user namespace then owns the mount.
+  UniqueFd pidns = open_namespace(pid, "pid");
+  plan.push_back({StagedMount::Kind::onto_directory, "/proc",
+                  new_filesystem("proc", "proc", "nosuid,nodev,noexec", {{"pidns", pidns.get()}}), {}});
+  add_masks(std::begin(kProcMasks), std::end(kProcMasks), plan);
+}
+
+// sysfs shows the network devices of the net namespace it is created in.
+UniqueFd sysfs_of_net_namespace(pid_t pid) {
+  UniqueFd own = open_namespace("/proc/thread-self/ns/net");
+  UniqueFd container = open_namespace(pid, "net");
+  check_sys(::setns(container.get(), CLONE_NEWNET), "setns", "the container's net namespace");
+  UniqueFd fs;
+  try {
+    fs = new_filesystem("sysfs", "sysfs", "ro,nosuid,nodev,noexec");
+  } catch (...) {
+    ::setns(own.get(), CLONE_NEWNET);
+    throw;
+  }
+  check_sys(::setns(own.get(), CLONE_NEWNET), "setns", "the host's net namespace");
+  return fs;
+}
+
+void plan_sysfs(const ContainerSpec& c, pid_t pid, MountPlan& plan) {
+  UniqueFd sys;
+  if (c.has_namespace(Namespace::net))
+    sys = sysfs_of_net_namespace(pid);
+  else if (wants_user_namespace(c))
+    sys = with_context("binding the host's /sys read-only",
+                       [] { return copy_tree("/sys", true, "ro,nosuid,nodev,noexec"); });
+  else
+    sys = new_filesystem("sysfs", "sysfs", "ro,nosuid,nodev,noexec");
+  plan.push_back({StagedMount::Kind::onto_directory, "/sys", std::move(sys), {}});
+  add_masks(std::begin(kSysMasks), std::end(kSysMasks), plan);
+}
+
+// A tmpfs /dev holding binds of the host's harmless character devices,
+// with or without a user namespace: never the host's devtmpfs.
+void plan_dev(const ContainerSpec& c, MountPlan& plan) {
+  plan.push_back({StagedMount::Kind::onto_directory, "/dev",
+                  new_filesystem("tmpfs", "tmpfs", tmpfs_options(c, "mode=0755,size=64k,nr_inodes=1024,nosuid,nodev,noexec")),
+                  {}});
   for (const char* dev : kHostDevices) {
     std::string target = fmt::format("/dev/{}", dev);
     with_context(fmt::format("binding the host's {}", target), [&] {
-      UniqueFd tree = copy_tree(target, false, "nosuid,noexec");
-      attach(tree, ensure_file_in_root(root_fd, target), target);
+      plan.push_back({StagedMount::Kind::onto_file, target, copy_tree(target, false, "nosuid,noexec"), {}});
     });
   }
-  ensure_symlink_in_root(root_fd, "/dev/fd", "/proc/self/fd");
-  ensure_symlink_in_root(root_fd, "/dev/stdin", "/proc/self/fd/0");
-  ensure_symlink_in_root(root_fd, "/dev/stdout", "/proc/self/fd/1");
-  ensure_symlink_in_root(root_fd, "/dev/stderr", "/proc/self/fd/2");
+  plan.push_back({StagedMount::Kind::symlink, "/dev/fd", {}, "/proc/self/fd"});
+  plan.push_back({StagedMount::Kind::symlink, "/dev/stdin", {}, "/proc/self/fd/0"});
+  plan.push_back({StagedMount::Kind::symlink, "/dev/stdout", {}, "/proc/self/fd/1"});
+  plan.push_back({StagedMount::Kind::symlink, "/dev/stderr", {}, "/proc/self/fd/2"});
 }
 
 }  // namespace
 
-void mount_independent(int root_fd, const ContainerSpec& c) {
-  if (asked(c, IndependentMount::procfs)) mount_fs(root_fd, "/proc", "proc", "proc", "nosuid,nodev,noexec");
-  if (asked(c, IndependentMount::sysfs)) mount_sysfs(root_fd, c);
-  if (asked(c, IndependentMount::devtmpfs)) {
-    if (wants_user_namespace(c))
-      mount_dev_equivalent(root_fd);
-    else
-      mount_fs(root_fd, "/dev", "devtmpfs", "devtmpfs", "nosuid,noexec");
-  }
-  if (asked(c, IndependentMount::devpts)) {
-    std::string options = "newinstance,ptmxmode=0666,mode=0620,nosuid,noexec";
-    if (gid_mapped_inside(c, 5)) options += ",gid=5";
-    mount_fs(root_fd, "/dev/pts", "devpts", "devpts", options);
-    ensure_symlink_in_root(root_fd, "/dev/ptmx", "pts/ptmx");
-  }
-  if (asked(c, IndependentMount::shm)) mount_fs(root_fd, "/dev/shm", "tmpfs", "shm", "mode=1777,nosuid,nodev,noexec");
+void plan_independent_mounts(const ContainerSpec& c, pid_t pid, MountPlan& plan) {
+  if (asked(c, IndependentMount::procfs)) with_context("procfs", [&] { plan_procfs(pid, plan); });
+  if (asked(c, IndependentMount::sysfs)) with_context("sysfs", [&] { plan_sysfs(c, pid, plan); });
+  if (asked(c, IndependentMount::devtmpfs)) with_context("/dev", [&] { plan_dev(c, plan); });
+  if (asked(c, IndependentMount::shm))
+    plan.push_back({StagedMount::Kind::onto_directory, "/dev/shm",
+                    new_filesystem("tmpfs", "shm", tmpfs_options(c, "mode=1777,nosuid,nodev,noexec")), {}});
+}
+
+void mount_devpts(int root_fd, const ContainerSpec& c) {
+  if (!asked(c, IndependentMount::devpts)) return;
+  // The container's own instance: its user namespace owns the ptys.
+  std::string options = "newinstance,ptmxmode=0666,mode=0620,nosuid,noexec";
+  if (gid_mapped_inside(c, 5)) options += ",gid=5";
+  with_context("mounting devpts on /dev/pts", [&] {
+    UniqueFd fs = new_filesystem("devpts", "devpts", options);
+    attach(fs, ensure_dir_in_root(root_fd, "/dev/pts"), "/dev/pts");
+  });
+  ensure_symlink_in_root(root_fd, "/dev/ptmx", "pts/ptmx");
 }
 
 }  // namespace haco::runtime

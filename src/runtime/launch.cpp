@@ -13,6 +13,8 @@
 #include "haco/runtime.hpp"
 #include "runtime/child.hpp"
 #include "runtime/handshake.hpp"
+#include "runtime/mounts.hpp"
+#include "runtime/staging_namespace.hpp"
 #include "runtime/syscalls.hpp"
 #include "runtime/user_ns.hpp"
 
@@ -68,9 +70,11 @@ std::uint64_t clone_flags(const LaunchRequest& r) {
   const ContainerSpec& c = r.instance.container;
   // The child enters its cgroup namespace itself, after the parent put it
   // into the v1 cgroups, so that the namespace is rooted at its own cgroups.
-  std::uint64_t flags = CLONE_PIDFD | CLONE_NEWNS;
+  // It starts in the staging mount namespace and copies it itself (step 3),
+  // after the host side mounted its filesystems there.
+  std::uint64_t flags = CLONE_PIDFD;
   for (Namespace ns : c.namespaces)
-    if (ns != Namespace::cgroup) flags |= namespace_clone_flag(ns);
+    if (ns != Namespace::cgroup && ns != Namespace::mount) flags |= namespace_clone_flag(ns);
   if (wants_user_namespace(c)) flags |= CLONE_NEWUSER;
   if (r.clone_parent) flags |= CLONE_PARENT;
   if (r.cgroup && r.cgroup->clone_into_fd() >= 0) flags |= sys::kCloneIntoCgroup;
@@ -103,6 +107,9 @@ LaunchedContainer launch_container(const LaunchRequest& r) {
   // the caller's own (SIGCHLD), sent to the caller's parent.
   args.exit_signal = r.clone_parent ? 0 : SIGCHLD;
   if (args.flags & sys::kCloneIntoCgroup) args.cgroup = static_cast<std::uint64_t>(r.cgroup->clone_into_fd());
+  // The rootfs becomes the root of a staging mount namespace, cloned into.
+  StagingNamespace staging;
+  with_context("staging the rootfs", [&] { stage_rootfs(c); });
   long pid = sys::clone3(args);
   if (pid < 0) throw Error::from_errno("clone3", errno);
   if (pid == 0) {
@@ -110,6 +117,7 @@ LaunchedContainer launch_container(const LaunchRequest& r) {
     run_child(r, Channel(std::move(child_end)), stdio);
   }
   ChildGuard guard(static_cast<pid_t>(pid), pidfd, !r.clone_parent);
+  staging.leave();
   child_end.reset();
   check_sys(::setsockopt(parent_end.fd(), SOL_SOCKET, SO_RCVTIMEO, &kHandshakeTimeout, sizeof kHandshakeTimeout),
             "setsockopt", "SO_RCVTIMEO");
@@ -125,6 +133,8 @@ LaunchedContainer launch_container(const LaunchRequest& r) {
       else
         r.cgroup->add_process(static_cast<pid_t>(pid));
     });
+  with_context("mounting the container's filesystems",
+               [&] { mount_container_filesystems(c, static_cast<pid_t>(pid), staging); });
   parent_end.send(MessageType::maps_written);
   // Step 4: about_to_exec, then end-of-file when exec closed the socket.
   expect_from_child(parent_end, MessageType::about_to_exec, guard);

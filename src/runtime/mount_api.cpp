@@ -69,6 +69,12 @@ std::string fs_context_log(int fs_fd) {
   return log;
 }
 
+// Gives what was just created as `name` in `parent` to `owner`.
+void own_created(int parent, const std::string& name, const std::string& path, const std::optional<Owner>& owner) {
+  if (owner && ::fchownat(parent, name.c_str(), owner->uid, owner->gid, AT_SYMLINK_NOFOLLOW) != 0)
+    throw Error::from_errno("fchownat", path, errno);
+}
+
 }  // namespace
 
 int open_in_root(int root_fd, const std::string& path, int extra_flags) {
@@ -81,36 +87,57 @@ int open_in_root(int root_fd, const std::string& path, int extra_flags) {
   }
 }
 
-UniqueFd ensure_dir_in_root(int root_fd, const std::string& path) {
+UniqueFd ensure_dir_in_root(int root_fd, const std::string& path, const std::optional<Owner>& owner) {
   int fd = open_in_root(root_fd, path, O_DIRECTORY);
   if (fd >= 0) return UniqueFd(fd);
   if (errno != ENOENT || path == "/" || path.empty()) throw Error::from_errno("openat2", path, errno);
-  UniqueFd parent = ensure_dir_in_root(root_fd, path_parent(path));
-  if (::mkdirat(parent.get(), path_base(path).c_str(), 0755) != 0 && errno != EEXIST)
+  UniqueFd parent = ensure_dir_in_root(root_fd, path_parent(path), owner);
+  const std::string name = path_base(path);
+  if (::mkdirat(parent.get(), name.c_str(), 0755) == 0)
+    own_created(parent.get(), name, path, owner);
+  else if (errno != EEXIST)
     throw Error::from_errno("mkdirat", path, errno);
   return UniqueFd(static_cast<int>(check_sys(open_in_root(root_fd, path, O_DIRECTORY), "openat2", path)));
 }
 
-UniqueFd ensure_file_in_root(int root_fd, const std::string& path) {
+UniqueFd ensure_file_in_root(int root_fd, const std::string& path, const std::optional<Owner>& owner) {
   int fd = open_in_root(root_fd, path);
   if (fd >= 0) return UniqueFd(fd);
   if (errno != ENOENT) throw Error::from_errno("openat2", path, errno);
-  UniqueFd parent = ensure_dir_in_root(root_fd, path_parent(path));
+  UniqueFd parent = ensure_dir_in_root(root_fd, path_parent(path), owner);
+  const std::string name = path_base(path);
   // O_NOFOLLOW | O_EXCL: a dangling symlink planted here is refused, not followed.
-  int created = ::openat(parent.get(), path_base(path).c_str(),
-                         O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  int created = ::openat(parent.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (created < 0) throw Error::from_errno("openat (create)", path, errno);
   ::close(created);
+  own_created(parent.get(), name, path, owner);
   return UniqueFd(static_cast<int>(check_sys(open_in_root(root_fd, path), "openat2", path)));
 }
 
-void ensure_symlink_in_root(int root_fd, const std::string& path, const std::string& target) {
-  UniqueFd parent = ensure_dir_in_root(root_fd, path_parent(path));
-  if (::symlinkat(target.c_str(), parent.get(), path_base(path).c_str()) != 0 && errno != EEXIST)
+void ensure_symlink_in_root(int root_fd, const std::string& path, const std::string& target,
+                            const std::optional<Owner>& owner) {
+  UniqueFd parent = ensure_dir_in_root(root_fd, path_parent(path), owner);
+  const std::string name = path_base(path);
+  if (::symlinkat(target.c_str(), parent.get(), name.c_str()) == 0)
+    own_created(parent.get(), name, path, owner);
+  else if (errno != EEXIST)
     throw Error::from_errno("symlinkat", path, errno);
 }
 
-UniqueFd new_filesystem(const std::string& fstype, const std::string& source, const std::string& options) {
+bool has_option(const std::string& options, const std::string& key) {
+  std::size_t pos = 0;
+  while (pos <= options.size()) {
+    auto end = options.find(',', pos);
+    if (end == std::string::npos) end = options.size();
+    std::string opt = options.substr(pos, end - pos);
+    if (opt == key || opt.rfind(key + "=", 0) == 0) return true;
+    pos = end + 1;
+  }
+  return false;
+}
+
+UniqueFd new_filesystem(const std::string& fstype, const std::string& source, const std::string& options,
+                        const std::vector<std::pair<std::string, int>>& fd_options) {
   UniqueFd fs(::fsopen(fstype.c_str(), FSOPEN_CLOEXEC));
   if (!fs) throw Error::from_errno("fsopen", fstype, errno);
   auto config = [&](unsigned cmd, const char* key, const char* value, const std::string& what) {
@@ -123,6 +150,9 @@ UniqueFd new_filesystem(const std::string& fstype, const std::string& source, co
     }
   };
   if (!source.empty()) config(FSCONFIG_SET_STRING, "source", source.c_str(), "source=" + source);
+  for (const auto& [key, fd] : fd_options)
+    if (::fsconfig(fs.get(), FSCONFIG_SET_FD, key.c_str(), nullptr, fd) != 0)
+      throw Error::from_errno("fsconfig", fmt::format("{} ({} by fd)", fstype, key), errno);
   SplitOptions split = split_options(options);
   for (const auto& p : split.params) {
     auto eq = p.find('=');
@@ -137,20 +167,33 @@ UniqueFd new_filesystem(const std::string& fstype, const std::string& source, co
   return mnt;
 }
 
-UniqueFd copy_tree(const std::string& source, bool recursive, const std::string& options) {
-  unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0);
-  UniqueFd tree(::open_tree(AT_FDCWD, source.c_str(), flags));
-  if (!tree) throw Error::from_errno("open_tree", source, errno);
+namespace {
+
+UniqueFd copy_tree_at(int dir_fd, const char* path, unsigned extra_flags, const std::string& name, bool recursive,
+                      const std::string& options) {
+  unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | extra_flags | (recursive ? AT_RECURSIVE : 0);
+  UniqueFd tree(::open_tree(dir_fd, path, flags));
+  if (!tree) throw Error::from_errno("open_tree", name, errno);
   SplitOptions split = split_options(options);
   if (!split.params.empty())
-    throw Error(fmt::format("bind mount of {}: option \"{}\" is not a mount flag", source, split.params.front()));
+    throw Error(fmt::format("bind mount of {}: option \"{}\" is not a mount flag", name, split.params.front()));
   if (split.attrs != 0) {
     mount_attr attr{};
     attr.attr_set = split.attrs;
     if (::mount_setattr(tree.get(), "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof attr) != 0)
-      throw Error::from_errno("mount_setattr", source, errno);
+      throw Error::from_errno("mount_setattr", name, errno);
   }
   return tree;
+}
+
+}  // namespace
+
+UniqueFd copy_tree(const std::string& source, bool recursive, const std::string& options) {
+  return copy_tree_at(AT_FDCWD, source.c_str(), 0, source, recursive, options);
+}
+
+UniqueFd copy_tree(const UniqueFd& source, const std::string& name, bool recursive, const std::string& options) {
+  return copy_tree_at(source.get(), "", AT_EMPTY_PATH, name, recursive, options);
 }
 
 void attach(const UniqueFd& mount_fd, const UniqueFd& target_fd, const std::string& target_name) {

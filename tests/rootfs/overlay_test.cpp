@@ -94,7 +94,7 @@ TEST(Overlay, IdmappedLowerShiftsEveryEntryAndIsolatesInstances) {
     EXPECT_TRUE(S_ISLNK(owner("bin", 0, 0).st_mode));
     EXPECT_EQ(owner("home/www", 33, 33).st_mode & 07777, 0750u);
     owner("home/www/index.html", 33, 33);
-    EXPECT_EQ(owner("dev/null", 0, 0).st_rdev, makedev(1, 3));
+    EXPECT_FALSE(exists(root + "/dev/null")) << "a device node of the image reached the overlay";
     EXPECT_TRUE(S_ISFIFO(owner("run/fifo", 1000, 1000).st_mode));
     EXPECT_EQ(lstat_of(root + "/etc/hostname").st_mtime, 1500000002);
     auto caps = testing::xattr_of(root + "/usr/bin/ping", "security.capability");

@@ -49,9 +49,9 @@ std::uint32_t test_id_base() {
 TempRootfs::TempRootfs(std::uint32_t owner, const std::string& name) {
   char tmpl[] = "/tmp/haco-runtime-test.XXXXXX";
   if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp");
+  // Left 0700, as mkdtemp makes it: the host side mounts the rootfs, the
+  // container's ids never walk the host path to it.
   dir_ = tmpl;
-  // The container's root (a host uid of the range) must be able to reach its rootfs.
-  std::filesystem::permissions(dir_, std::filesystem::perms(0755));
   path_ = dir_ / name;
   std::filesystem::create_directory(path_);
   run(fmt::format("tar -xzf {} -C {} && chown -R -h {}:{} {}", busybox_image(), path_.string(), owner, owner,
@@ -121,6 +121,29 @@ std::string read_file(const std::filesystem::path& p) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+std::vector<MountEntry> mounts_of(pid_t pid) {
+  std::vector<MountEntry> out;
+  std::istringstream in(read_file(fmt::format("/proc/{}/mountinfo", pid)));
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream f(line);
+    std::string id, parent, dev, root, point, options, field;
+    f >> id >> parent >> dev >> root >> point >> options;
+    while (f >> field && field != "-") {
+    }
+    std::string fstype, source, super_options;
+    f >> fstype >> source >> super_options;
+    out.push_back({point, fstype, options, super_options});
+  }
+  return out;
+}
+
+const MountEntry* find_mount(const std::vector<MountEntry>& mounts, const std::string& point) {
+  const MountEntry* found = nullptr;
+  for (const auto& m : mounts)
+    if (m.mount_point == point) found = &m;  // the last one is on top
+  return found;
 }
 
 std::string wait_for_text(const std::filesystem::path& path, const std::string& marker,

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "haco/cgroup.hpp"
 #include "haco/runtime.hpp"
@@ -37,7 +38,7 @@ std::uint32_t test_id_base();
 class TempRootfs {
  public:
   // Extracts the image with tar into <temporary dir>/<name> and shifts
-  // ownership to `owner` (chown -R -h).
+  // ownership to `owner` (chown -R -h). The temporary dir is mode 0700.
   explicit TempRootfs(std::uint32_t owner, const std::string& name = "rootfs");
   ~TempRootfs();
   TempRootfs(const TempRootfs&) = delete;
@@ -93,6 +94,17 @@ class Container {
 };
 
 std::string read_file(const std::filesystem::path& p);
+
+// One line of /proc/PID/mountinfo, as the container's namespace shows it.
+struct MountEntry {
+  std::string mount_point;
+  std::string fstype;
+  std::string options;        // per-mount flags ("ro,nodev,relatime")
+  std::string super_options;  // the filesystem's ("rw,size=65536k")
+};
+std::vector<MountEntry> mounts_of(pid_t pid);
+// The mount on top at `point`, or null.
+const MountEntry* find_mount(const std::vector<MountEntry>& mounts, const std::string& point);
 // Polls `path` until it contains `marker` (the container's log); its content.
 std::string wait_for_text(const std::filesystem::path& path, const std::string& marker,
                           std::chrono::milliseconds timeout = std::chrono::seconds(10));

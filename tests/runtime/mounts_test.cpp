@@ -16,35 +16,6 @@
 namespace haco::testing {
 namespace {
 
-struct MountEntry {
-  std::string mount_point;
-  std::string fstype;
-  std::string options;
-};
-
-std::vector<MountEntry> mounts_of(pid_t pid) {
-  std::vector<MountEntry> out;
-  std::istringstream in(read_file(fmt::format("/proc/{}/mountinfo", pid)));
-  for (std::string line; std::getline(in, line);) {
-    std::istringstream f(line);
-    std::string id, parent, dev, root, point, options, field;
-    f >> id >> parent >> dev >> root >> point >> options;
-    while (f >> field && field != "-") {
-    }
-    std::string fstype;
-    f >> fstype;
-    out.push_back({point, fstype, options});
-  }
-  return out;
-}
-
-const MountEntry* find_mount(const std::vector<MountEntry>& mounts, const std::string& point) {
-  const MountEntry* found = nullptr;
-  for (const auto& m : mounts)
-    if (m.mount_point == point) found = &m;  // the last one is on top
-  return found;
-}
-
 using MountsTest = RootTest;
 
 TEST_F(MountsTest, TheTemplatesMountsArePresent) {
