@@ -7,7 +7,10 @@
 //                        uid_map; writes the pid into the v1 cgroups.
 //      parent -> child   maps_written
 //   3. child             setresgid/setresuid 0, cgroup namespace, hostname, loopback,
-//                        mounts, pivot_root, capabilities, stdio, workdir.
+//                        mounts, pivot_root, capabilities, stdio, workdir,
+//                        no_new_privs (when asked), seccomp filters (compiled by the
+//                        parent before clone; last, so that they see only the calls
+//                        below).
 //      child  -> parent  about_to_exec
 //   4. child             execve: the socket closes on exec, and the parent takes
 //                        end-of-file after about_to_exec as success.
@@ -37,6 +40,8 @@ enum class ChildStep : std::uint32_t {
   capabilities,
   stdio,
   workdir,
+  no_new_privs,
+  seccomp,
   exec,
 };
 

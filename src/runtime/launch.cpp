@@ -13,6 +13,7 @@
 #include "haco/runtime.hpp"
 #include "runtime/child.hpp"
 #include "runtime/handshake.hpp"
+#include "runtime/seccomp.hpp"
 #include "runtime/syscalls.hpp"
 #include "runtime/user_ns.hpp"
 
@@ -94,6 +95,8 @@ LaunchedContainer launch_container(const LaunchRequest& r) {
   UniqueFd child_end(sv[1]);
   UniqueFd stdin_fd, output_fd;
   ChildStdio stdio = open_stdio(r, stdin_fd, output_fd);
+  // Compiled here so that the child only installs them.
+  SeccompPrograms seccomp = with_context("compiling the seccomp filters", [&] { return seccomp_programs(c); });
 
   int pidfd = -1;
   sys::CloneArgs args;
@@ -107,7 +110,7 @@ LaunchedContainer launch_container(const LaunchRequest& r) {
   if (pid < 0) throw Error::from_errno("clone3", errno);
   if (pid == 0) {
     ::close(parent_end.fd());
-    run_child(r, Channel(std::move(child_end)), stdio);
+    run_child(r, Channel(std::move(child_end)), stdio, seccomp);
   }
   ChildGuard guard(static_cast<pid_t>(pid), pidfd, !r.clone_parent);
   child_end.reset();
