@@ -33,6 +33,12 @@ class FilterContext {
  public:
   explicit FilterContext(std::uint32_t default_action) : ctx_(::seccomp_init(default_action)) {
     if (!ctx_) throw Error("seccomp_init: cannot create a filter context");
+    // A binary tree over the call numbers instead of a chain: at install the
+    // kernel runs the program for every call number of every ABI to cache
+    // the calls it always allows, and shorter paths make that (and every
+    // inspected call) cheaper.
+    int rc = ::seccomp_attr_set(ctx_, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+    if (rc < 0) throw Error::from_errno("seccomp_attr_set", "SCMP_FLTATR_CTL_OPTIMIZE", -rc);
     add_companion_abis();
   }
   ~FilterContext() { ::seccomp_release(ctx_); }
