@@ -7,6 +7,8 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -14,6 +16,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -24,6 +27,7 @@
 #include "haco/error.hpp"
 #include "haco/runtime.hpp"
 #include "runtime/file_io.hpp"
+#include "runtime/seccomp.hpp"
 #include "runtime/syscalls.hpp"
 
 namespace {
@@ -145,16 +149,128 @@ void run_launches(benchmark::State& state, const haco::ContainerSpec& spec,
   haco::runtime::LaunchRequest req;
   req.instance.container = spec;
   req.cgroup = cgroup;
+  rusage before{}, after{};
+  ::getrusage(RUSAGE_CHILDREN, &before);
   for (auto _ : state) {
     auto c = haco::runtime::launch(req);
     reap(c.pid, c.pidfd);
   }
+  ::getrusage(RUSAGE_CHILDREN, &after);
   state.counters["containers/s"] = benchmark::Counter(static_cast<double>(state.iterations()),
                                                       benchmark::Counter::kIsRate);
+  // The CPU time of each container (its setup, exec and exit, user and
+  // system), which load on the machine does not inflate as it does the
+  // wall time.
+  auto cpu_us = [](const rusage& r) {
+    return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1e6 +
+           static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec);
+  };
+  state.counters["child_cpu_us"] = (cpu_us(after) - cpu_us(before)) / static_cast<double>(state.iterations());
 }
 
 // launch() with the same namespaces, the rootfs bound and pivoted into.
 void BM_Launch(benchmark::State& state) { run_launches(state, minimal_spec(), nullptr); }
+
+// launch() without the default seccomp filter: against BM_Launch, what
+// installing the filter costs per start (its compilation is cached).
+void BM_LaunchWithoutSeccomp(benchmark::State& state) {
+  haco::ContainerSpec spec = minimal_spec();
+  spec.seccomp_default_filter = false;
+  run_launches(state, spec, nullptr);
+}
+
+// launch() with the default filter and a definition's filter of a few rules.
+void BM_LaunchWithDefinitionFilter(benchmark::State& state) {
+  haco::ContainerSpec spec = minimal_spec();
+  spec.seccomp_filter = haco::SeccompFilter{haco::SeccompAction::allow,
+                                            {{haco::SeccompAction::kill, "mkdir", {}},
+                                             {haco::SeccompAction::kill, "fchownat", {}},
+                                             {haco::SeccompAction::trap, "personality", {{0, haco::SeccompCompare::eq, 8, 0}}}}};
+  run_launches(state, spec, nullptr);
+}
+
+// libseccomp's compilation of the default filter, which launch() does once
+// per process and policy rather than per start.
+void BM_SeccompCompileDefaultFilter(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(haco::runtime::compile_default_filter(haco::default_capabilities()));
+}
+
+// Runs `measure` in a forked child with no_new_privs set and returns the
+// nanoseconds it reports: the seccomp measurements leave the bench process
+// unfiltered.
+template <typename Measure>
+double nanoseconds_in_child(Measure&& measure) {
+  int fds[2];
+  haco::check_sys(::pipe2(fds, O_CLOEXEC), "pipe2");
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(fds[0]);
+    double ns = ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 ? measure() : -1;
+    ::_exit(::write(fds[1], &ns, sizeof ns) == sizeof ns ? 0 : 1);
+  }
+  haco::check_sys(pid, "fork");
+  ::close(fds[1]);
+  double ns = -1;
+  if (::read(fds[0], &ns, sizeof ns) != sizeof ns) ns = -1;
+  ::close(fds[0]);
+  ::waitpid(pid, nullptr, 0);
+  if (ns < 0) throw haco::Error("the measuring child failed");
+  return ns;
+}
+
+double elapsed_ns(const timespec& a, const timespec& b) {
+  return static_cast<double>(b.tv_sec - a.tv_sec) * 1e9 + static_cast<double>(b.tv_nsec - a.tv_nsec);
+}
+
+// The CPU time the child spends in seccomp(2) installing the default filter
+// (compiled beforehand, as launch() does); CPU time, so that other load on
+// the machine does not count.
+void BM_SeccompInstallDefaultFilter(benchmark::State& state) {
+  haco::ContainerSpec spec = minimal_spec();
+  auto programs = haco::runtime::seccomp_programs(spec);
+  state.counters["instructions"] = static_cast<double>(programs.at(0)->code.size());
+  for (auto _ : state) {
+    state.SetIterationTime(nanoseconds_in_child([&] {
+      timespec a{}, b{};
+      ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+      haco::runtime::install_seccomp(programs);
+      ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+      return elapsed_ns(a, b);
+    }) / 1e9);
+  }
+}
+
+// What a call costs in a container, without (filtered:0) and with
+// (filtered:1) the default filter: getppid, which the filter allows whatever
+// its arguments (the kernel caches that and skips the program), and
+// unshare(0) (inspected:1), whose rules read its flags, so the program runs.
+// Each iteration is kCalls calls; ns_per_call is the CPU time of one.
+void BM_SyscallUnderDefaultFilter(benchmark::State& state) {
+  bool filtered = state.range(0) != 0;
+  bool inspected = state.range(1) != 0;
+  haco::ContainerSpec spec = minimal_spec();
+  auto programs = haco::runtime::seccomp_programs(spec);
+  constexpr int kCalls = 200000;
+  double total_ns = 0;
+  for (auto _ : state) {
+    double ns = nanoseconds_in_child([&] {
+      if (filtered) haco::runtime::install_seccomp(programs);
+      timespec a{}, b{};
+      ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+      for (int i = 0; i < kCalls; ++i) {
+        if (inspected)
+          ::syscall(SYS_unshare, 0);
+        else
+          ::syscall(SYS_getppid);
+      }
+      ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+      return elapsed_ns(a, b);
+    });
+    total_ns += ns;
+    state.SetIterationTime(ns / 1e9);
+  }
+  state.counters["ns_per_call"] = total_ns / static_cast<double>(state.iterations() * kCalls);
+}
 
 // launch() with the template's mounts: tmpfs /tmp, resolv.conf and hosts,
 // proc, the read-only /sys, /dev with its device binds, devpts, shm.
@@ -249,6 +365,15 @@ void BM_CgroupCreateRemove(benchmark::State& state) {
 BENCHMARK(BM_Floor)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_FloorPivot)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Launch)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_LaunchWithoutSeccomp)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_LaunchWithDefinitionFilter)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_SeccompCompileDefaultFilter)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_SeccompInstallDefaultFilter)->Unit(benchmark::kMicrosecond)->UseManualTime();
+BENCHMARK(BM_SyscallUnderDefaultFilter)
+    ->ArgsProduct({{0, 1}, {0, 1}})
+    ->ArgNames({"filtered", "inspected"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime();
 BENCHMARK(BM_LaunchTemplateMounts)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_LaunchIntoCgroup)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_LaunchParallel)->Arg(1)->Arg(2)->Arg(4)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -9,7 +9,7 @@ packages=(
   libcli11-dev libmruby-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libfmt-dev libspdlog-dev
-  libcap-dev libssl-dev libsystemd-dev
+  libcap-dev libseccomp-dev libssl-dev libsystemd-dev
   mmdebstrap busybox-static curl jq
   tar gzip xz-utils zstd bzip2 util-linux iproute2 procps attr libcap2-bin
 )

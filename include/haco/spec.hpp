@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "haco/capabilities.hpp"
+
 namespace haco {
 
 enum class Namespace { mount, uts, ipc, pid, net, user, cgroup };
@@ -76,6 +78,38 @@ struct CgroupSetting {
   bool operator==(const CgroupSetting&) const = default;
 };
 
+// config.seccomp.filter (haconiwa's form): what a rule does to a matching
+// call, and the comparisons of Seccomp::ARG(op, value[, value2]), the n-th
+// ARG of a rule testing argument n.
+enum class SeccompAction { allow, kill, trap };
+std::optional<SeccompAction> seccomp_action_from_name(std::string_view name);
+std::string_view seccomp_action_name(SeccompAction a);
+
+enum class SeccompCompare { eq, ne, lt, le, gt, ge, masked_eq };
+std::optional<SeccompCompare> seccomp_compare_from_name(std::string_view name);
+std::string_view seccomp_compare_name(SeccompCompare c);
+
+struct SeccompArg {
+  std::uint32_t index = 0;  // which argument of the call (0..5)
+  SeccompCompare op = SeccompCompare::eq;
+  std::uint64_t value = 0;  // masked_eq: (argument & mask) == value
+  std::uint64_t mask = 0;
+  bool operator==(const SeccompArg&) const = default;
+};
+
+struct SeccompRule {
+  SeccompAction action = SeccompAction::kill;
+  std::string syscall;  // the name libseccomp knows it by ("mkdir")
+  std::vector<SeccompArg> args;
+  bool operator==(const SeccompRule&) const = default;
+};
+
+struct SeccompFilter {
+  SeccompAction default_action = SeccompAction::allow;
+  std::vector<SeccompRule> rules;
+  bool operator==(const SeccompFilter&) const = default;
+};
+
 struct ContainerSpec {
   std::string name;                      // config.name; also the hostname
   std::vector<std::string> command;      // config.init_command (argv)
@@ -93,6 +127,10 @@ struct ContainerSpec {
   std::vector<std::string> environment;  // config.environ, "KEY=VALUE"
   std::string workdir = "/";             // config.workdir
   int stop_signal = SIGTERM;             // config.stop_signal
+  CapabilitySet capabilities = default_capabilities();  // config.capabilities: the bounding set
+  bool no_new_privs = false;             // config.no_new_privs
+  bool seccomp_default_filter = true;    // config.seccomp.default_filter
+  std::optional<SeccompFilter> seccomp_filter;  // config.seccomp.filter
   std::string source_file;               // the .haco file it came from
 
   bool has_namespace(Namespace ns) const;

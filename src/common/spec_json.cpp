@@ -32,6 +32,72 @@ std::vector<IdMapping> id_map_from_json(const json& j) {
   return out;
 }
 
+json seccomp_json(const ContainerSpec& s) {
+  json filter;
+  if (s.seccomp_filter) {
+    json rules = json::array();
+    for (const auto& r : s.seccomp_filter->rules) {
+      json args = json::array();
+      for (const auto& a : r.args) {
+        json arg = {{"index", a.index}, {"op", std::string(seccomp_compare_name(a.op))}, {"value", a.value}};
+        if (a.op == SeccompCompare::masked_eq) arg["mask"] = a.mask;
+        args.push_back(arg);
+      }
+      rules.push_back({{"action", std::string(seccomp_action_name(r.action))}, {"syscall", r.syscall}, {"args", args}});
+    }
+    filter = {{"default", std::string(seccomp_action_name(s.seccomp_filter->default_action))}, {"rules", rules}};
+  }
+  return {{"default_filter", s.seccomp_default_filter}, {"filter", filter}};
+}
+
+SeccompAction seccomp_action_from_json(const json& j, const char* name) {
+  auto text = field<std::string>(j, name);
+  auto action = seccomp_action_from_name(text);
+  if (!action) throw Error("spec JSON: unknown seccomp action '" + text + "'");
+  return *action;
+}
+
+SeccompFilter seccomp_filter_from_json(const json& j) {
+  SeccompFilter f;
+  f.default_action = seccomp_action_from_json(j, "default");
+  for (const auto& r : field<json>(j, "rules")) {
+    SeccompRule rule;
+    rule.action = seccomp_action_from_json(r, "action");
+    rule.syscall = field<std::string>(r, "syscall");
+    for (const auto& a : field<json>(r, "args")) {
+      SeccompArg arg;
+      arg.index = field<std::uint32_t>(a, "index");
+      auto op = field<std::string>(a, "op");
+      auto compare = seccomp_compare_from_name(op);
+      if (!compare) throw Error("spec JSON: unknown seccomp comparison '" + op + "'");
+      arg.op = *compare;
+      arg.value = field<std::uint64_t>(a, "value");
+      if (arg.op == SeccompCompare::masked_eq) arg.mask = field<std::uint64_t>(a, "mask");
+      rule.args.push_back(arg);
+    }
+    f.rules.push_back(std::move(rule));
+  }
+  return f;
+}
+
+// Fields added after schema 1 was first published: a document without them
+// (an older fleet's state) reads as the defaults.
+void security_from_json(const json& j, ContainerSpec& s) {
+  if (j.contains("capabilities")) {
+    s.capabilities = 0;
+    for (const auto& name : field<std::vector<std::string>>(j, "capabilities")) {
+      auto cap = capability_from_name(name);
+      if (!cap) throw Error("spec JSON: unknown capability '" + name + "'");
+      s.capabilities |= capability_bit(*cap);
+    }
+  }
+  if (j.contains("no_new_privs")) s.no_new_privs = field<bool>(j, "no_new_privs");
+  if (auto it = j.find("seccomp"); it != j.end()) {
+    s.seccomp_default_filter = field<bool>(*it, "default_filter");
+    if (auto f = it->find("filter"); f != it->end() && !f->is_null()) s.seccomp_filter = seccomp_filter_from_json(*f);
+  }
+}
+
 }  // namespace
 
 json to_json(const ContainerSpec& s) {
@@ -54,6 +120,8 @@ json to_json(const ContainerSpec& s) {
     bootstrap["tar_options"] = s.bootstrap.tar_options;
   }
   if (s.bootstrap.kind == BootstrapKind::shell) bootstrap["code"] = s.bootstrap.code;
+  json capabilities = json::array();
+  for (auto name : capability_names(s.capabilities)) capabilities.push_back(std::string(name));
 
   json out = {
       {"name", s.name},
@@ -72,6 +140,9 @@ json to_json(const ContainerSpec& s) {
       {"environment", s.environment},
       {"workdir", s.workdir},
       {"stop_signal", s.stop_signal},
+      {"capabilities", capabilities},
+      {"no_new_privs", s.no_new_privs},
+      {"seccomp", seccomp_json(s)},
       {"source_file", s.source_file},
   };
   return out;
@@ -128,6 +199,7 @@ ContainerSpec container_spec_from_json(const json& j) {
   s.workdir = field<std::string>(j, "workdir");
   s.stop_signal = field<int>(j, "stop_signal");
   s.source_file = field<std::string>(j, "source_file");
+  security_from_json(j, s);
   return s;
 }
 

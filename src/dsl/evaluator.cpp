@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "dsl/mruby_value.hpp"
+#include "dsl/security_builtins.hpp"
 #include "dsl/spec_from_definition.hpp"
 #include "haco/dsl.hpp"
 #include "haco/error.hpp"
@@ -190,6 +191,7 @@ Evaluator::Evaluator() : state_(std::make_unique<State>()) {
   mrb_define_module_function(mrb, state_->haconiwa, "__path_kind", path_kind, MRB_ARGS_REQ(1));
   mrb_define_module_function(mrb, state_->haconiwa, "__shell", run_shell, MRB_ARGS_REQ(1));
   mrb_define_module_function(mrb, state_->haconiwa, "__last_status", last_status, MRB_ARGS_NONE());
+  define_security_builtins(mrb, state_->haconiwa);
   mrbc_context* cxt = mrbc_context_new(mrb);
   mrbc_filename(mrb, cxt, kPreludeName);
   mrb_load_nstring_cxt(mrb, kPreludeSource.data(), kPreludeSource.size(), cxt);

@@ -136,6 +136,14 @@ module Kernel
   end
 end
 
+# haconiwa's seccomp gem: Seccomp::ARG(op, value[, value2]) is a condition
+# on a system call's argument; the n-th ARG given to a rule tests argument n.
+module Seccomp
+  def self.ARG(op, value, value2 = nil)
+    Haconiwa::SeccompArg.new(op, value, value2)
+  end
+end
+
 module Haconiwa
   NAMESPACES = %w(mount mnt ns uts ipc pid net user cgroup)
   INDEPENDENT_MOUNTS = %w(procfs sysfs devtmpfs devpts shm)
@@ -270,6 +278,221 @@ module Haconiwa
     end
   end
 
+  # config.capabilities: the bounding set, starting from haco-fleet's default
+  # (docs/security.md). Calls apply in order: allow adds, drop removes, and
+  # :all stands for every capability.
+  class Capabilities
+    def initialize
+      @names = Haconiwa.__default_capabilities
+    end
+
+    def allow(*names)
+      Haconiwa.__fail("capabilities.allow needs a capability name or :all") if names.empty?
+      names.each do |name|
+        if name.to_s == "all"
+          @names = Haconiwa.__all_capabilities
+        else
+          cap = __capability(name, "allow")
+          @names << cap unless @names.include?(cap)
+        end
+      end
+      self
+    end
+
+    def drop(*names)
+      Haconiwa.__fail("capabilities.drop needs a capability name or :all") if names.empty?
+      names.each do |name|
+        if name.to_s == "all"
+          @names = []
+        else
+          @names.delete(__capability(name, "drop"))
+        end
+      end
+      self
+    end
+
+    # haconiwa's way to start from every capability.
+    def reset_to_privileged!
+      @names = Haconiwa.__all_capabilities
+      self
+    end
+
+    def __capability(name, method)
+      cap = nil
+      if name.is_a?(String) || name.is_a?(Symbol) || name.is_a?(Integer)
+        cap = Haconiwa.__capability_name(name.to_s)
+      end
+      unless cap
+        Haconiwa.__fail("capabilities.#{method}: unknown capability #{name.inspect} (names as in capabilities(7): \"cap_sys_time\", \"CAP_SYS_TIME\" or :sys_time)")
+      end
+      cap
+    end
+
+    def __export
+      @names.dup
+    end
+  end
+
+  # Seccomp::ARG's comparisons, by every name haconiwa's gem accepts.
+  SECCOMP_COMPARISONS = {
+    "==" => "eq", "eq" => "eq", "SCMP_CMP_EQ" => "eq",
+    "!=" => "ne", "ne" => "ne", "SCMP_CMP_NE" => "ne",
+    "<" => "lt", "lt" => "lt", "SCMP_CMP_LT" => "lt",
+    "<=" => "le", "le" => "le", "SCMP_CMP_LE" => "le",
+    ">" => "gt", "gt" => "gt", "SCMP_CMP_GT" => "gt",
+    ">=" => "ge", "ge" => "ge", "SCMP_CMP_GE" => "ge",
+    "=~" => "masked_eq", "masqed_eq" => "masked_eq", "masked_eq" => "masked_eq",
+    "SCMP_CMP_MASKED_EQ" => "masked_eq"
+  }
+
+  # Actions of rules and of default:, by haconiwa's names and libseccomp's.
+  SECCOMP_ACTIONS = {
+    "allow" => "allow", "SCMP_ACT_ALLOW" => "allow",
+    "kill" => "kill", "SCMP_ACT_KILL" => "kill", "SCMP_ACT_KILL_PROCESS" => "kill",
+    "trap" => "trap", "SCMP_ACT_TRAP" => "trap"
+  }
+
+  # The calls haco-fleet makes after installing a definition's filter: the
+  # handshake's last message, exec, and exit if exec fails.
+  SECCOMP_LAUNCHER_CALLS = %w(sendto execve exit_group)
+
+  class SeccompArg
+    def initialize(op, value, value2)
+      @op = SECCOMP_COMPARISONS[op.to_s]
+      Haconiwa.__fail("Seccomp::ARG: unknown comparison #{op.inspect} (use :==, :!=, :<, :<=, :>, :>= or :=~)") unless @op
+      __integer(value)
+      if @op == "masked_eq"
+        Haconiwa.__fail("Seccomp::ARG(:=~, mask, value) needs the value the masked argument must equal") if value2.nil?
+        __integer(value2)
+        @mask = value
+        @value = value2
+      else
+        Haconiwa.__fail("Seccomp::ARG(#{op.inspect}, value) takes one value, got a second (#{value2.inspect})") unless value2.nil?
+        @mask = 0
+        @value = value
+      end
+    end
+
+    def __integer(value)
+      Haconiwa.__fail("Seccomp::ARG compares with an Integer, got #{value.inspect}") unless value.is_a?(Integer)
+    end
+
+    def __export(index)
+      { "index" => index, "op" => @op, "value" => @value, "mask" => @mask }
+    end
+  end
+
+  # The block's argument in config.seccomp.filter: rule.kill :mkdir,
+  # rule.allow :read, Seccomp::ARG(:==, 0), rule.trap ...
+  class SeccompRules
+    attr_reader :rules
+
+    def initialize
+      @rules = []
+    end
+
+    def allow(syscall, *args)
+      add_rule(:allow, syscall, *args)
+    end
+
+    def kill(syscall, *args)
+      add_rule(:kill, syscall, *args)
+    end
+
+    def trap(syscall, *args)
+      add_rule(:trap, syscall, *args)
+    end
+
+    def trace(syscall, *args)
+      Haconiwa.__fail("rule.trace is not supported by haco-fleet (it needs a tracer process); use rule.kill or rule.trap")
+    end
+
+    def add_rule(action, syscall, *args)
+      action = Haconiwa.__seccomp_action(action, "rule")
+      name = nil
+      if syscall.is_a?(String) || syscall.is_a?(Symbol) || syscall.is_a?(Integer)
+        name = Haconiwa.__syscall_name(syscall.is_a?(Integer) ? syscall : syscall.to_s)
+      end
+      Haconiwa.__fail("rule.#{action}: unknown system call #{syscall.inspect}") unless name
+      Haconiwa.__fail("rule.#{action} :#{name}: a call has 6 arguments, got #{args.size} Seccomp::ARG") if args.size > 6
+      conditions = []
+      args.each do |arg|
+        unless arg.is_a?(SeccompArg)
+          Haconiwa.__fail("rule.#{action} :#{name}: conditions are written Seccomp::ARG(op, value), got #{arg.inspect}")
+        end
+        conditions << arg.__export(conditions.size)
+      end
+      if conditions.empty?
+        other = @rules.find { |r| r["syscall"] == name && r["args"].empty? && r["action"] != action }
+        Haconiwa.__fail("rule.#{action} :#{name} contradicts rule.#{other["action"]} :#{name}") if other
+      end
+      @rules << { "action" => action, "syscall" => name, "args" => conditions }
+      self
+    end
+  end
+
+  def self.__seccomp_action(action, what)
+    name = action.to_s
+    if %w(errno SCMP_ACT_ERRNO trace SCMP_ACT_TRACE).include?(name)
+      __fail("#{what}: the seccomp action #{action.inspect} is not supported (use :allow, :kill or :trap)")
+    end
+    found = SECCOMP_ACTIONS[name]
+    __fail("#{what}: unknown seccomp action #{action.inspect} (use :allow, :kill or :trap)") unless found
+    found
+  end
+
+  # config.seccomp: haco-fleet's default filter (on unless default_filter =
+  # false) and the definition's own, haconiwa's filter(default: ...) { |rule| }.
+  class SeccompConfig
+    def initialize
+      @default_filter = true
+      @filter = nil
+    end
+
+    def default_filter=(on)
+      unless on == true || on == false
+        Haconiwa.__fail("seccomp.default_filter must be true or false, got #{on.inspect}")
+      end
+      @default_filter = on
+    end
+
+    def default_filter
+      @default_filter
+    end
+
+    def filter(options = {}, &block)
+      unless options.is_a?(Hash) && Haconiwa.__option?(options, :default)
+        Haconiwa.__fail("seccomp.filter needs default: (:allow, :kill or :trap)")
+      end
+      unknown = options.keys.map(&:to_s) - %w(default)
+      Haconiwa.__fail("seccomp.filter does not know #{unknown.join(', ')} (it takes default:)") unless unknown.empty?
+      default = Haconiwa.__option(options, :default)
+      default = Haconiwa.__seccomp_action(default.is_a?(Array) ? default.first : default, "seccomp.filter default:")
+      Haconiwa.__fail("seccomp.filter needs a block: filter(default: :allow) { |rule| rule.kill :mkdir }") unless block
+      recorder = SeccompRules.new
+      block.call(recorder)
+      __check_launcher_calls(default, recorder.rules)
+      @filter = { "default" => default, "rules" => recorder.rules }
+      self
+    end
+
+    # A filter that stops a call haco-fleet still makes after installing it
+    # would kill the container before its init runs.
+    def __check_launcher_calls(default, rules)
+      SECCOMP_LAUNCHER_CALLS.each do |call|
+        unconditional = rules.find { |r| r["syscall"] == call && r["args"].empty? }
+        conditional = rules.any? { |r| r["syscall"] == call && !r["args"].empty? }
+        action = unconditional ? unconditional["action"] : (conditional ? "allow" : default)
+        next if action == "allow"
+        Haconiwa.__fail("seccomp.filter must allow #{call} (haco-fleet calls #{SECCOMP_LAUNCHER_CALLS.join(', ')} after installing the filter, to start the init)")
+      end
+    end
+
+    def __export
+      { "default_filter" => @default_filter, "filter" => @filter }
+    end
+  end
+
   class CGroupConfig
     attr_reader :settings
 
@@ -311,6 +534,9 @@ module Haconiwa
       @environ = {}
       @workdir = "/"
       @stop_signal = 15
+      @capabilities = Capabilities.new
+      @no_new_privs = false
+      @seccomp = SeccompConfig.new
     end
 
     def name=(name)
@@ -429,6 +655,25 @@ module Haconiwa
       @stop_signal = number
     end
 
+    def capabilities
+      @capabilities
+    end
+
+    # A haco-fleet extension: no exec in the container can gain privileges
+    # (setuid files, file capabilities).
+    def no_new_privs=(on)
+      Haconiwa.__fail("no_new_privs must be true or false, got #{on.inspect}") unless on == true || on == false
+      @no_new_privs = on
+    end
+
+    def no_new_privs
+      @no_new_privs
+    end
+
+    def seccomp
+      @seccomp
+    end
+
     # With a block: the declarative form (b.strategy = ...) is recorded now; a
     # block that runs commands is stored and runs when the rootfs is prepared.
     def bootstrap(&block)
@@ -471,7 +716,10 @@ module Haconiwa
         "bootstrap" => @bootstrap.__export,
         "environment" => @environ,
         "workdir" => @workdir,
-        "stop_signal" => @stop_signal
+        "stop_signal" => @stop_signal,
+        "capabilities" => @capabilities.__export,
+        "no_new_privs" => @no_new_privs,
+        "seccomp" => @seccomp.__export
       }
     end
   end

@@ -33,6 +33,39 @@ std::string container_path(const std::string& target, const std::string& rootfs)
   return normalized;
 }
 
+std::uint64_t argument_value(const json& v) {
+  // Ruby integers are signed: -1 stands for all ones, as in C.
+  return v.is_number_unsigned() ? v.get<std::uint64_t>() : static_cast<std::uint64_t>(v.get<std::int64_t>());
+}
+
+SeccompAction seccomp_action(const json& name) {
+  auto action = seccomp_action_from_name(name.get<std::string>());
+  if (!action) throw Error("unknown seccomp action '" + name.get<std::string>() + "'");
+  return *action;
+}
+
+SeccompFilter seccomp_filter(const json& f) {
+  SeccompFilter filter;
+  filter.default_action = seccomp_action(f.at("default"));
+  for (const auto& r : f.at("rules")) {
+    SeccompRule rule;
+    rule.action = seccomp_action(r.at("action"));
+    rule.syscall = r.at("syscall").get<std::string>();
+    for (const auto& a : r.at("args")) {
+      SeccompArg arg;
+      arg.index = a.at("index").get<std::uint32_t>();
+      auto op = seccomp_compare_from_name(a.at("op").get<std::string>());
+      if (!op) throw Error("unknown seccomp comparison '" + a.at("op").get<std::string>() + "'");
+      arg.op = *op;
+      arg.value = argument_value(a.at("value"));
+      arg.mask = argument_value(a.at("mask"));
+      rule.args.push_back(arg);
+    }
+    filter.rules.push_back(std::move(rule));
+  }
+  return filter;
+}
+
 }  // namespace
 
 std::string normalize_absolute_path(const std::string& path) {
@@ -136,6 +169,18 @@ ContainerSpec spec_from_definition(const json& d, const std::string& file_name) 
   }
   spec.workdir = d.at("workdir").get<std::string>();
   spec.stop_signal = d.at("stop_signal").get<int>();
+
+  // The prelude checked every name; these lookups cannot fail for its output.
+  spec.capabilities = 0;
+  for (const auto& name : d.at("capabilities")) {
+    auto cap = capability_from_name(name.get<std::string>());
+    if (!cap) throw fail("unknown capability '" + name.get<std::string>() + "'");
+    spec.capabilities |= capability_bit(*cap);
+  }
+  spec.no_new_privs = d.at("no_new_privs").get<bool>();
+  const auto& seccomp = d.at("seccomp");
+  spec.seccomp_default_filter = seccomp.at("default_filter").get<bool>();
+  if (const auto& filter = seccomp.at("filter"); !filter.is_null()) spec.seccomp_filter = seccomp_filter(filter);
   return spec;
 }
 

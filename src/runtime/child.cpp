@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 #include "haco/unique_fd.hpp"
 #include "runtime/caps.hpp"
 #include "runtime/mounts.hpp"
+#include "runtime/seccomp.hpp"
 #include "runtime/user_ns.hpp"
 
 namespace haco::runtime {
@@ -68,34 +70,56 @@ std::vector<std::string> environment_of(const ContainerSpec& c) {
   return env;
 }
 
-// execve of the command; a name without '/' is looked up in the container's
-// PATH, as a shell would. Returns only on failure, with the errno to report.
-int exec_command(const std::vector<std::string>& command, const std::vector<std::string>& env) {
-  std::vector<char*> argv, envp;
-  for (const auto& a : command) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
-  const std::string& name = command.front();
-  if (name.find('/') != std::string::npos) {
-    ::execve(name.c_str(), argv.data(), envp.data());
-    return errno;
+// The execve calls of the init command, prepared before the seccomp filter
+// is installed so that nothing between the filter and exec allocates. A
+// name without '/' is looked up in the container's PATH, as a shell would.
+class ExecPlan {
+ public:
+  ExecPlan(const std::vector<std::string>& command, std::vector<std::string> env)
+      : command_(command), env_(std::move(env)) {
+    for (const auto& a : command_) argv_.push_back(const_cast<char*>(a.c_str()));
+    argv_.push_back(nullptr);
+    for (const auto& e : env_) envp_.push_back(const_cast<char*>(e.c_str()));
+    envp_.push_back(nullptr);
+    const std::string& name = command_.front();
+    if (name.find('/') != std::string::npos) {
+      candidates_.push_back(name);
+      direct_ = true;
+      return;
+    }
+    std::string path;
+    for (const auto& e : env_)
+      if (e.rfind("PATH=", 0) == 0) path = e.substr(5);
+    std::size_t pos = 0;
+    while (pos <= path.size()) {
+      auto end = path.find(':', pos);
+      if (end == std::string::npos) end = path.size();
+      candidates_.push_back((end > pos ? path.substr(pos, end - pos) : ".") + "/" + name);
+      pos = end + 1;
+    }
   }
-  std::string path;
-  for (const auto& e : env)
-    if (e.rfind("PATH=", 0) == 0) path = e.substr(5);
-  int err = ENOENT;
-  std::size_t pos = 0;
-  while (pos <= path.size()) {
-    auto end = path.find(':', pos);
-    if (end == std::string::npos) end = path.size();
-    std::string candidate = (end > pos ? path.substr(pos, end - pos) : ".") + "/" + name;
-    pos = end + 1;
-    ::execve(candidate.c_str(), argv.data(), envp.data());
-    if (errno != ENOENT && errno != ENOTDIR) err = errno;
+
+  // argv_ and envp_ point into the strings held here.
+  ExecPlan(const ExecPlan&) = delete;
+  ExecPlan& operator=(const ExecPlan&) = delete;
+
+  // Returns only on failure, with the errno to report.
+  int exec() const {
+    int err = ENOENT;
+    for (const auto& candidate : candidates_) {
+      ::execve(candidate.c_str(), argv_.data(), envp_.data());
+      if (direct_ || (errno != ENOENT && errno != ENOTDIR)) err = errno;
+    }
+    return err;
   }
-  return err;
-}
+
+ private:
+  bool direct_ = false;
+  std::vector<std::string> command_;
+  std::vector<std::string> env_;
+  std::vector<char*> argv_, envp_;
+  std::vector<std::string> candidates_;
+};
 
 // Best effort: the parent may be gone, and nothing may escape the child.
 template <typename What>
@@ -111,7 +135,8 @@ void report_failure(const Channel& channel, ChildStep step, const What& what) no
 
 }  // namespace
 
-void run_child(const LaunchRequest& request, const Channel& channel, const ChildStdio& stdio) {
+void run_child(const LaunchRequest& request, const Channel& channel, const ChildStdio& stdio,
+               const SeccompPrograms& seccomp) {
   const ContainerSpec& c = request.instance.container;
   ChildStep step = ChildStep::wait_for_maps;
   try {
@@ -135,18 +160,23 @@ void run_child(const LaunchRequest& request, const Channel& channel, const Child
     // rootfs; its own copy locks what the host side mounted.
     enter_own_mount_namespace(c);
     step = ChildStep::capabilities;
-    restrict_capabilities(c);
+    restrict_capabilities(c, seccomp_needs_sys_admin(c, seccomp));
     step = ChildStep::stdio;
     setup_stdio(c, stdio);
     step = ChildStep::workdir;
     check_sys(::chdir(c.workdir.c_str()), "chdir", c.workdir);
+    step = ChildStep::exec;
+    if (c.command.empty()) throw Error("the definition has no init command");
+    const ExecPlan plan(c.command, environment_of(c));
+    step = ChildStep::no_new_privs;
+    if (c.no_new_privs) check_sys(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl PR_SET_NO_NEW_PRIVS");
+    step = ChildStep::seccomp;
+    install_seccomp(seccomp);
 
     // Step 4: about_to_exec, then exec closes the socket (CLOEXEC) on success.
     step = ChildStep::exec;
-    if (c.command.empty()) throw Error("the definition has no init command");
-    auto env = environment_of(c);
     channel.send(MessageType::about_to_exec);
-    int err = exec_command(c.command, env);
+    int err = plan.exec();
     channel.send(failure_message(step, Error::from_errno("exec", c.command.front(), err)));
   } catch (const Error& e) {
     report_failure(channel, step, e);

@@ -4,6 +4,7 @@
 
 #include "haco/runtime.hpp"
 #include "runtime/handshake.hpp"
+#include "runtime/seccomp.hpp"
 
 namespace haco::runtime {
 
@@ -12,6 +13,9 @@ struct ChildStdio {
   int output_fd = -1;  // (host paths, reachable only before pivot_root)
 };
 
-[[noreturn]] void run_child(const LaunchRequest& request, const Channel& channel, const ChildStdio& stdio);
+// `seccomp`: the filters compiled by the parent (seccomp_programs), installed
+// as the last step before exec.
+[[noreturn]] void run_child(const LaunchRequest& request, const Channel& channel, const ChildStdio& stdio,
+                           const SeccompPrograms& seccomp);
 
 }  // namespace haco::runtime

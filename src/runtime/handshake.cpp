@@ -40,6 +40,8 @@ std::string_view child_step_name(ChildStep s) {
     case ChildStep::capabilities: return "dropping capabilities";
     case ChildStep::stdio: return "setting up stdio";
     case ChildStep::workdir: return "changing to the working directory";
+    case ChildStep::no_new_privs: return "setting no_new_privs";
+    case ChildStep::seccomp: return "installing the seccomp filters";
     case ChildStep::exec: return "starting the init command";
   }
   return "unknown";

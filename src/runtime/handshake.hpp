@@ -8,7 +8,10 @@
 //                        container's filesystems in the staging namespace (mounts.hpp).
 //      parent -> child   maps_written
 //   3. child             setresgid/setresuid 0, cgroup namespace, hostname, loopback,
-//                        its own mount namespace, capabilities, stdio, workdir.
+//                        its own mount namespace, capabilities, stdio, workdir,
+//                        no_new_privs (when asked), seccomp filters (compiled by the
+//                        parent before clone; last, so that they see only the calls
+//                        below).
 //      child  -> parent  about_to_exec
 //   4. child             execve: the socket closes on exec, and the parent takes
 //                        end-of-file after about_to_exec as success.
@@ -38,6 +41,8 @@ enum class ChildStep : std::uint32_t {
   capabilities,
   stdio,
   workdir,
+  no_new_privs,
+  seccomp,
   exec,
 };
 

@@ -15,6 +15,7 @@
 #include "runtime/handshake.hpp"
 #include "runtime/mounts.hpp"
 #include "runtime/staging_namespace.hpp"
+#include "runtime/seccomp.hpp"
 #include "runtime/syscalls.hpp"
 #include "runtime/user_ns.hpp"
 
@@ -98,6 +99,8 @@ LaunchedContainer launch_container(const LaunchRequest& r) {
   UniqueFd child_end(sv[1]);
   UniqueFd stdin_fd, output_fd;
   ChildStdio stdio = open_stdio(r, stdin_fd, output_fd);
+  // Compiled here so that the child only installs them.
+  SeccompPrograms seccomp = with_context("compiling the seccomp filters", [&] { return seccomp_programs(c); });
 
   int pidfd = -1;
   sys::CloneArgs args;
@@ -114,7 +117,7 @@ LaunchedContainer launch_container(const LaunchRequest& r) {
   if (pid < 0) throw Error::from_errno("clone3", errno);
   if (pid == 0) {
     ::close(parent_end.fd());
-    run_child(r, Channel(std::move(child_end)), stdio);
+    run_child(r, Channel(std::move(child_end)), stdio, seccomp);
   }
   ChildGuard guard(static_cast<pid_t>(pid), pidfd, !r.clone_parent);
   staging.leave();
