@@ -49,7 +49,8 @@ void plan_definition_points(const ContainerSpec& c, MountPlan& plan) {
         s.mount = copy_tree(m.source, true, with_read_only(m));
         s.kind = is_directory(m.source) ? StagedMount::Kind::onto_directory : StagedMount::Kind::onto_file;
       } else {
-        s.mount = new_filesystem(m.fstype, m.source, tmpfs_options(c, with_read_only(m)));
+        // nodev, as a tmpfs made inside the container's user namespace would be.
+        s.mount = new_filesystem(m.fstype, m.source, tmpfs_options(c, with_read_only(m)) + ",nodev");
       }
       plan.push_back(std::move(s));
     });

@@ -155,6 +155,11 @@ TEST_F(MountSecurityTest, ReadOnlyMountsAndProcMasksAreLocked) {
     EXPECT_EQ(m->options.rfind("ro,", 0), 0u) << point << ": " << m->options;
   }
   EXPECT_NE(find_mount(mounts, "/proc/interrupts"), nullptr);
+  for (const char* point : {"/tmp", "/dev", "/dev/shm"}) {
+    const MountEntry* m = find_mount(mounts, point);
+    ASSERT_NE(m, nullptr) << point;
+    EXPECT_NE(m->options.find("nodev"), std::string::npos) << point << ": " << m->options;
+  }
   // A tmpfs without size= gets the default size and inode count.
   for (const char* point : {"/tmp", "/dev/shm"}) {
     const MountEntry* m = find_mount(mounts, point);
