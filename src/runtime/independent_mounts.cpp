@@ -8,8 +8,12 @@
 // what the container can reach).
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include <algorithm>
 #include <array>
@@ -79,11 +83,91 @@ void add_masks(const MaskedPath* begin, const MaskedPath* end, MountPlan& plan) 
   }
 }
 
+constexpr const char* kProcOptions = "nosuid,nodev,noexec";
+
+void send_fd(int socket, int fd) {
+  char byte = 0;
+  iovec io{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &io;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  ::sendmsg(socket, &msg, MSG_NOSIGNAL);
+}
+
+// -1 when the message carried no descriptor.
+int receive_fd(int socket) {
+  char byte = 0;
+  iovec io{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &io;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  if (::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC) <= 0) return -1;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
+  int fd = -1;
+  std::memcpy(&fd, CMSG_DATA(c), sizeof(int));
+  return fd;
+}
+
+// Kernels before 6.18 have no "pidns" parameter for proc: an instance shows
+// the pid namespace of the process that makes it. A helper forked into the
+// container's pid namespace makes it and hands the mount back.
+UniqueFd proc_made_inside(pid_t pid) {
+  UniqueFd own = open_namespace("/proc/thread-self/ns/pid_for_children");
+  UniqueFd target = open_namespace(pid, "pid");
+  int pair[2];
+  check_sys(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), "socketpair");
+  UniqueFd ours(pair[0]), theirs(pair[1]);
+  check_sys(::setns(target.get(), CLONE_NEWPID), "setns", "the container's pid namespace");
+  pid_t helper = ::fork();
+  int fork_errno = errno;
+  ::setns(own.get(), CLONE_NEWPID);
+  if (helper < 0) throw Error::from_errno("fork", "proc helper", fork_errno);
+  if (helper == 0) {
+    try {
+      UniqueFd fs = new_filesystem("proc", "proc", kProcOptions);
+      send_fd(theirs.get(), fs.get());
+    } catch (...) {
+    }
+    ::_exit(0);
+  }
+  theirs.reset();
+  UniqueFd fs(receive_fd(ours.get()));
+  while (::waitpid(helper, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  if (!fs) throw Error("mounting proc inside the container's pid namespace failed");
+  return fs;
+}
+
+UniqueFd proc_for(pid_t pid) {
+  // Whether this kernel takes "pidns", learned once per process.
+  static bool has_pidns_parameter = true;
+  if (has_pidns_parameter) {
+    UniqueFd pidns = open_namespace(pid, "pid");
+    try {
+      return new_filesystem("proc", "proc", kProcOptions, {{"pidns", pidns.get()}});
+    } catch (const Error& e) {
+      if (e.sys_errno() != EINVAL) throw;
+      has_pidns_parameter = false;
+    }
+  }
+  return proc_made_inside(pid);
+}
+
 void plan_procfs(pid_t pid, MountPlan& plan) {
   // The container's pid namespace, whose user namespace then owns the mount.
-  UniqueFd pidns = open_namespace(pid, "pid");
-  plan.push_back({StagedMount::Kind::onto_directory, "/proc",
-                  new_filesystem("proc", "proc", "nosuid,nodev,noexec", {{"pidns", pidns.get()}}), {}});
+  plan.push_back({StagedMount::Kind::onto_directory, "/proc", proc_for(pid), {}});
   add_masks(std::begin(kProcMasks), std::end(kProcMasks), plan);
 }
 
