@@ -11,6 +11,7 @@
 #include <array>
 #include <map>
 #include <mutex>
+#include <span>
 #include <string>
 
 #include <fmt/format.h>
