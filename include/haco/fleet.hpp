@@ -51,7 +51,8 @@ std::vector<InstanceSpec> expand(const std::string& definition_path, const std::
 
 HostIds read_host_ids(const std::string& etc_dir = "/etc");
 
-// Names, ports and rootfs paths unique; uid and gid ranges pairwise disjoint,
+// Instance names valid (haco::check_name's rule); names, ports and rootfs
+// paths unique; uid and gid ranges pairwise disjoint,
 // clear of the host's ids, inside 32 bits and never covering 65535 or
 // 4294967295. Throws haco::Error listing every conflict.
 void validate_fleet(const std::vector<InstanceSpec>& instances, const HostIds& host, bool allow_shared_rootfs);

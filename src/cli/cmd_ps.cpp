@@ -109,7 +109,7 @@ void add_ps_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
   auto* cmd = app.add_subcommand("ps", "List the instances of a fleet (or of every fleet)");
   auto name = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
-  cmd->add_option("--name", *name, "Only this fleet");
+  cmd->add_option("--name", *name, "Only this fleet")->check(fleet_name_rule());
   cmd->add_flag("--json", *json, "Print JSON, with the memory of the supervisor and spawners (RSS, PSS)");
   cmd->callback([name, json, &global, &exit_status] {
     std::vector<std::string> fleets = name->empty() ? state::list_fleets(global.state_root)

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 
 #include <utility>  // boost 1.74 asio/awaitable.hpp uses std::exchange without it
 
@@ -24,6 +25,7 @@
 #include "cli/expand_options.hpp"
 #include "haco/dsl.hpp"
 #include "haco/error.hpp"
+#include "haco/layout.hpp"
 #include "haco/observe.hpp"
 #include "haco/rootfs.hpp"
 #include "haco/spec_json.hpp"
@@ -153,14 +155,15 @@ class Up {
     auto expanded = expand_from_options(options_.expand, global_.state_root);
     auto expand_end = Clock::now();
     check_rootfs_sources(expanded.instances);
-    paths_ = {global_.state_root, global_.data_root, expanded.fleet_name};
+    paths_.emplace(global_.state_root, global_.data_root, expanded.fleet_name);
+    layout::DataRoot(global_.data_root).make_directories();
 
     // Ctrl-C while waiting for the lock simply ends `up`: nothing started.
-    auto lock = state::FleetLock::acquire(paths_, true);
+    auto lock = state::FleetLock::acquire(*paths_, true);
     catch_interrupts();
     auto to_start = select_instances(expanded.instances);
     if (to_start.empty()) {
-      say(fmt::format("fleet {}: all {} instances already running", paths_.fleet, expanded.instances.size()));
+      say(fmt::format("fleet {}: all {} instances already running", paths_->fleet, expanded.instances.size()));
       return kExitOk;
     }
     // The definition is evaluated once per port in one pass, then validated
@@ -180,7 +183,7 @@ class Up {
       if (!supervisor_running_) {
         // Before this process starts any thread (the rootfs engine and the
         // probes use threads).
-        supervisor::SupervisorConfig config{paths_,
+        supervisor::SupervisorConfig config{*paths_,
                                             std::filesystem::absolute(options_.expand.definition),
                                             restart,
                                             std::min<unsigned>(options_.parallel, to_start.size()),
@@ -221,9 +224,9 @@ class Up {
   // Which instances this `up` starts: all of them for a new fleet; for a
   // running one, those not running. A changed definition is refused.
   std::vector<InstanceSpec> select_instances(const std::vector<InstanceSpec>& wanted) {
-    auto existing = state::load_state(paths_);
+    auto existing = state::load_state(*paths_);
     if (existing) {
-      bool supervisor_alive = state::is_alive(existing->supervisor) && supervisor::ControlClient::connect(paths_);
+      bool supervisor_alive = state::is_alive(existing->supervisor) && supervisor::ControlClient::connect(*paths_);
       if (!supervisor_alive) {
         std::vector<std::string> alive;
         for (const auto& r : existing->instances)
@@ -231,7 +234,7 @@ class Up {
         if (!alive.empty())
           throw Error(fmt::format("fleet '{}' has running instances ({}{}) but its supervisor is gone; run "
                                   "`haco-fleet down --name {}` first",
-                                  paths_.fleet, alive.front(), alive.size() > 1 ? ", ..." : "", paths_.fleet));
+                                  paths_->fleet, alive.front(), alive.size() > 1 ? ", ..." : "", paths_->fleet));
         existing.reset();
       }
     }
@@ -258,10 +261,10 @@ class Up {
       for (const auto& n : changed) names += (names.empty() ? "" : ", ") + n;
       throw InputError(fmt::format("the definition of {} changed since {} started (nothing was started); run "
                                    "`haco-fleet down --name {}` first, or use another --name",
-                                   names, changed.size() == 1 ? "it was" : "they were", paths_.fleet));
+                                   names, changed.size() == 1 ? "it was" : "they were", paths_->fleet));
     }
     if (running > 0)
-      say(fmt::format("fleet {}: {} instances already running, starting the {} missing", paths_.fleet, running,
+      say(fmt::format("fleet {}: {} instances already running, starting the {} missing", paths_->fleet, running,
                       to_start.size()));
     return to_start;
   }
@@ -274,7 +277,7 @@ class Up {
       InstanceRecord record;
       record.spec = i;
       record.spec_hash = state::spec_hash(i);
-      record.log_path = paths_.instance_log(i.container.name);
+      record.log_path = paths_->instance_log(i.container.name);
       records_.push_back(std::move(record));
       const auto& c = i.container;
       if (c.bootstrap.kind == BootstrapKind::tarball)
@@ -339,10 +342,10 @@ class Up {
 
   // A new fleet whose supervisor never started leaves only its lock behind.
   void forget_unborn_fleet() {
-    if (supervisor_running_ || started_supervisor_ || std::filesystem::exists(paths_.state_file())) return;
+    if (supervisor_running_ || started_supervisor_ || std::filesystem::exists(paths_->state_file())) return;
     std::error_code ec;
-    std::filesystem::remove(paths_.lock_file(), ec);
-    std::filesystem::remove(paths_.dir(), ec);
+    std::filesystem::remove(paths_->lock_file(), ec);
+    std::filesystem::remove(paths_->dir(), ec);
   }
 
   InstanceRecord* find_record(const std::string& name) {
@@ -364,8 +367,8 @@ class Up {
     for (const auto& r : records_)
       if (!failures_.count(r.name())) batch.push_back(state::to_json(r));
     if (batch.empty()) return;
-    auto client = supervisor::ControlClient::connect(paths_);
-    if (!client) throw Error("the supervisor of fleet '" + paths_.fleet + "' is not listening");
+    auto client = supervisor::ControlClient::connect(*paths_);
+    if (!client) throw Error("the supervisor of fleet '" + paths_->fleet + "' is not listening");
     client->send({{"op", "start"}, {"instances", batch}});
 
     asio::io_context io;
@@ -518,8 +521,8 @@ class Up {
     supervisor::TeardownOptions teardown;
     teardown.timeout = std::chrono::milliseconds(5000);
     try {
-      supervisor::teardown_instances(paths_, records_, teardown, true);
-      if (started_supervisor_ && !had_instances_) supervisor::teardown_fleet(paths_, teardown);
+      supervisor::teardown_instances(*paths_, records_, teardown, true);
+      if (started_supervisor_ && !had_instances_) supervisor::teardown_fleet(*paths_, teardown);
     } catch (const Error& e) {
       std::fprintf(stderr, "haco-fleet: %s\n", e.what());
     }
@@ -527,11 +530,11 @@ class Up {
 
   void report() {
     auto summary = recorder_.summary();
-    if (!options_.trace.empty()) observe::write_chrome_trace(recorder_, "haco-fleet " + paths_.fleet, options_.trace);
+    if (!options_.trace.empty()) observe::write_chrome_trace(recorder_, "haco-fleet " + paths_->fleet, options_.trace);
     if (options_.json) {
       nlohmann::json failed = nlohmann::json::array();
       for (const auto& [name, reason] : failures_) failed.push_back({{"instance", name}, {"error", reason}});
-      nlohmann::json out = {{"fleet", paths_.fleet},
+      nlohmann::json out = {{"fleet", paths_->fleet},
                             {"started", records_.size()},
                             {"failed", failed},
                             {"atomic_rollback", options_.atomic && !failures_.empty()},
@@ -539,7 +542,7 @@ class Up {
       std::printf("%s\n", out.dump(2).c_str());
       return;
     }
-    std::printf("fleet %s: %zu of %zu instances %s\n", paths_.fleet.c_str(), records_.size() - failures_.size(),
+    std::printf("fleet %s: %zu of %zu instances %s\n", paths_->fleet.c_str(), records_.size() - failures_.size(),
                 records_.size(), options_.no_wait ? "started" : "ready");
     for (const auto& [name, reason] : failures_) std::printf("  failed %s: %s\n", name.c_str(), reason.c_str());
     std::printf("%s", observe::format_summary(summary).c_str());
@@ -553,7 +556,7 @@ class Up {
 
   const GlobalOptions& global_;
   const UpOptions& options_;
-  state::FleetPaths paths_;
+  std::optional<state::FleetPaths> paths_;  // once the fleet's name is known and checked
   observe::ReadySpec ready_;
   observe::LatencyRecorder recorder_;
   std::unique_ptr<observe::ProgressReporter> progress_;
@@ -576,7 +579,7 @@ void add_supervise_command(CLI::App& app, GlobalOptions& global, int& exit_statu
     int notify_fd = -1;
   };
   auto args = std::make_shared<Args>();
-  cmd->add_option("--name", args->fleet)->required();
+  cmd->add_option("--name", args->fleet)->required()->check(fleet_name_rule());
   cmd->add_option("--definition", args->definition);
   cmd->add_option("--restart", args->restart);
   cmd->add_option("--spawners", args->spawners);

@@ -1,7 +1,9 @@
 #include "cli/expand_options.hpp"
 
+#include "cli/commands.hpp"
 #include "haco/error.hpp"
 #include "haco/fleet.hpp"
+#include "haco/names.hpp"
 #include "haco/state.hpp"
 
 namespace haco::cli {
@@ -13,7 +15,8 @@ void add_expand_options(CLI::App& cmd, ExpandCommandOptions& options) {
       ->required();
   cmd.add_option("--port-env", options.port_env_names,
                  "Another environment variable that carries the port (PORT and APACHE_PORT always do)");
-  cmd.add_option("--name", options.fleet_name, "Fleet name (default: the definition's file name without .haco)");
+  cmd.add_option("--name", options.fleet_name, "Fleet name (default: the definition's file name without .haco)")
+      ->check(fleet_name_rule());
   cmd.add_flag("--allow-shared-rootfs", options.allow_shared_rootfs,
                "Accept instances that share one rootfs (as the seed's previous definition does)");
 }
@@ -47,6 +50,10 @@ ExpandedFleet expand_from_options(const ExpandCommandOptions& options, const std
   expand.allow_shared_rootfs = options.allow_shared_rootfs;
   ExpandedFleet out;
   out.fleet_name = options.fleet_name.empty() ? fleet::default_fleet_name(options.definition) : options.fleet_name;
+  // Before anything is evaluated or read: the name becomes paths and cgroups.
+  check_name(options.fleet_name.empty() ? "fleet name (the definition's file name; --name gives another)"
+                                        : "fleet name",
+             out.fleet_name);
   add_other_fleets_ranges(state_root, out.fleet_name, expand);
   out.instances = fleet::expand(options.definition, fleet::parse_port_range(options.ports), expand);
   return out;
