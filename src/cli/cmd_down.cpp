@@ -7,6 +7,7 @@
 #include "cli/commands.hpp"
 #include "haco/error.hpp"
 #include "haco/observe.hpp"
+#include "haco/printable.hpp"
 #include "haco/state.hpp"
 #include "haco/supervisor.hpp"
 
@@ -62,7 +63,7 @@ void add_down_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
         supervisor::teardown_fleet(paths, teardown);
         progress.step("down", fleet);
       } catch (const Error& e) {
-        progress.failed(fleet, e.what());
+        progress.failed(fleet, printable(e.what(), LineBreaks::keep));
         exit_status = kExitFailed;
       }
     }

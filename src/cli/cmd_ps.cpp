@@ -7,6 +7,7 @@
 
 #include "cli/commands.hpp"
 #include "haco/error.hpp"
+#include "haco/printable.hpp"
 #include "haco/state.hpp"
 #include "haco/supervisor.hpp"
 
@@ -59,7 +60,7 @@ nlohmann::json fleet_json(const state::FleetState& fleet, bool supervised) {
                            {"restarts", r.restarts},
                            {"last_exit", r.last_exit ? nlohmann::json(state::describe_exit(*r.last_exit))
                                                      : nlohmann::json()},
-                           {"error", r.error},
+                           {"error", printable(r.error)},
                            {"log", r.log_path},
                            {"cgroups", r.cgroup_paths}};
     instances.push_back(item);
@@ -94,7 +95,7 @@ void print_fleet(const state::FleetState& fleet, bool supervised) {
   auto now = state::unix_now_ms();
   for (const auto& r : fleet.instances) {
     std::string last = r.last_exit ? state::describe_exit(*r.last_exit) : "-";
-    if (!r.error.empty()) last = (r.last_exit ? last + "; " : "") + r.error;
+    if (!r.error.empty()) last = (r.last_exit ? last + "; " : "") + printable(r.error);
     std::printf("%-*s  %5u  %-19s  %-19s  %8s  %-12s  %8s  %8u  %s\n", int(name_width), r.name().c_str(), r.spec.port,
                 id_range(r.spec.container.uid_map).c_str(), id_range(r.spec.container.gid_map).c_str(),
                 r.process.pid > 0 ? std::to_string(r.process.pid).c_str() : "-",

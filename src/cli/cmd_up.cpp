@@ -27,6 +27,7 @@
 #include "haco/error.hpp"
 #include "haco/layout.hpp"
 #include "haco/observe.hpp"
+#include "haco/printable.hpp"
 #include "haco/rootfs.hpp"
 #include "haco/spec_json.hpp"
 #include "haco/state.hpp"
@@ -354,10 +355,13 @@ class Up {
     return nullptr;
   }
 
+  // A reason can carry what a container wrote (its log, its init's error):
+  // kept only in printable form, for the terminal and for --json alike.
   void fail(const std::string& name, const std::string& reason) {
     if (failures_.count(name)) return;
-    failures_[name] = reason;
-    progress_->failed(name, reason);
+    std::string shown = printable(reason, LineBreaks::keep);
+    failures_[name] = shown;
+    progress_->failed(name, shown);
   }
 
   // Sends the start request and follows the supervisor's answers, probing
@@ -504,7 +508,7 @@ class Up {
     }
     if (lines.empty()) return "";
     std::string text = "; its log (" + path + ") ends with:";
-    for (const auto& l : lines) text += "\n      " + l;
+    for (const auto& l : lines) text += "\n      " + printable(l);
     return text;
   }
 
@@ -524,7 +528,7 @@ class Up {
       supervisor::teardown_instances(*paths_, records_, teardown, true);
       if (started_supervisor_ && !had_instances_) supervisor::teardown_fleet(*paths_, teardown);
     } catch (const Error& e) {
-      std::fprintf(stderr, "haco-fleet: %s\n", e.what());
+      std::fprintf(stderr, "haco-fleet: %s\n", printable(e.what(), LineBreaks::keep).c_str());
     }
   }
 

@@ -1,4 +1,5 @@
-// Real fleets: state and logs are for root only.
+// Real fleets against hostile containers: what a container prints reaches
+// the terminal escaped, and state and logs are for root only.
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -19,6 +20,24 @@ mode_t mode_of(const std::string& path) {
   struct stat st {};
   EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
   return st.st_mode & 07777;
+}
+
+TEST_F(FleetTest, WhatAContainerPrintsReachesTheTerminalEscaped) {
+  ::setenv("HACO_TEST_SH", "printf '\\033[31mboom\\033]0;owned\\007\\233J\\n' >&2; exit 3", 1);
+  auto result = up(1);
+  EXPECT_EQ(result.status, 1) << result.output;
+  EXPECT_NE(result.output.find("exited (exit 3) before it was ready"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("\\x1b[31mboom\\x1b]0;owned\\x07\\x9bJ"), std::string::npos) << result.output;
+  EXPECT_EQ(result.output.find('\x1b'), std::string::npos) << "raw ESC in: " << result.output;
+  EXPECT_EQ(result.output.find('\x07'), std::string::npos);
+  EXPECT_EQ(result.output.find('\x9b'), std::string::npos);
+
+  auto json = haco("up --json --name " + fleet_ + " --ports " + ports(1) + " --timeout 20 " + definition());
+  EXPECT_EQ(json.output.find('\x1b'), std::string::npos) << json.output;
+  auto fleet = fleet_state();
+  ASSERT_TRUE(fleet.has_value());
+  ASSERT_EQ(haco("down --name " + fleet_ + " --timeout 1 --purge").status, 0);
+  expect_nothing_left(*fleet);
 }
 
 TEST_F(FleetTest, StateAndLogsAreForRootOnly) {
