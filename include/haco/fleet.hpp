@@ -1,6 +1,7 @@
 // From a definition and a port range to a validated set of instances.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -42,10 +43,13 @@ struct ExpandOptions {
   // Allow instances that share one rootfs and have no id mapping (the seed's
   // previous definition).
   bool allow_shared_rootfs = false;
+  // How long one port's evaluation may take (dsl::IsolatedEvaluator).
+  std::chrono::milliseconds eval_timeout = dsl::kDefaultEvalTimeout;
 };
 
-// Evaluates the definition once per port (with the port in the environment)
-// and validates the set as a whole (see validate_fleet).
+// Evaluates the definition once per port (with the port in the environment),
+// each evaluation isolated and time-limited (dsl::IsolatedEvaluator), and
+// validates the set as a whole (see validate_fleet).
 std::vector<InstanceSpec> expand(const std::string& definition_path, const std::vector<std::uint16_t>& ports,
                                  const ExpandOptions& options);
 

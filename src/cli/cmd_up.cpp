@@ -4,7 +4,6 @@
 // supervisor process runs.
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -29,6 +28,7 @@
 #include "haco/observe.hpp"
 #include "haco/printable.hpp"
 #include "haco/rootfs.hpp"
+#include "haco/shell_command.hpp"
 #include "haco/spec_json.hpp"
 #include "haco/state.hpp"
 #include "haco/supervisor.hpp"
@@ -110,30 +110,20 @@ dsl::Environment instance_environment(const InstanceSpec& instance) {
   return env;
 }
 
-// The definition's own shell bootstrap, run once when the rootfs is missing.
+// The definition's own shell bootstrap, run once when the rootfs is missing;
+// Ctrl-C stops it (its whole process group).
 void run_shell_bootstrap(const InstanceSpec& instance) {
-  auto env = instance_environment(instance);
-  std::vector<std::string> entries;
-  for (const auto& [k, v] : env) entries.push_back(k + "=" + v);
-  std::vector<char*> envp;
-  for (auto& e : entries) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::string code = instance.container.bootstrap.code;
-  const char* argv[] = {"/bin/sh", "-c", code.c_str(), nullptr};
+  ShellOptions options;
+  options.environment.emplace();
+  for (const auto& [k, v] : instance_environment(instance)) options.environment->push_back(k + "=" + v);
+  options.cancel = &g_interrupted;
   std::fflush(nullptr);
-  pid_t pid = ::fork();
-  check_sys(pid, "fork", "bootstrap shell");
-  if (pid == 0) {
-    ::execve("/bin/sh", const_cast<char**>(argv), envp.data());
-    ::_exit(127);
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR) throw Error::from_errno("waitpid", "bootstrap shell", errno);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+  ShellResult result = run_shell(instance.container.bootstrap.code, options);
+  if (result.cancelled) throw Error("the bootstrap script was interrupted");
+  if (result.exit_code != 0)
     throw Error(fmt::format("the bootstrap script failed ({})",
-                            WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))
-                                              : "signal " + std::to_string(WTERMSIG(status))));
+                            result.exit_code > 128 ? "signal " + std::to_string(result.exit_code - 128)
+                                                   : "exit " + std::to_string(result.exit_code)));
 }
 
 rootfs::Strategy parse_strategy(const std::string& text) {
@@ -318,7 +308,7 @@ class Up {
             run_shell_bootstrap(record.spec);
           } else {
             dsl::Evaluator evaluator;
-            evaluator.run_bootstrap_block(c.source_file, instance_environment(record.spec));
+            evaluator.run_bootstrap_block(c.source_file, instance_environment(record.spec), &g_interrupted);
           }
           if (!rootfs_exists(c.rootfs)) throw Error("the bootstrap did not create " + c.rootfs);
         }

@@ -1,5 +1,7 @@
 #include "cli/expand_options.hpp"
 
+#include <fmt/format.h>
+
 #include "cli/commands.hpp"
 #include "haco/error.hpp"
 #include "haco/fleet.hpp"
@@ -19,6 +21,10 @@ void add_expand_options(CLI::App& cmd, ExpandCommandOptions& options) {
       ->check(fleet_name_rule());
   cmd.add_flag("--allow-shared-rootfs", options.allow_shared_rootfs,
                "Accept instances that share one rootfs (as the seed's previous definition does)");
+  cmd.add_option("--eval-timeout", options.eval_timeout_s,
+                 "Seconds one port's evaluation of the definition may take, 0.1 to 3600 (bootstrap commands "
+                 "are not counted)")
+      ->capture_default_str();
 }
 
 namespace {
@@ -44,7 +50,13 @@ void add_other_fleets_ranges(const std::string& state_root, const std::string& t
 }  // namespace
 
 ExpandedFleet expand_from_options(const ExpandCommandOptions& options, const std::string& state_root) {
+  auto timeout = std::chrono::milliseconds(static_cast<long>(options.eval_timeout_s * 1000));
+  if (!(options.eval_timeout_s * 1000 >= double(dsl::kMinEvalTimeout.count()) &&
+        options.eval_timeout_s * 1000 <= double(dsl::kMaxEvalTimeout.count())))
+    throw InputError(fmt::format("--eval-timeout {}: expected seconds between {:g} and {:g}", options.eval_timeout_s,
+                                 dsl::kMinEvalTimeout.count() / 1000.0, dsl::kMaxEvalTimeout.count() / 1000.0));
   fleet::ExpandOptions expand;
+  expand.eval_timeout = timeout;
   expand.port_env_names = options.port_env_names;
   expand.base_environment = dsl::process_environment();
   expand.allow_shared_rootfs = options.allow_shared_rootfs;

@@ -16,6 +16,7 @@ struct ExpandCommandOptions {
   std::vector<std::string> port_env_names;
   std::string fleet_name;  // --name; default: the definition's file name without .haco
   bool allow_shared_rootfs = false;
+  double eval_timeout_s = 5;  // --eval-timeout, seconds per port's evaluation
 };
 
 void add_expand_options(CLI::App& cmd, ExpandCommandOptions& options);

@@ -1,10 +1,12 @@
 // The command line against hostile input: names that would become paths
-// outside the state and data roots. Each is refused with exit status 2
-// before anything is created.
+// outside the state and data roots, definitions that try to run commands or
+// never end. Each is refused with exit status 2 before anything is created.
 #include <cstdlib>
 #include <filesystem>
 
 #include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
 
 #include "test_support.hpp"
 
@@ -111,6 +113,56 @@ TEST_F(Hostile, DownPurgeCannotReachOutOfTheDataRoot) {
   auto before = tree(dir_.path());
   auto r = run_command(haco() + " down --purge --timeout 1 --name ../../victim");
   EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_EQ(tree(dir_.path()), before);
+}
+
+TEST_F(Hostile, DefinitionsRunNoCommandDuringExpand) {
+  std::string marker = (dir_.path() / "ran").string();
+  std::string path = dir_.file("defs/routes.haco", R"(
+[-> { Haconiwa.__shell("touch )" + marker + R"(-hook") },
+ -> { Haconiwa.send(:__shell, "touch )" + marker + R"(-send") },
+ -> { Kernel.send(:`, "touch )" + marker + R"(-kernel") },
+ -> { Haconiwa.__reset({}, true); `touch )" + marker + R"(-reset` },
+ -> { IO.popen("touch )" + marker + R"(-popen") },
+ -> { open("|touch )" + marker + R"(-open") },
+ -> { system("touch )" + marker + R"(-system") }].each { |a| begin; a.call; rescue Exception; end }
+Haconiwa.instance_variable_set(:@running_bootstrap, false)
+Haconiwa.define do |config|
+  config.name = "routes"
+  config.init_command = "/bin/true"
+  config.chroot_to "/nonexistent/routes"
+  config.namespace.set_uid_mapping min: 0, max: 9, offset: 3000000000
+  config.namespace.set_gid_mapping min: 0, max: 9, offset: 3000000000
+  config.bootstrap { |b| `touch )" + marker + R"(-bootstrap` }
+end
+)");
+  auto before = tree(dir_.path());
+  auto r = run_command(haco() + " expand --ports 1 --json " + path + " 2>/dev/null");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(r.output).at("instances").at(0).at("bootstrap").at("strategy"), "block");
+  EXPECT_EQ(tree(dir_.path()), before);
+}
+
+TEST_F(Hostile, ADefinitionThatNeverEndsIsStopped) {
+  std::string path = dir_.file("defs/forever.haco", "");
+  auto before = tree(dir_.path());
+  for (const char* body : {"loop {}\n", "while true; end\n"}) {
+    dir_.file("defs/forever.haco", body);
+    auto started = std::chrono::steady_clock::now();
+    auto r = run_command(haco() + " expand --ports 1-3 --eval-timeout 0.5 " + path);
+    EXPECT_EQ(r.status, 2) << r.output;
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(4));
+    EXPECT_EQ(r.output, "haco-fleet: port 1: " + path +
+                            ": evaluating the definition took longer than 0.5 s and was stopped (a loop that never "
+                            "ends?); --eval-timeout sets the limit\n");
+  }
+  auto r = run_command(haco() + " up --ports 1 --eval-timeout 0.5 " + path);
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("took longer than 0.5 s"), std::string::npos) << r.output;
+  for (const char* bad : {"0", "0.05", "3601", "-1", "nan"}) {
+    auto out = run_command(haco() + " expand --ports 1 --eval-timeout " + bad + " " + definition_);
+    EXPECT_EQ(out.status, 2) << bad << ": " << out.output;
+  }
   EXPECT_EQ(tree(dir_.path()), before);
 }
 
