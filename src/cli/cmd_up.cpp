@@ -55,6 +55,7 @@ struct UpOptions {
   std::string trace;
   std::string rootfs_strategy = "overlay";
   std::uint64_t log_max_bytes = 16u << 20;
+  bool allow_host_root = false;
 };
 
 // Ctrl-C (and SIGTERM) during `up`: noted here, acted on by the main flow,
@@ -97,6 +98,21 @@ void check_rootfs_sources(const std::vector<InstanceSpec>& instances) {
   std::string text;
   for (const auto& p : problems) text += "\n  " + p;
   throw InputError("cannot prepare the rootfs of every instance:" + text);
+}
+
+// An instance without a user namespace runs as the host's root: only when
+// asked for, and said every time.
+void check_host_root(const std::vector<InstanceSpec>& instances, bool allowed) {
+  auto names = instances_running_as_host_root(instances);
+  if (names.empty()) return;
+  std::string listed = "'" + names.front() + "'";
+  if (names.size() > 1) listed += fmt::format(" and {} other instance{}", names.size() - 1, names.size() > 2 ? "s" : "");
+  if (!allowed)
+    throw InputError(fmt::format("{} {} no user namespace: {} root would be the host's root (nothing was started); "
+                                 "pass --allow-host-root to accept this",
+                                 listed, names.size() == 1 ? "has" : "have", names.size() == 1 ? "its" : "their"));
+  std::fprintf(stderr, "haco-fleet: warning: %s %s no user namespace: %s root is the host's root (--allow-host-root)\n",
+               listed.c_str(), names.size() == 1 ? "has" : "have", names.size() == 1 ? "its" : "their");
 }
 
 dsl::Environment instance_environment(const InstanceSpec& instance) {
@@ -145,6 +161,7 @@ class Up {
     auto expand_start = Clock::now();
     auto expanded = expand_from_options(options_.expand, global_.state_root);
     auto expand_end = Clock::now();
+    check_host_root(expanded.instances, options_.allow_host_root);
     check_rootfs_sources(expanded.instances);
     paths_.emplace(global_.state_root, global_.data_root, expanded.fleet_name);
     layout::DataRoot(global_.data_root).make_directories();
@@ -615,6 +632,8 @@ void add_up_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
       ->capture_default_str();
   cmd->add_option("--log-max-bytes", options->log_max_bytes, "Size at which an instance log is rotated")
       ->capture_default_str();
+  cmd->add_flag("--allow-host-root", options->allow_host_root,
+                "Accept instances without a user namespace, whose root is the host's root (warned on stderr)");
   cmd->callback([options, &global, &exit_status] { exit_status = Up(global, *options).run(); });
   add_supervise_command(app, global, exit_status);
 }

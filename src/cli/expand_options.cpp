@@ -71,4 +71,11 @@ ExpandedFleet expand_from_options(const ExpandCommandOptions& options, const std
   return out;
 }
 
+std::vector<std::string> instances_running_as_host_root(const std::vector<InstanceSpec>& instances) {
+  std::vector<std::string> names;
+  for (const auto& i : instances)
+    if (!i.container.has_namespace(Namespace::user)) names.push_back(i.container.name);
+  return names;
+}
+
 }  // namespace haco::cli

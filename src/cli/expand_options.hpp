@@ -26,6 +26,9 @@ struct ExpandedFleet {
   std::vector<InstanceSpec> instances;
 };
 
+// Instances without a user namespace: their root is the host's root.
+std::vector<std::string> instances_running_as_host_root(const std::vector<InstanceSpec>& instances);
+
 // Parses the ports, evaluates the definition per port and validates the set,
 // also against the id ranges of the other fleets recorded under
 // `state_root`; throws haco::InputError on bad input.

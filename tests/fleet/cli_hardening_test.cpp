@@ -1,6 +1,7 @@
 // The command line against hostile input: names that would become paths
 // outside the state and data roots, definitions that try to run commands or
-// never end. Each is refused with exit status 2 before anything is created.
+// never end, definitions without a user namespace. Each is refused with exit
+// status 2 before anything is created.
 #include <cstdlib>
 #include <filesystem>
 
@@ -164,6 +165,23 @@ TEST_F(Hostile, ADefinitionThatNeverEndsIsStopped) {
     EXPECT_EQ(out.status, 2) << bad << ": " << out.output;
   }
   EXPECT_EQ(tree(dir_.path()), before);
+}
+
+TEST_F(Hostile, HostRootNeedsTheFlag) {
+  std::string previous = testing::seed_file("phpinfo-test-previous.haco");
+  auto r = run_command(haco() + " up --ports 10001 --timeout 1 " + previous);
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("'haconiwa-2d057697-10001' has no user namespace"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--allow-host-root"), std::string::npos) << r.output;
+  expect_nothing_created("up of a host-root definition");
+
+  auto table = run_command(haco() + " expand --ports 10001 " + previous);
+  EXPECT_EQ(table.status, 0) << table.output;
+  EXPECT_NE(table.output.find("host root    YES: no user namespace"), std::string::npos) << table.output;
+  auto doc = run_command(haco() + " expand --json --ports 10001 " + previous + " 2>/dev/null");
+  EXPECT_EQ(nlohmann::json::parse(doc.output).at("instances").at(0).at("runs_as_host_root"), true);
+  auto mapped = run_command(haco() + " expand --json --ports 1 " + definition_ + " 2>/dev/null");
+  EXPECT_EQ(nlohmann::json::parse(mapped.output).at("instances").at(0).at("runs_as_host_root"), false);
 }
 
 }  // namespace
