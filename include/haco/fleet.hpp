@@ -1,6 +1,7 @@
 // From a definition and a port range to a validated set of instances.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -46,16 +47,20 @@ struct ExpandOptions {
   // pids.max given to each instance whose definition sets none, so that one
   // tenant's fork bomb cannot take every pid of the host ("max": no limit).
   std::string default_pids_max = cgroups::kDefaultPidsMax;
+  // How long one port's evaluation may take (dsl::IsolatedEvaluator).
+  std::chrono::milliseconds eval_timeout = dsl::kDefaultEvalTimeout;
 };
 
-// Evaluates the definition once per port (with the port in the environment)
-// and validates the set as a whole (see validate_fleet).
+// Evaluates the definition once per port (with the port in the environment),
+// each evaluation isolated and time-limited (dsl::IsolatedEvaluator), and
+// validates the set as a whole (see validate_fleet).
 std::vector<InstanceSpec> expand(const std::string& definition_path, const std::vector<std::uint16_t>& ports,
                                  const ExpandOptions& options);
 
 HostIds read_host_ids(const std::string& etc_dir = "/etc");
 
-// Names, ports and rootfs paths unique; uid and gid ranges pairwise disjoint,
+// Instance names valid (haco::check_name's rule); names, ports and rootfs
+// paths unique; uid and gid ranges pairwise disjoint,
 // clear of the host's ids, inside 32 bits and never covering 65535 or
 // 4294967295. Throws haco::Error listing every conflict.
 void validate_fleet(const std::vector<InstanceSpec>& instances, const HostIds& host, bool allow_shared_rootfs);

@@ -16,7 +16,8 @@ nlohmann::json to_json(const InstanceSpec& instance);
 ContainerSpec container_spec_from_json(const nlohmann::json& j);
 InstanceSpec instance_spec_from_json(const nlohmann::json& j);
 
-// {"schema": 1, "fleet": ..., "instances": [...]}
+// {"schema": 1, "fleet": ..., "instances": [...]}; each instance is
+// to_json(InstanceSpec) plus "runs_as_host_root" (no user namespace).
 nlohmann::json expand_document(const std::string& fleet_name, const std::vector<InstanceSpec>& instances);
 
 }  // namespace haco

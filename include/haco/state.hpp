@@ -23,11 +23,16 @@ namespace haco::state {
 
 inline constexpr int kStateSchemaVersion = 1;
 
-// Where one fleet's files live.
+// Where one fleet's files live. The constructor checks the fleet name
+// (haco::check_name: haco::InputError for a bad one) and the members cannot
+// change afterwards, so no path is ever built from an unchecked name, whether
+// it came from a definition's file name, --name or a state directory.
 struct FleetPaths {
-  std::string state_root;  // --root
-  std::string data_root;   // --data-root
-  std::string fleet;
+  FleetPaths(std::string state_root, std::string data_root, std::string fleet);
+
+  const std::string state_root;  // --root
+  const std::string data_root;   // --data-root
+  const std::string fleet;
 
   std::string dir() const { return state_root + "/" + fleet; }
   std::string state_file() const { return dir() + "/fleet.json"; }
@@ -35,8 +40,11 @@ struct FleetPaths {
   std::string control_socket() const { return dir() + "/control.sock"; }
   std::string supervisor_log() const { return dir() + "/supervisor.log"; }
   // Instance logs are data: they outlive `down` and go with `down --purge`.
-  std::string log_dir() const { return data_root + "/logs/" + fleet; }
-  std::string instance_log(const std::string& instance) const { return log_dir() + "/" + instance + ".log"; }
+  std::string log_dir() const;
+  // Checks the instance name too.
+  std::string instance_log(const std::string& instance) const;
+  // The state root and the fleet's directory, private (layout::make_private_directory).
+  void make_directories() const;
 };
 
 // A process as the kernel knows it: pid plus start time (field 22 of
@@ -126,14 +134,16 @@ nlohmann::json to_json(const FleetState& state);
 FleetState fleet_state_from_json(const nlohmann::json& j);
 
 // Writes `content` to `path` atomically: a temporary file in the same
-// directory, fsync, rename, fsync of the directory.
+// directory (mode 0600: state holds the definitions' environ values), fsync,
+// rename, fsync of the directory.
 void write_file_atomically(const std::string& path, const std::string& content);
 
 // fleet.json of `paths`; nullopt when the fleet has no state.
 std::optional<FleetState> load_state(const FleetPaths& paths);
 void save_state(const FleetPaths& paths, const FleetState& state);
 
-// Names of the fleets that have a state directory under `state_root`.
+// Names of the fleets that have a state directory under `state_root`; a
+// directory whose name is not a valid fleet name is not one of ours.
 std::vector<std::string> list_fleets(const std::string& state_root);
 
 // An exclusive flock on the fleet's lock file, held for the object's life.

@@ -3,6 +3,8 @@
 
 #include "cli/commands.hpp"
 #include "haco/error.hpp"
+#include "haco/names.hpp"
+#include "haco/printable.hpp"
 
 namespace haco::cli {
 namespace {
@@ -10,6 +12,28 @@ namespace {
 std::string env_or(const char* name, const char* fallback) {
   const char* value = std::getenv(name);
   return value && *value ? value : fallback;
+}
+
+}  // namespace
+
+CLI::Validator fleet_name_rule() {
+  return CLI::Validator(
+      [](std::string& name) {
+        try {
+          check_name("fleet name", name);
+          return std::string();
+        } catch (const InputError& e) {
+          return std::string(e.what());
+        }
+      },
+      "NAME");
+}
+
+namespace {
+
+// Messages can quote a definition, a name or what a container wrote.
+void print_error(std::string_view message) {
+  std::fprintf(stderr, "haco-fleet: %s\n", printable(message, LineBreaks::keep).c_str());
 }
 
 }  // namespace
@@ -43,13 +67,13 @@ int run(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? kExitOk : kExitBadInput;
   } catch (const InputError& e) {
-    std::fprintf(stderr, "haco-fleet: %s\n", e.what());
+    print_error(e.what());
     return kExitBadInput;
   } catch (const CLI::Error& e) {
-    std::fprintf(stderr, "haco-fleet: %s\n", e.what());
+    print_error(e.what());
     return kExitBadInput;
   } catch (const Error& e) {
-    std::fprintf(stderr, "haco-fleet: %s\n", e.what());
+    print_error(e.what());
     return kExitFailed;
   }
   return exit_status;

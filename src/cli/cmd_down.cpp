@@ -7,6 +7,7 @@
 #include "cli/commands.hpp"
 #include "haco/error.hpp"
 #include "haco/observe.hpp"
+#include "haco/printable.hpp"
 #include "haco/state.hpp"
 #include "haco/supervisor.hpp"
 
@@ -21,7 +22,8 @@ void add_down_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
     bool purge = false;
   };
   auto options = std::make_shared<Options>();
-  cmd->add_option("--name", options->name, "The fleet to stop (needed when several are running)");
+  cmd->add_option("--name", options->name, "The fleet to stop (needed when several are running)")
+      ->check(fleet_name_rule());
   cmd->add_flag("--all", options->all, "Stop every fleet");
   cmd->add_option("--timeout", options->timeout_s, "Seconds between the stop signal and SIGKILL")->capture_default_str();
   cmd->add_flag("--purge", options->purge, "Also remove the rootfs trees and instance logs");
@@ -61,7 +63,7 @@ void add_down_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
         supervisor::teardown_fleet(paths, teardown);
         progress.step("down", fleet);
       } catch (const Error& e) {
-        progress.failed(fleet, e.what());
+        progress.failed(fleet, printable(e.what(), LineBreaks::keep));
         exit_status = kExitFailed;
       }
     }

@@ -59,6 +59,12 @@ std::string bootstrap_text(const ContainerSpec& s) {
   return "?";
 }
 
+std::string host_root_text(const ContainerSpec& s) {
+  return s.has_namespace(Namespace::user)
+             ? "no (user namespace)"
+             : "YES: no user namespace, the container's root is the host's root (up needs --allow-host-root)";
+}
+
 std::string owner_text(const ContainerSpec& s) {
   return s.rootfs_owner ? fmt::format("{}:{}", s.rootfs_owner->uid, s.rootfs_owner->gid) : "-";
 }
@@ -77,6 +83,7 @@ void print_table(const std::string& fleet, const std::string& path, const std::v
       {"cgroup", cgroup_text},
       {"bootstrap", bootstrap_text},
       {"rootfs owner", owner_text},
+      {"host root", host_root_text},
       {"daemonize", [](const ContainerSpec& s) { return std::string(s.daemonize ? "yes" : "no"); }},
       {"command", [](const ContainerSpec& s) { return join(s.command); }},
   };

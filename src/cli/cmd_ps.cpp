@@ -7,6 +7,7 @@
 
 #include "cli/commands.hpp"
 #include "haco/error.hpp"
+#include "haco/printable.hpp"
 #include "haco/state.hpp"
 #include "haco/supervisor.hpp"
 
@@ -59,7 +60,7 @@ nlohmann::json fleet_json(const state::FleetState& fleet, bool supervised) {
                            {"restarts", r.restarts},
                            {"last_exit", r.last_exit ? nlohmann::json(state::describe_exit(*r.last_exit))
                                                      : nlohmann::json()},
-                           {"error", r.error},
+                           {"error", printable(r.error)},
                            {"log", r.log_path},
                            {"cgroups", r.cgroup_paths}};
     instances.push_back(item);
@@ -98,7 +99,7 @@ void print_fleet(const state::FleetState& fleet, bool supervised) {
   auto now = state::unix_now_ms();
   for (const auto& r : fleet.instances) {
     std::string last = r.last_exit ? state::describe_exit(*r.last_exit) : "-";
-    if (!r.error.empty()) last = (r.last_exit ? last + "; " : "") + r.error;
+    if (!r.error.empty()) last = (r.last_exit ? last + "; " : "") + printable(r.error);
     std::printf("%-*s  %5u  %-19s  %-19s  %8s  %-12s  %8s  %8u  %s\n", int(name_width), r.name().c_str(), r.spec.port,
                 id_range(r.spec.container.uid_map).c_str(), id_range(r.spec.container.gid_map).c_str(),
                 r.process.pid > 0 ? std::to_string(r.process.pid).c_str() : "-",
@@ -113,7 +114,7 @@ void add_ps_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
   auto* cmd = app.add_subcommand("ps", "List the instances of a fleet (or of every fleet)");
   auto name = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
-  cmd->add_option("--name", *name, "Only this fleet");
+  cmd->add_option("--name", *name, "Only this fleet")->check(fleet_name_rule());
   cmd->add_flag("--json", *json, "Print JSON, with the memory of the supervisor and spawners (RSS, PSS)");
   cmd->callback([name, json, &global, &exit_status] {
     std::vector<std::string> fleets = name->empty() ? state::list_fleets(global.state_root)

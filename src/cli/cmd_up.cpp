@@ -6,7 +6,6 @@
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -16,6 +15,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 
 #include <utility>  // boost 1.74 asio/awaitable.hpp uses std::exchange without it
 
@@ -26,8 +26,11 @@
 #include "cli/expand_options.hpp"
 #include "haco/dsl.hpp"
 #include "haco/error.hpp"
+#include "haco/layout.hpp"
 #include "haco/observe.hpp"
+#include "haco/printable.hpp"
 #include "haco/rootfs.hpp"
+#include "haco/shell_command.hpp"
 #include "haco/spec_json.hpp"
 #include "haco/state.hpp"
 #include "haco/supervisor.hpp"
@@ -56,6 +59,7 @@ struct UpOptions {
   std::string rootfs_strategy = "overlay";
   std::uint64_t log_max_bytes = 16u << 20;
   bool foreground = false;
+  bool allow_host_root = false;
 };
 
 // Ctrl-C (and SIGTERM) during `up`: noted here, acted on by the main flow,
@@ -100,6 +104,21 @@ void check_rootfs_sources(const std::vector<InstanceSpec>& instances) {
   throw InputError("cannot prepare the rootfs of every instance:" + text);
 }
 
+// An instance without a user namespace runs as the host's root: only when
+// asked for, and said every time.
+void check_host_root(const std::vector<InstanceSpec>& instances, bool allowed) {
+  auto names = instances_running_as_host_root(instances);
+  if (names.empty()) return;
+  std::string listed = "'" + names.front() + "'";
+  if (names.size() > 1) listed += fmt::format(" and {} other instance{}", names.size() - 1, names.size() > 2 ? "s" : "");
+  if (!allowed)
+    throw InputError(fmt::format("{} {} no user namespace: {} root would be the host's root (nothing was started); "
+                                 "pass --allow-host-root to accept this",
+                                 listed, names.size() == 1 ? "has" : "have", names.size() == 1 ? "its" : "their"));
+  std::fprintf(stderr, "haco-fleet: warning: %s %s no user namespace: %s root is the host's root (--allow-host-root)\n",
+               listed.c_str(), names.size() == 1 ? "has" : "have", names.size() == 1 ? "its" : "their");
+}
+
 dsl::Environment instance_environment(const InstanceSpec& instance) {
   auto env = dsl::process_environment();
   for (const auto& kv : instance.container.environment) {
@@ -111,30 +130,20 @@ dsl::Environment instance_environment(const InstanceSpec& instance) {
   return env;
 }
 
-// The definition's own shell bootstrap, run once when the rootfs is missing.
+// The definition's own shell bootstrap, run once when the rootfs is missing;
+// Ctrl-C stops it (its whole process group).
 void run_shell_bootstrap(const InstanceSpec& instance) {
-  auto env = instance_environment(instance);
-  std::vector<std::string> entries;
-  for (const auto& [k, v] : env) entries.push_back(k + "=" + v);
-  std::vector<char*> envp;
-  for (auto& e : entries) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::string code = instance.container.bootstrap.code;
-  const char* argv[] = {"/bin/sh", "-c", code.c_str(), nullptr};
+  ShellOptions options;
+  options.environment.emplace();
+  for (const auto& [k, v] : instance_environment(instance)) options.environment->push_back(k + "=" + v);
+  options.cancel = &g_interrupted;
   std::fflush(nullptr);
-  pid_t pid = ::fork();
-  check_sys(pid, "fork", "bootstrap shell");
-  if (pid == 0) {
-    ::execve("/bin/sh", const_cast<char**>(argv), envp.data());
-    ::_exit(127);
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR) throw Error::from_errno("waitpid", "bootstrap shell", errno);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+  ShellResult result = run_shell(instance.container.bootstrap.code, options);
+  if (result.cancelled) throw Error("the bootstrap script was interrupted");
+  if (result.exit_code != 0)
     throw Error(fmt::format("the bootstrap script failed ({})",
-                            WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))
-                                              : "signal " + std::to_string(WTERMSIG(status))));
+                            result.exit_code > 128 ? "signal " + std::to_string(result.exit_code - 128)
+                                                   : "exit " + std::to_string(result.exit_code)));
 }
 
 rootfs::Strategy parse_strategy(const std::string& text) {
@@ -156,15 +165,17 @@ class Up {
     auto expand_start = Clock::now();
     auto expanded = expand_from_options(options_.expand, global_.state_root);
     auto expand_end = Clock::now();
+    check_host_root(expanded.instances, options_.allow_host_root);
     check_rootfs_sources(expanded.instances);
-    paths_ = {global_.state_root, global_.data_root, expanded.fleet_name};
+    paths_.emplace(global_.state_root, global_.data_root, expanded.fleet_name);
+    layout::DataRoot(global_.data_root).make_directories();
 
     // Ctrl-C while waiting for the lock simply ends `up`: nothing started.
-    auto lock = state::FleetLock::acquire(paths_, true);
+    auto lock = state::FleetLock::acquire(*paths_, true);
     catch_interrupts();
     auto to_start = select_instances(expanded.instances);
     if (to_start.empty()) {
-      say(fmt::format("fleet {}: all {} instances already running", paths_.fleet, expanded.instances.size()));
+      say(fmt::format("fleet {}: all {} instances already running", paths_->fleet, expanded.instances.size()));
       return kExitOk;
     }
     // The definition is evaluated once per port in one pass, then validated
@@ -183,12 +194,12 @@ class Up {
     if (options_.foreground && supervisor_running_)
       throw InputError(fmt::format("fleet '{}' already runs under its own supervisor; `up --foreground` starts a "
                                    "fleet of its own (`haco-fleet down --name {}` first)",
-                                   paths_.fleet, paths_.fleet));
+                                   paths_->fleet, paths_->fleet));
     try {
       if (!supervisor_running_) {
         // Before this process starts any thread (the rootfs engine and the
         // probes use threads).
-        supervisor::SupervisorConfig config{paths_,
+        supervisor::SupervisorConfig config{*paths_,
                                             std::filesystem::absolute(options_.expand.definition),
                                             restart,
                                             std::min<unsigned>(options_.parallel, to_start.size()),
@@ -236,10 +247,10 @@ class Up {
   // gets a unit of its own, or with --foreground lives in the caller's unit,
   // which must delegate its cgroup.
   cgroups::FleetCgroup fleet_cgroup() const {
-    cgroups::FleetCgroup where{paths_.fleet, cgroups::detect_layout(), "", ""};
+    cgroups::FleetCgroup where{paths_->fleet, cgroups::detect_layout(), "", ""};
     if (where.layout != cgroups::Layout::v2_systemd) return where;
-    if (options_.foreground) return cgroups::delegated_own_cgroup(paths_.fleet);
-    where.unit = systemd::fleet_unit_name(paths_.fleet);
+    if (options_.foreground) return cgroups::delegated_own_cgroup(paths_->fleet);
+    where.unit = systemd::fleet_unit_name(paths_->fleet);
     return where;
   }
 
@@ -258,7 +269,7 @@ class Up {
     UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, supervisor_.pid, 0)));
     check_sys(pidfd.get(), "pidfd_open", "supervisor");
     if (!state::is_alive(supervisor_)) return supervisor_gone();
-    say(fmt::format("fleet {}: {}; in the foreground until SIGTERM or Ctrl-C", paths_.fleet, status_line()));
+    say(fmt::format("fleet {}: {}; in the foreground until SIGTERM or Ctrl-C", paths_->fleet, status_line()));
     for (;;) {
       pollfd watch{pidfd.get(), POLLIN, 0};
       int n = ::poll(&watch, 1, 200);
@@ -270,30 +281,30 @@ class Up {
       }
     }
     systemd::notify("STOPPING=1\nSTATUS=stopping the fleet");
-    say(fmt::format("fleet {}: stopping (down without --purge)", paths_.fleet));
+    say(fmt::format("fleet {}: stopping (down without --purge)", paths_->fleet));
     supervisor::TeardownOptions teardown;
     teardown.progress = [this](std::string_view step) { say(std::string(step)); };
-    supervisor::teardown_fleet(paths_, teardown);
+    supervisor::teardown_fleet(*paths_, teardown);
     ::waitpid(supervisor_.pid, nullptr, 0);
     return kExitOk;
   }
 
   int supervisor_gone() {
-    if (!std::filesystem::exists(paths_.state_file())) {
-      say(fmt::format("fleet {}: taken down", paths_.fleet));
+    if (!std::filesystem::exists(paths_->state_file())) {
+      say(fmt::format("fleet {}: taken down", paths_->fleet));
       return kExitOk;
     }
-    std::fprintf(stderr, "haco-fleet: the supervisor of fleet '%s' exited (see %s)\n", paths_.fleet.c_str(),
-                 paths_.supervisor_log().c_str());
+    std::fprintf(stderr, "haco-fleet: the supervisor of fleet '%s' exited (see %s)\n", paths_->fleet.c_str(),
+                 paths_->supervisor_log().c_str());
     return kExitFailed;
   }
 
   // Which instances this `up` starts: all of them for a new fleet; for a
   // running one, those not running. A changed definition is refused.
   std::vector<InstanceSpec> select_instances(const std::vector<InstanceSpec>& wanted) {
-    auto existing = state::load_state(paths_);
+    auto existing = state::load_state(*paths_);
     if (existing) {
-      bool supervisor_alive = state::is_alive(existing->supervisor) && supervisor::ControlClient::connect(paths_);
+      bool supervisor_alive = state::is_alive(existing->supervisor) && supervisor::ControlClient::connect(*paths_);
       if (!supervisor_alive) {
         std::vector<std::string> alive;
         for (const auto& r : existing->instances)
@@ -301,7 +312,7 @@ class Up {
         if (!alive.empty())
           throw Error(fmt::format("fleet '{}' has running instances ({}{}) but its supervisor is gone; run "
                                   "`haco-fleet down --name {}` first",
-                                  paths_.fleet, alive.front(), alive.size() > 1 ? ", ..." : "", paths_.fleet));
+                                  paths_->fleet, alive.front(), alive.size() > 1 ? ", ..." : "", paths_->fleet));
         existing.reset();
       }
     }
@@ -328,10 +339,10 @@ class Up {
       for (const auto& n : changed) names += (names.empty() ? "" : ", ") + n;
       throw InputError(fmt::format("the definition of {} changed since {} started (nothing was started); run "
                                    "`haco-fleet down --name {}` first, or use another --name",
-                                   names, changed.size() == 1 ? "it was" : "they were", paths_.fleet));
+                                   names, changed.size() == 1 ? "it was" : "they were", paths_->fleet));
     }
     if (running > 0)
-      say(fmt::format("fleet {}: {} instances already running, starting the {} missing", paths_.fleet, running,
+      say(fmt::format("fleet {}: {} instances already running, starting the {} missing", paths_->fleet, running,
                       to_start.size()));
     return to_start;
   }
@@ -344,7 +355,7 @@ class Up {
       InstanceRecord record;
       record.spec = i;
       record.spec_hash = state::spec_hash(i);
-      record.log_path = paths_.instance_log(i.container.name);
+      record.log_path = paths_->instance_log(i.container.name);
       records_.push_back(std::move(record));
       const auto& c = i.container;
       if (c.bootstrap.kind == BootstrapKind::tarball)
@@ -384,7 +395,7 @@ class Up {
             run_shell_bootstrap(record.spec);
           } else {
             dsl::Evaluator evaluator;
-            evaluator.run_bootstrap_block(c.source_file, instance_environment(record.spec));
+            evaluator.run_bootstrap_block(c.source_file, instance_environment(record.spec), &g_interrupted);
           }
           if (!rootfs_exists(c.rootfs)) throw Error("the bootstrap did not create " + c.rootfs);
         }
@@ -409,11 +420,11 @@ class Up {
 
   // A new fleet whose supervisor never started leaves only its lock behind.
   void forget_unborn_fleet() {
-    if (supervisor_running_ || started_supervisor_ || std::filesystem::exists(paths_.state_file())) return;
+    if (supervisor_running_ || started_supervisor_ || std::filesystem::exists(paths_->state_file())) return;
     std::error_code ec;
-    std::filesystem::remove(paths_.lock_file(), ec);
-    std::filesystem::remove(paths_.supervisor_log(), ec);
-    std::filesystem::remove(paths_.dir(), ec);
+    std::filesystem::remove(paths_->lock_file(), ec);
+    std::filesystem::remove(paths_->supervisor_log(), ec);
+    std::filesystem::remove(paths_->dir(), ec);
   }
 
   InstanceRecord* find_record(const std::string& name) {
@@ -422,10 +433,13 @@ class Up {
     return nullptr;
   }
 
+  // A reason can carry what a container wrote (its log, its init's error):
+  // kept only in printable form, for the terminal and for --json alike.
   void fail(const std::string& name, const std::string& reason) {
     if (failures_.count(name)) return;
-    failures_[name] = reason;
-    progress_->failed(name, reason);
+    std::string shown = printable(reason, LineBreaks::keep);
+    failures_[name] = shown;
+    progress_->failed(name, shown);
   }
 
   // Sends the start request and follows the supervisor's answers, probing
@@ -435,8 +449,8 @@ class Up {
     for (const auto& r : records_)
       if (!failures_.count(r.name())) batch.push_back(state::to_json(r));
     if (batch.empty()) return;
-    auto client = supervisor::ControlClient::connect(paths_);
-    if (!client) throw Error("the supervisor of fleet '" + paths_.fleet + "' is not listening");
+    auto client = supervisor::ControlClient::connect(*paths_);
+    if (!client) throw Error("the supervisor of fleet '" + paths_->fleet + "' is not listening");
     client->send({{"op", "start"}, {"instances", batch}});
 
     asio::io_context io;
@@ -575,7 +589,7 @@ class Up {
     }
     if (lines.empty()) return "";
     std::string text = "; its log (" + path + ") ends with:";
-    for (const auto& l : lines) text += "\n      " + l;
+    for (const auto& l : lines) text += "\n      " + printable(l);
     return text;
   }
 
@@ -592,20 +606,20 @@ class Up {
     supervisor::TeardownOptions teardown;
     teardown.timeout = std::chrono::milliseconds(5000);
     try {
-      supervisor::teardown_instances(paths_, records_, teardown, true);
-      if (started_supervisor_ && !had_instances_) supervisor::teardown_fleet(paths_, teardown);
+      supervisor::teardown_instances(*paths_, records_, teardown, true);
+      if (started_supervisor_ && !had_instances_) supervisor::teardown_fleet(*paths_, teardown);
     } catch (const Error& e) {
-      std::fprintf(stderr, "haco-fleet: %s\n", e.what());
+      std::fprintf(stderr, "haco-fleet: %s\n", printable(e.what(), LineBreaks::keep).c_str());
     }
   }
 
   void report() {
     auto summary = recorder_.summary();
-    if (!options_.trace.empty()) observe::write_chrome_trace(recorder_, "haco-fleet " + paths_.fleet, options_.trace);
+    if (!options_.trace.empty()) observe::write_chrome_trace(recorder_, "haco-fleet " + paths_->fleet, options_.trace);
     if (options_.json) {
       nlohmann::json failed = nlohmann::json::array();
       for (const auto& [name, reason] : failures_) failed.push_back({{"instance", name}, {"error", reason}});
-      nlohmann::json out = {{"fleet", paths_.fleet},
+      nlohmann::json out = {{"fleet", paths_->fleet},
                             {"started", records_.size()},
                             {"failed", failed},
                             {"atomic_rollback", options_.atomic && !failures_.empty()},
@@ -613,7 +627,7 @@ class Up {
       std::printf("%s\n", out.dump(2).c_str());
       return;
     }
-    std::printf("fleet %s: %zu of %zu instances %s\n", paths_.fleet.c_str(), records_.size() - failures_.size(),
+    std::printf("fleet %s: %zu of %zu instances %s\n", paths_->fleet.c_str(), records_.size() - failures_.size(),
                 records_.size(), options_.no_wait ? "started" : "ready");
     for (const auto& [name, reason] : failures_) std::printf("  failed %s: %s\n", name.c_str(), reason.c_str());
     std::printf("%s", observe::format_summary(summary).c_str());
@@ -627,7 +641,7 @@ class Up {
 
   const GlobalOptions& global_;
   const UpOptions& options_;
-  state::FleetPaths paths_;
+  std::optional<state::FleetPaths> paths_;  // once the fleet's name is known and checked
   observe::ReadySpec ready_;
   observe::LatencyRecorder recorder_;
   std::unique_ptr<observe::ProgressReporter> progress_;
@@ -653,7 +667,7 @@ void add_supervise_command(CLI::App& app, GlobalOptions& global, int& exit_statu
     std::string cgroup_layout = "v1_hybrid", cgroup_dir, cgroup_unit;
   };
   auto args = std::make_shared<Args>();
-  cmd->add_option("--name", args->fleet)->required();
+  cmd->add_option("--name", args->fleet)->required()->check(fleet_name_rule());
   cmd->add_option("--definition", args->definition);
   cmd->add_option("--restart", args->restart);
   cmd->add_option("--spawners", args->spawners);
@@ -705,6 +719,8 @@ void add_up_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
                 "Stay in the foreground with the supervisor as a child, for a systemd unit (Type=notify, "
                 "Delegate=yes: READY=1 once every instance is ready or failed) or another engine; SIGTERM or "
                 "Ctrl-C then stops the fleet like `down` without --purge");
+  cmd->add_flag("--allow-host-root", options->allow_host_root,
+                "Accept instances without a user namespace, whose root is the host's root (warned on stderr)");
   cmd->callback([options, &global, &exit_status] { exit_status = Up(global, *options).run(); });
   add_supervise_command(app, global, exit_status);
 }

@@ -17,6 +17,10 @@ struct GlobalOptions {
   std::string data_root;   // --data-root / HACO_FLEET_DATA_ROOT, default /var/lib/haco-fleet
 };
 
+// For every --name: haco::check_name's rule, so that a bad name (an empty one
+// included) is refused with exit status 2 before the command does anything.
+CLI::Validator fleet_name_rule();
+
 void add_expand_command(CLI::App& app, GlobalOptions& global, int& exit_status);
 void add_up_command(CLI::App& app, GlobalOptions& global, int& exit_status);
 void add_ps_command(CLI::App& app, GlobalOptions& global, int& exit_status);

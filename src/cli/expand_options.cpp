@@ -1,7 +1,11 @@
 #include "cli/expand_options.hpp"
 
+#include <fmt/format.h>
+
+#include "cli/commands.hpp"
 #include "haco/error.hpp"
 #include "haco/fleet.hpp"
+#include "haco/names.hpp"
 #include "haco/state.hpp"
 
 namespace haco::cli {
@@ -13,11 +17,16 @@ void add_expand_options(CLI::App& cmd, ExpandCommandOptions& options) {
       ->required();
   cmd.add_option("--port-env", options.port_env_names,
                  "Another environment variable that carries the port (PORT and APACHE_PORT always do)");
-  cmd.add_option("--name", options.fleet_name, "Fleet name (default: the definition's file name without .haco)");
+  cmd.add_option("--name", options.fleet_name, "Fleet name (default: the definition's file name without .haco)")
+      ->check(fleet_name_rule());
   cmd.add_flag("--allow-shared-rootfs", options.allow_shared_rootfs,
                "Accept instances that share one rootfs (as the seed's previous definition does)");
   cmd.add_option("--pids-max", options.pids_max,
                  "pids.max of each instance whose definition sets none: a number, or max for no limit")
+      ->capture_default_str();
+  cmd.add_option("--eval-timeout", options.eval_timeout_s,
+                 "Seconds one port's evaluation of the definition may take, 0.1 to 3600 (bootstrap commands "
+                 "are not counted)")
       ->capture_default_str();
 }
 
@@ -44,16 +53,33 @@ void add_other_fleets_ranges(const std::string& state_root, const std::string& t
 }  // namespace
 
 ExpandedFleet expand_from_options(const ExpandCommandOptions& options, const std::string& state_root) {
+  auto timeout = std::chrono::milliseconds(static_cast<long>(options.eval_timeout_s * 1000));
+  if (!(options.eval_timeout_s * 1000 >= double(dsl::kMinEvalTimeout.count()) &&
+        options.eval_timeout_s * 1000 <= double(dsl::kMaxEvalTimeout.count())))
+    throw InputError(fmt::format("--eval-timeout {}: expected seconds between {:g} and {:g}", options.eval_timeout_s,
+                                 dsl::kMinEvalTimeout.count() / 1000.0, dsl::kMaxEvalTimeout.count() / 1000.0));
   fleet::ExpandOptions expand;
+  expand.eval_timeout = timeout;
   expand.port_env_names = options.port_env_names;
   expand.base_environment = dsl::process_environment();
   expand.allow_shared_rootfs = options.allow_shared_rootfs;
   expand.default_pids_max = options.pids_max;
   ExpandedFleet out;
   out.fleet_name = options.fleet_name.empty() ? fleet::default_fleet_name(options.definition) : options.fleet_name;
+  // Before anything is evaluated or read: the name becomes paths and cgroups.
+  check_name(options.fleet_name.empty() ? "fleet name (the definition's file name; --name gives another)"
+                                        : "fleet name",
+             out.fleet_name);
   add_other_fleets_ranges(state_root, out.fleet_name, expand);
   out.instances = fleet::expand(options.definition, fleet::parse_port_range(options.ports), expand);
   return out;
+}
+
+std::vector<std::string> instances_running_as_host_root(const std::vector<InstanceSpec>& instances) {
+  std::vector<std::string> names;
+  for (const auto& i : instances)
+    if (!i.container.has_namespace(Namespace::user)) names.push_back(i.container.name);
+  return names;
 }
 
 }  // namespace haco::cli

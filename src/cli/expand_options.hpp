@@ -18,6 +18,7 @@ struct ExpandCommandOptions {
   std::string fleet_name;  // --name; default: the definition's file name without .haco
   bool allow_shared_rootfs = false;
   std::string pids_max = cgroups::kDefaultPidsMax;
+  double eval_timeout_s = 5;  // --eval-timeout, seconds per port's evaluation
 };
 
 void add_expand_options(CLI::App& cmd, ExpandCommandOptions& options);
@@ -26,6 +27,9 @@ struct ExpandedFleet {
   std::string fleet_name;
   std::vector<InstanceSpec> instances;
 };
+
+// Instances without a user namespace: their root is the host's root.
+std::vector<std::string> instances_running_as_host_root(const std::vector<InstanceSpec>& instances);
 
 // Parses the ports, evaluates the definition per port and validates the set,
 // also against the id ranges of the other fleets recorded under

@@ -213,7 +213,12 @@ InstanceSpec instance_spec_from_json(const json& j) {
 
 json expand_document(const std::string& fleet_name, const std::vector<InstanceSpec>& instances) {
   json items = json::array();
-  for (const auto& i : instances) items.push_back(to_json(i));
+  for (const auto& i : instances) {
+    json item = to_json(i);
+    // Without a user namespace the container's root is the host's root.
+    item["runs_as_host_root"] = !i.container.has_namespace(Namespace::user);
+    items.push_back(std::move(item));
+  }
   return {{"schema", kExpandSchemaVersion}, {"fleet", fleet_name}, {"instances", items}};
 }
 

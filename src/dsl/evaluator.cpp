@@ -1,23 +1,24 @@
 // Evaluates .haco files on embedded mruby. The Ruby side (prelude.rb) records
 // what the definition asks for and exports it as plain hashes and arrays;
 // this file turns that into a validated ContainerSpec.
-#include <fcntl.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "dsl/definition_file.hpp"
 #include "dsl/mruby_value.hpp"
 #include "dsl/security_builtins.hpp"
 #include "dsl/spec_from_definition.hpp"
 #include "haco/dsl.hpp"
 #include "haco/error.hpp"
+#include "haco/shell_command.hpp"
 
 #include <mruby.h>
 #include <mruby/array.h>
@@ -37,11 +38,34 @@ namespace {
 
 constexpr const char* kPreludeName = "(haco-fleet prelude)";
 
-// Per-evaluation data the C functions called from Ruby need.
+// Per-evaluation data the C functions called from Ruby need. It lives on
+// the C++ side only: no Ruby code can reach or change it.
 struct CallContext {
+  // Only run_bootstrap_block sets it: evaluating a definition (expand, and
+  // the expansion `up` starts with) can never run a command.
+  bool commands_allowed = false;
+  const std::atomic<bool>* cancel = nullptr;
   std::string shell_log;
   int last_status = 0;
 };
+
+// mruby-io and mruby-socket (compiled into Debian's libmruby) open files,
+// pipes, processes (IO.popen, Kernel#open("|cmd")) and sockets. None of it
+// is part of the DSL: every class method of IO and its subclasses that does
+// more than look at a path is removed, and so are their constructors,
+// Kernel#open and Addrinfo's resolver. Run before the prelude, which adds the
+// File and Dir queries the DSL offers.
+constexpr std::string_view kSealHostAccess = R"(
+keep = [:basename, :dirname, :extname, :join, :expand_path, :_concat_path, :_getwd, :_gethome, :path,
+        :exist?, :exists?, :directory?, :file?, :size, :size?, :zero?, :symlink?, :pipe?, :socket?]
+Object.constants.each do |name|
+  c = Object.const_get(name)
+  next unless c.is_a?(Class) && (c.ancestors.include?(IO) || c.name == "Addrinfo")
+  (c.singleton_methods - keep).each { |m| c.singleton_class.send(:undef_method, m) }
+  c.send(:undef_method, :initialize) if c.instance_methods.include?(:initialize)
+end
+Kernel.send(:undef_method, :open) if Kernel.instance_methods.include?(:open)
+)";
 
 CallContext* call_context(mrb_state* mrb) { return static_cast<CallContext*>(mrb->ud); }
 
@@ -55,42 +79,45 @@ mrb_value path_kind(mrb_state* mrb, mrb_value) {
   return mrb_symbol_value(mrb_intern_cstr(mrb, kind));
 }
 
-// Haconiwa.__shell(command) -> stdout of `/bin/sh -c command`
+// Haconiwa.__shell(command) -> stdout of `/bin/sh -c command`. The one way
+// from Ruby to a command, and only while run_bootstrap_block runs: anywhere
+// else (however it is called: directly, through send, method(...) or a
+// redefined Kernel#`) it raises HacoDeferredCommand, exactly as backticks do
+// while a definition is evaluated, and runs nothing.
+enum class ShellOutcome { ran, failed_to_start, cancelled };
+
+// The C++ half of __shell: every C++ object is gone when it returns, so the
+// caller may raise (mruby raises with longjmp).
+ShellOutcome shell_call(mrb_state* mrb, CallContext& ctx, const char* command, mrb_value& output,
+                        std::array<char, 512>& error) {
+  try {
+    ShellResult result = haco::run_shell(command, {std::nullopt, true, ctx.cancel});
+    ctx.last_status = result.exit_code;
+    ctx.shell_log += "$ " + std::string(command) + "\n";
+    if (result.exit_code != 0) ctx.shell_log += "  (exit status " + std::to_string(result.exit_code) + ")\n";
+    if (result.cancelled) return ShellOutcome::cancelled;
+    output = mrb_str_new(mrb, result.output.data(), static_cast<mrb_int>(result.output.size()));
+    return ShellOutcome::ran;
+  } catch (const std::exception& e) {
+    std::snprintf(error.data(), error.size(), "%s", e.what());
+    return ShellOutcome::failed_to_start;
+  }
+}
+
 mrb_value run_shell(mrb_state* mrb, mrb_value) {
   const char* command = nullptr;
   mrb_get_args(mrb, "z", &command);
-  int pipe_fds[2];
-  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) mrb_raisef(mrb, E_RUNTIME_ERROR, "pipe: %s", std::strerror(errno));
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
-  const char* argv[] = {"/bin/sh", "-c", command, nullptr};
-  pid_t pid = -1;
-  int rc = ::posix_spawn(&pid, "/bin/sh", &actions, nullptr, const_cast<char**>(argv), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(pipe_fds[1]);
-  if (rc != 0) {
-    ::close(pipe_fds[0]);
-    mrb_raisef(mrb, E_RUNTIME_ERROR, "starting /bin/sh for `%s`: %s", command, std::strerror(rc));
-  }
-  std::string output;
-  char buffer[4096];
-  for (;;) {
-    ssize_t n = ::read(pipe_fds[0], buffer, sizeof buffer);
-    if (n > 0) output.append(buffer, static_cast<size_t>(n));
-    else if (n == 0 || errno != EINTR) break;
-  }
-  ::close(pipe_fds[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  int exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  if (auto* ctx = call_context(mrb)) {
-    ctx->last_status = exit_code;
-    ctx->shell_log += "$ " + std::string(command) + "\n";
-    if (exit_code != 0) ctx->shell_log += "  (exit status " + std::to_string(exit_code) + ")\n";
-  }
-  return mrb_str_new(mrb, output.data(), static_cast<mrb_int>(output.size()));
+  CallContext* ctx = call_context(mrb);
+  if (!ctx || !ctx->commands_allowed) mrb_raise(mrb, mrb_class_get(mrb, "HacoDeferredCommand"), command);
+  if (ctx->cancel && ctx->cancel->load()) mrb_raise(mrb, mrb_class_get(mrb, "HacoInterrupted"), "interrupted");
+  mrb_value output = mrb_nil_value();
+  std::array<char, 512> error{};
+  ShellOutcome outcome = shell_call(mrb, *ctx, command, output, error);
+  if (outcome == ShellOutcome::cancelled)
+    mrb_raisef(mrb, mrb_class_get(mrb, "HacoInterrupted"), "interrupted while `%s` ran", command);
+  if (outcome == ShellOutcome::failed_to_start)
+    mrb_raisef(mrb, E_RUNTIME_ERROR, "starting /bin/sh for `%s`: %s", command, error.data());
+  return output;
 }
 
 mrb_value last_status(mrb_state* mrb, mrb_value) {
@@ -98,7 +125,9 @@ mrb_value last_status(mrb_state* mrb, mrb_value) {
   return mrb_fixnum_value(ctx ? ctx->last_status : 0);
 }
 
-std::string read_file(const std::string& path) {
+}  // namespace
+
+std::string read_definition_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     InputError error(Error::from_errno("open", path, errno));
@@ -109,8 +138,6 @@ std::string read_file(const std::string& path) {
   text << in.rdbuf();
   return text.str();
 }
-
-}  // namespace
 
 Environment process_environment() {
   Environment env;
@@ -192,6 +219,15 @@ Evaluator::Evaluator() : state_(std::make_unique<State>()) {
   mrb_define_module_function(mrb, state_->haconiwa, "__shell", run_shell, MRB_ARGS_REQ(1));
   mrb_define_module_function(mrb, state_->haconiwa, "__last_status", last_status, MRB_ARGS_NONE());
   define_security_builtins(mrb, state_->haconiwa);
+  // Raised when `up` is interrupted during a bootstrap block. An Exception,
+  // not a StandardError: a `rescue => e` in the block does not swallow it.
+  mrb_define_class(mrb, "HacoInterrupted", mrb->eException_class);
+  mrb_load_nstring(mrb, kSealHostAccess.data(), kSealHostAccess.size());
+  if (mrb->exc) {
+    mrb_value exc = mrb_obj_value(mrb->exc);
+    mrb->exc = nullptr;
+    throw Error("sealing the interpreter: " + describe_exception(mrb, exc, kPreludeName));
+  }
   mrbc_context* cxt = mrbc_context_new(mrb);
   mrbc_filename(mrb, cxt, kPreludeName);
   mrb_load_nstring_cxt(mrb, kPreludeSource.data(), kPreludeSource.size(), cxt);
@@ -227,14 +263,17 @@ ContainerSpec Evaluator::evaluate(const std::string& file_name, const std::strin
 }
 
 ContainerSpec Evaluator::evaluate_file(const std::string& path, const Environment& env) {
-  return evaluate(path, read_file(path), env);
+  return evaluate(path, read_definition_file(path), env);
 }
 
-std::string Evaluator::run_bootstrap_block(const std::string& path, const Environment& env) {
-  std::string source = read_file(path);
+std::string Evaluator::run_bootstrap_block(const std::string& path, const Environment& env,
+                                           const std::atomic<bool>* cancel) {
+  std::string source = read_definition_file(path);
   mrb_state* mrb = state_->mrb;
   int arena = mrb_gc_arena_save(mrb);
   CallContext ctx;
+  ctx.commands_allowed = true;
+  ctx.cancel = cancel;
   mrb->ud = &ctx;
   try {
     state_->reset(env, true);

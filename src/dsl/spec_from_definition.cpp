@@ -3,18 +3,12 @@
 #include <vector>
 
 #include "haco/error.hpp"
+#include "haco/names.hpp"
 
 namespace haco::dsl {
 namespace {
 
 using nlohmann::json;
-
-bool valid_hostname(const std::string& name) {
-  if (name.empty() || name.size() > 64) return false;
-  for (char c : name)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) return false;
-  return true;
-}
 
 std::vector<IdMapping> mappings(const json& list) {
   std::vector<IdMapping> out;
@@ -94,8 +88,8 @@ ContainerSpec spec_from_definition(const json& d, const std::string& file_name) 
 
   if (d.at("name").is_null()) throw fail("config.name is not set");
   spec.name = d.at("name").get<std::string>();
-  if (!valid_hostname(spec.name))
-    throw fail("config.name '" + spec.name + "' is not a valid name (1 to 64 letters, digits, '-', '_', '.'; it is also the hostname)");
+  // It names the instance's directories, cgroup and hostname.
+  with_context(file_name, [&] { check_name("config.name", spec.name); });
 
   if (d.at("command").is_null()) throw fail("config.init_command is not set");
   spec.command = d.at("command").get<std::vector<std::string>>();

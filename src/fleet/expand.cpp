@@ -9,7 +9,8 @@ namespace haco::fleet {
 std::vector<InstanceSpec> expand(const std::string& definition_path, const std::vector<std::uint16_t>& ports,
                                  const ExpandOptions& options) {
   if (ports.empty()) throw InputError("no ports to expand");
-  dsl::Evaluator evaluator;
+  // Each port's evaluation in a child that can run nothing, under the time limit.
+  dsl::IsolatedEvaluator evaluator(options.eval_timeout);
   std::vector<InstanceSpec> instances;
   instances.reserve(ports.size());
   dsl::Environment env = options.base_environment;

@@ -5,6 +5,8 @@
 
 #include "haco/error.hpp"
 #include "haco/fleet.hpp"
+#include "haco/names.hpp"
+#include "haco/printable.hpp"
 
 namespace haco::fleet {
 namespace {
@@ -99,6 +101,10 @@ void check_id_ranges(const std::vector<InstanceSpec>& instances, const char* kin
 
 void validate_fleet(const std::vector<InstanceSpec>& instances, const HostIds& host, bool allow_shared_rootfs) {
   Conflicts conflicts;
+  for (const auto& i : instances)
+    if (auto problem = name_problem(i.container.name))
+      conflicts.add("the instance name '" + printable(i.container.name) + "' of port " + std::to_string(i.port) +
+                    " is not valid: " + *problem);
   check_unique(instances, "name", [](const InstanceSpec& i) { return i.container.name; }, conflicts);
   check_unique(instances, "port", [](const InstanceSpec& i) { return std::to_string(i.port); }, conflicts);
 

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "haco/error.hpp"
+#include "haco/layout.hpp"
 #include "haco/rootfs.hpp"
 #include "haco/unique_fd.hpp"
 #include "rootfs/archive_reader.hpp"
@@ -104,20 +105,9 @@ class TreeRoot {
 
  private:
   void make_parents() {
-    std::vector<std::string> missing;
-    std::string p = path_;
-    for (;;) {
-      std::size_t slash = p.rfind('/');
-      if (slash == std::string::npos || slash == 0) break;
-      p = p.substr(0, slash);
-      struct stat st {};
-      if (lstat(p.c_str(), &st) == 0) break;
-      missing.push_back(p);
-    }
-    for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
-      if (mkdir(it->c_str(), 0755) < 0 && errno != EEXIST) throw Error::from_errno("mkdir", *it, errno);
-      parents_.push_back(*it);
-    }
+    std::size_t slash = path_.rfind('/');
+    if (slash == std::string::npos || slash == 0) return;
+    parents_ = layout::make_directories(path_.substr(0, slash), layout::kRootfsBaseMode);
   }
 
   std::string path_;

@@ -12,20 +12,12 @@
 #include <fstream>
 
 #include "haco/error.hpp"
+#include "haco/layout.hpp"
 #include "haco/rootfs.hpp"
 #include "haco/unique_fd.hpp"
 
 namespace haco::rootfs {
 namespace {
-
-void make_dirs(const std::string& path, mode_t mode) {
-  std::size_t pos = 0;
-  while ((pos = path.find('/', pos + 1)) != std::string::npos) {
-    std::string part = path.substr(0, pos);
-    if (mkdir(part.c_str(), 0755) < 0 && errno != EEXIST) throw Error::from_errno("mkdir", part, errno);
-  }
-  if (mkdir(path.c_str(), mode) < 0 && errno != EEXIST) throw Error::from_errno("mkdir", path, errno);
-}
 
 bool exists(const std::string& path) {
   struct stat st {};
@@ -52,7 +44,7 @@ std::string remembered_digest(const std::string& archive, const std::string& dat
   if (stat(archive.c_str(), &st) != 0) throw Error::from_errno("stat", archive, errno);
   const std::string key = fmt::format("{} {} {} {}.{} {}.{}", st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec,
                                       st.st_mtim.tv_nsec, st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
-  const std::string memo_dir = data_root + "/image-digests";
+  const std::string memo_dir = layout::DataRoot(data_root).image_digests();
   const std::string memo = fmt::format("{}/{}-{}", memo_dir, st.st_dev, st.st_ino);
   {
     std::ifstream in(memo);
@@ -63,7 +55,7 @@ std::string remembered_digest(const std::string& archive, const std::string& dat
   }
   std::string digest = file_digest(archive);
   // The memo only saves time: failing to write it is not an error.
-  if (mkdir(memo_dir.c_str(), 0700) != 0 && errno != EEXIST) return digest;
+  if (access(memo_dir.c_str(), W_OK) != 0) return digest;
   std::string tmp = memo + ".tmp-XXXXXX";
   UniqueFd fd(mkstemp(tmp.data()));
   if (!fd) return digest;
@@ -78,9 +70,10 @@ std::string remembered_digest(const std::string& archive, const std::string& dat
 
 CachedImage ensure_cached_image(const std::string& archive, const std::string& data_root,
                                 const std::atomic<bool>* cancel) {
-  const std::string images = data_root + "/images";
   // The cache holds setuid binaries with the image's ids: not for other users.
-  make_dirs(images, 0700);
+  const layout::DataRoot layout(data_root);
+  layout.make_directories();
+  const std::string images = layout.images();
   CachedImage image;
   image.digest = remembered_digest(archive, data_root);
   image.tree = images + "/" + image.digest;

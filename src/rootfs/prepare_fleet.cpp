@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -20,6 +21,8 @@
 #include <thread>
 
 #include "haco/error.hpp"
+#include "haco/layout.hpp"
+#include "haco/names.hpp"
 #include "haco/rootfs.hpp"
 #include "haco/unique_fd.hpp"
 #include "rootfs/idmapped_overlay.hpp"
@@ -60,16 +63,8 @@ std::optional<std::uint32_t> mapped(const std::vector<IdMapping>& map, std::uint
   return std::nullopt;
 }
 
-void make_parents(const std::string& path) {
-  std::size_t pos = 0;
-  while ((pos = path.find('/', pos + 1)) != std::string::npos) {
-    std::string part = path.substr(0, pos);
-    if (mkdir(part.c_str(), 0755) < 0 && errno != EEXIST) throw Error::from_errno("mkdir", part, errno);
-  }
-}
-
 std::string instance_dir(const std::string& data_root, const std::string& instance) {
-  return data_root + "/instances/" + instance;
+  return layout::DataRoot(data_root).instance_dir(instance);
 }
 
 // Names the image (its digest) an instance's upper layer was made over.
@@ -128,8 +123,8 @@ class OverlayInstance {
     } else {
       lower_tree = image.tree;
       remove_tree(dir);
-      make_parents(dir);
-      check_sys(mkdir(dir.c_str(), 0700), "mkdir", dir);
+      layout::DataRoot(data_root).make_directories();
+      check_sys(mkdir(dir.c_str(), layout::kPrivateMode), "mkdir", dir);
       dir_ = dir;
       struct stat image_root {};
       check_sys(stat(image.tree.c_str(), &image_root), "stat", image.tree);
@@ -146,7 +141,7 @@ class OverlayInstance {
     if (mkdir(rootfs_.c_str(), 0755) == 0) {
       created_rootfs_ = true;
     } else if (errno == ENOENT) {
-      make_parents(rootfs_);
+      layout::make_directories(std::filesystem::path(rootfs_).parent_path(), layout::kRootfsBaseMode);
       check_sys(mkdir(rootfs_.c_str(), 0755), "mkdir", rootfs_);
       created_rootfs_ = true;
     } else if (errno != EEXIST) {
@@ -184,11 +179,6 @@ class OverlayInstance {
   bool reused_ = false;
 };
 
-void check_instance_name(const std::string& name) {
-  if (name.empty() || name.find('/') != std::string::npos || name[0] == '.')
-    throw Error(fmt::format("instance name '{}' cannot name a directory", name));
-}
-
 }  // namespace
 
 std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& instances,
@@ -208,7 +198,7 @@ std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& ins
   std::vector<std::size_t> extract_todo, overlay_todo;
   for (std::size_t i = 0; i < instances.size(); ++i) {
     const InstanceRootfs& inst = instances[i];
-    check_instance_name(inst.instance);
+    check_name("instance name", inst.instance);
     out[i].instance = inst.instance;
     out[i].rootfs = inst.rootfs;
     out[i].strategy = options.strategy;

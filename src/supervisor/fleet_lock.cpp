@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 
 #include <cerrno>
-#include <filesystem>
 
 #include "haco/error.hpp"
 #include "haco/state.hpp"
@@ -25,9 +24,7 @@ bool still_named(int fd, const std::string& path) {
 
 FleetLock FleetLock::acquire(const FleetPaths& paths, bool wait) {
   for (;;) {
-    std::error_code ec;
-    std::filesystem::create_directories(paths.dir(), ec);
-    if (ec) throw Error::from_errno("mkdir", paths.dir(), ec.value());
+    paths.make_directories();
     UniqueFd fd(::open(paths.lock_file().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
     check_sys(fd.get(), "open", paths.lock_file());
     if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {

@@ -8,17 +8,18 @@
 #include <filesystem>
 
 #include "haco/error.hpp"
+#include "haco/layout.hpp"
 #include "haco/unique_fd.hpp"
 #include "supervisor/instance_log.hpp"
 
 namespace haco::supervisor {
 
 void prepare_instance_log(const std::string& path) {
-  std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-  if (ec) throw Error::from_errno("mkdir", std::filesystem::path(path).parent_path(), ec.value());
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+  layout::make_private_directory(std::filesystem::path(path).parent_path());
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600));
   check_sys(fd.get(), "open", path);
+  // What an init writes is for root only (a log made by an older run was 0640).
+  check_sys(::fchmod(fd.get(), 0600), "fchmod", path);
 }
 
 bool rotate_instance_log(const std::string& path, std::uint64_t max_bytes) {
@@ -28,6 +29,7 @@ bool rotate_instance_log(const std::string& path, std::uint64_t max_bytes) {
   std::error_code ec;
   std::filesystem::copy_file(path, rotated, std::filesystem::copy_options::overwrite_existing, ec);
   if (ec) throw Error::from_errno("copy", path + " -> " + rotated, ec.value());
+  check_sys(::chmod(rotated.c_str(), 0600), "chmod", rotated);
   check_sys(::truncate(path.c_str(), 0), "truncate", path);
   return true;
 }

@@ -6,7 +6,8 @@
 
 namespace haco::supervisor {
 
-// Creates the log's directory and the file (empty, or kept as it is).
+// Creates the log's directory (private: layout::make_private_directory) and
+// the file, mode 0600 (empty, or kept as it is).
 void prepare_instance_log(const std::string& path);
 // When `path` is larger than `max_bytes`: copies it to `path`.1 (replacing the
 // previous generation) and truncates it. Returns whether it rotated.

@@ -81,7 +81,7 @@ std::string receive_message(int socket, UniqueFd* passed) {
 class StdioToLog {
  public:
   explicit StdioToLog(const std::string& log_path) {
-    UniqueFd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+    UniqueFd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
     check_sys(log.get(), "open", log_path);
     saved_out_.reset(check_sys(::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3), "dup", "stdout"));
     saved_err_.reset(check_sys(::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3), "dup", "stderr"));

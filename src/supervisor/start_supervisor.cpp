@@ -2,11 +2,11 @@
 // session and terminal, running this same program's `supervise` subcommand.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 
 #include "haco/error.hpp"
@@ -94,7 +94,7 @@ state::ProcessIdentity start_supervisor(const SupervisorConfig& config) {
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   std::string log = config.paths.supervisor_log();
-  std::filesystem::create_directories(config.paths.dir());
+  config.paths.make_directories();
 
   std::fflush(nullptr);
   pid_t middle = ::fork();
@@ -116,8 +116,8 @@ state::ProcessIdentity start_supervisor(const SupervisorConfig& config) {
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::signal(SIGHUP, SIG_IGN);
     int null = ::open("/dev/null", O_RDONLY);
-    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0640);
-    if (null < 0 || out < 0) ::_exit(127);
+    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (null < 0 || out < 0 || ::fchmod(out, 0600) != 0) ::_exit(127);
     ::dup2(null, STDIN_FILENO);
     ::dup2(out, STDOUT_FILENO);
     ::dup2(out, STDERR_FILENO);

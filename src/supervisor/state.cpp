@@ -12,6 +12,8 @@
 #include <sstream>
 
 #include "haco/error.hpp"
+#include "haco/layout.hpp"
+#include "haco/names.hpp"
 #include "haco/spec_json.hpp"
 #include "haco/state.hpp"
 
@@ -58,6 +60,23 @@ void write_all(int fd, const std::string& content, const std::string& path) {
 }
 
 }  // namespace
+
+FleetPaths::FleetPaths(std::string state_root_, std::string data_root_, std::string fleet_)
+    : state_root(std::move(state_root_)), data_root(std::move(data_root_)), fleet(std::move(fleet_)) {
+  check_name("fleet name", fleet);
+}
+
+std::string FleetPaths::log_dir() const { return layout::DataRoot(data_root).fleet_logs(fleet); }
+
+std::string FleetPaths::instance_log(const std::string& instance) const {
+  check_name("instance name", instance);
+  return log_dir() + "/" + instance + ".log";
+}
+
+void FleetPaths::make_directories() const {
+  layout::make_private_directory(state_root);
+  layout::make_private_directory(dir());
+}
 
 std::string_view instance_state_name(InstanceState s) {
   for (auto [name, value] : kStateNames)
@@ -188,9 +207,11 @@ void write_file_atomically(const std::string& path, const std::string& content) 
   auto slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
   std::string temp = path + ".tmp." + std::to_string(::getpid());
-  UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
   check_sys(fd.get(), "open", temp);
   try {
+    // A temporary file left by an older run keeps its mode through O_TRUNC.
+    check_sys(::fchmod(fd.get(), 0600), "fchmod", temp);
     write_all(fd.get(), content, temp);
     check_sys(::fsync(fd.get()), "fsync", temp);
     fd.reset();
@@ -232,7 +253,7 @@ std::vector<std::string> list_fleets(const std::string& state_root) {
   std::vector<std::string> fleets;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(state_root, ec)) {
-    if (!entry.is_directory()) continue;
+    if (!entry.is_directory() || !is_valid_name(entry.path().filename().string())) continue;
     if (std::filesystem::exists(entry.path() / "fleet.json")) fleets.push_back(entry.path().filename());
   }
   std::sort(fleets.begin(), fleets.end());

@@ -223,7 +223,10 @@ TEST(Dsl, WholeDefinitionChecks) {
   EXPECT_NE(error_of("Haconiwa.define do |config|\n config.name = \"a\"\n config.init_command = \"x\"\nend\n")
                 .find("chroot_to is not set"),
             std::string::npos);
-  EXPECT_NE(error_of("Haconiwa.define do |config|\n config.name = \"a b\"\nend\n").find("not a valid name"),
+  EXPECT_NE(error_of("Haconiwa.define do |config|\n config.name = \"a b\"\nend\n")
+                .find("bad.haco: config.name 'a b' is not valid: it contains ' '"),
+            std::string::npos);
+  EXPECT_NE(error_of("Haconiwa.define do |config|\n config.name = \"..\"\nend\n").find("config.name '..' is not valid"),
             std::string::npos);
   EXPECT_NE(error_of("config = 1\n").find("no Haconiwa.define block"), std::string::npos);
   std::string relative_root = std::string(kMinimal);

@@ -1,5 +1,6 @@
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -107,6 +108,53 @@ TEST(FleetState, SavedAtomicallyAndLoadedBack) {
   std::size_t files = 0;
   for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(paths.dir())) ++files;
   EXPECT_EQ(files, 1u);
+  EXPECT_EQ(list_fleets(dir.path().string()), std::vector<std::string>{"web"});
+}
+
+mode_t mode_of(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
+  return st.st_mode & 07777;
+}
+
+// fleet.json holds the definitions' environ values: for root only, even
+// when an older run left a readable temporary file or state behind.
+TEST(FleetState, StateIsPrivate) {
+  testing::TempDir dir;
+  FleetPaths paths{dir.path().string() + "/state", dir.path().string() + "/data", "web"};
+  paths.make_directories();
+  EXPECT_EQ(mode_of(paths.state_root), 0700u);
+  EXPECT_EQ(mode_of(paths.dir()), 0700u);
+  auto s = sample_state();
+  s.instances[0].spec.container.environment = {"DB_PASSWORD=secret"};
+  save_state(paths, s);
+  EXPECT_EQ(mode_of(paths.state_file()), 0600u);
+  ASSERT_EQ(::chmod(paths.state_file().c_str(), 0644), 0);
+  dir.file("state/web/fleet.json.tmp." + std::to_string(::getpid()), "old");
+  ASSERT_EQ(::chmod(paths.dir().c_str(), 0755), 0);
+  ASSERT_EQ(::chmod((paths.state_file() + ".tmp." + std::to_string(::getpid())).c_str(), 0644), 0);
+  save_state(paths, s);
+  EXPECT_EQ(mode_of(paths.state_file()), 0600u);
+  paths.make_directories();
+  EXPECT_EQ(mode_of(paths.dir()), 0700u);
+}
+
+TEST(FleetPaths, NoPathIsBuiltFromABadName) {
+  for (const std::string& name :
+       std::vector<std::string>{"../x", "../../evil", "a/b", ".", "..", "", "-x", std::string(64, 'a'), "a\x1b" "b"})
+    EXPECT_THROW(FleetPaths("/run/haco-fleet", "/var/lib/haco-fleet", name), InputError) << name;
+  FleetPaths paths{"/run/haco-fleet", "/var/lib/haco-fleet", "web"};
+  EXPECT_EQ(paths.dir(), "/run/haco-fleet/web");
+  EXPECT_EQ(paths.log_dir(), "/var/lib/haco-fleet/logs/web");
+  EXPECT_EQ(paths.instance_log("web-1"), "/var/lib/haco-fleet/logs/web/web-1.log");
+  EXPECT_THROW(paths.instance_log("../../../etc/cron.d/x"), InputError);
+}
+
+TEST(FleetState, DirectoriesWithOtherNamesAreNotFleets) {
+  testing::TempDir dir;
+  dir.file("web/fleet.json", "{}");
+  dir.file(".hidden/fleet.json", "{}");
+  dir.file("a b/fleet.json", "{}");
   EXPECT_EQ(list_fleets(dir.path().string()), std::vector<std::string>{"web"});
 }
 

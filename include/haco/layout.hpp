@@ -1,0 +1,68 @@
+// Where haco-fleet keeps its own files on the host, and the one way their
+// directories are made.
+//
+// Private directories (mode 0700, owned by root) hold what no other local
+// user may read or plant: the state root and each fleet's directory in it
+// (state with the definitions' environ values, locks, control sockets), and
+// in the data root the image cache (setuid binaries with the image's ids),
+// the digest memo, the instance directories (overlay upper and work layers)
+// and the instance logs. An existing one with a wider mode is tightened, with
+// a one-line notice on stderr; one that is not a directory owned by root is
+// refused.
+//
+// Directories above container trees (the rootfs bases that a definition's
+// chroot_to points into, and the data root itself, which holds the default
+// base) are made with kRootfsBaseMode: the container's mapped root walks the
+// host path to its rootfs when it starts, so a 0700 directory above a
+// rootfs keeps the container from starting.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace haco::layout {
+
+inline constexpr mode_t kPrivateMode = 0700;
+inline constexpr mode_t kRootfsBaseMode = 0755;
+
+// mkdir -p: creates each missing directory of `path`, each with exactly
+// `mode` (whatever the umask). Returns the directories it created, outermost
+// first. Throws haco::Error naming the directory that could not be made.
+std::vector<std::string> make_directories(const std::string& path, mode_t mode);
+
+// `path` as a private directory: it and its missing parents are made with
+// kPrivateMode. An existing `path` must be a directory (not a symlink) owned
+// by the effective uid; a wider mode is tightened to 0700 with a notice on
+// stderr.
+void make_private_directory(const std::string& path);
+
+// The data root's layout (--data-root, default /var/lib/haco-fleet). Paths
+// that contain a fleet or instance name check it first (haco::check_name).
+class DataRoot {
+ public:
+  explicit DataRoot(std::string path) : path_(std::move(path)) {}
+
+  const std::string& path() const { return path_; }
+  // The overlay strategy's image cache: <digest>/ trees, .ids and .lock files.
+  std::string images() const { return path_ + "/images"; }
+  // The remembered sha256 of each image archive.
+  std::string image_digests() const { return path_ + "/image-digests"; }
+  std::string instances() const { return path_ + "/instances"; }
+  // One instance's overlay upper and work layers.
+  std::string instance_dir(std::string_view instance) const;
+  std::string logs() const { return path_ + "/logs"; }
+  // One fleet's instance logs.
+  std::string fleet_logs(std::string_view fleet) const;
+
+  // The data root (made with kRootfsBaseMode when missing) and its private
+  // directories: images, image-digests, instances and logs.
+  void make_directories() const;
+
+ private:
+  std::string path_;
+};
+
+}  // namespace haco::layout
