@@ -108,6 +108,9 @@ struct ExtractOptions {
   // false: entries are created already owned (io_uring personalities);
   // true: created as root, then chowned in the final pass (kept for measuring).
   bool chown_pass = false;
+  // true: regular files are written with plain calls even where io_uring's
+  // release of them can be checked (kept for tests and measuring).
+  bool plain_files = false;
 };
 
 // Reads `archive` once (decompression on its own thread) and writes it into

@@ -158,7 +158,8 @@ ExtractStats extract_archive(const std::string& archive, const std::vector<Extra
         for (std::size_t i = w; i < targets.size(); i += writers)
           mine.push_back(WriterTarget{targets[i].rootfs, &targets[i].shift, roots[i]->fd()});
         TreeWriter writer(std::move(mine),
-                          options.chown_pass ? OwnershipMethod::chown_pass : OwnershipMethod::personality, umask);
+                          options.chown_pass ? OwnershipMethod::chown_pass : OwnershipMethod::personality,
+                          options.plain_files ? FileWrites::plain : FileWrites::ring, umask);
         while (auto batch = queue.pop(w)) {
           if (options.cancel && options.cancel->load()) throw Error("cancelled");
           writer.write_batch(*batch);

@@ -116,6 +116,7 @@ CachedImage ensure_cached_image(const std::string& archive, const std::string& d
   image.uids = stats.uids;
   image.gids = stats.gids;
   image.extracted_now = true;
+  image.warnings = stats.warnings;
   return image;
 }
 

@@ -16,6 +16,7 @@ struct CachedImage {
   std::string tree;  // <data_root>/images/<digest>
   std::vector<std::uint32_t> uids, gids;
   bool extracted_now = false;
+  std::vector<std::string> warnings;  // what the extraction said, when extracted now
 };
 
 CachedImage ensure_cached_image(const std::string& archive, const std::string& data_root,

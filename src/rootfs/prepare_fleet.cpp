@@ -251,6 +251,7 @@ std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& ins
         say("", fmt::format("image {} {} in {:.3f} s", image.digest.substr(0, 12),
                             image.extracted_now ? "extracted into the cache" : "found in the cache",
                             std::chrono::duration<double>(Clock::now() - start).count()));
+        for (const std::string& w : image.warnings) say("", w);
         images.emplace(archive, std::move(image));
       }
       // The first mount tells whether this kernel and filesystem can do it.

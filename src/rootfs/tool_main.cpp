@@ -1,6 +1,6 @@
 // haco-rootfs: the rootfs engine on its own, for benchmarks and for checking
 // trees by hand.
-//   haco-rootfs extract ARCHIVE DEST... [--base UID] [--range N] [--writers W] [--chown-pass]
+//   haco-rootfs extract ARCHIVE DEST... [--base UID] [--range N] [--writers W] [--chown-pass] [--plain-files]
 //   haco-rootfs prepare --archive A --dir D --count N [--strategy extract|overlay]
 //               [--data-root R] [--parallel P] [--base UID] [--range N] --state FILE
 //   haco-rootfs teardown --state FILE [--purge]
@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::uint32_t base = 100000, range = 65536;
   unsigned writers = 0;
-  bool chown_pass = false;
+  bool chown_pass = false, plain_files = false;
   std::string archive, dir, data_root = "/var/lib/haco-fleet", strategy = "extract", state;
   unsigned count = 1, parallel = 0;
   bool purge = false;
@@ -73,6 +73,7 @@ int main(int argc, char** argv) {
   extract->add_option("--range", range, "ids per tree (0: no shift)");
   extract->add_option("--writers", writers);
   extract->add_flag("--chown-pass", chown_pass, "create as root, chown in the final pass");
+  extract->add_flag("--plain-files", plain_files, "write regular files with plain calls, not io_uring");
 
   auto* prepare = app.add_subcommand("prepare", "prepare N instances like `up` would");
   prepare->add_option("--archive", archive)->required();
@@ -108,7 +109,7 @@ int main(int argc, char** argv) {
         auto b = base + static_cast<std::uint32_t>(i) * range;
         targets.push_back({paths[i], IdShift(range_map(b, range), range_map(b, range), OwnershipPolicy::shift)});
       }
-      ExtractStats stats = extract_archive(archive, targets, {&interrupted, writers, chown_pass});
+      ExtractStats stats = extract_archive(archive, targets, {&interrupted, writers, chown_pass, plain_files});
       for (const std::string& w : stats.warnings) fmt::print(stderr, "warning: {}\n", w);
       fmt::print("{{\"trees\": {}, \"entries\": {}, \"bytes\": {}, \"seconds\": {:.3f}}}\n", targets.size(),
                  stats.entries, stats.bytes, seconds_since(start));

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "rootfs/file_caps.hpp"
@@ -24,6 +25,10 @@ constexpr unsigned kCqEntries = 1024;
 constexpr unsigned kMaxRequests = 1024;
 constexpr unsigned kFileSlots = 1024;
 constexpr std::size_t kMaxDeferredCloses = 256;
+// How long finish() waits for the kernel to release files closed through the
+// ring (Linux 6.1: a second or more; tens of milliseconds once the table is
+// unregistered).
+constexpr std::chrono::seconds kReleaseTimeout{30};
 constexpr std::uint64_t kResolveConfined = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
 
 // Device nodes from an image are never created (docs/security.md, "Device
@@ -39,15 +44,43 @@ constexpr std::size_t kDeviceNodesNamed = 3;
 
 }  // namespace
 
-TreeWriter::TreeWriter(std::vector<WriterTarget> targets, OwnershipMethod method, mode_t umask)
-    : method_(method), umask_(umask) {
-  for (WriterTarget& t : targets) trees_.push_back(Tree{std::move(t), {}, {}});
+TreeWriter::TreeWriter(std::vector<WriterTarget> targets, OwnershipMethod method, FileWrites files, mode_t umask)
+    : method_(method), files_(files), umask_(umask) {
+  for (WriterTarget& t : targets) {
+    Tree tree;
+    tree.root_fd = t.root_fd;
+    tree.target = std::move(t);
+    trees_.push_back(std::move(tree));
+  }
+  if (files_ == FileWrites::ring) {
+    try {
+      for (Tree& t : trees_) {
+        t.mount = std::make_unique<WriteMount>(t.target.root_fd, t.target.rootfs);
+        t.root_fd = t.mount->root();
+      }
+    } catch (const Error& e) {
+      files_ = FileWrites::plain;
+      for (Tree& t : trees_) {
+        t.mount.reset();
+        t.root_fd = t.target.root_fd;
+      }
+      // Without the path: said once for the whole fleet.
+      warnings_.insert(fmt::format(
+          "regular files written with plain calls, not io_uring: no private mount to check that io_uring released "
+          "them ({}: {})",
+          e.call(), std::strerror(e.sys_errno())));
+    }
+  }
+  thread_ids_ = Owner{static_cast<std::uint32_t>(setfsuid(static_cast<uid_t>(-1))),
+                      static_cast<std::uint32_t>(setfsgid(static_cast<gid_t>(-1)))};
+  fs_ids_ = thread_ids_;
   io_uring_params params{};
   params.flags = IORING_SETUP_CQSIZE;
   params.cq_entries = kCqEntries;
   check_sys(io_uring_queue_init_params(kSqEntries, &ring_, &params), "io_uring_queue_init");
   ring_ready_ = true;
-  check_sys(io_uring_register_files_sparse(&ring_, kFileSlots), "io_uring_register_files_sparse");
+  if (files_ == FileWrites::ring)
+    check_sys(io_uring_register_files_sparse(&ring_, kFileSlots), "io_uring_register_files_sparse");
   requests_.resize(kMaxRequests);
   for (std::uint32_t i = kMaxRequests; i-- > 0;) free_requests_.push_back(i);
   for (unsigned i = kFileSlots; i-- > 0;) free_slots_.push_back(i);
@@ -100,6 +133,22 @@ int TreeWriter::personality(Owner owner) {
   return id;
 }
 
+void TreeWriter::act_as(Owner owner) {
+  if (owner == fs_ids_) return;
+  setfsgid(owner.gid);
+  setfsuid(owner.uid);
+  fs_ids_ = owner;
+  // setfsuid/setfsgid do not report failure: read the ids back, once per owner.
+  if (!checked_ids_.insert({owner.uid, owner.gid}).second) return;
+  if (static_cast<uid_t>(setfsuid(static_cast<uid_t>(-1))) != owner.uid ||
+      static_cast<gid_t>(setfsgid(static_cast<gid_t>(-1))) != owner.gid) {
+    setfsuid(thread_ids_.uid);
+    setfsgid(thread_ids_.gid);
+    fs_ids_ = thread_ids_;
+    throw Error(fmt::format("setfsuid/setfsgid to {}:{} was refused", owner.uid, owner.gid));
+  }
+}
+
 void TreeWriter::wait_created(const Entry* e) {
   if (e && e->updates) e = e->updates;
   if (e && unfinished_.count(e)) flush();
@@ -107,7 +156,7 @@ void TreeWriter::wait_created(const Entry* e) {
 
 int TreeWriter::dir_fd(std::size_t tree, const Entry* dir) {
   Tree& t = trees_[tree];
-  if (!dir->parent) return t.target.root_fd;
+  if (!dir->parent) return t.root_fd;
   auto it = t.dir_fds.find(dir);
   if (it != t.dir_fds.end()) {
     it->second.second = ++clock_;
@@ -116,7 +165,7 @@ int TreeWriter::dir_fd(std::size_t tree, const Entry* dir) {
   open_how how{};
   how.flags = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
   how.resolve = kResolveConfined;
-  int fd = static_cast<int>(syscall(SYS_openat2, t.target.root_fd, dir->path.c_str(), &how, sizeof how));
+  int fd = static_cast<int>(syscall(SYS_openat2, t.root_fd, dir->path.c_str(), &how, sizeof how));
   check_sys(fd, "openat2", host_path(tree, *dir));
   if (t.dir_fds.size() >= kDirFdsPerTree) {
     auto oldest = std::min_element(t.dir_fds.begin(), t.dir_fds.end(),
@@ -231,6 +280,82 @@ void TreeWriter::queue_close_after(io_uring_sqe* previous, std::size_t tree, con
   c->slot = static_cast<int>(slot);
 }
 
+void TreeWriter::queue_file(std::size_t tree, const EntryOp& op, const Batch& batch, int pers) {
+  const Entry& e = *op.entry;
+  Tree& t = trees_[tree];
+  if (!op.first) {
+    unsigned slot = t.open_slots.at(&e);
+    reserve(op.last ? 2 : 1);
+    io_uring_sqe* sqe = queue_write(tree, e, op, batch, slot);
+    if (op.last) {
+      queue_close_after(sqe, tree, e, slot);
+      t.open_slots.erase(&e);
+    }
+    return;
+  }
+  unsigned slot = take_slot();
+  int parent_fd = dir_fd(tree, e.parent);  // after take_slot: a flush closes evicted fds
+  unsigned n = 1 + (op.data_size > 0 ? 1 : 0) + (op.last ? 1 : 0);
+  reserve(n);
+  Request* o = nullptr;
+  io_uring_sqe* sqe = request(tree, &e, "openat2", &o);
+  o->how.flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;  // no O_CLOEXEC: direct descriptor
+  o->how.mode = e.mode & 0777 & ~umask_;
+  o->how.resolve = kResolveConfined;
+  io_uring_prep_openat2_direct(sqe, parent_fd, e.name.c_str(), &o->how, slot);
+  sqe->personality = static_cast<__u16>(pers);
+  if (op.data_size > 0) {
+    sqe->flags |= IOSQE_IO_LINK;
+    sqe = queue_write(tree, e, op, batch, slot);
+  }
+  if (op.last)
+    queue_close_after(sqe, tree, e, slot);
+  else
+    t.open_slots[&e] = slot;
+}
+
+void TreeWriter::write_file(std::size_t tree, const EntryOp& op, const Batch& batch, Owner owner) {
+  const Entry& e = *op.entry;
+  Tree& t = trees_[tree];
+  UniqueFd fd;
+  if (op.first) {
+    open_how how{};
+    how.flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    how.mode = e.mode & 0777 & ~umask_;
+    how.resolve = kResolveConfined;
+    // Created as its owner; the thread's own ids back at once, as requests
+    // without a personality are submitted with them.
+    if (method_ == OwnershipMethod::personality) act_as(owner);
+    fd.reset(static_cast<int>(syscall(SYS_openat2, dir_fd(tree, e.parent), e.name.c_str(), &how, sizeof how)));
+    const int err = errno;
+    act_as(thread_ids_);
+    if (!fd) throw Error::from_errno("openat2", host_path(tree, e), err);
+  } else {
+    auto it = t.open_fds.find(&e);
+    fd = std::move(it->second);
+    t.open_fds.erase(it);
+  }
+  pwrite_all(tree, e, op, batch, fd.get());
+  if (!op.last) {
+    t.open_fds.emplace(&e, std::move(fd));
+    return;
+  }
+  // close(2) releases the file before it returns: no writer is left.
+  if (::close(fd.release()) < 0 && errno != EINTR) throw Error::from_errno("close", host_path(tree, e), errno);
+}
+
+void TreeWriter::pwrite_all(std::size_t tree, const Entry& e, const EntryOp& op, const Batch& batch, int fd) {
+  const char* data = batch.data.data() + op.data_begin;
+  std::uint64_t done = 0;
+  while (done < op.data_size) {
+    ssize_t n = pwrite(fd, data + done, op.data_size - done, static_cast<off_t>(op.file_offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error::from_errno("pwrite", host_path(tree, e), errno);
+    if (n == 0) throw Error(fmt::format("short write to {}: {} of {} bytes", host_path(tree, e), done, op.data_size));
+    done += static_cast<std::uint64_t>(n);
+  }
+}
+
 void TreeWriter::create(std::size_t tree, const EntryOp& op, const Batch& batch) {
   const Entry& e = *op.entry;
   Tree& t = trees_[tree];
@@ -240,13 +365,10 @@ void TreeWriter::create(std::size_t tree, const EntryOp& op, const Batch& batch)
 
   if (e.type == EntryType::regular && !op.first) {
     // More data for a file opened by an earlier batch.
-    unsigned slot = t.open_files.at(&e);
-    reserve(op.last ? 2 : 1);
-    io_uring_sqe* sqe = queue_write(tree, e, op, batch, slot);
-    if (op.last) {
-      queue_close_after(sqe, tree, e, slot);
-      t.open_files.erase(&e);
-    }
+    if (files_ == FileWrites::plain)
+      write_file(tree, op, batch, owner);
+    else
+      queue_file(tree, op, batch, pers);
     return;
   }
 
@@ -281,27 +403,12 @@ void TreeWriter::create(std::size_t tree, const EntryOp& op, const Batch& batch)
       break;
     }
     case EntryType::regular: {
-      unsigned slot = take_slot();
-      pfd = dir_fd(tree, e.parent);  // take_slot may have flushed
-      unsigned n = 1 + (op.data_size > 0 ? 1 : 0) + (op.last ? 1 : 0);
-      reserve(n);
-      Request* o = nullptr;
-      io_uring_sqe* sqe = request(tree, &e, "openat2", &o);
-      o->how.flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;  // no O_CLOEXEC: direct descriptor
-      o->how.mode = perm;
-      o->how.resolve = kResolveConfined;
-      io_uring_prep_openat2_direct(sqe, pfd, e.name.c_str(), &o->how, slot);
-      sqe->personality = static_cast<__u16>(pers);
-      if (op.data_size > 0) {
-        sqe->flags |= IOSQE_IO_LINK;
-        sqe = queue_write(tree, e, op, batch, slot);
-      }
-      if (op.last) {
-        queue_close_after(sqe, tree, e, slot);
+      if (files_ == FileWrites::plain) {
+        write_file(tree, op, batch, owner);
       } else {
-        t.open_files[&e] = slot;
+        queue_file(tree, op, batch, pers);
+        unfinished_.insert(&e);
       }
-      unfinished_.insert(&e);
       break;
     }
     case EntryType::symlink: {
@@ -358,13 +465,22 @@ void TreeWriter::finish(const std::vector<std::unique_ptr<Entry>>& entries) {
     for (auto it = entries.rbegin(); it != entries.rend(); ++it)
       if ((*it)->type == EntryType::directory && !(*it)->superseded) apply_metadata(tree, **it);
   }
+  wait_files_released();
+}
+
+void TreeWriter::wait_files_released() {
+  if (files_ != FileWrites::ring) return;
+  // Unregistering the table makes the kernel release now what it still holds
+  // of files closed through it; its result does not matter, the seal checks.
+  io_uring_unregister_files(&ring_);
+  for (Tree& t : trees_) t.mount->seal(kReleaseTimeout);
 }
 
 void TreeWriter::apply_metadata(std::size_t tree, const Entry& e) {
   Tree& t = trees_[tree];
   const std::string where = host_path(tree, e);
   const bool root = e.parent == nullptr;
-  const int pfd = root ? t.target.root_fd : dir_fd(tree, e.parent);
+  const int pfd = root ? t.root_fd : dir_fd(tree, e.parent);
   const char* name = root ? "" : e.name.c_str();
   const int nofollow = root ? AT_EMPTY_PATH : AT_SYMLINK_NOFOLLOW;
   Owner owner = t.target.shift->map(e.uid, e.gid, e.path);
@@ -374,7 +490,7 @@ void TreeWriter::apply_metadata(std::size_t tree, const Entry& e) {
     if (fchownat(pfd, name, owner.uid, owner.gid, nofollow) < 0) throw Error::from_errno("fchownat", where, errno);
   if (e.type != EntryType::symlink &&
       (root || e.updates || (e.mode & 07777) != (e.mode & 0777 & ~umask_) || method_ == OwnershipMethod::chown_pass)) {
-    int r = root ? fchmod(t.target.root_fd, e.mode & 07777) : fchmodat(pfd, name, e.mode & 07777, 0);
+    int r = root ? fchmod(t.root_fd, e.mode & 07777) : fchmodat(pfd, name, e.mode & 07777, 0);
     if (r < 0) throw Error::from_errno("fchmodat", where, errno);
   }
   if (e.sparse && e.type == EntryType::regular) {
@@ -403,7 +519,7 @@ void TreeWriter::apply_metadata(std::size_t tree, const Entry& e) {
     }
   }
   const timespec times[2] = {e.atime, e.mtime};
-  int r = root ? futimens(t.target.root_fd, times) : utimensat(pfd, name, times, AT_SYMLINK_NOFOLLOW);
+  int r = root ? futimens(t.root_fd, times) : utimensat(pfd, name, times, AT_SYMLINK_NOFOLLOW);
   if (r < 0) throw Error::from_errno("utimensat", where, errno);
 }
 
