@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, everything haco-fleet needs to build, test,
-# benchmark and build its images. Idempotent and non-interactive.
+# benchmark, build its images and boot its test guest. Idempotent and non-interactive.
 set -euo pipefail
 
 packages=(
@@ -12,6 +12,8 @@ packages=(
   libcap-dev libseccomp-dev libssl-dev libsystemd-dev
   mmdebstrap busybox-static curl jq
   tar gzip xz-utils zstd bzip2 util-linux iproute2 procps attr libcap2-bin
+  # the Debian 12 test guest (scripts/vm/, docs/vm.md)
+  qemu-system-x86 qemu-utils e2fsprogs
 )
 
 missing=()

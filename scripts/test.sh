@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Installs what is needed, builds, and runs the whole test suite with ctest.
+# Installs what is needed, builds, and runs the whole test suite with ctest:
+# first on this host, then in a Debian 12 guest with systemd and only cgroup
+# v2 (ctest -L vm-host: the vm and container tests under QEMU, docs/vm.md).
 # Run as root on a fresh machine: integration tests start real containers.
-#   scripts/test.sh              everything (unit + integration)
-#   scripts/test.sh -L unit      ctest arguments are passed through
+#   scripts/test.sh              everything (host suite, then guest suite)
+#   scripts/test.sh -L unit      ctest arguments are passed through; only
+#                                that ctest runs
+#   HACO_SKIP_VM=1 scripts/test.sh    the host suite only
 #   HACO_SANITIZE=1 scripts/test.sh   build with ASan+UBSan in build-asan/
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,4 +23,27 @@ else
 fi
 
 cd "$build_dir"
-ctest --output-on-failure --timeout 900 "$@"
+if [ $# -gt 0 ]; then
+  exec ctest --output-on-failure --timeout 900 "$@"
+fi
+
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", b - a }'; }
+
+host_status=0
+ctest --output-on-failure --timeout 900 -LE '^vm-host$' || host_status=$?
+if [ "${HACO_SKIP_VM:-0}" = 1 ]; then
+  echo "test: HACO_SKIP_VM=1: the guest suite (ctest -L vm-host) was not run"
+  exit "$host_status"
+fi
+
+started=$(now)
+"$top/scripts/vm/build-guest.sh" >/dev/null
+image_ready=$(now)
+echo "test: guest image ready in $(secs "$started" "$image_ready") s"
+guest_status=0
+ctest --output-on-failure -L '^vm-host$' || guest_status=$?
+echo "test: guest suite took $(secs "$image_ready" "$(now)") s:"
+grep -E '^(== [a-z]+: exit status|guest-suite:|run-in-guest:)' Testing/Temporary/LastTest.log | sed 's/^/  /' || true
+
+[ "$host_status" = 0 ] && [ "$guest_status" = 0 ]

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The guest suite (ctest's vm_guest_suite, label vm-host): boots the Debian 12
+# guest (systemd, cgroup v2 only) with this repository and BUILD_DIR shared at
+# the same paths and runs in it, with ctest, the vm tests and the container
+# tests (-L integration, without the 100-container e2e test). Fails when
+# anything fails in the guest; the guest's ctest output is streamed here.
+#   scripts/vm/guest-suite.sh [BUILD_DIR]      (default: build/)
+# Env: HACO_VM_SUITE_TIMEOUT (seconds, default 1800) and those of
+# run-in-guest.sh. See docs/vm.md.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+build=$(cd "${1:-$repo/build}" && pwd)
+
+if [ -n "${HACO_VM_GUEST:-}" ]; then
+  echo "guest-suite: this is the guest already; run scripts/vm/in-guest-suite.sh" >&2
+  exit 1
+fi
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", b - a }'; }
+
+start=$(now)
+"$here/build-guest.sh" >/dev/null
+guest_built=$(now)
+
+# The test images, built here: the busybox image in the shared build tree,
+# the php image copied onto the guest's disk where the tests look for it.
+"$repo/scripts/build-busybox-image.sh" "$build/images/busybox.tar.gz" >/dev/null
+php_image=$("$repo/scripts/build-php-image.sh" | tail -1)
+images_built=$(now)
+
+shares=(--repo)
+case $build/ in "$repo"/*) ;; *) shares+=(--share "$build") ;; esac
+status=0
+"$here/run-in-guest.sh" --timeout "${HACO_VM_SUITE_TIMEOUT:-1800}" "${shares[@]}" \
+  --copy "$php_image=$php_image" --copy "$php_image.key=$php_image.key" \
+  -- bash "$here/in-guest-suite.sh" "$build" || status=$?
+finished=$(now)
+
+echo "guest-suite: guest image $(secs "$start" "$guest_built") s, test images $(secs "$guest_built" "$images_built") s," \
+     "guest run $(secs "$images_built" "$finished") s; exit status $status"
+exit "$status"

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs inside the Debian 12 guest (started by scripts/vm/guest-suite.sh):
+# says what the guest is, checks that BUILD_DIR's programs find their
+# libraries, then runs with ctest the vm tests and the container tests
+# (integration, without the e2e fleet of 100). Exits non-zero when anything
+# failed. ctest's logs are kept in BUILD_DIR/vm-guest/.
+#   scripts/vm/in-guest-suite.sh BUILD_DIR
+set -uo pipefail
+build=${1:?usage: in-guest-suite.sh BUILD_DIR}
+if [ -z "${HACO_VM_GUEST:-}" ]; then
+  echo "in-guest-suite: runs in the guest only; on the host use scripts/vm/guest-suite.sh" >&2
+  exit 2
+fi
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", b - a }'; }
+
+echo "== guest: kernel $(uname -r), $(systemctl --version | head -1 | cut -d' ' -f1-2)," \
+     "/sys/fs/cgroup is $(stat -fc %T /sys/fs/cgroup), $(nproc) cpus, $(free -m | awk '/^Mem/ { print $2 }') MiB"
+echo "== this suite runs in cgroup $(sed -n 's/^0:://p' /proc/self/cgroup)"
+for dir in /tmp /var/tmp /var/lib; do echo "== $dir is on $(stat -fc %T "$dir") ($(findmnt -no SOURCE -T "$dir"))"; done
+
+failed=()
+# Every program of the build tree must find its libraries in the guest.
+missing=$(find "$build" -path '*/CMakeFiles' -prune -o -type f -perm -u+x -print \
+          | while read -r f; do ldd "$f" 2>/dev/null | grep 'not found' | sed "s|^|$f: |"; done)
+if [ -n "$missing" ]; then
+  echo "== libraries missing in the guest (add their packages to scripts/vm/guest/packages):"
+  echo "$missing"
+  failed+=(libraries)
+fi
+
+# ctest's own files stay on the guest's disk: the host's ctest, which runs
+# this suite, writes the same ones in the shared build tree.
+mkdir -p "$build/Testing" "$build/vm-guest"
+mount -t tmpfs -o size=64m haco-vm-ctest "$build/Testing"
+cd "$build" || exit 2
+
+run_ctest() {
+  local name=$1 started rc
+  shift
+  echo "== ctest $* ($name)"
+  started=$(now)
+  ctest --output-on-failure --timeout 600 "$@"
+  rc=$?
+  cp Testing/Temporary/LastTest.log "$build/vm-guest/LastTest-$name.log" 2>/dev/null
+  echo "== $name: exit status $rc after $(secs "$started" "$(now)") s"
+  [ "$rc" = 0 ] || failed+=("$name")
+}
+# Labels are regular expressions: anchored, so that vm-host is not selected.
+run_ctest vm -L '^vm$'
+run_ctest containers -L '^integration$' -LE '^e2e$'
+
+cd /
+umount "$build/Testing"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "== failed in the guest: ${failed[*]}"
+  exit 1
+fi
+echo "== everything passed in the guest"

@@ -1,0 +1,143 @@
+// A busybox fleet on a host with systemd and only cgroup v2, brought up from
+// each place an operator may run `up`. Whatever the caller, the fleet runs in
+// a transient unit of its own, haco-fleet-<fleet>.service (Delegate=yes):
+//   .../haco-fleet-<fleet>.service/supervisor          supervisor and spawners
+//   .../haco-fleet-<fleet>.service/instances/<name>    one leaf per instance
+// so it outlives the caller's session, and `down` leaves nothing behind.
+#include <signal.h>
+
+#include <chrono>
+#include <regex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "test_support.hpp"
+#include "vm/busybox_fleet.hpp"
+#include "vm/systemd_host.hpp"
+
+namespace haco::vm {
+namespace {
+
+namespace fs = std::filesystem;
+using FleetUnit = SystemdCgroup2Test;
+
+constexpr const char* kPage = "served by busybox httpd";
+
+std::string joined(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const auto& l : lines) out += "\n  " + l;
+  return out;
+}
+
+// Everything `up` must have set up, whoever called it.
+void expect_fleet_in_its_own_unit(const BusyboxFleet& fleet) {
+  const nlohmann::json doc = fleet.ps();
+  SCOPED_TRACE("ps --json: " + doc.dump());
+  EXPECT_EQ(doc.value("unit", std::string("(no \"unit\" in ps --json)")), fleet.unit());
+  EXPECT_EQ(unit_property(fleet.unit(), "ActiveState"), "active");
+  EXPECT_EQ(unit_property(fleet.unit(), "Delegate"), "yes");
+
+  const fs::path top = cgroup_dir(fleet.unit_cgroup());
+  const pid_t supervisor = doc.at("supervisor").at("pid").get<pid_t>();
+  EXPECT_EQ(cgroup_of(supervisor), fleet.unit_cgroup() + "/supervisor") << "the supervisor (pid " << supervisor << ")";
+  // No cgroup that distributes controllers holds processes.
+  EXPECT_TRUE(cgroup_procs(top).empty()) << top;
+  EXPECT_TRUE(cgroup_procs(top / "instances").empty()) << top / "instances";
+
+  ASSERT_EQ(doc.at("instances").size(), BusyboxFleet::kInstances);
+  for (const auto& instance : doc.at("instances")) {
+    const std::string name = instance.at("instance");
+    SCOPED_TRACE("instance " + name);
+    EXPECT_EQ(instance.at("state"), "running");
+    ASSERT_TRUE(instance.at("pid").is_number());
+    const pid_t pid = instance.at("pid").get<pid_t>();
+    const std::string leaf = fleet.unit_cgroup() + "/instances/" + name;
+    EXPECT_EQ(cgroup_of(pid), leaf) << "the instance's init (pid " << pid << ")";
+    std::error_code ec;
+    if (!fs::is_directory(cgroup_dir(leaf), ec)) continue;
+    for (const char* file : {"pids.max", "cpu.max"})
+      ASSERT_TRUE(fs::exists(cgroup_dir(leaf) / file, ec)) << leaf << " has no " << file;
+    EXPECT_NE(trim(read_text(cgroup_dir(leaf) / "pids.max")), "max") << "an instance without a pids limit";
+    EXPECT_EQ(trim(read_text(cgroup_dir(leaf) / "cpu.max")), "10000 100000");  // the template's 10% quota
+  }
+  for (std::uint16_t port : fleet.ports())
+    EXPECT_NE(http_get(port).find(kPage), std::string::npos) << "port " << port << " does not serve the page";
+}
+
+void expect_down_leaves_nothing(const BusyboxFleet& fleet) {
+  auto down = fleet.down();
+  EXPECT_EQ(down.status, 0) << down.output;
+  auto left = fleet.leftovers();
+  EXPECT_TRUE(left.empty()) << "after down:" << joined(left);
+}
+
+// `caller_cgroup` matches the cgroup `up` must have run in, so that the test
+// checks the caller it names.
+void bring_up_from(Caller caller, const std::string& caller_cgroup, const std::string& tag, std::uint16_t first_port) {
+  BusyboxFleet fleet(tag, first_port);
+  UpResult up = fleet.up(caller);
+  ASSERT_TRUE(std::regex_match(up.caller_cgroup, std::regex(caller_cgroup)))
+      << "up ran in " << up.caller_cgroup << ", not in " << caller_name(caller) << ":\n" << up.output;
+  ASSERT_EQ(up.status, 0) << "up from " << caller_name(caller) << " (cgroup " << up.caller_cgroup << "):\n"
+                          << up.output;
+  expect_fleet_in_its_own_unit(fleet);
+  expect_down_leaves_nothing(fleet);
+}
+
+TEST_F(FleetUnit, UpFromAServiceWithDelegationRunsTheFleetInItsOwnUnit) {
+  // The harness runs the tests in a service with Delegate=yes; `up` runs
+  // from the test's own process.
+  const std::string own = cgroup_of(::getpid());
+  const std::string own_unit = own.substr(own.rfind('/') + 1);
+  ASSERT_TRUE(own_unit.ends_with(".service")) << "not run from a service: " << own;
+  ASSERT_EQ(unit_property(own_unit, "Delegate"), "yes") << own_unit;
+  bring_up_from(Caller::delegated_service, own, "svc", 24101);
+}
+
+TEST_F(FleetUnit, UpFromAScopeWithoutDelegationRunsTheFleetInItsOwnUnit) {
+  bring_up_from(Caller::scope, R"(/system\.slice/run-[^/]+\.scope)", "scope", 24111);
+}
+
+TEST_F(FleetUnit, UpFromALoginSessionRunsTheFleetInItsOwnUnitThatOutlivesTheSession) {
+  BusyboxFleet fleet("login", 24121);
+  UpResult up = fleet.up(Caller::login_session);
+  ASSERT_EQ(up.status, 0) << "up from " << caller_name(Caller::login_session) << " (cgroup " << up.caller_cgroup
+                          << "):\n" << up.output;
+  ASSERT_FALSE(up.session.empty()) << "su -l opened no logind session; up ran in " << up.caller_cgroup;
+  ASSERT_EQ(up.caller_cgroup, "/user.slice/user-0.slice/session-" + up.session + ".scope");
+  expect_fleet_in_its_own_unit(fleet);
+  const pid_t supervisor = fleet.ps().at("supervisor").at("pid").get<pid_t>();
+
+  auto end = testing::run_command("loginctl terminate-session " + up.session);
+  ASSERT_EQ(end.status, 0) << end.output;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (testing::run_command("loginctl show-session " + up.session).status == 0 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_NE(testing::run_command("loginctl show-session " + up.session).status, 0)
+      << "session " << up.session << " still there a minute after terminate-session";
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // let a kill that was sent land
+
+  EXPECT_EQ(::kill(supervisor, 0), 0) << "the supervisor died with the session";
+  expect_fleet_in_its_own_unit(fleet);
+  expect_down_leaves_nothing(fleet);
+}
+
+TEST_F(FleetUnit, TwoFleetsBroughtUpConcurrentlyBothRunInTheirOwnUnits) {
+  BusyboxFleet first("pair-a", 24131);
+  BusyboxFleet second("pair-b", 24141);
+  UpResult up_first, up_second;
+  std::thread other([&] { up_second = second.up(Caller::delegated_service); });
+  up_first = first.up(Caller::delegated_service);
+  other.join();
+  ASSERT_EQ(up_first.status, 0) << up_first.output;
+  ASSERT_EQ(up_second.status, 0) << up_second.output;
+  expect_fleet_in_its_own_unit(first);
+  expect_fleet_in_its_own_unit(second);
+  expect_down_leaves_nothing(first);
+  expect_down_leaves_nothing(second);
+}
+
+}  // namespace
+}  // namespace haco::vm
