@@ -12,9 +12,9 @@
 //
 // Directories above container trees (the rootfs bases that a definition's
 // chroot_to points into, and the data root itself, which holds the default
-// base) are made with kRootfsBaseMode: the container's mapped root walks the
-// host path to its rootfs when it starts, so a 0700 directory above a
-// rootfs keeps the container from starting.
+// base) are made with kRootfsBaseMode, private too: the container's root is
+// attached from a mount the host side opens, so its mapped ids never walk
+// these paths, and no other host user can reach a container's files.
 #pragma once
 
 #include <sys/types.h>
@@ -26,7 +26,7 @@
 namespace haco::layout {
 
 inline constexpr mode_t kPrivateMode = 0700;
-inline constexpr mode_t kRootfsBaseMode = 0755;
+inline constexpr mode_t kRootfsBaseMode = 0700;
 
 // mkdir -p: creates each missing directory of `path`, each with exactly
 // `mode` (whatever the umask). Returns the directories it created, outermost
