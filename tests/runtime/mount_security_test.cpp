@@ -130,6 +130,10 @@ TEST_F(MountSecurityTest, ReadOnlyMountsAndProcMasksAreLocked) {
   c.network_etc_host_root = "/etc";
   c.independent_mounts = {IndependentMount::procfs, IndependentMount::sysfs, IndependentMount::devtmpfs,
                           IndependentMount::devpts, IndependentMount::shm};
+  // Every capability and no seccomp filter (`allow :all`, default filter
+  // off): what stops the remounts is the lock, not a denied call.
+  c.capabilities = all_known_capabilities();
+  c.seccomp_default_filter = false;
   std::unique_ptr<Container> container;
   std::string log = run_until_end(req, rootfs, container);
   ASSERT_NE(log.find("END"), std::string::npos) << log;
