@@ -57,7 +57,12 @@ void start_as_unit(const SupervisorConfig& config) {
   unit_config.notify_fd = -1;
   std::vector<std::string> command = supervisor_arguments(unit_config);
   command.insert(command.begin(), own_program());
-  std::filesystem::create_directories(config.paths.dir());
+  config.paths.make_directories();
+  // systemd appends to the log as it finds it: made private here first.
+  std::string log = config.paths.supervisor_log();
+  UniqueFd log_fd(::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  check_sys(log_fd.get(), "open", log);
+  check_sys(::fchmod(log_fd.get(), 0600), "fchmod", log);
   systemd::start_transient_service({config.cgroup.unit, "haco-fleet fleet " + config.paths.fleet, command,
                                     config.paths.supervisor_log()});
 }
