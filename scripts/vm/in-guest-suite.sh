@@ -16,7 +16,6 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", b - a }'; }
 
 echo "== guest: kernel $(uname -r), $(systemctl --version | head -1 | cut -d' ' -f1-2)," \
      "/sys/fs/cgroup is $(stat -fc %T /sys/fs/cgroup), $(nproc) cpus, $(free -m | awk '/^Mem/ { print $2 }') MiB"
-echo "== this suite runs in cgroup $(sed -n 's/^0:://p' /proc/self/cgroup)"
 for dir in /tmp /var/tmp /var/lib; do echo "== $dir is on $(stat -fc %T "$dir") ($(findmnt -no SOURCE -T "$dir"))"; done
 
 failed=()
@@ -35,12 +34,17 @@ mkdir -p "$build/Testing" "$build/vm-guest"
 mount -t tmpfs -o size=64m haco-vm-ctest "$build/Testing"
 cd "$build" || exit 2
 
+# Each ctest runs in a transient service of its own with Delegate=yes, as
+# haco-vm-run.service is, so that what one suite leaves in its cgroup cannot
+# change the next one's results.
 run_ctest() {
   local name=$1 started rc
   shift
   echo "== ctest $* ($name)"
   started=$(now)
-  ctest --output-on-failure --timeout 600 "$@"
+  systemd-run --quiet --wait --pipe --collect -p Delegate=yes --working-directory="$build" \
+    -E HACO_VM_GUEST=1 -E HOME=/root -E LANG=C.UTF-8 \
+    ctest --output-on-failure --timeout 600 "$@"
   rc=$?
   cp Testing/Temporary/LastTest.log "$build/vm-guest/LastTest-$name.log" 2>/dev/null
   echo "== $name: exit status $rc after $(secs "$started" "$(now)") s"

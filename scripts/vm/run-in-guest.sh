@@ -23,7 +23,8 @@
 # Env: HACO_VM_DIR (/var/tmp/haco-fleet-vm), HACO_VM_CPUS (2), HACO_VM_MEM
 #      (4096, MiB), HACO_VM_ACCEL (tcg, or kvm where nested KVM runs a stock
 #      kernel), HACO_VM_CPU (-cpu model), HACO_VM_APPEND (kernel arguments),
-#      HACO_VM_KEEP=1 (keep the run directory even on success).
+#      HACO_VM_KEEP=1 (keep the run directory even on success),
+#      HACO_VM_9P_CACHE (the shares' 9p cache mode, default loose).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -89,6 +90,7 @@ for i in "${!copies[@]}"; do
   echo "$i $dest" >>"$ctl/copies"
 done
 echo "$main_dir" >"$ctl/cwd"
+echo "${HACO_VM_9P_CACHE:-loose}" >"$ctl/cache"
 printf '%q ' "$@" >"$ctl/command"
 echo >>"$ctl/command"
 : >"$ctl/output.log"

@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <memory>
 #include <regex>
 #include <thread>
 
@@ -85,14 +86,33 @@ void bring_up_from(Caller caller, const std::string& caller_cgroup, const std::s
   expect_down_leaves_nothing(fleet);
 }
 
-TEST_F(FleetUnit, UpFromAServiceWithDelegationRunsTheFleetInItsOwnUnit) {
-  // The harness runs the tests in a service with Delegate=yes; `up` runs
-  // from the test's own process.
-  const std::string own = cgroup_of(::getpid());
-  const std::string own_unit = own.substr(own.rfind('/') + 1);
-  ASSERT_TRUE(own_unit.ends_with(".service")) << "not run from a service: " << own;
-  ASSERT_EQ(unit_property(own_unit, "Delegate"), "yes") << own_unit;
-  bring_up_from(Caller::delegated_service, own, "svc", 24101);
+// The harness runs the tests in a service with Delegate=yes; `up` runs from
+// the test's own process. The fleet must leave that service's cgroup as it
+// was (it is put back for the tests that follow either way).
+class FleetFromOwnService : public FleetUnit {
+ protected:
+  void SetUp() override {
+    FleetUnit::SetUp();
+    if (IsSkipped() || HasFailure()) return;
+    own_ = cgroup_of(::getpid());
+    const std::string unit = own_.substr(own_.rfind('/') + 1);
+    ASSERT_TRUE(unit.ends_with(".service")) << "not run from a service: " << own_;
+    ASSERT_EQ(unit_property(unit, "Delegate"), "yes") << unit;
+    own_before_ = std::make_unique<CgroupSnapshot>(cgroup_dir(own_));
+  }
+  void TearDown() override {
+    if (!own_before_) return;
+    EXPECT_TRUE(own_before_->changes().empty()) << "the fleet changed the cgroup `up` ran in:"
+                                                << joined(own_before_->changes());
+    own_before_->restore();
+  }
+
+  std::string own_;
+  std::unique_ptr<CgroupSnapshot> own_before_;
+};
+
+TEST_F(FleetFromOwnService, UpFromAServiceWithDelegationRunsTheFleetInItsOwnUnit) {
+  bring_up_from(Caller::delegated_service, own_, "svc", 24101);
 }
 
 TEST_F(FleetUnit, UpFromAScopeWithoutDelegationRunsTheFleetInItsOwnUnit) {
@@ -124,7 +144,7 @@ TEST_F(FleetUnit, UpFromALoginSessionRunsTheFleetInItsOwnUnitThatOutlivesTheSess
   expect_down_leaves_nothing(fleet);
 }
 
-TEST_F(FleetUnit, TwoFleetsBroughtUpConcurrentlyBothRunInTheirOwnUnits) {
+TEST_F(FleetFromOwnService, TwoFleetsBroughtUpConcurrentlyBothRunInTheirOwnUnits) {
   BusyboxFleet first("pair-a", 24131);
   BusyboxFleet second("pair-b", 24141);
   UpResult up_first, up_second;

@@ -87,6 +87,57 @@ std::vector<fs::path> cgroups_containing(const std::string& text) {
   return found;
 }
 
+CgroupSnapshot::CgroupSnapshot(fs::path dir)
+    : dir_(std::move(dir)), descendants_(descendants()), subtree_control_(subtree_control()) {}
+
+std::vector<fs::path> CgroupSnapshot::descendants() const {
+  std::vector<fs::path> found;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir_, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec))
+    if (it->is_directory(ec)) found.push_back(it->path());
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
+std::vector<std::string> CgroupSnapshot::subtree_control() const {
+  std::vector<std::string> controllers;
+  std::istringstream in(read_text(dir_ / "cgroup.subtree_control"));
+  for (std::string c; in >> c;) controllers.push_back(c);
+  std::sort(controllers.begin(), controllers.end());
+  return controllers;
+}
+
+std::vector<std::string> CgroupSnapshot::changes() const {
+  std::vector<std::string> changed;
+  for (const auto& dir : descendants())
+    if (!std::binary_search(descendants_.begin(), descendants_.end(), dir)) changed.push_back("new cgroup " + dir.string());
+  for (const auto& c : subtree_control())
+    if (!std::binary_search(subtree_control_.begin(), subtree_control_.end(), c))
+      changed.push_back(fmt::format("{} enabled in {}/cgroup.subtree_control", c, dir_.string()));
+  return changed;
+}
+
+void CgroupSnapshot::restore() const {
+  std::vector<fs::path> made;
+  for (const auto& dir : descendants())
+    if (!std::binary_search(descendants_.begin(), descendants_.end(), dir)) made.push_back(dir);
+  std::sort(made.begin(), made.end(),
+            [](const fs::path& a, const fs::path& b) { return a.string().size() > b.string().size(); });
+  for (int round = 0; round < 100 && !made.empty(); ++round) {
+    std::vector<fs::path> left;
+    for (const auto& dir : made) {
+      std::ofstream(dir / "cgroup.kill") << "1";
+      if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) left.push_back(dir);
+    }
+    made = left;
+    if (!made.empty()) ::usleep(50000);
+  }
+  for (const auto& c : subtree_control())
+    if (!std::binary_search(subtree_control_.begin(), subtree_control_.end(), c))
+      std::ofstream(dir_ / "cgroup.subtree_control") << "-" << c;
+}
+
 std::string unit_property(const std::string& unit, const std::string& property) {
   auto r = testing::run_command(fmt::format("systemctl show -p {} --value '{}'", property, unit));
   return trim(r.output);

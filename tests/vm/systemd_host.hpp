@@ -37,6 +37,27 @@ std::vector<pid_t> cgroup_procs(const std::filesystem::path& dir);
 // deepest first.
 std::vector<std::filesystem::path> cgroups_containing(const std::string& text);
 
+// What a cgroup looked like (its descendants and cgroup.subtree_control),
+// to see what a command changed in it and to put it back: a fleet must not
+// touch the cgroup of the process that ran `up`.
+class CgroupSnapshot {
+ public:
+  explicit CgroupSnapshot(std::filesystem::path dir);
+  // One sentence per change since the snapshot; empty when there is none.
+  std::vector<std::string> changes() const;
+  // Kills what is in cgroups made since, removes them, and disables the
+  // controllers enabled since.
+  void restore() const;
+
+ private:
+  std::vector<std::filesystem::path> descendants() const;
+  std::vector<std::string> subtree_control() const;
+
+  std::filesystem::path dir_;
+  std::vector<std::filesystem::path> descendants_;
+  std::vector<std::string> subtree_control_;
+};
+
 // `systemctl show -p PROPERTY --value UNIT`.
 std::string unit_property(const std::string& unit, const std::string& property);
 
