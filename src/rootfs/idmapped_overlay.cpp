@@ -1,6 +1,9 @@
 #include "rootfs/idmapped_overlay.hpp"
 
+#include <atomic>
+
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -106,8 +109,23 @@ UniqueFd idmapped_tree(const std::string& path, int userns_fd) {
   return tree;
 }
 
-void mount_overlay(int lower_fd, const std::string& upper, const std::string& work, const std::string& target,
-                   const std::string& source) {
+namespace {
+
+// Overlay's own escape for a layer path: ':' separates lower layers, ','
+// options (in the monolithic form of kernels before 6.5), '\\' escapes both.
+std::string escape_layer_path(const std::string& path) {
+  std::string out;
+  for (char c : path) {
+    if (c == ':' || c == ',' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+// Builds and mounts the overlay; `set_lower` configures the lower layer.
+template <typename SetLower>
+void mount_overlay_with(SetLower set_lower, const std::string& upper, const std::string& work,
+                        const std::string& target, const std::string& source) {
   UniqueFd fs(fsopen("overlay", FSOPEN_CLOEXEC));
   if (!fs) throw Error::from_errno("fsopen", "overlay", errno);
   auto config = [&](unsigned cmd, const char* key, const void* value, int aux, const std::string& what) {
@@ -120,7 +138,7 @@ void mount_overlay(int lower_fd, const std::string& upper, const std::string& wo
     }
   };
   config(FSCONFIG_SET_STRING, "source", source.c_str(), 0, source);
-  config(FSCONFIG_SET_FD, "lowerdir+", nullptr, lower_fd, "lower layer");
+  set_lower(config);
   config(FSCONFIG_SET_STRING, "upperdir", upper.c_str(), 0, upper);
   config(FSCONFIG_SET_STRING, "workdir", work.c_str(), 0, work);
   config(FSCONFIG_CMD_CREATE, nullptr, nullptr, 0, target);
@@ -128,6 +146,54 @@ void mount_overlay(int lower_fd, const std::string& upper, const std::string& wo
   if (!mnt) throw Error::from_errno("fsmount", target, errno);
   if (move_mount(mnt.get(), "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0)
     throw Error::from_errno("move_mount", target, errno);
+}
+
+// Whether this kernel takes a lower layer as an fd ("lowerdir+", 6.8 and
+// later); decided by the first attempt in this process.
+std::atomic<bool> lower_layer_by_fd{true};
+
+bool lower_layer_fd_refused(const Error& e) {
+  // EINVAL: an unknown parameter; EOPNOTSUPP: an fd given to overlay's
+  // monolithic option parser (before 6.5); ENOPARAM (519) seen by callers of
+  // older fs_parse.
+  return e.call() == "fsconfig(lowerdir+)" &&
+         (e.sys_errno() == EINVAL || e.sys_errno() == EOPNOTSUPP || e.sys_errno() == 519);
+}
+
+}  // namespace
+
+void mount_overlay(int lower_fd, const std::string& lower_attach_point, const std::string& upper,
+                   const std::string& work, const std::string& target, const std::string& source) {
+  if (lower_layer_by_fd.load()) {
+    try {
+      mount_overlay_with(
+          [&](auto& config) { config(FSCONFIG_SET_FD, "lowerdir+", nullptr, lower_fd, "lower layer"); }, upper, work,
+          target, source);
+      return;
+    } catch (const Error& e) {
+      if (!lower_layer_fd_refused(e)) throw;
+      lower_layer_by_fd.store(false);
+    }
+  }
+  // The idmapped lower layer is attached at a private path just long enough
+  // for overlay to take its own private clone of it.
+  rmdir(lower_attach_point.c_str());  // an empty one left by an interrupted run
+  check_sys(mkdir(lower_attach_point.c_str(), 0700), "mkdir", lower_attach_point);
+  struct AttachPoint {
+    const std::string& path;
+    bool mounted = false;
+    ~AttachPoint() {
+      if (mounted) umount2(path.c_str(), MNT_DETACH);
+      rmdir(path.c_str());
+    }
+  } point{lower_attach_point};
+  if (move_mount(lower_fd, "", AT_FDCWD, lower_attach_point.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0)
+    throw Error::from_errno("move_mount", lower_attach_point, errno);
+  point.mounted = true;
+  const std::string lowerdir = escape_layer_path(lower_attach_point);
+  mount_overlay_with(
+      [&](auto& config) { config(FSCONFIG_SET_STRING, "lowerdir", lowerdir.c_str(), 0, lower_attach_point); },
+      upper, work, target, source);
 }
 
 }  // namespace haco::rootfs

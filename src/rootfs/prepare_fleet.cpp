@@ -151,7 +151,7 @@ class OverlayInstance {
     UniqueFd userns;
     if (!inst.uid_map.empty()) userns = make_userns(inst.uid_map, inst.gid_map);
     UniqueFd lower = idmapped_tree(lower_tree, userns ? userns.get() : -1);
-    mount_overlay(lower.get(), upper_, work_, rootfs_, "haco-" + inst.instance);
+    mount_overlay(lower.get(), dir + "/lower", upper_, work_, rootfs_, "haco-" + inst.instance);
     mounted_ = true;
   }
   OverlayInstance(const OverlayInstance&) = delete;
