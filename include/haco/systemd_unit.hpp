@@ -20,8 +20,13 @@ struct TransientService {
   std::string log_path;              // stdout and stderr, appended
 };
 
+// The first systemd that knows ExitType=cgroup.
+inline constexpr int kExitTypeCgroupSince = 250;
+
 // Starts `service` as a Type=notify unit with Delegate=yes and KillMode=mixed
-// and returns once it reported READY=1. Throws with systemd-run's words and
+// (and ExitType=cgroup where systemd has it: the unit stays until its cgroup
+// is empty, so instances outlive a supervisor that dies) and returns once it
+// reported READY=1. Throws with systemd-run's words and
 // the last lines of the log when it did not start.
 void start_transient_service(const TransientService& service);
 

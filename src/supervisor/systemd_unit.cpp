@@ -75,6 +75,16 @@ std::string last_lines(const std::string& path, std::size_t count) {
   return text;
 }
 
+// The version of the systemd that answers systemctl ("systemd 252
+// (252.30-1~deb12u2)" gives 252), 0 when it cannot be told.
+int systemd_version() {
+  auto result = run({"systemctl", "--version"});
+  if (result.status != 0) return 0;
+  std::string first = result.output.substr(0, result.output.find('\n'));
+  if (first.rfind("systemd ", 0) != 0) return 0;
+  return std::atoi(first.c_str() + 8);
+}
+
 }  // namespace
 
 std::string fleet_unit_name(const std::string& fleet) {
@@ -99,8 +109,12 @@ void start_transient_service(const TransientService& service) {
                                    "--property=KillMode=mixed",
                                    "--property=TimeoutStopSec=90",
                                    "--property=StandardOutput=append:" + service.log_path,
-                                   "--property=StandardError=append:" + service.log_path,
-                                   "--"};
+                                   "--property=StandardError=append:" + service.log_path};
+  // The unit lives as long as anything in its cgroup does (systemd 250 and
+  // later), so instances outlive a supervisor that dies and `down` stops
+  // them; with an older systemd they end with it.
+  if (systemd_version() >= kExitTypeCgroupSince) argv.push_back("--property=ExitType=cgroup");
+  argv.push_back("--");
   argv.insert(argv.end(), service.command.begin(), service.command.end());
   auto result = run(argv);
   if (result.status != 0)
