@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The guest suite (ctest's vm_guest_suite, label vm-host): boots the Debian 12
 # guest (systemd, cgroup v2 only) with this repository and BUILD_DIR shared at
-# the same paths and runs in it, with ctest, the vm tests and the container
-# tests (-L integration, without the 100-container e2e test). Fails when
+# the same paths and runs in it, with ctest, the vm tests, the container
+# tests (-L integration, without the 100-container e2e test) and the seed's
+# own definition on three ports. Fails when
 # anything fails in the guest; the guest's ctest output is streamed here.
 #   scripts/vm/guest-suite.sh [BUILD_DIR]      (default: build/)
 # Env: HACO_VM_SUITE_TIMEOUT (seconds, default 1800) and those of
@@ -27,13 +28,23 @@ guest_built=$(now)
 # the php image copied onto the guest's disk where the tests look for it.
 "$repo/scripts/build-busybox-image.sh" "$build/images/busybox.tar.gz" >/dev/null
 php_image=$("$repo/scripts/build-php-image.sh" | tail -1)
-images_built=$(now)
-
+copies=(--copy "$php_image=$php_image" --copy "$php_image.key=$php_image.key")
 shares=(--repo)
 case $build/ in "$repo"/*) ;; *) shares+=(--share "$build") ;; esac
+# The seed's own definition (../shared/seed beside the repository, where the
+# e2e test reads it) and the image it names, at the path it names.
+seed=$repo/../shared/seed
+if [ -f "$seed/phpinfo-test.haco" ]; then
+  seed_image=$("$repo/scripts/build-php-image.sh" --seed-layout | tail -1)
+  copies+=(--copy "$seed_image=$seed_image" --copy "$seed_image.key=$seed_image.key")
+  shares+=(--share "$(cd "$seed" && pwd)")
+else
+  echo "guest-suite: no $seed/phpinfo-test.haco: the seed's definition is not run in the guest"
+fi
+images_built=$(now)
+
 status=0
-"$here/run-in-guest.sh" --timeout "${HACO_VM_SUITE_TIMEOUT:-1800}" "${shares[@]}" \
-  --copy "$php_image=$php_image" --copy "$php_image.key=$php_image.key" \
+"$here/run-in-guest.sh" --timeout "${HACO_VM_SUITE_TIMEOUT:-1800}" "${shares[@]}" "${copies[@]}" \
   -- bash "$here/in-guest-suite.sh" "$build" || status=$?
 finished=$(now)
 

@@ -2,7 +2,8 @@
 # Runs inside the Debian 12 guest (started by scripts/vm/guest-suite.sh):
 # says what the guest is, checks that BUILD_DIR's programs find their
 # libraries, then runs with ctest the vm tests and the container tests
-# (integration, without the e2e fleet of 100). Exits non-zero when anything
+# (integration, without the e2e fleet of 100) and, when the host shared it,
+# the seed's definition on three ports. Exits non-zero when anything
 # failed. ctest's logs are kept in BUILD_DIR/vm-guest/.
 #   scripts/vm/in-guest-suite.sh BUILD_DIR
 set -uo pipefail
@@ -53,6 +54,15 @@ run_ctest() {
 # Labels are regular expressions: anchored, so that vm-host is not selected.
 run_ctest vm -L '^vm$'
 run_ctest containers -L '^integration$' -LE '^e2e$'
+# The seed's phpinfo definition on three ports (Apache + PHP), when the host
+# shared it (scripts/vm/guest-suite.sh): the e2e test reads it beside the
+# source tree.
+source_dir=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build/CMakeCache.txt")
+if [ -f "$source_dir/../shared/seed/phpinfo-test.haco" ]; then
+  run_ctest seed -L '^e2e$' -R 'SeedDefinitionRunsUnchangedOnThreePorts'
+else
+  echo "== seed: not shared into the guest, not run"
+fi
 
 cd /
 umount "$build/Testing"

@@ -57,13 +57,23 @@ const char* caller_name(Caller caller) {
   return "?";
 }
 
-BusyboxFleet::BusyboxFleet(const std::string& tag, std::uint16_t first_port)
+BusyboxFleet::BusyboxFleet(const std::string& tag, std::uint16_t first_port, const std::string& extra_definition)
     : name_(fmt::format("vm{}-{}", ::getpid(), tag)), first_port_(first_port) {
   std::string pattern = "/var/tmp/haco-vm-test-XXXXXX";
   if (!::mkdtemp(pattern.data())) throw Error::from_errno("mkdtemp", pattern, errno);
   dir_ = pattern;
   // The containers' root users (host ids port*100) must reach their rootfs.
   check_sys(::chmod(dir_.c_str(), 0755), "chmod", dir_.string());
+
+  definition_ = fs::path(HACO_SOURCE_DIR) / "templates" / "busybox-httpd.haco";
+  if (!extra_definition.empty()) {
+    std::string text = read_text(definition_);
+    const auto last_end = text.rfind("\nend");
+    if (last_end == std::string::npos) throw Error("no final `end` in " + definition_.string());
+    text.insert(last_end + 1, extra_definition + "\n");
+    definition_ = dir_ / "busybox-httpd.haco";
+    std::ofstream(definition_) << text;
+  }
 
   // `up` runs from this script, so that every caller runs the same command
   // with the same environment (su -l starts from a clean one). Its first line
@@ -72,9 +82,9 @@ BusyboxFleet::BusyboxFleet(const std::string& tag, std::uint16_t first_port)
   script << "#!/bin/sh\n"
          << "echo \"haco-vm-caller cgroup=$(sed -n 's/^0:://p' /proc/self/cgroup) session=${XDG_SESSION_ID:-}\"\n"
          << fmt::format("exec env HACO_BUSYBOX_IMAGE='{}' HACO_ROOTFS_BASE='{}' {} up --name '{}' --timeout 300 "
-                        "--ports {}-{} '{}/templates/busybox-httpd.haco'\n",
+                        "--ports {}-{} '{}'\n",
                         busybox_image(), (dir_ / "rootfs").string(), haco_command(""), name_, first_port_,
-                        first_port_ + kInstances - 1, HACO_SOURCE_DIR);
+                        first_port_ + kInstances - 1, definition_.string());
   if (!script.flush()) throw Error::from_errno("write", (dir_ / "up.sh").string(), errno);
 }
 
@@ -88,6 +98,10 @@ BusyboxFleet::~BusyboxFleet() {
   fs::remove_all(dir_, ec);
 }
 
+std::string BusyboxFleet::environment() const {
+  return fmt::format("HACO_BUSYBOX_IMAGE={}\nHACO_ROOTFS_BASE={}\n", busybox_image(), (dir_ / "rootfs").string());
+}
+
 std::string BusyboxFleet::haco_command(const std::string& args) const {
   return fmt::format("{} --root '{}' --data-root '{}' {}", HACO_BINARY, (dir_ / "state").string(),
                      (dir_ / "data").string(), args);
@@ -99,7 +113,12 @@ UpResult BusyboxFleet::up(Caller caller) const {
   switch (caller) {
     case Caller::delegated_service: command = script; break;
     case Caller::scope: command = "systemd-run --scope --quiet " + script; break;
-    case Caller::login_session: command = fmt::format("su -l root -c '{}'", script); break;
+    // A process left in the session keeps it open after su returns, so that
+    // the test can end it with everything in it (loginctl terminate-session).
+    case Caller::login_session:
+      command = fmt::format("su -l root -c '{}; status=$?; sleep 600 </dev/null >/dev/null 2>&1 & exit $status'",
+                            script);
+      break;
   }
   auto r = testing::run_command(command);
   UpResult result{r.status, r.output, caller_field(r.output, "cgroup"), caller_field(r.output, "session")};

@@ -39,7 +39,9 @@ class BusyboxFleet {
   static constexpr std::uint16_t kInstances = 3;
 
   // `tag` names the fleet (with the test's pid); ports first_port.. .
-  BusyboxFleet(const std::string& tag, std::uint16_t first_port);
+  // `extra_definition`: lines added at the end of the template's
+  // Haconiwa.define block (limits, for example).
+  BusyboxFleet(const std::string& tag, std::uint16_t first_port, const std::string& extra_definition = {});
   ~BusyboxFleet();
   BusyboxFleet(const BusyboxFleet&) = delete;
   BusyboxFleet& operator=(const BusyboxFleet&) = delete;
@@ -51,6 +53,12 @@ class BusyboxFleet {
   nlohmann::json ps() const;
 
   const std::string& name() const { return name_; }
+  // The definition `up` is given, and the environment it is evaluated with
+  // ("HACO_BUSYBOX_IMAGE=... HACO_ROOTFS_BASE=...", one per line).
+  const std::filesystem::path& definition() const { return definition_; }
+  std::string environment() const;
+  // haco-fleet with this fleet's --root and --data-root.
+  std::string haco_command(const std::string& args) const;
   // The transient unit the fleet's supervisor runs in, and its cgroup.
   std::string unit() const { return "haco-fleet-" + name_ + ".service"; }
   std::string unit_cgroup() const { return "/system.slice/" + unit(); }
@@ -64,12 +72,12 @@ class BusyboxFleet {
   std::vector<std::string> leftovers() const;
 
  private:
-  std::string haco_command(const std::string& args) const;
   void remove_leftovers() const;
 
   std::string name_;
   std::uint16_t first_port_;
   std::filesystem::path dir_;
+  std::filesystem::path definition_;
 };
 
 // GET / on 127.0.0.1:port with curl; the body, or "" when it fails.

@@ -7,12 +7,14 @@
 #include <signal.h>
 
 #include <chrono>
+#include <fstream>
 #include <memory>
 #include <regex>
 #include <thread>
 
 #include <fmt/format.h>
 
+#include "haco/error.hpp"
 #include "test_support.hpp"
 #include "vm/busybox_fleet.hpp"
 #include "vm/systemd_host.hpp"
@@ -157,6 +159,108 @@ TEST_F(FleetFromOwnService, TwoFleetsBroughtUpConcurrentlyBothRunInTheirOwnUnits
   expect_fleet_in_its_own_unit(second);
   expect_down_leaves_nothing(first);
   expect_down_leaves_nothing(second);
+}
+
+TEST_F(FleetFromOwnService, MemorySwapAndPidsLimitsAreReadBackFromTheCgroupFiles) {
+  BusyboxFleet fleet("limits", 24151,
+                     "  config.cgroup[\"memory.limit_in_bytes\"] = 64 * 1024 * 1024\n"
+                     "  config.cgroup[\"memory.memsw.limit_in_bytes\"] = 96 * 1024 * 1024\n"
+                     "  config.cgroup[\"pids.max\"] = 64");
+  UpResult up = fleet.up(Caller::delegated_service);
+  ASSERT_EQ(up.status, 0) << up.output;
+  expect_fleet_in_its_own_unit(fleet);
+  for (std::uint16_t port : fleet.ports()) {
+    const fs::path leaf = cgroup_dir(fleet.unit_cgroup() + "/instances/" + BusyboxFleet::instance_name(port));
+    SCOPED_TRACE(leaf.string());
+    EXPECT_EQ(trim(read_text(leaf / "memory.max")), "67108864");
+    EXPECT_EQ(trim(read_text(leaf / "memory.swap.max")), "33554432");  // memsw - memory
+    EXPECT_EQ(trim(read_text(leaf / "pids.max")), "64");
+    EXPECT_EQ(trim(read_text(leaf / "cpu.max")), "10000 100000");
+  }
+  expect_down_leaves_nothing(fleet);
+}
+
+// haco-fleet@.service as cmake installs it (build/systemd/), with ExecStart
+// pointing at the build's program and this fleet's state and data roots,
+// installed under another name in /run/systemd/system for the test's time.
+class TemplateUnit {
+ public:
+  explicit TemplateUnit(const BusyboxFleet& fleet)
+      : fleet_(fleet), template_name_(fmt::format("haco-fleet-vmtest{}@.service", ::getpid())),
+        instance_(fmt::format("haco-fleet-vmtest{}@{}.service", ::getpid(), fleet.name())),
+        unit_file_("/run/systemd/system/" + template_name_),
+        env_file_("/etc/haco-fleet/" + fleet.name() + ".env") {
+    std::string text = read_text(fs::path(HACO_BUILD_DIR) / "systemd" / "haco-fleet@.service");
+    const std::regex exec_start(R"((ExecStart=)\S*/haco-fleet up )");
+    if (!std::regex_search(text, exec_start)) throw Error("no `ExecStart=.../haco-fleet up` in the template");
+    text = std::regex_replace(text, exec_start, "$1" + fleet.haco_command("up "));
+    std::ofstream(unit_file_) << text;
+    fs::create_directories(env_file_.parent_path());
+    std::ofstream(env_file_) << fmt::format("HACO_FLEET_PORTS={}-{}\nHACO_FLEET_DEFINITION={}\nHACO_FLEET_UP_ARGS=--timeout 300\n{}",
+                                            fleet.ports().front(), fleet.ports().back(),
+                                            fleet.definition().string(), fleet.environment());
+    testing::run_command("systemctl daemon-reload");
+  }
+  ~TemplateUnit() {
+    testing::run_command(fmt::format("systemctl stop '{0}'; systemctl reset-failed '{0}'; systemctl stop '{1}'",
+                                     instance_, slice()));
+    std::error_code ec;
+    fs::remove(unit_file_, ec);
+    fs::remove(env_file_, ec);
+    fs::remove(env_file_.parent_path(), ec);  // only when empty
+    testing::run_command("systemctl daemon-reload");
+  }
+  TemplateUnit(const TemplateUnit&) = delete;
+  TemplateUnit& operator=(const TemplateUnit&) = delete;
+
+  const std::string& instance() const { return instance_; }
+  std::string slice() const { return "system-" + escaped_prefix() + ".slice"; }
+  std::string cgroup() const { return "/system.slice/" + slice() + "/" + instance_; }
+
+ private:
+  // systemd's slice of a template's instances: "haco-fleet-vmtest123" -> "haco\x2dfleet\x2dvmtest123".
+  std::string escaped_prefix() const {
+    std::string prefix = template_name_.substr(0, template_name_.find('@')), out;
+    for (char c : prefix) out += c == '-' ? std::string("\\x2d") : std::string(1, c);
+    return out;
+  }
+
+  const BusyboxFleet& fleet_;
+  std::string template_name_, instance_;
+  fs::path unit_file_, env_file_;
+};
+
+TEST_F(FleetUnit, TheUnitTemplateBringsAFleetUpWithStatusAndStopTakesItDown) {
+  BusyboxFleet fleet("tmpl", 24161);
+  TemplateUnit unit(fleet);
+  auto start = testing::run_command("systemctl start " + unit.instance());
+  ASSERT_EQ(start.status, 0) << start.output << "\n"
+                             << testing::run_command("journalctl -n 30 --no-pager -u " + unit.instance()).output;
+  // READY=1 came after every instance was ready: systemctl start waited for it.
+  EXPECT_EQ(unit_property(unit.instance(), "ActiveState"), "active");
+  EXPECT_EQ(unit_property(unit.instance(), "StatusText"), "3/3 ready");
+
+  const nlohmann::json doc = fleet.ps();
+  SCOPED_TRACE("ps --json: " + doc.dump());
+  const pid_t supervisor = doc.at("supervisor").at("pid").get<pid_t>();
+  EXPECT_EQ(cgroup_of(supervisor), unit.cgroup() + "/supervisor");
+  EXPECT_TRUE(cgroup_procs(cgroup_dir(unit.cgroup()) / "instances").empty());
+  for (const auto& instance : doc.at("instances")) {
+    const std::string leaf = unit.cgroup() + "/instances/" + instance.at("instance").get<std::string>();
+    EXPECT_EQ(cgroup_of(instance.at("pid").get<pid_t>()), leaf);
+    EXPECT_EQ(trim(read_text(cgroup_dir(leaf) / "cpu.max")), "10000 100000");
+  }
+  for (std::uint16_t port : fleet.ports())
+    EXPECT_NE(http_get(port).find(kPage), std::string::npos) << "port " << port << " does not serve the page";
+
+  auto stop = testing::run_command("systemctl stop " + unit.instance());
+  ASSERT_EQ(stop.status, 0) << stop.output;
+  EXPECT_EQ(unit_property(unit.instance(), "ActiveState"), "inactive");
+  // A stop is `down` without --purge: no process, cgroup, mount or state is
+  // left; the instances' trees are kept for the next start.
+  auto left = fleet.leftovers();
+  EXPECT_TRUE(left.empty()) << "after systemctl stop:" << joined(left);
+  EXPECT_FALSE(fs::exists(cgroup_dir(unit.cgroup())));
 }
 
 }  // namespace
