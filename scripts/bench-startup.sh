@@ -2,7 +2,7 @@
 # Whole-fleet startup benchmark: how long until N phpinfo instances all answer,
 # three ways, in one run (see docs/images.md for how to read the output).
 #
-#   scripts/bench-startup.sh [--modes a,b,c] [--base-port P] [--image PATH]
+#   scripts/bench-startup.sh [--modes a,b,c,s,w | --seed] [--base-port P] [--image PATH]
 #                            [--haco-fleet BIN] [--up-args "ARGS"] [N...]
 #
 #   a  the seed's way: a shell loop per port (tar xzf into a fresh directory,
@@ -13,6 +13,14 @@
 #   c  the floor: the same Apache processes on the host, no namespaces (one
 #      shared copy of the image used through chroot for its files only), each
 #      in its own session
+#   s  haco-fleet up of the seed's own definition, unchanged
+#      (../shared/seed/phpinfo-test.haco, its image from build-php-image.sh
+#      --seed-layout), cold and warm: its bootstrap block served by the
+#      rootfs engine (docs/bootstrap.md); compare with b
+#   w  the same with --bootstrap as-written: the block run by /bin/sh, one
+#      command at a time, per port
+# --seed is --modes b,s,w. The seed's definition puts its rootfs trees at
+# /var/lib/haconiwa/haconiwa-test-PORT: none may exist before the run.
 # Every instance of a and c runs in its own cpu cgroup with the template's 30%
 # quota (haco-fleet applies the same quota in b). N defaults to 10 50 100;
 # ports are P..P+N-1 (default P=10001). Everything started is stopped and
@@ -38,11 +46,12 @@ say() { echo "bench-startup: $*" >&2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --modes) modes=$2; shift ;;
+    --seed) modes=b,s,w ;;
     --base-port) base_port=$2; shift ;;
     --image) image=$2; shift ;;
     --haco-fleet) haco_fleet=$2; shift ;;
     --up-args) read -r -a up_args <<<"$2"; shift ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     [0-9]*) counts+=("$1") ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
@@ -52,7 +61,7 @@ done
 [ "$(id -u)" -eq 0 ] || die "run as root"
 has_mode() { [[ ",$modes," == *",$1,"* ]]; }
 
-if has_mode b && [ -z "$haco_fleet" ]; then
+if { has_mode b || has_mode s || has_mode w; } && [ -z "$haco_fleet" ]; then
   for candidate in "$REPO"/build/haco-fleet "$REPO"/build*/haco-fleet; do
     [ -x "$candidate" ] && { haco_fleet=$candidate; break; }
   done
@@ -60,10 +69,16 @@ if has_mode b && [ -z "$haco_fleet" ]; then
 fi
 [ -n "$image" ] || image=$("$SCRIPT_DIR/build-php-image.sh" | tail -n1)
 [ -f "$image" ] || die "image not found: $image"
+readonly seed_definition=$REPO/../shared/seed/phpinfo-test.haco
+seed_image=
+if has_mode s || has_mode w; then
+  [ -f "$seed_definition" ] || die "the seed's definition is not at $seed_definition"
+  seed_image=$("$SCRIPT_DIR/build-php-image.sh" --seed-layout | tail -n1)
+fi
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else print "-" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
 
 # --- cgroups ----------------------------------------------------------------
 # Our own cpu cgroup, found from /proc/self/mountinfo and /proc/self/cgroup:
@@ -136,12 +151,29 @@ fleet() {
     "$haco_fleet" --root "$work/b/state" --data-root "$work/b/data" "$@"
 }
 
+seed_fleet_up=0
+seed_trees=()
+seed_fleet() {
+  "$haco_fleet" --root "$work/s/state" --data-root "$work/s/data" "$@"
+}
+
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
   if [ "$fleet_up" = 1 ]; then
     fleet down --purge >/dev/null 2>&1 || say "haco-fleet down failed; state in $work/b"
   fi
+  if [ "$seed_fleet_up" = 1 ]; then
+    seed_fleet down --purge >/dev/null 2>&1 || say "haco-fleet down of the seed's fleet failed; state in $work/s"
+  fi
+  # The seed's trees this run created (none existed before it).
+  local tree
+  for tree in "${seed_trees[@]}"; do
+    if [ -e "$tree" ]; then
+      umount -l "$tree" 2>/dev/null || true
+      rm -rf --one-file-system "$tree"
+    fi
+  done
   remove_all_instance_cgroups
   rmdir "$bench_cg" 2>/dev/null || say "could not remove $bench_cg"
   rm -rf "$work"
@@ -349,7 +381,35 @@ run_fleet() {
   wait_ports_free "$first" "$count"
 }
 
+# s and w: the seed's own definition. `bootstrap` is auto (s) or as-written
+# (w); `label` cold (fresh data root) or warm (the image cache of the previous
+# run). Its trees are at /var/lib/haconiwa/haconiwa-test-PORT.
+run_seed_fleet() {
+  local first=$1 count=$2 label=$3 bootstrap=$4 key=$5 port tree t0 t1
+  for ((port = first; port < first + count; port++)); do
+    tree=/var/lib/haconiwa/haconiwa-test-$port
+    [ ! -e "$tree" ] || die "$tree exists: the seed's definition would reuse it (remove it first)"
+    seed_trees+=("$tree")
+  done
+  [ "$label" = warm ] || rm -rf "$work/s"
+  mkdir -p "$work/s"
+  t0=$(now)
+  seed_fleet_up=1
+  seed_fleet up --bootstrap "$bootstrap" --timeout 900 "${up_args[@]}" --ports "$first-$((first + count - 1))" \
+    "$seed_definition" >"$work/s/up-$key-$label-$count.log" 2>&1 ||
+    { cat "$work/s/up-$key-$label-$count.log" >&2; die "haco-fleet up of the seed's definition failed"; }
+  wait_all_ready "$first" "$count"
+  t1=$(now)
+  check_pages "$first" "$count"
+  result[${key}_$label,$count]=$(elapsed "$t0" "$t1")
+  say "N=$count $key $label: ${result[${key}_$label,$count]} s ($(grep -m1 -o 'bootstrap: [^(]*' "$work/s/up-$key-$label-$count.log" || echo 'no bootstrap line'))"
+  seed_fleet down --purge >"$work/s/down-$key-$label-$count.log" 2>&1 || die "haco-fleet down of the seed's fleet failed"
+  seed_fleet_up=0
+  wait_ports_free "$first" "$count"
+}
+
 say "image $image ($(du -h "$image" | cut -f1)); cgroup v$cg_version under $cg_parent; modes $modes"
+[ -z "$seed_image" ] || say "seed image $seed_image ($(du -h "$seed_image" | cut -f1))"
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 for n in "${counts[@]}"; do
   wait_ports_free "$base_port" "$n"
@@ -357,6 +417,12 @@ for n in "${counts[@]}"; do
   if has_mode a; then say "N=$n a (seed loop), load $(loadavg)";        run_seed_loop "$base_port" "$n"; fi
   if has_mode b; then say "N=$n b (haco-fleet, cold), load $(loadavg)"; run_fleet "$base_port" "$n" cold
                       say "N=$n b (haco-fleet, warm), load $(loadavg)"; run_fleet "$base_port" "$n" warm; fi
+  if has_mode s; then say "N=$n s (seed definition, cold), load $(loadavg)"
+                      run_seed_fleet "$base_port" "$n" cold auto s
+                      say "N=$n s (seed definition, warm), load $(loadavg)"
+                      run_seed_fleet "$base_port" "$n" warm auto s; fi
+  if has_mode w; then say "N=$n w (seed definition as written), load $(loadavg)"
+                      run_seed_fleet "$base_port" "$n" cold as-written w; fi
 done
 
 secs() { [ -n "$1" ] && echo "${1}s" || echo -; }
@@ -371,6 +437,20 @@ for n in "${counts[@]}"; do
     "$([ -n "$bw" ] && [ -n "$c" ] && ratio "$bw" "$c" || echo -)" \
     "$([ -n "$bc" ] && [ -n "$c" ] && ratio "$bc" "$c" || echo -)"
 done
+if has_mode s || has_mode w; then
+  printf '\nthe seed'"'"'s definition (s: engine, w: as written) beside templates/phpinfo.haco (b)\n'
+  printf '%6s %10s %10s %10s %10s %10s %10s %10s %10s\n' N "b cold" "s cold" "b warm" "s warm" "w" \
+    "s/b cold" "s/b warm" "w/s warm"
+  for n in "${counts[@]}"; do
+    bc=${result[b_cold,$n]:-} bw=${result[b_warm,$n]:-} sc=${result[s_cold,$n]:-} sw=${result[s_warm,$n]:-}
+    w=${result[w_cold,$n]:-}
+    printf '%6s %10s %10s %10s %10s %10s %10s %10s %10s\n' "$n" "$(secs "$bc")" "$(secs "$sc")" "$(secs "$bw")" \
+      "$(secs "$sw")" "$(secs "$w")" \
+      "$([ -n "$sc" ] && [ -n "$bc" ] && ratio "$sc" "$bc" || echo -)" \
+      "$([ -n "$sw" ] && [ -n "$bw" ] && ratio "$sw" "$bw" || echo -)" \
+      "$([ -n "$w" ] && [ -n "$sw" ] && ratio "$w" "$sw" || echo -)"
+  done
+fi
 echo
 for n in "${counts[@]}"; do
   line="N=$n PSS of the instances' Apache processes:"

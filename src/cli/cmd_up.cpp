@@ -16,6 +16,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <set>
 #include <optional>
 
 #include <utility>  // boost 1.74 asio/awaitable.hpp uses std::exchange without it
@@ -27,6 +28,7 @@
 #include "cli/expand_options.hpp"
 #include "haco/dsl.hpp"
 #include "haco/error.hpp"
+#include "haco/bootstrap_plan.hpp"
 #include "haco/layout.hpp"
 #include "haco/observe.hpp"
 #include "haco/printable.hpp"
@@ -58,6 +60,7 @@ struct UpOptions {
   bool json = false;
   std::string trace;
   std::string rootfs_strategy = "overlay";
+  std::string bootstrap = "auto";
   std::uint64_t log_max_bytes = 16u << 20;
   bool foreground = false;
   bool allow_host_root = false;
@@ -348,7 +351,57 @@ class Up {
     return to_start;
   }
 
+  // The bootstrap blocks of the instances whose rootfs does not exist yet:
+  // served by the rootfs engine when every one of them is the tar + chown
+  // idiom (docs/bootstrap.md), run as written otherwise. Says which, and why,
+  // in one line. Returns the engine's plan of each instance it serves.
+  std::map<std::string, fleet::BootstrapPlan> plan_bootstrap_blocks(const std::vector<InstanceSpec>& instances) {
+    std::vector<const ContainerSpec*> blocks;
+    for (const auto& i : instances)
+      if (i.container.bootstrap.kind == BootstrapKind::block && !rootfs_exists(i.container.rootfs))
+        blocks.push_back(&i.container);
+    if (blocks.empty()) return {};
+    if (options_.bootstrap == "as-written") {
+      say(fmt::format("bootstrap: the block runs as written, one command at a time, for {} instance{} "
+                      "(--bootstrap as-written)",
+                      blocks.size(), blocks.size() == 1 ? "" : "s"));
+      return {};
+    }
+    std::map<std::string, fleet::BootstrapPlan> plans;
+    for (const ContainerSpec* c : blocks) {
+      fleet::BootstrapPlanResult result;
+      if (!c->bootstrap.recording_error.empty())
+        result.reason = "the block needs what its commands print (" + c->bootstrap.recording_error + ")";
+      else
+        result = fleet::plan_bootstrap(c->bootstrap.commands, *c);
+      if (!result.plan) {
+        say(fmt::format("bootstrap: the block runs as written, one command at a time, for the whole fleet: "
+                        "{}: {}",
+                        c->name, printable(result.reason)));
+        return {};
+      }
+      plans.emplace(c->name, std::move(*result.plan));
+    }
+    std::set<std::string> archives;
+    std::set<std::string> nodes;
+    for (const auto& [name, plan] : plans) {
+      archives.insert(plan.archive);
+      for (const auto& node : plan.device_nodes) nodes.insert(node.path.substr(plan.root.size() + 1));
+    }
+    say(fmt::format("bootstrap: the block's mkdir + tar + chown -R served by the rootfs engine for {} instance{} "
+                    "({} archive{}, extracted once; owners shifted per file into each instance's range)",
+                    plans.size(), plans.size() == 1 ? "" : "s", archives.size(), archives.size() == 1 ? "" : "s"));
+    if (!nodes.empty()) {
+      std::string list;
+      for (const auto& n : nodes) list += (list.empty() ? "" : ", ") + n;
+      say("bootstrap: mknod " + printable(list) +
+          " not made: device nodes in a rootfs are never usable (docs/security.md); /dev comes from the runtime");
+    }
+    return plans;
+  }
+
   void prepare_rootfs(const std::vector<InstanceSpec>& instances, rootfs::Strategy strategy) {
+    const std::map<std::string, fleet::BootstrapPlan> planned = plan_bootstrap_blocks(instances);
     std::vector<rootfs::InstanceRootfs> images;
     std::map<std::string, const InstanceSpec*> by_name;
     for (const auto& i : instances) by_name[i.container.name] = &i;
@@ -361,6 +414,9 @@ class Up {
       const auto& c = i.container;
       if (c.bootstrap.kind == BootstrapKind::tarball)
         images.push_back({c.name, c.rootfs, c.bootstrap.archive_path, c.uid_map, c.gid_map,
+                          rootfs::OwnershipPolicy::shift});
+      else if (auto plan = planned.find(c.name); plan != planned.end())
+        images.push_back({c.name, c.rootfs, plan->second.archive, c.uid_map, c.gid_map,
                           rootfs::OwnershipPolicy::shift});
     }
     if (!images.empty()) {
@@ -382,6 +438,7 @@ class Up {
     for (auto& record : records_) {
       const auto& c = record.spec.container;
       if (c.bootstrap.kind != BootstrapKind::shell && c.bootstrap.kind != BootstrapKind::block) continue;
+      if (planned.count(c.name)) continue;
       check_interrupted();
       auto start = Clock::now();
       rootfs::PreparedRootfs prepared;
@@ -713,6 +770,11 @@ void add_up_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
   cmd->add_flag("--json", options->json, "Print the summary as JSON");
   cmd->add_option("--rootfs", options->rootfs_strategy,
                   "Rootfs strategy for tarball images: overlay (shared image cache) or extract (a copy each)")
+      ->capture_default_str();
+  cmd->add_option("--bootstrap", options->bootstrap,
+                  "A bootstrap block of mkdir/tar/chown/mknod commands: auto (served by the rootfs engine when every "
+                  "command is of that idiom) or as-written (run by /bin/sh, one command at a time)")
+      ->check(CLI::IsMember({"auto", "as-written"}))
       ->capture_default_str();
   cmd->add_option("--log-max-bytes", options->log_max_bytes, "Size at which an instance log is rotated")
       ->capture_default_str();

@@ -120,6 +120,10 @@ json to_json(const ContainerSpec& s) {
     bootstrap["tar_options"] = s.bootstrap.tar_options;
   }
   if (s.bootstrap.kind == BootstrapKind::shell) bootstrap["code"] = s.bootstrap.code;
+  if (s.bootstrap.kind == BootstrapKind::block) {
+    bootstrap["commands"] = s.bootstrap.commands;
+    bootstrap["recording_error"] = s.bootstrap.recording_error;
+  }
   json capabilities = json::array();
   for (auto name : capability_names(s.capabilities)) capabilities.push_back(std::string(name));
 
@@ -193,7 +197,11 @@ ContainerSpec container_spec_from_json(const json& j) {
   } else if (strategy == "shell") {
     s.bootstrap.kind = BootstrapKind::shell;
     s.bootstrap.code = field<std::string>(b, "code");
-  } else if (strategy == "block") s.bootstrap.kind = BootstrapKind::block;
+  } else if (strategy == "block") {
+    s.bootstrap.kind = BootstrapKind::block;
+    if (b.contains("commands")) s.bootstrap.commands = field<std::vector<std::string>>(b, "commands");
+    if (b.contains("recording_error")) s.bootstrap.recording_error = field<std::string>(b, "recording_error");
+  }
   else throw Error("spec JSON: unknown bootstrap strategy '" + strategy + "'");
   s.environment = field<std::vector<std::string>>(j, "environment");
   s.workdir = field<std::string>(j, "workdir");

@@ -88,7 +88,7 @@ std::string describe_exception(mrb_state* mrb, mrb_value exc, const std::string&
       while (!message.empty() && message.front() == ' ') message.erase(0, 1);
     }
     message = "syntax error: " + message;
-  } else if (class_name != "ArgumentError" && class_name != "RuntimeError") {
+  } else if (class_name != "ArgumentError" && class_name != "HacoDefinitionError" && class_name != "RuntimeError") {
     message += " (" + class_name + ")";
   }
   return (where.empty() ? file_name : where) + ": " + message;

@@ -6,9 +6,14 @@
 # ContainerSpec.
 
 # Raised by a command (backticks, system) met while a definition is only being
-# evaluated: the bootstrap block that ran it is stored, to run when `up`
-# prepares that instance's rootfs. It is an Exception, not a StandardError, so
-# a `rescue => e` in a definition does not swallow it.
+# evaluated, outside a bootstrap block (whose commands are recorded instead,
+# docs/bootstrap.md). It is an Exception, not a StandardError, so a
+# `rescue => e` in a definition does not swallow it.
+# What the DSL's own checks raise (Haconiwa.__fail): never taken for a
+# bootstrap block that merely needs its commands' output.
+class HacoDefinitionError < ArgumentError
+end
+
 class HacoDeferredCommand < Exception
 end
 
@@ -122,14 +127,21 @@ end
 
 module Kernel
   # Backticks and system run through /bin/sh only while a bootstrap block runs
-  # for real; while a definition is evaluated they defer the block.
+  # for real. While a definition is evaluated, a bootstrap block's commands
+  # are recorded (nothing runs; a backtick gives "" and system true) so that
+  # `up` can recognise the tar + chown idiom (docs/bootstrap.md); anywhere
+  # else they defer the block.
   def `(command)
+    return Haconiwa.__record_command(command.to_s, "") if Haconiwa.__recording?
     raise HacoDeferredCommand, command.to_s unless Haconiwa.__running_bootstrap?
     Haconiwa.__shell(command.to_s)
   end
 
+  # With several arguments each is one word, as Ruby's system runs them
+  # without a shell: quoted for /bin/sh.
   def system(*args)
-    command = args.map(&:to_s).join(" ")
+    command = args.size == 1 ? args[0].to_s : args.map { |a| "'" + a.to_s.gsub("'", "'\\\\''") + "'" }.join(" ")
+    return Haconiwa.__record_command(command, true) if Haconiwa.__recording?
     raise HacoDeferredCommand, command unless Haconiwa.__running_bootstrap?
     Haconiwa.__shell(command)
     Haconiwa.__last_status == 0
@@ -154,7 +166,7 @@ module Haconiwa
   }
 
   def self.__fail(message)
-    raise ArgumentError, message
+    raise HacoDefinitionError, message
   end
 
   def self.__id(value, what)
@@ -209,13 +221,15 @@ module Haconiwa
       @code = code.to_s
     end
 
-    def __defer(block)
+    def __defer(block, commands, recording_error)
       @block = block
+      @commands = commands
+      @recording_error = recording_error
     end
 
     def __export
       if @block
-        { "strategy" => "block" }
+        { "strategy" => "block", "commands" => @commands, "recording_error" => @recording_error }
       elsif @strategy == "tarball"
         Haconiwa.__fail("bootstrap strategy \"tarball\" needs b.archive_path") unless @archive_path
         { "strategy" => "tarball", "archive_path" => @archive_path, "tar_options" => @tar_options }
@@ -684,17 +698,25 @@ module Haconiwa
         @bootstrap = recorder
         return @bootstrap
       end
+      Haconiwa.__start_recording
       begin
         block.call(recorder)
-        if recorder.strategy
+        commands = Haconiwa.__stop_recording
+        if recorder.strategy && commands.empty?
           @bootstrap = recorder
         else
           @bootstrap = Bootstrap.new
-          @bootstrap.__defer(block)
+          @bootstrap.__defer(block, commands, nil)
         end
-      rescue HacoDeferredCommand
+      rescue HacoDefinitionError => e
+        Haconiwa.__stop_recording
+        raise e
+      rescue StandardError, HacoDeferredCommand => e
+        # A block that needs its commands' output (or calls the shell hook
+        # itself): it runs as written.
+        Haconiwa.__stop_recording
         @bootstrap = Bootstrap.new
-        @bootstrap.__defer(block)
+        @bootstrap.__defer(block, [], "#{e.class}: #{e.message}")
       end
       @bootstrap
     end
@@ -735,6 +757,7 @@ module Haconiwa
 
   def self.__reset(environment, running_bootstrap)
     @defined = nil
+    @recorded = nil
     @running_bootstrap = running_bootstrap
     ENV.clear
     environment.each { |k, v| ENV[k] = v }
@@ -742,6 +765,25 @@ module Haconiwa
 
   def self.__running_bootstrap?
     @running_bootstrap ? true : false
+  end
+
+  def self.__start_recording
+    @recorded = []
+  end
+
+  def self.__recording?
+    @recorded ? true : false
+  end
+
+  def self.__record_command(command, result)
+    @recorded << command
+    result
+  end
+
+  def self.__stop_recording
+    recorded = @recorded || []
+    @recorded = nil
+    recorded
   end
 
   def self.__defined

@@ -155,6 +155,8 @@ ContainerSpec spec_from_definition(const json& d, const std::string& file_name) 
     spec.bootstrap.code = b.at("code").get<std::string>();
   } else if (strategy == "block") {
     spec.bootstrap.kind = BootstrapKind::block;
+    for (const auto& command : b.at("commands")) spec.bootstrap.commands.push_back(command.get<std::string>());
+    if (!b.at("recording_error").is_null()) spec.bootstrap.recording_error = b.at("recording_error").get<std::string>();
   }
 
   for (const auto& [key, value] : d.at("environment").items()) {

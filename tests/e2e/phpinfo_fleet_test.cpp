@@ -1,10 +1,13 @@
 // The phpinfo fleet end to end, with the real binary and the real image:
 // templates/phpinfo.haco on 100 ports, and the seed's own definition,
-// unchanged, on three. What is checked is what the kernel says from the host.
+// unchanged, on ten. What is checked is what the kernel says from the host.
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
+#include <functional>
 #include <set>
 
 #include <fmt/format.h>
@@ -15,6 +18,12 @@ namespace haco::e2e {
 namespace {
 
 constexpr std::uint32_t kIdRange = 100;
+
+std::uint32_t owner_of(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
+  return st.st_uid;
+}
 
 struct InstanceView {
   std::uint16_t port = 0;
@@ -94,11 +103,14 @@ void expect_nothing_left(const RunningFleet& fleet, const std::vector<std::files
   for (const auto& dir : rootfs) EXPECT_FALSE(std::filesystem::exists(dir)) << dir;
 }
 
-// `purged_rootfs`: the trees `down --purge` must remove.
+// `purged_rootfs`: the trees `down --purge` must remove. `while_running`
+// checks more, given what `up` printed, before the fleet is stopped.
 void bring_up_check_and_stop(RunningFleet& fleet, std::size_t count, std::uint32_t worker_uid,
-                             const std::vector<std::filesystem::path>& purged_rootfs) {
+                             const std::vector<std::filesystem::path>& purged_rootfs,
+                             const std::function<void(const std::string&)>& while_running = {}) {
   std::string output;
   ASSERT_EQ(fleet.up(output), 0) << output;
+  if (while_running) while_running(output);
 
   auto instances = running_instances(fleet);
   ASSERT_EQ(instances.size(), count);
@@ -135,18 +147,35 @@ TEST_F(PhpinfoFleet, HundredInstancesServeAreIsolatedAndStopCleanly) {
   bring_up_check_and_stop(fleet, 100, 33, rootfs);  // www-data
 }
 
-TEST_F(PhpinfoFleet, SeedDefinitionRunsUnchangedOnThreePorts) {
+// The seed's definition, unchanged: its bootstrap block (mkdir, tar, mknod,
+// chown -R) is served by the rootfs engine (docs/bootstrap.md).
+TEST_F(PhpinfoFleet, SeedDefinitionRunsUnchangedOnTenPortsThroughTheEngine) {
+  constexpr unsigned kFirst = 31201, kCount = 10;
   std::vector<std::string> seed_rootfs;
-  for (unsigned port = 31201; port <= 31203; ++port)
+  for (unsigned port = kFirst; port < kFirst + kCount; ++port)
     seed_rootfs.push_back(fmt::format("/var/lib/haconiwa/haconiwa-test-{}", port));
   php_image(true);  // at the path the seed's definition names
   RunningFleet fleet({.definition = std::string(HACO_SOURCE_DIR) + "/../shared/seed/phpinfo-test.haco",
-                      .first_port = 31201,
-                      .count = 3,
+                      .first_port = kFirst,
+                      .count = kCount,
                       .image = "",
                       .cleanup_paths = seed_rootfs});
-  // The seed's bootstrap block made its rootfs trees; the fixture removes them.
-  bring_up_check_and_stop(fleet, 3, 48, {});  // apache
+  std::vector<std::filesystem::path> purged(seed_rootfs.begin(), seed_rootfs.end());
+  bring_up_check_and_stop(fleet, kCount, 48, purged, [&](const std::string& output) {  // apache
+    EXPECT_NE(output.find("bootstrap: the block's mkdir + tar + chown -R served by the rootfs engine for 10 "
+                          "instances (1 archive"),
+              std::string::npos)
+        << output;
+    EXPECT_NE(output.find("bootstrap: mknod dev/random, dev/urandom not made"), std::string::npos) << output;
+    for (unsigned port = kFirst; port < kFirst + kCount; ++port) {
+      // ROOT shows the image's files, owners shifted per file into the range.
+      const std::string root = fmt::format("/var/lib/haconiwa/haconiwa-test-{}", port);
+      SCOPED_TRACE(root);
+      EXPECT_EQ(owner_of(root + "/usr/sbin/httpd"), port * kIdRange);
+      EXPECT_EQ(owner_of(root + "/var/cache/apache2/mod_cache_disk"), port * kIdRange + 33);  // www-data
+      EXPECT_EQ(owner_of(root), port * kIdRange);
+    }
+  });
 }
 
 }  // namespace

@@ -41,6 +41,8 @@ void FleetTest::SetUp() {
   ::unsetenv("HACO_TEST_MARK");
   ::unsetenv("HACO_TEST_INIT");
   ::unsetenv("HACO_TEST_FAIL_PORT");
+  ::unsetenv("HACO_TEST_BOOTSTRAP_BLOCK");
+  ::unsetenv("HACO_TEST_BOOTSTRAP_EXTRA");
 }
 
 void FleetTest::TearDown() {

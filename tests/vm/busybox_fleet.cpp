@@ -109,20 +109,31 @@ std::string BusyboxFleet::haco_command(const std::string& args) const {
 
 UpResult BusyboxFleet::up(Caller caller) const {
   const std::string script = "sh " + (dir_ / "up.sh").string();
-  std::string command;
-  switch (caller) {
-    case Caller::delegated_service: command = script; break;
-    case Caller::scope: command = "systemd-run --scope --quiet " + script; break;
-    // A process left in the session keeps it open after su returns, so that
-    // the test can end it with everything in it (loginctl terminate-session).
-    case Caller::login_session:
-      command = fmt::format("su -l root -c '{}; status=$?; sleep 600 </dev/null >/dev/null 2>&1 & exit $status'",
-                            script);
-      break;
-  }
+  if (caller == Caller::login_session) return up_from_login_session(script);
+  const std::string command =
+      caller == Caller::scope ? "systemd-run --scope --quiet " + script : script;
   auto r = testing::run_command(command);
-  UpResult result{r.status, r.output, caller_field(r.output, "cgroup"), caller_field(r.output, "session")};
-  return result;
+  return UpResult{r.status, r.output, caller_field(r.output, "cgroup"), caller_field(r.output, "session")};
+}
+
+// su -l runs `up` and then stays, so that the session is still open (active)
+// when the test ends it with loginctl terminate-session: su is started in
+// the background and its results read from files.
+UpResult BusyboxFleet::up_from_login_session(const std::string& script) const {
+  const fs::path output = dir_ / "up.out", status = dir_ / "up.status";
+  auto started = testing::run_command(fmt::format(
+      "setsid su -l root -c '{} >{} 2>&1; echo $? >{}.new && mv {}.new {}; exec sleep 3600' "
+      "</dev/null >/dev/null 2>&1 &",
+      script, output.string(), status.string(), status.string(), status.string()));
+  if (started.status != 0) return UpResult{started.status, "starting su: " + started.output, "", ""};
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(600);
+  std::error_code ec;
+  while (!fs::exists(status, ec) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  if (!fs::exists(status, ec)) return UpResult{-1, "up from su -l did not end within 600 s", "", ""};
+  const std::string text = read_text(output);
+  return UpResult{std::atoi(read_text(status).c_str()), text, caller_field(text, "cgroup"),
+                  caller_field(text, "session")};
 }
 
 testing::CommandResult BusyboxFleet::down() const {

@@ -72,6 +72,7 @@ class BusyboxFleet {
   std::vector<std::string> leftovers() const;
 
  private:
+  UpResult up_from_login_session(const std::string& script) const;
   void remove_leftovers() const;
 
   std::string name_;
