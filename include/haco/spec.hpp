@@ -67,6 +67,12 @@ struct Bootstrap {
   std::string archive_path;
   std::vector<std::string> tar_options;
   std::string code;
+  // block: the commands the block issued while the definition was evaluated
+  // (recorded, not run), or why they could not be recorded (the block raised).
+  // They depend on the host's files at that moment, so they are not part of
+  // what identifies an instance (state::spec_hash leaves them out).
+  std::vector<std::string> commands;
+  std::string recording_error;
   bool operator==(const Bootstrap&) const = default;
 };
 
