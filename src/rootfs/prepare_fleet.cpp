@@ -334,9 +334,14 @@ std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& ins
 
 void teardown(const PreparedRootfs& prepared, bool purge) {
   with_context(fmt::format("tearing down the rootfs of {}", prepared.instance), [&] {
-    if (prepared.strategy == Strategy::overlay && is_mount_point(prepared.rootfs))
+    if (prepared.strategy == Strategy::overlay && is_mount_point(prepared.rootfs)) {
       if (umount2(prepared.rootfs.c_str(), MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
         throw Error::from_errno("umount2", prepared.rootfs, errno);
+      // The empty mount point goes too: what is kept is the upper layer, in
+      // the data root, and a bootstrap block that asks `Dir.exists?(root)`
+      // must see the rootfs as not there (docs/bootstrap.md).
+      if (!purge) ::rmdir(prepared.rootfs.c_str());
+    }
     if (!purge) return;
     remove_tree(prepared.rootfs);
     if (!prepared.upper_dir.empty()) {

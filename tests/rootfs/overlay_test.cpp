@@ -146,6 +146,7 @@ TEST(Overlay, TeardownWithoutPurgeUnmountsAndKeepsTheUpperLayer) {
   std::ofstream(prepared[0].rootfs + "/etc/new") << "new\n";
   teardown(prepared[0], false);
   EXPECT_FALSE(is_mount_point(prepared[0].rootfs));
+  EXPECT_FALSE(exists(prepared[0].rootfs)) << "the empty mount point is left";
   EXPECT_TRUE(exists(prepared[0].upper_dir + "/etc/new"));
   teardown(prepared[0], true);
   EXPECT_FALSE(exists(prepared[0].upper_dir));

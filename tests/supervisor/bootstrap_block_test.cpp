@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "fleet_fixture.hpp"
@@ -52,6 +53,26 @@ TEST_F(BootstrapBlockTest, TheIdiomIsServedByTheEngineWithEitherStrategy) {
     expect_nothing_left(*fleet);
     EXPECT_FALSE(std::filesystem::exists(rootfs(0)));
   }
+}
+
+// A down without --purge keeps the overlay's upper layer; the block asks
+// Dir.exists?(root) again on the next up, and the layer is mounted again.
+TEST_F(BootstrapBlockTest, AKeptUpperLayerIsMountedAgainByTheNextUp) {
+  ASSERT_EQ(up(1).status, 0);
+  { std::ofstream(rootfs() + "/www/kept.txt") << "kept"; }
+  ASSERT_EQ(haco("down --name " + fleet_ + " --timeout 1").status, 0);
+  EXPECT_FALSE(std::filesystem::exists(rootfs() + "/www/kept.txt"));
+  auto again = up(1);
+  ASSERT_EQ(again.status, 0) << again.output;
+  EXPECT_NE(again.output.find(kEngine), std::string::npos) << again.output;
+  EXPECT_EQ(read_text(rootfs() + "/www/kept.txt"), "kept");
+  auto fleet = fleet_state();
+  ASSERT_TRUE(fleet.has_value());
+  ASSERT_TRUE(fleet->instances[0].rootfs.has_value());
+  EXPECT_EQ(fleet->instances[0].rootfs->strategy, rootfs::Strategy::overlay);
+  ASSERT_EQ(haco("down --name " + fleet_ + " --timeout 1 --purge").status, 0);
+  expect_nothing_left(*fleet);
+  EXPECT_FALSE(std::filesystem::exists(rootfs()));
 }
 
 TEST_F(BootstrapBlockTest, ExpandSaysWhichCommandKeepsABlockFromTheEngineAndRunsNone) {

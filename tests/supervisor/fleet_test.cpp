@@ -67,9 +67,10 @@ TEST_F(FleetTest, UpPsDownLeavesNothing) {
   ASSERT_EQ(down.status, 0) << down.output;
   expect_nothing_left(*fleet);
   for (const auto& r : fleet->instances) EXPECT_FALSE(can_connect(r.spec.port)) << r.name();
-  // Without --purge the trees stay (for overlay: the upper layers), for a
-  // later `up` to reuse.
-  EXPECT_TRUE(std::filesystem::exists(rootfs_base_ + "/t-" + std::to_string(port_base_)));
+  // Without --purge the overlay's upper layers stay in the data root, for a
+  // later `up` to mount again; the empty mount points go.
+  EXPECT_TRUE(std::filesystem::exists(data_ + "/instances/t-" + std::to_string(port_base_) + "/upper"));
+  EXPECT_FALSE(std::filesystem::exists(rootfs_base_ + "/t-" + std::to_string(port_base_)));
 
 }
 
