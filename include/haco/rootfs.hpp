@@ -70,6 +70,16 @@ void teardown(const PreparedRootfs& prepared, bool purge);
 // the first error is thrown at the end.
 void teardown_fleet(const std::vector<PreparedRootfs>& prepared, bool purge, unsigned parallel = 0);
 
+// Completion of a tree being written (src/rootfs/completion.cpp): a marker
+// in the instance's data directory, on disk before the tree's first entry and
+// removed once the tree is on disk. A tree still marked was left by a run
+// that died, and is made again.
+void mark_rootfs_incomplete(const std::string& data_root, const std::string& instance);
+bool rootfs_marked_incomplete(const std::string& data_root, const std::string& instance);
+void mark_rootfs_complete(const std::string& data_root, const std::string& instance);
+// syncfs(2) of the filesystem of each path (once per filesystem).
+void sync_filesystems(const std::vector<std::string>& paths);
+
 // Lower-level API, also used by tests and benchmarks.
 
 // Where one image entry's ids go on the host.

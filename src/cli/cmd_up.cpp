@@ -29,6 +29,7 @@
 #include "haco/dsl.hpp"
 #include "haco/error.hpp"
 #include "haco/bootstrap_plan.hpp"
+#include "haco/fault_point.hpp"
 #include "haco/layout.hpp"
 #include "haco/observe.hpp"
 #include "haco/printable.hpp"
@@ -444,11 +445,18 @@ class Up {
       rootfs::PreparedRootfs prepared;
       prepared.instance = c.name;
       prepared.rootfs = c.rootfs;
-      prepared.reused = rootfs_exists(c.rootfs);
       try {
+        if (rootfs::rootfs_marked_incomplete(global_.data_root, c.name) && rootfs_exists(c.rootfs)) {
+          // Left by an `up` that died while its bootstrap ran: made again.
+          rootfs::remove_tree(c.rootfs);
+          say(c.name + ": rootfs left incomplete by an interrupted run: its bootstrap runs again");
+        }
+        prepared.reused = rootfs_exists(c.rootfs);
         if (!prepared.reused) {
-          // Recorded before it runs, so a partial tree is removed on failure.
+          // Recorded before it runs, so a partial tree is removed on failure;
+          // marked, so one left by a crash is not reused.
           record.rootfs = prepared;
+          rootfs::mark_rootfs_incomplete(global_.data_root, c.name);
           if (c.bootstrap.kind == BootstrapKind::shell) {
             run_shell_bootstrap(record.spec);
           } else {
@@ -456,6 +464,9 @@ class Up {
             evaluator.run_bootstrap_block(c.source_file, instance_environment(record.spec), &g_interrupted);
           }
           if (!rootfs_exists(c.rootfs)) throw Error("the bootstrap did not create " + c.rootfs);
+          fault_point("bootstrap-ran");
+          rootfs::sync_filesystems({c.rootfs});
+          rootfs::mark_rootfs_complete(global_.data_root, c.name);
         }
         prepared.elapsed = Clock::now() - start;
         record.rootfs = prepared;

@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "haco/error.hpp"
+#include "haco/fault_point.hpp"
 #include "haco/layout.hpp"
 #include "haco/rootfs.hpp"
 #include "haco/unique_fd.hpp"
@@ -66,6 +67,31 @@ std::string remembered_digest(const std::string& archive, const std::string& dat
   return digest;
 }
 
+// Writes `text` to `path` through a temporary file, synced, renamed into
+// place, and the directory synced: after it returns the file is whole on
+// disk, and before it does the file is absent or its previous version.
+void write_file_synced(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!fd) throw Error::from_errno("open", tmp, errno);
+    std::size_t done = 0;
+    while (done < text.size()) {
+      ssize_t n = write(fd.get(), text.data() + done, text.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw Error::from_errno("write", tmp, errno);
+      done += static_cast<std::size_t>(n);
+    }
+    check_sys(fsync(fd.get()), "fsync", tmp);
+    if (close(fd.release()) < 0) throw Error::from_errno("close", tmp, errno);
+  }
+  if (rename(tmp.c_str(), path.c_str()) < 0) throw Error::from_errno("rename", path, errno);
+  const std::string dir = path.substr(0, path.rfind('/'));
+  UniqueFd dir_fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir_fd) throw Error::from_errno("open", dir, errno);
+  check_sys(fsync(dir_fd.get()), "fsync", dir);
+}
+
 }  // namespace
 
 CachedImage ensure_cached_image(const std::string& archive, const std::string& data_root,
@@ -101,18 +127,20 @@ CachedImage ensure_cached_image(const std::string& archive, const std::string& d
   ExtractStats stats = with_context(fmt::format("filling the image cache {}", image.tree), [&] {
     return extract_archive(archive, {ExtractTarget{tmp, IdShift()}}, {cancel, 1, false});
   });
-  const std::string ids_tmp = ids_file + ".tmp";
-  {
-    std::ofstream out(ids_tmp, std::ios::trunc);
-    out << nlohmann::json{{"uids", stats.uids}, {"gids", stats.gids}, {"archive", archive}}.dump() << "\n";
-    if (!out) throw Error::from_errno("write", ids_tmp, errno);
-  }
-  if (rename(ids_tmp.c_str(), ids_file.c_str()) < 0) throw Error::from_errno("rename", ids_file, errno);
+  // The tree on disk, then in place, then the .ids file, written last and
+  // synced, as the entry's completion marker: an entry without a valid one
+  // was left by a run that died, no overlay ever used it, and it is made
+  // again.
+  fault_point("cache-filled");
+  sync_filesystems({tmp});
   if (rename(tmp.c_str(), image.tree.c_str()) < 0) {
     int err = errno;
     remove_tree(tmp);
     throw Error::from_errno("rename", image.tree, err);
   }
+  fault_point("cache-renamed");
+  write_file_synced(ids_file,
+                    nlohmann::json{{"uids", stats.uids}, {"gids", stats.gids}, {"archive", archive}}.dump() + "\n");
   image.uids = stats.uids;
   image.gids = stats.gids;
   image.extracted_now = true;

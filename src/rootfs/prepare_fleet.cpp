@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "haco/error.hpp"
+#include "haco/fault_point.hpp"
 #include "haco/layout.hpp"
 #include "haco/names.hpp"
 #include "haco/rootfs.hpp"
@@ -94,6 +95,27 @@ std::string kept_lower_tree(const std::string& dir, const CachedImage& image) {
 class OverlayInstance {
  public:
   OverlayInstance(const InstanceRootfs& inst, const CachedImage& image, const std::string& data_root) {
+    // A constructor that throws gets no destructor: what it made so far is
+    // undone here.
+    try {
+      mount(inst, image, data_root);
+    } catch (...) {
+      undo();
+      throw;
+    }
+  }
+  OverlayInstance(const OverlayInstance&) = delete;
+  OverlayInstance& operator=(const OverlayInstance&) = delete;
+  ~OverlayInstance() {
+    if (!committed_) undo();
+  }
+  void commit() { committed_ = true; }
+  bool reused() const { return reused_; }
+  const std::string& upper() const { return upper_; }
+  const std::string& work() const { return work_; }
+
+ private:
+  void mount(const InstanceRootfs& inst, const CachedImage& image, const std::string& data_root) {
     const std::string dir = instance_dir(data_root, inst.instance);
     upper_ = dir + "/upper";
     work_ = dir + "/work";
@@ -154,10 +176,10 @@ class OverlayInstance {
     mount_overlay(lower.get(), dir + "/lower", upper_, work_, rootfs_, "haco-" + inst.instance);
     mounted_ = true;
   }
-  OverlayInstance(const OverlayInstance&) = delete;
-  OverlayInstance& operator=(const OverlayInstance&) = delete;
-  ~OverlayInstance() {
-    if (committed_) return;
+
+  // Unmounts, removes the mount point this made and the instance directory
+  // this made (a kept upper layer stays).
+  void undo() noexcept {
     if (mounted_) umount2(rootfs_.c_str(), MNT_DETACH);
     if (created_rootfs_) rmdir(rootfs_.c_str());
     try {
@@ -166,12 +188,7 @@ class OverlayInstance {
       // Refused (a mount appeared inside): left for the user to see.
     }
   }
-  void commit() { committed_ = true; }
-  bool reused() const { return reused_; }
-  const std::string& upper() const { return upper_; }
-  const std::string& work() const { return work_; }
 
- private:
   std::string dir_, upper_, work_, rootfs_;
   bool created_rootfs_ = false;
   bool mounted_ = false;
@@ -202,6 +219,12 @@ std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& ins
     out[i].instance = inst.instance;
     out[i].rootfs = inst.rootfs;
     out[i].strategy = options.strategy;
+    if (rootfs_marked_incomplete(options.data_root, inst.instance) && directory_in_use(inst.rootfs)) {
+      // Left by a run that died while writing it: made again.
+      if (is_mount_point(inst.rootfs)) umount2(inst.rootfs.c_str(), MNT_DETACH);
+      remove_tree(inst.rootfs);
+      say("", fmt::format("{}: rootfs left incomplete by an interrupted run: made again", inst.instance));
+    }
     if (directory_in_use(inst.rootfs)) {
       out[i].reused = true;
       const std::string dir = instance_dir(options.data_root, inst.instance);
@@ -228,14 +251,22 @@ std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& ins
 
   // What this call created, undone if anything fails.
   std::vector<std::unique_ptr<OverlayInstance>> overlays(instances.size());
-  std::vector<std::size_t> extracted;
+  std::vector<std::size_t> extracted, marked;
   auto undo = [&] {
     overlays.clear();
     for (std::size_t i : extracted) {
       try {
         remove_tree(instances[i].rootfs);
       } catch (const Error&) {
-        // Refused (something mounted inside): left in place.
+        // Refused (something mounted inside): left in place, still marked.
+        continue;
+      }
+    }
+    for (std::size_t i : marked) {
+      try {
+        if (!directory_in_use(instances[i].rootfs)) mark_rootfs_complete(options.data_root, instances[i].instance);
+      } catch (const Error&) {
+        // Left marked: the next run makes that tree again.
       }
     }
   };
@@ -309,15 +340,24 @@ std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& ins
     for (const auto& [archive, members] : by_archive) {
       if (cancelled()) throw Error("cancelled");
       std::vector<ExtractTarget> targets;
-      for (std::size_t i : members)
+      std::vector<std::string> roots;
+      for (std::size_t i : members) {
         targets.push_back({instances[i].rootfs, IdShift(instances[i].uid_map, instances[i].gid_map,
                                                         instances[i].ownership)});
+        roots.push_back(instances[i].rootfs);
+        mark_rootfs_incomplete(options.data_root, instances[i].instance);
+        marked.push_back(i);
+      }
       auto start = Clock::now();
       ExtractStats stats = extract_archive(archive, targets, {options.cancel, parallel, false});
+      for (std::size_t i : members) extracted.push_back(i);
+      fault_point("rootfs-extracted");
+      // On disk before the markers go: a crash after this finds complete trees.
+      sync_filesystems(roots);
+      for (std::size_t i : members) mark_rootfs_complete(options.data_root, instances[i].instance);
       auto elapsed = Clock::now() - start;
       for (std::size_t i : members) {
         out[i].elapsed = elapsed;
-        extracted.push_back(i);
         say(instances[i].instance, "rootfs extracted");
       }
       for (const std::string& w : stats.warnings) say("", w);

@@ -147,12 +147,18 @@ void remove_cgroups(const cgroups::FleetCgroup& fleet, const std::vector<Instanc
 }
 
 // Unmounts (and with purge removes) every recorded rootfs, several at a time.
-void teardown_rootfs(const std::vector<InstanceRecord>& records, const std::function<bool(const InstanceRecord&)>& purge,
-                     Failures& failures) {
+void teardown_rootfs(const std::string& data_root, const std::vector<InstanceRecord>& records,
+                     const std::function<bool(const InstanceRecord&)>& purge, Failures& failures) {
   std::vector<rootfs::PreparedRootfs> purged, kept;
   for (const auto& r : records)
     if (r.rootfs) (purge(r) ? purged : kept).push_back(*r.rootfs);
-  if (!purged.empty()) failures.attempt("removing rootfs trees", [&] { rootfs::teardown_fleet(purged, true); });
+  if (!purged.empty())
+    failures.attempt("removing rootfs trees", [&] {
+      rootfs::teardown_fleet(purged, true);
+      // A removed tree is no longer incomplete (a bootstrap that failed
+      // left its marker).
+      for (const auto& p : purged) rootfs::mark_rootfs_complete(data_root, p.instance);
+    });
   if (!kept.empty()) failures.attempt("unmounting rootfs", [&] { rootfs::teardown_fleet(kept, false); });
 }
 
@@ -216,7 +222,7 @@ void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& optio
   }
   if (fleet) {
     report(options, options.purge ? "removing rootfs trees" : "unmounting rootfs");
-    teardown_rootfs(fleet->instances, [&](const InstanceRecord&) { return options.purge; }, failures);
+    teardown_rootfs(paths.data_root, fleet->instances, [&](const InstanceRecord&) { return options.purge; }, failures);
   }
   if (options.purge)
     failures.attempt("instance logs", [&] {
@@ -252,7 +258,8 @@ void teardown_instances(const state::FleetPaths& paths, const std::vector<Instan
   auto cgroup = recorded_cgroup(paths, fleet);
   if (!supervised) stop_unsupervised(cgroup, records, options.timeout);
   remove_cgroups(cgroup, records, failures);
-  teardown_rootfs(records, [&](const InstanceRecord& r) { return purge_created && !r.rootfs->reused; }, failures);
+  teardown_rootfs(paths.data_root, records, [&](const InstanceRecord& r) { return purge_created && !r.rootfs->reused; },
+                  failures);
   failures.throw_if_any("removing the instances this `up` started");
 }
 

@@ -1,0 +1,126 @@
+// `up` killed with SIGKILL in the middle of preparing a rootfs (at the fault
+// points of include/haco/fault_point.hpp): the next `up` finds the partial
+// tree or cache entry, makes it again instead of reusing it, and `down
+// --purge` leaves nothing.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "fleet_fixture.hpp"
+
+namespace haco::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+char process_state(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(in, line);
+  auto close = line.rfind(')');
+  return close == std::string::npos || close + 2 >= line.size() ? '?' : line[close + 2];
+}
+
+class CrashTest : public FleetTest {
+ protected:
+  // Runs `up` with HACO_FAULT_POINT=point, waits until it stopped itself
+  // there and kills it with SIGKILL. Its output so far is in output_file().
+  void kill_up_at(const std::string& point, unsigned count, const std::string& extra = "") {
+    const std::string command = "exec env HACO_FAULT_POINT=" + point + " " +
+                                haco_command("up --name " + fleet_ + " --ports " + ports(count) + " --timeout 20 " +
+                                             extra + " " + definition()) +
+                                " >" + output_file() + " 2>&1";
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + 120s;
+    while (process_state(pid) != 'T' && std::chrono::steady_clock::now() < deadline) {
+      int status = 0;
+      if (::waitpid(pid, &status, WNOHANG) == pid) FAIL() << "up ended before " << point << ":\n" << read_text(output_file());
+      std::this_thread::sleep_for(20ms);
+    }
+    const bool stopped = process_state(pid) == 'T';
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ASSERT_TRUE(stopped) << "up never reached " << point << ":\n" << read_text(output_file());
+    EXPECT_NE(read_text(output_file()).find("fault point " + point), std::string::npos);
+  }
+  std::string output_file() const { return temp_->path().string() + "/killed-up.out"; }
+  std::string rootfs(unsigned index = 0) const { return rootfs_base_ + "/t-" + std::to_string(port_base_ + index); }
+  std::string marker(unsigned index = 0) const {
+    return data_ + "/instances/t-" + std::to_string(port_base_ + index) + "/rootfs-incomplete";
+  }
+  // After the second up: every instance runs; after down --purge nothing of
+  // the fleet is left, in the data root either.
+  void expect_second_up_then_nothing_left(unsigned count, const std::string& extra, const std::string& said) {
+    auto again = up(count, extra);
+    ASSERT_EQ(again.status, 0) << again.output;
+    EXPECT_NE(again.output.find(said), std::string::npos) << again.output;
+    for (unsigned i = 0; i < count; ++i) {
+      EXPECT_TRUE(can_connect(static_cast<std::uint16_t>(port_base_ + i))) << i;
+      EXPECT_FALSE(fs::exists(marker(i))) << marker(i);
+    }
+    auto fleet = fleet_state();
+    ASSERT_TRUE(fleet.has_value());
+    auto down = haco("down --name " + fleet_ + " --timeout 1 --purge");
+    ASSERT_EQ(down.status, 0) << down.output;
+    expect_nothing_left(*fleet);
+    for (unsigned i = 0; i < count; ++i) EXPECT_FALSE(fs::exists(rootfs(i))) << rootfs(i);
+    std::error_code ec;
+    EXPECT_TRUE(!fs::exists(data_ + "/instances") || fs::is_empty(data_ + "/instances", ec))
+        << "left in the data root's instances/";
+  }
+};
+
+TEST_F(CrashTest, ATreeLeftByAnUpKilledDuringExtractionIsMadeAgain) {
+  kill_up_at("rootfs-extracted", 2, "--rootfs extract");
+  // The trees are there, but still marked: as if a crash had cut them short.
+  ASSERT_TRUE(fs::exists(marker(0)));
+  ASSERT_TRUE(fs::exists(rootfs(0) + "/bin/busybox"));
+  fs::remove(rootfs(0) + "/bin/busybox");
+  expect_second_up_then_nothing_left(2, "--rootfs extract", "rootfs left incomplete by an interrupted run: made again");
+}
+
+TEST_F(CrashTest, ACacheEntryWithoutItsCompletionMarkIsMadeAgain) {
+  kill_up_at("cache-renamed", 2);
+  // The tree is in place, its .ids marker is not.
+  std::vector<fs::path> trees;
+  for (const auto& e : fs::directory_iterator(data_ + "/images"))
+    if (e.is_directory() && e.path().filename().string()[0] != '.') trees.push_back(e.path());
+  ASSERT_EQ(trees.size(), 1u);
+  ASSERT_FALSE(fs::exists(trees[0].string() + ".ids"));
+  fs::remove(trees[0] / "bin" / "busybox");
+  expect_second_up_then_nothing_left(2, "", "extracted into the cache");
+  EXPECT_TRUE(fs::exists(trees[0].string() + ".ids"));
+}
+
+TEST_F(CrashTest, ACacheFillCutShortLeavesNoHalfEntry) {
+  kill_up_at("cache-filled", 1);
+  for (const auto& e : fs::directory_iterator(data_ + "/images"))
+    EXPECT_TRUE(e.path().filename().string().rfind(".tmp-", 0) == 0 || !e.is_directory()) << e.path();
+  expect_second_up_then_nothing_left(1, "", "extracted into the cache");
+  for (const auto& e : fs::directory_iterator(data_ + "/images"))
+    EXPECT_NE(e.path().filename().string().rfind(".tmp-", 0), 0u) << "a stale fill is left: " << e.path();
+}
+
+TEST_F(CrashTest, ATreeLeftByAnUpKilledAfterItsBootstrapBlockIsMadeAgain) {
+  ::setenv("HACO_TEST_BOOTSTRAP_BLOCK", "1", 1);
+  kill_up_at("bootstrap-ran", 1, "--bootstrap as-written");
+  ASSERT_TRUE(fs::exists(marker(0)));
+  fs::remove(rootfs(0) + "/bin/busybox");
+  expect_second_up_then_nothing_left(1, "--bootstrap as-written",
+                                     "rootfs left incomplete by an interrupted run: its bootstrap runs again");
+}
+
+}  // namespace
+}  // namespace haco::testing
