@@ -32,5 +32,10 @@ function(haco_test name)
   if("integration" IN_LIST T_LABELS)
     list(APPEND props RUN_SERIAL TRUE)
   endif()
+  # Tests that start containers are followed by the leak check
+  # (tests/CMakeLists.txt), whichever of them ctest runs.
+  if("integration" IN_LIST T_LABELS OR "vm" IN_LIST T_LABELS)
+    list(APPEND props FIXTURES_REQUIRED haco_leak_check)
+  endif()
   gtest_discover_tests(${name} PROPERTIES ${props} DISCOVERY_TIMEOUT 60)
 endfunction()
