@@ -106,6 +106,11 @@ class InstanceCgroup {
   virtual std::vector<std::string> paths() const = 0;
 };
 
+// SIGKILL to every process listed in dir/cgroup.procs, each through a pidfd
+// and only while it is still listed there, so that a pid that ended and was
+// reused elsewhere is never signalled. A missing directory holds nothing.
+void kill_cgroup_members(const std::string& dir);
+
 // Removes the fleet's cgroup directories that are empty (instances/, and
 // with no supervisor left supervisor/ and the fleet level; a systemd unit's
 // own directory is left to systemd).

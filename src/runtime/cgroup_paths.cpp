@@ -1,12 +1,18 @@
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
 
+#include "haco/cgroup.hpp"
 #include "haco/error.hpp"
+#include "haco/unique_fd.hpp"
 #include "runtime/cgroup_backends.hpp"
 #include "runtime/file_io.hpp"
 
@@ -40,6 +46,39 @@ std::vector<pid_t> read_procs(const std::string& dir) {
   std::istringstream in(read_text_file(dir + "/cgroup.procs"));
   for (pid_t pid; in >> pid;) pids.push_back(pid);
   return pids;
+}
+
+void kill_cgroup_members(const std::string& dir) {
+  std::vector<pid_t> listed;
+  try {
+    listed = read_procs(dir);
+  } catch (const Error& e) {
+    if (e.sys_errno() == ENOENT) return;  // a removed cgroup holds nothing
+    throw;
+  }
+  std::vector<std::pair<pid_t, UniqueFd>> pinned;
+  for (pid_t pid : listed) {
+    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    if (!pidfd) {
+      if (errno == ESRCH) continue;  // ended meanwhile
+      throw Error::from_errno("pidfd_open", std::to_string(pid), errno);
+    }
+    pinned.emplace_back(pid, std::move(pidfd));
+  }
+  // A pid that ended between the first read and its pidfd_open may name
+  // another process by now: only those still listed are this cgroup's.
+  std::vector<pid_t> still;
+  try {
+    still = read_procs(dir);
+  } catch (const Error& e) {
+    if (e.sys_errno() == ENOENT) return;
+    throw;
+  }
+  for (const auto& [pid, pidfd] : pinned) {
+    if (std::find(still.begin(), still.end(), pid) == still.end()) continue;
+    if (::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0) != 0 && errno != ESRCH)
+      throw Error::from_errno("pidfd_send_signal", std::to_string(pid), errno);
+  }
 }
 
 std::string make_instance_dirs(const Hierarchy& h, const std::string& fleet, const std::string& instance,

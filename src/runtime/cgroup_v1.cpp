@@ -2,10 +2,12 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <utility>
 #include <thread>
 
 #include <fmt/format.h>
 
+#include "haco/cgroup.hpp"
 #include "haco/error.hpp"
 #include "runtime/cgroup_backends.hpp"
 #include "runtime/cgroup_keys.hpp"
@@ -132,13 +134,27 @@ void V1Cgroup::freeze_and_kill(std::chrono::milliseconds timeout) const {
   if (dirs_.empty()) return;
   if (!members) members = freezer ? freezer : &dirs_.front();
   // Frozen, no process can fork a new one between reading the list and the kill.
+  // Thawed again whatever happens: a cgroup left frozen would hold its
+  // processes (and the instance's memory) until someone thaws it by hand.
+  struct Thaw {
+    const Dir* freezer;
+    void now() {
+      if (!freezer) return;
+      const Dir* d = std::exchange(freezer, nullptr);
+      try {
+        write_kernel_file(d->path + "/freezer.state", "THAWED");
+      } catch (const Error&) {
+        // Removed meanwhile: nothing is frozen any more.
+      }
+    }
+    ~Thaw() { now(); }
+  } thaw{freezer};
   if (freezer) {
     write_kernel_file(freezer->path + "/freezer.state", "FROZEN");
     wait_for_freezer_state(freezer->path, "FROZEN", timeout);
   }
-  for (pid_t pid : read_procs(members->path))
-    if (::kill(pid, SIGKILL) != 0 && errno != ESRCH) throw Error::from_errno("kill", std::to_string(pid), errno);
-  if (freezer) write_kernel_file(freezer->path + "/freezer.state", "THAWED");
+  kill_cgroup_members(members->path);
+  thaw.now();  // the killed processes die once thawed
   for (const auto& d : dirs_)
     if (!wait_until_empty(d.path, timeout))
       throw Error(fmt::format("cgroup {} still has processes {} ms after SIGKILL", d.path, timeout.count()));

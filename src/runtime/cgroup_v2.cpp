@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "haco/cgroup.hpp"
 #include "haco/error.hpp"
 #include "runtime/cgroup_backends.hpp"
 #include "runtime/cgroup_keys.hpp"
@@ -110,10 +111,19 @@ void V2Cgroup::kill_all(std::chrono::milliseconds timeout) const {
   if (::stat((dir_ + "/cgroup.kill").c_str(), &st) != 0) {
     // Kernels before 5.14 have no cgroup.kill: frozen, no process can fork
     // between reading the list and the kill.
+    struct Thaw {
+      const std::string& dir;
+      ~Thaw() {
+        try {
+          write_kernel_file(dir + "/cgroup.freeze", "0");
+        } catch (const Error&) {
+          // Removed meanwhile: nothing is frozen any more.
+        }
+      }
+    };
     write_kernel_file(dir_ + "/cgroup.freeze", "1");
-    for (pid_t pid : read_procs(dir_))
-      if (::kill(pid, SIGKILL) != 0 && errno != ESRCH) throw Error::from_errno("kill", std::to_string(pid), errno);
-    write_kernel_file(dir_ + "/cgroup.freeze", "0");
+    Thaw thaw{dir_};
+    kill_cgroup_members(dir_);
   } else {
     write_kernel_file(dir_ + "/cgroup.kill", "1");
   }

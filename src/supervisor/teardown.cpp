@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -54,14 +55,18 @@ void report(const TeardownOptions& options, const std::string& text) {
 // Runs `step`; a failure is noted and the teardown goes on with the rest.
 class Failures {
  public:
+  // Whether the step succeeded.
   template <typename Fn>
-  void attempt(const std::string& what, Fn&& step) {
+  bool attempt(const std::string& what, Fn&& step) {
     try {
       step();
+      return true;
     } catch (const std::exception& e) {
       errors_.push_back(what + ": " + e.what());
+      return false;
     }
   }
+  void note(const std::string& error) { errors_.push_back(error); }
   void throw_if_any(const std::string& context) const {
     if (errors_.empty()) return;
     std::string text;
@@ -113,9 +118,8 @@ void remove_recorded_cgroup_dirs(const std::vector<std::string>& dirs) {
   for (const auto& dir : dirs) {
     if (!std::filesystem::exists(dir)) continue;
     for (int attempt = 0; attempt < 250; ++attempt) {
-      auto pids = read_procs(dir);
-      if (pids.empty()) break;
-      for (pid_t pid : pids) ::kill(pid, SIGKILL);
+      if (read_procs(dir).empty()) break;
+      cgroups::kill_cgroup_members(dir);
       std::this_thread::sleep_for(kPoll);
     }
     if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) throw Error::from_errno("rmdir", dir, errno);
@@ -124,10 +128,12 @@ void remove_recorded_cgroup_dirs(const std::vector<std::string>& dirs) {
 }
 
 // SIGKILL to whatever is left in each instance's cgroup, then the cgroup goes.
-void remove_cgroups(const cgroups::FleetCgroup& fleet, const std::vector<InstanceRecord>& records,
-                    Failures& failures) {
+// Returns the instances proven stopped: cgroup empty and removed, init gone.
+std::set<std::string> remove_cgroups(const cgroups::FleetCgroup& fleet, const std::vector<InstanceRecord>& records,
+                                     Failures& failures) {
+  std::set<std::string> stopped;
   for (const auto& r : records) {
-    failures.attempt("cgroup of " + r.name(), [&] {
+    const bool removed = failures.attempt("cgroup of " + r.name(), [&] {
       if (auto cgroup = cgroups::InstanceCgroup::open(fleet, r.name())) {
         if (!cgroup->processes().empty()) cgroup->kill_all(kKillWait);
         // A killed init may take a moment to be reaped by its parent.
@@ -143,7 +149,12 @@ void remove_cgroups(const cgroups::FleetCgroup& fleet, const std::vector<Instanc
       }
       remove_recorded_cgroup_dirs(r.cgroup_paths);
     });
+    if (removed && !state::is_alive(r.process))
+      stopped.insert(r.name());
+    else
+      failures.note(r.name() + ": not proven stopped, so its rootfs is kept (run down again)");
   }
+  return stopped;
 }
 
 // Unmounts (and with purge removes) every recorded rootfs, several at a time.
@@ -181,6 +192,7 @@ cgroups::FleetCgroup recorded_cgroup(const state::FleetPaths& paths, const std::
 
 void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& options) {
   Failures failures;
+  std::set<std::string> stopped;
   std::optional<state::FleetState> fleet;
   failures.attempt("reading the state", [&] { fleet = state::load_state(paths); });
 
@@ -210,7 +222,7 @@ void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& optio
       stop_unsupervised(fleet->cgroup, fleet->instances, options.timeout);
     }
     report(options, "removing cgroups");
-    remove_cgroups(fleet->cgroup, fleet->instances, failures);
+    stopped = remove_cgroups(fleet->cgroup, fleet->instances, failures);
   }
   auto cgroup = recorded_cgroup(paths, fleet);
   failures.attempt("fleet cgroup", [&] { cgroups::remove_fleet_cgroups(cgroup); });
@@ -222,7 +234,12 @@ void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& optio
   }
   if (fleet) {
     report(options, options.purge ? "removing rootfs trees" : "unmounting rootfs");
-    teardown_rootfs(paths.data_root, fleet->instances, [&](const InstanceRecord&) { return options.purge; }, failures);
+    // Only what is proven stopped is unmounted or removed: a tree under a
+    // process that survived the kill stays, and so does the state.
+    std::vector<InstanceRecord> proven;
+    for (const auto& r : fleet->instances)
+      if (stopped.count(r.name())) proven.push_back(r);
+    teardown_rootfs(paths.data_root, proven, [&](const InstanceRecord&) { return options.purge; }, failures);
   }
   if (options.purge)
     failures.attempt("instance logs", [&] {
@@ -257,8 +274,11 @@ void teardown_instances(const state::FleetPaths& paths, const std::vector<Instan
   failures.attempt("reading the state", [&] { fleet = state::load_state(paths); });
   auto cgroup = recorded_cgroup(paths, fleet);
   if (!supervised) stop_unsupervised(cgroup, records, options.timeout);
-  remove_cgroups(cgroup, records, failures);
-  teardown_rootfs(paths.data_root, records, [&](const InstanceRecord& r) { return purge_created && !r.rootfs->reused; },
+  const std::set<std::string> stopped = remove_cgroups(cgroup, records, failures);
+  std::vector<InstanceRecord> proven;
+  for (const auto& r : records)
+    if (stopped.count(r.name())) proven.push_back(r);
+  teardown_rootfs(paths.data_root, proven, [&](const InstanceRecord& r) { return purge_created && !r.rootfs->reused; },
                   failures);
   failures.throw_if_any("removing the instances this `up` started");
 }
