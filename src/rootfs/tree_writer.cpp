@@ -5,6 +5,7 @@
 #include <sys/fsuid.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -41,6 +42,20 @@ bool is_device_node(const Entry& e) {
 }
 
 constexpr std::size_t kDeviceNodesNamed = 3;
+
+// A write that stopped short: the filesystem is full (the usual cause, said
+// as ENOSPC with the free space) or something else stopped it.
+Error short_write_error(const std::string& where, std::uint64_t written, std::uint64_t expected, int root_fd) {
+  struct statvfs fs {};
+  if (::fstatvfs(root_fd, &fs) == 0 &&
+      static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize < expected - written + 64 * 1024) {
+    Error e = Error::from_errno("write", where, ENOSPC);
+    e.with_context(fmt::format("{} of {} bytes written, {} KiB free on that filesystem", written, expected,
+                               static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize / 1024));
+    return e;
+  }
+  return Error(fmt::format("short write to {}: {} of {} bytes", where, written, expected));
+}
 
 }  // namespace
 
@@ -239,7 +254,7 @@ void TreeWriter::reap(bool wait) {
       std::string where = host_path(r.tree, *r.entry);
       first_error_ = std::make_unique<Error>(
           res < 0 ? Error::from_errno(r.call, where, -res)
-                  : Error(fmt::format("short write to {}: {} of {} bytes", where, res, r.expect)));
+                  : short_write_error(where, static_cast<std::uint64_t>(res), r.expect, trees_[r.tree].root_fd));
     }
     r.busy = false;
     free_requests_.push_back(id);
@@ -351,7 +366,7 @@ void TreeWriter::pwrite_all(std::size_t tree, const Entry& e, const EntryOp& op,
     ssize_t n = pwrite(fd, data + done, op.data_size - done, static_cast<off_t>(op.file_offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) throw Error::from_errno("pwrite", host_path(tree, e), errno);
-    if (n == 0) throw Error(fmt::format("short write to {}: {} of {} bytes", host_path(tree, e), done, op.data_size));
+    if (n == 0) throw short_write_error(host_path(tree, e), done, op.data_size, trees_[tree].root_fd);
     done += static_cast<std::uint64_t>(n);
   }
 }

@@ -3,10 +3,12 @@
 // tree or cache entry, makes it again instead of reusing it, and `down
 // --purge` leaves nothing.
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -120,6 +122,23 @@ TEST_F(CrashTest, ATreeLeftByAnUpKilledAfterItsBootstrapBlockIsMadeAgain) {
   fs::remove(rootfs(0) + "/bin/busybox");
   expect_second_up_then_nothing_left(1, "--bootstrap as-written",
                                      "rootfs left incomplete by an interrupted run: its bootstrap runs again");
+}
+
+// A data root that fills up while the image cache is filled: a clear error
+// naming the file and the free space, no half cache entry, no rootfs.
+TEST_F(CrashTest, ADataRootThatFillsUpFailsClearlyAndLeavesNoHalfEntry) {
+  fs::create_directories(data_);
+  ASSERT_EQ(::mount("tmpfs", data_.c_str(), "tmpfs", 0, "size=1m,mode=0700"), 0) << std::strerror(errno);
+  auto result = up(2);
+  EXPECT_EQ(result.status, 1) << result.output;
+  EXPECT_NE(result.output.find("No space left on device"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("free on that filesystem"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find(data_ + "/images/.tmp-"), std::string::npos) << result.output;
+  for (const auto& e : fs::directory_iterator(data_ + "/images"))
+    EXPECT_TRUE(e.path().extension() == ".lock") << "left in the cache: " << e.path();
+  EXPECT_FALSE(fs::exists(rootfs(0)));
+  EXPECT_FALSE(fs::exists(rootfs(1)));
+  ASSERT_EQ(::umount2(data_.c_str(), MNT_DETACH), 0);
 }
 
 }  // namespace
