@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <deque>
 #include <filesystem>
@@ -26,6 +27,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/expand_options.hpp"
+#include "cli/option_ranges.hpp"
 #include "haco/dsl.hpp"
 #include "haco/error.hpp"
 #include "haco/bootstrap_plan.hpp"
@@ -164,7 +166,6 @@ class Up {
     auto restart = supervisor::parse_restart_policy(options_.restart);
     ready_ = observe::parse_ready_spec(options_.ready);
     auto strategy = parse_strategy(options_.rootfs_strategy);
-    if (options_.parallel == 0) throw InputError("--parallel must be at least 1");
 
     auto expand_start = Clock::now();
     auto expanded = expand_from_options(options_.expand, global_.state_root);
@@ -516,7 +517,7 @@ class Up {
     observe::ReadinessProber prober(io);
     asio::steady_timer ticker(io);
     asio::streambuf input;
-    auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<long>(options_.timeout_s * 1000));
+    auto deadline = Clock::now() + std::chrono::milliseconds(std::lround(options_.timeout_s * 1000));
     std::size_t expected = batch.size();
     std::size_t settled = 0;  // ready or failed
     bool launches_done = false;
@@ -728,9 +729,9 @@ void add_supervise_command(CLI::App& app, GlobalOptions& global, int& exit_statu
   cmd->add_option("--name", args->fleet)->required()->check(fleet_name_rule());
   cmd->add_option("--definition", args->definition);
   cmd->add_option("--restart", args->restart);
-  cmd->add_option("--spawners", args->spawners);
-  cmd->add_option("--stagger", args->stagger_ms);
-  cmd->add_option("--log-max-bytes", args->log_max_bytes);
+  cmd->add_option("--spawners", args->spawners)->check(whole_number_in(kParallelRange));
+  cmd->add_option("--stagger", args->stagger_ms)->check(whole_number_in(kStaggerMsRange));
+  cmd->add_option("--log-max-bytes", args->log_max_bytes)->check(whole_number_in(kLogMaxBytesRange));
   cmd->add_option("--notify-fd", args->notify_fd);
   cmd->add_option("--cgroup-layout", args->cgroup_layout);
   cmd->add_option("--cgroup-dir", args->cgroup_dir);
@@ -756,13 +757,19 @@ void add_up_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
   auto* cmd = app.add_subcommand("up", "Start a fleet: one instance per port, supervised, and wait until it is ready");
   auto options = std::make_shared<UpOptions>();
   add_expand_options(*cmd, options->expand);
-  cmd->add_option("--parallel", options->parallel, "Spawner processes, and so concurrent starts")
+  cmd->add_option("--parallel", options->parallel,
+                  "Spawner processes, and so concurrent starts: " + range_text(kParallelRange))
+      ->check(whole_number_in(kParallelRange))
       ->capture_default_str();
-  cmd->add_option("--stagger", options->stagger_ms, "Milliseconds between two starts")->capture_default_str();
+  cmd->add_option("--stagger", options->stagger_ms, "Milliseconds between two starts: " + range_text(kStaggerMsRange))
+      ->check(whole_number_in(kStaggerMsRange))
+      ->capture_default_str();
   cmd->add_option("--restart", options->restart, "Restart policy: no, on-failure[:N], always")->capture_default_str();
   cmd->add_option("--ready", options->ready, "Readiness: tcp (the port accepts) or http:PATH (2xx)")
       ->capture_default_str();
-  cmd->add_option("--timeout", options->timeout_s, "Seconds to wait until every instance is ready")
+  cmd->add_option("--timeout", options->timeout_s,
+                  "Seconds to wait until every instance is ready: " + range_text(kUpTimeoutRange))
+      ->check(seconds_in(kUpTimeoutRange))
       ->capture_default_str();
   cmd->add_flag("--no-wait", options->no_wait, "Return once every instance started, without readiness probes");
   cmd->add_flag("--atomic", options->atomic, "All or nothing: if one instance fails, stop the others too");
@@ -776,7 +783,9 @@ void add_up_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
                   "command is of that idiom) or as-written (run by /bin/sh, one command at a time)")
       ->check(CLI::IsMember({"auto", "as-written"}))
       ->capture_default_str();
-  cmd->add_option("--log-max-bytes", options->log_max_bytes, "Size at which an instance log is rotated")
+  cmd->add_option("--log-max-bytes", options->log_max_bytes,
+                  "Size in bytes at which an instance log is rotated: " + range_text(kLogMaxBytesRange) + " (1 TiB)")
+      ->check(whole_number_in(kLogMaxBytesRange))
       ->capture_default_str();
   cmd->add_flag("--foreground", options->foreground,
                 "Stay in the foreground with the supervisor as a child, for a systemd unit (Type=notify, "
