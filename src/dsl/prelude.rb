@@ -169,15 +169,40 @@ module Haconiwa
     raise HacoDefinitionError, message
   end
 
-  def self.__id(value, what)
+  # The kernel takes at most 340 lines in a uid_map or gid_map.
+  MAX_ID_MAP_LINES = 340
+
+  # A whole number from min to max: an Integer, or a String of digits.
+  def self.__whole(value, what, min, max)
     unless value.is_a?(Integer)
-      value = value.to_s
-      digits = !value.empty? && value.each_char.all? { |c| c >= "0" && c <= "9" }
-      __fail("#{what} must be an integer, got #{value.inspect}") unless digits
-      value = value.to_i
+      text = value.to_s
+      digits = !text.empty? && text.each_char.all? { |c| c >= "0" && c <= "9" }
+      __fail("#{what} must be a whole number from #{min} to #{max}, got #{value.inspect}") unless digits
+      # More digits than any bound here has: out of range, not converted.
+      __fail("#{what} must be from #{min} to #{max}, got #{text}") if text.size > 18
+      value = text.to_i
     end
-    __fail("#{what} must be between 0 and 4294967295, got #{value}") if value < 0 || value > 4294967295
+    __fail("#{what} must be from #{min} to #{max}, got #{value}") if value < min || value > max
     value
+  end
+
+  def self.__id(value, what)
+    __whole(value, what, 0, 4294967295)
+  end
+
+  # A size as the kernel's memparse reads it ("64m", "1g", "4096"): digits and
+  # an optional k, m, g, t suffix; nil when it is not one.
+  SIZE_SUFFIXES = { "k" => 1024, "m" => 1048576, "g" => 1073741824, "t" => 1099511627776 }
+
+  def self.__size(text)
+    text = text.to_s
+    factor = SIZE_SUFFIXES[text[-1].to_s.downcase] || 1
+    digits = factor > 1 ? text[0..-2] : text
+    return nil if digits.empty? || digits.size > 18 || !digits.each_char.all? { |c| c >= "0" && c <= "9" }
+    value = digits.to_i
+    # Past 2^62 it is out of every range here; the product would overflow.
+    return nil if value > 4611686018427387904 / factor
+    value * factor
   end
 
   # The keys of a hash argument, whether given as symbols or strings.
@@ -287,6 +312,19 @@ module Haconiwa
       count = max - min + 1
       if offset + count - 1 > 4294967295
         Haconiwa.__fail("#{method}: offset #{offset} + #{count} ids goes past 4294967295")
+      end
+      # What the kernel would refuse when the map is written, said here.
+      map = method == "set_uid_mapping" ? @uid_map : @gid_map
+      if map.size >= MAX_ID_MAP_LINES
+        Haconiwa.__fail("#{method}: at most #{MAX_ID_MAP_LINES} mappings (the kernel's limit), this is one more")
+      end
+      map.each do |other_min, other_offset, other_count|
+        if min < other_min + other_count && other_min < min + count
+          Haconiwa.__fail("#{method}: ids #{min}..#{max} inside overlap #{other_min}..#{other_min + other_count - 1} of an earlier mapping")
+        end
+        if offset < other_offset + other_count && other_offset < offset + count
+          Haconiwa.__fail("#{method}: host ids #{offset}..#{offset + count - 1} overlap #{other_offset}..#{other_offset + other_count - 1} of an earlier mapping")
+        end
       end
       [min, offset, count]
     end
@@ -518,6 +556,8 @@ module Haconiwa
       key = key.to_s
       Haconiwa.__fail("cgroup key must not be empty") if key.empty?
       Haconiwa.__fail("cgroup[#{key.inspect}] needs a value") if value.nil?
+      problem = Haconiwa.__cgroup_problem(key, value.to_s)
+      Haconiwa.__fail(problem) if problem
       existing = @settings.index { |pair| pair[0] == key }
       if existing
         @settings[existing] = [key, value.to_s]
@@ -610,6 +650,7 @@ module Haconiwa
       if mount_options.is_a?(Hash)
         mount_options = mount_options.map { |k, v| v == true ? k.to_s : "#{k}=#{v}" }.join(",")
       end
+      __check_tmpfs_options(mount_options.to_s) if Haconiwa.__option(options, :fs).to_s == "tmpfs"
       @mounts << {
         "source" => source.to_s,
         "target" => Haconiwa.__option(options, :to).to_s,
@@ -617,6 +658,44 @@ module Haconiwa
         "options" => mount_options.to_s,
         "read_only" => Haconiwa.__option(options, :readonly) ? true : false
       }
+    end
+
+    # The numbers a tmpfs takes, each in a range: a size (never 0, which
+    # would mean no limit), a count of inodes, a mode, an owner.
+    TMPFS_MAX_BYTES = 1099511627776
+
+    def __check_tmpfs_options(text)
+      text.split(",").each do |option|
+        name, value = option.split("=", 2)
+        next if value.nil?
+        what = "add_mount_point tmpfs option #{option}"
+        case name
+        when "size"
+          if value.end_with?("%")
+            Haconiwa.__whole(value[0..-2], "#{what}: a share of memory", 1, 100)
+          else
+            bytes = Haconiwa.__size(value)
+            unless bytes && bytes >= 4096 && bytes <= TMPFS_MAX_BYTES
+              Haconiwa.__fail("#{what}: expected a size from 4k to 1t (bytes, or with a k, m, g or t suffix) or a share from 1% to 100%")
+            end
+          end
+        when "nr_blocks"
+          blocks = Haconiwa.__size(value)
+          unless blocks && blocks >= 1 && blocks <= TMPFS_MAX_BYTES / 4096
+            Haconiwa.__fail("#{what}: expected a count of pages from 1 to #{TMPFS_MAX_BYTES / 4096}")
+          end
+        when "nr_inodes"
+          inodes = Haconiwa.__size(value)
+          unless inodes && inodes >= 1 && inodes <= 4294967295
+            Haconiwa.__fail("#{what}: expected a count of inodes from 1 to 4294967295 (0 would mean no limit)")
+          end
+        when "mode"
+          octal = !value.empty? && value.size <= 5 && value.each_char.all? { |c| c >= "0" && c <= "7" }
+          Haconiwa.__fail("#{what}: expected an octal mode from 0 to 7777") unless octal && value.to_i(8) <= 07777
+        when "uid", "gid"
+          Haconiwa.__whole(value, what, 0, 4294967294)
+        end
+      end
     end
 
     def mount_network_etc(root, options = {})
@@ -665,7 +744,9 @@ module Haconiwa
         number = SIGNALS[name]
         Haconiwa.__fail("stop_signal #{signal.inspect} is not known (use one of: #{SIGNALS.keys.join(', ')})") unless number
       end
-      Haconiwa.__fail("stop_signal #{signal} is out of range") if number < 1 || number > 64
+      if number < 1 || number > 64
+        Haconiwa.__fail("stop_signal #{signal} is out of range: 1 to 64, or a name (#{SIGNALS.keys.join(', ')})")
+      end
       @stop_signal = number
     end
 
