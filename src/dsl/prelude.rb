@@ -205,6 +205,28 @@ module Haconiwa
     value * factor
   end
 
+  # Where the caller of a DSL method is: its backtrace, kept so that a check
+  # made later (once the whole definition is known) points at that line.
+  def self.__here
+    raise HacoDefinitionError, ""
+  rescue HacoDefinitionError => e
+    e.backtrace
+  end
+
+  def self.__fail_at(backtrace, message)
+    error = HacoDefinitionError.new(message)
+    error.set_backtrace(backtrace) if backtrace
+    raise error
+  end
+
+  # The host id that id `inside` of the container maps to, or nil.
+  def self.__host_id(map, inside)
+    map.each do |min, offset, count|
+      return offset + (inside - min) if inside >= min && inside < min + count
+    end
+    nil
+  end
+
   # The keys of a hash argument, whether given as symbols or strings.
   def self.__option(hash, key)
     return hash[key] if hash.key?(key)
@@ -238,8 +260,17 @@ module Haconiwa
       @archive_path = path.to_s
     end
 
+    # tar is never run for a tarball bootstrap: the rootfs engine reads the
+    # archive and writes every entry itself, so no tar option can apply.
     def tar_options=(options)
-      @tar_options = options.is_a?(Array) ? options.map(&:to_s) : options.to_s.split(" ")
+      given = options.is_a?(Array) ? options.map(&:to_s) : options.to_s.split(" ")
+      unless given.empty?
+        Haconiwa.__fail("b.tar_options #{given.inspect} is refused: haco-fleet's rootfs engine does not run tar, " \
+                        "it reads the archive and extracts every entry itself (modes, times and xattrs kept, owners " \
+                        "shifted into the instance's id range, device nodes never made), so #{given.join(' ')} " \
+                        "would mean nothing; remove b.tar_options")
+      end
+      @tar_options = []
     end
 
     def code=(code)
@@ -637,6 +668,29 @@ module Haconiwa
       end
       @rootfs_owner = [Haconiwa.__id(Haconiwa.__option(options, :uid), "rootfs_owner uid"),
                        Haconiwa.__id(Haconiwa.__option(options, :gid), "rootfs_owner gid")]
+      @rootfs_owner_at = Haconiwa.__here
+    end
+
+    # The rootfs's root belongs to the container's root: with a mapping, the
+    # host ids that uid 0 and gid 0 map to; without one, the host's root.
+    # Checked once the whole definition is known (the seed gives the owner
+    # before the mappings), pointing at the rootfs_owner line.
+    def __check_rootfs_owner
+      return unless @rootfs_owner
+      uid, gid = @rootfs_owner
+      given = "rootfs_owner uid: #{uid}, gid: #{gid}"
+      [["uid", uid, @namespace.uid_map, "set_uid_mapping"], ["gid", gid, @namespace.gid_map, "set_gid_mapping"]].each do |kind, id, map, setter|
+        if map.empty?
+          next if id == 0
+          Haconiwa.__fail_at(@rootfs_owner_at, "#{given}: without #{setter} the container's root #{kind} is the host's 0, which owns the rootfs; #{kind} #{id} does not match (give #{kind}: 0, or map the container's ids with #{setter})")
+        end
+        root = Haconiwa.__host_id(map, 0)
+        unless root
+          Haconiwa.__fail_at(@rootfs_owner_at, "#{given}: #{setter} does not map the container's #{kind} 0, so no host #{kind} is the container's root to own the rootfs")
+        end
+        next if id == root
+        Haconiwa.__fail_at(@rootfs_owner_at, "#{given} does not match the mapping: the container's #{kind} 0 is host #{kind} #{root} (#{setter}), which owns the rootfs, not #{id}")
+      end
     end
 
     # add_mount_point SOURCE, to: TARGET, fs: TYPE, options: "a,b" or {a: 1}, readonly: bool
@@ -832,6 +886,7 @@ module Haconiwa
     __fail("Haconiwa.define is called more than once in this file") if @defined
     config = Base.new
     block.call(config)
+    config.__check_rootfs_owner
     @defined = config
     config
   end

@@ -113,13 +113,12 @@ TEST(Dsl, DeclarativeBootstrapForms) {
   config.bootstrap do |b|
     b.strategy = "tarball"
     b.archive_path = "/images/php.tar.gz"
-    b.tar_options = ["--xattrs"]
+    b.tar_options = []
   end
 end
 )",
                                                 {});
-  EXPECT_EQ(tarball.bootstrap,
-            (Bootstrap{BootstrapKind::tarball, "/images/php.tar.gz", {"--xattrs"}, ""}));
+  EXPECT_EQ(tarball.bootstrap, (Bootstrap{BootstrapKind::tarball, "/images/php.tar.gz", {}, ""}));
 
   ContainerSpec shell = evaluator.evaluate("s.haco", R"(Haconiwa.define do |config|
   config.name = "s"
@@ -289,6 +288,66 @@ end
                                        {});
   EXPECT_EQ(s.stop_signal, 64);
   EXPECT_EQ(s.uid_map.size(), 2u);
+}
+
+// config.rootfs_owner is the host owner of the rootfs's root: the host ids the
+// container's uid 0 and gid 0 map to, or 0:0 without a mapping. Anything else
+// is refused at the rootfs_owner line, naming both values, wherever the
+// mappings are given.
+TEST(Dsl, RootfsOwnerMustBeTheContainersRoot) {
+  auto definition = [](const std::string& owner, const std::string& maps) {
+    return "Haconiwa.define do |config|\n  config.name = \"x\"\n  config.init_command = \"/bin/true\"\n"
+           "  config.chroot_to \"/srv/x\"\n  config.rootfs_owner " +
+           owner + "\n" + maps + "end\n";
+  };
+  const std::string mapped =
+      "  config.namespace.set_uid_mapping min: 0, max: 99, offset: 1004200\n"
+      "  config.namespace.set_gid_mapping min: 0, max: 99, offset: 1004300\n";
+  dsl::Evaluator evaluator;
+  EXPECT_EQ(evaluator.evaluate("ok.haco", definition("uid: 1004200, gid: 1004300", mapped), {}).rootfs_owner,
+            (Owner{1004200, 1004300}));
+  EXPECT_EQ(evaluator.evaluate("ok.haco", definition("uid: 0, gid: 0", ""), {}).rootfs_owner, (Owner{0, 0}));
+
+  EXPECT_EQ(error_of(definition("uid: 1004201, gid: 1004300", mapped)),
+            "bad.haco:5: rootfs_owner uid: 1004201, gid: 1004300 does not match the mapping: the container's uid 0 "
+            "is host uid 1004200 (set_uid_mapping), which owns the rootfs, not 1004201");
+  EXPECT_EQ(error_of(definition("uid: 1004200, gid: 1004200", mapped)),
+            "bad.haco:5: rootfs_owner uid: 1004200, gid: 1004200 does not match the mapping: the container's gid 0 "
+            "is host gid 1004300 (set_gid_mapping), which owns the rootfs, not 1004200");
+  EXPECT_EQ(error_of(definition("uid: 1000, gid: 1000", "")),
+            "bad.haco:5: rootfs_owner uid: 1000, gid: 1000: without set_uid_mapping the container's root uid is the "
+            "host's 0, which owns the rootfs; uid 1000 does not match (give uid: 0, or map the container's ids with "
+            "set_uid_mapping)");
+  std::string from_one =
+      "  config.namespace.set_uid_mapping min: 1, max: 99, offset: 1004201\n"
+      "  config.namespace.set_gid_mapping min: 1, max: 99, offset: 1004201\n";
+  EXPECT_NE(error_of(definition("uid: 1004200, gid: 1004200", from_one))
+                .find("bad.haco:5: rootfs_owner uid: 1004200, gid: 1004200: set_uid_mapping does not map the "
+                      "container's uid 0"),
+            std::string::npos);
+}
+
+// A tarball bootstrap never runs tar: options for it would be silently
+// meaningless, so a definition giving any is refused at that line.
+TEST(Dsl, TarOptionsAreRefused) {
+  std::string source = R"(Haconiwa.define do |config|
+  config.name = "t"
+  config.init_command = "/bin/true"
+  config.chroot_to "/srv/t"
+  config.bootstrap do |b|
+    b.strategy = "tarball"
+    b.archive_path = "/images/php.tar.gz"
+    b.tar_options = "--xattrs --numeric-owner"
+  end
+end
+)";
+  std::string e = error_of(source);
+  EXPECT_EQ(e.rfind("bad.haco:8: b.tar_options [\"--xattrs\", \"--numeric-owner\"] is refused: haco-fleet's rootfs "
+                    "engine does not run tar, it reads the archive and extracts every entry itself",
+                    0),
+            0u)
+      << e;
+  EXPECT_NE(e.find("so --xattrs --numeric-owner would mean nothing; remove b.tar_options"), std::string::npos) << e;
 }
 
 TEST(Dsl, WholeDefinitionChecks) {

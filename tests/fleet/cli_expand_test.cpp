@@ -69,6 +69,12 @@ TEST(CliExpand, DefinitionValuesOutsideTheirRangeExitTwo) {
     std::string message;
   };
   for (const auto& c : std::vector<Case>{
+           {"  config.rootfs_owner uid: 1004200, gid: 1004200\n",
+            ":7: rootfs_owner uid: 1004200, gid: 1004200 does not match the mapping: the container's uid 0 is host "
+            "uid 3000000010 (set_uid_mapping), which owns the rootfs, not 1004200"},
+           {"  config.bootstrap do |b|\n    b.strategy = \"tarball\"\n    b.archive_path = \"/i.tar\"\n"
+            "    b.tar_options = [\"--same-owner\"]\n  end\n",
+            ":10: b.tar_options [\"--same-owner\"] is refused: haco-fleet's rootfs engine does not run tar"},
            {"  config.cgroup[\"cpu.cfs_quota_us\"] = 10\n",
             ":7: cgroup[\"cpu.cfs_quota_us\"] = \"10\" is out of range or malformed: expected -1 (no limit) or 1000 to "
             "17592186044415 (microseconds)"},
@@ -81,7 +87,7 @@ TEST(CliExpand, DefinitionValuesOutsideTheirRangeExitTwo) {
     EXPECT_EQ(r.output.rfind("haco-fleet: port 1: " + path + c.message, 0), 0u) << r.output;
     EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
   }
-  // The seed and the templates are within every range.
+  // The seed and the templates give the owner that the mapping says.
   for (const std::string& file : {testing::seed_file("phpinfo-test.haco"),
                                   std::string(HACO_SOURCE_DIR) + "/templates/phpinfo.haco",
                                   std::string(HACO_SOURCE_DIR) + "/templates/busybox-httpd.haco"}) {
