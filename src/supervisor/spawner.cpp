@@ -14,6 +14,7 @@
 
 #include "haco/cgroup.hpp"
 #include "haco/error.hpp"
+#include "haco/fd_passing.hpp"
 #include "haco/runtime.hpp"
 #include "haco/spec_json.hpp"
 #include "haco/supervisor.hpp"
@@ -32,49 +33,7 @@ std::int64_t steady_ns() {
       .count();
 }
 
-void send_message(int socket, const std::string& payload, int pass_fd) {
-  iovec iov{const_cast<char*>(payload.data()), payload.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  if (pass_fd >= 0) {
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
-  }
-  while (::sendmsg(socket, &msg, MSG_NOSIGNAL) < 0)
-    if (errno != EINTR) throw Error::from_errno("sendmsg", "spawner socket", errno);
-}
-
-// One message and the descriptor that came with it; empty payload at EOF.
-std::string receive_message(int socket, UniqueFd* passed) {
-  std::string payload(kMaxMessage, '\0');
-  iovec iov{payload.data(), payload.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  ssize_t n;
-  while ((n = ::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC)) < 0)
-    if (errno != EINTR) throw Error::from_errno("recvmsg", "spawner socket", errno);
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    int fd;
-    std::memcpy(&fd, CMSG_DATA(c), sizeof(int));
-    if (passed) passed->reset(fd);
-    else ::close(fd);
-  }
-  if (msg.msg_flags & MSG_TRUNC) throw Error("spawner message larger than " + std::to_string(kMaxMessage) + " bytes");
-  payload.resize(static_cast<std::size_t>(n));
-  return payload;
-}
+constexpr const char* kSocketName = "spawner socket";
 
 // Points stdout and stderr at the instance's log while it is launched, so an
 // init that is not daemonized writes there too; restored on destruction.
@@ -133,7 +92,8 @@ json launch_one(const cgroups::FleetCgroup& fleet, const json& request, UniqueFd
   for (;;) {
     std::string message;
     try {
-      message = receive_message(socket, nullptr);
+      // A request carries no descriptor.
+      message = receive_with_fd(socket, kMaxMessage, kSocketName).payload;
     } catch (const Error& e) {
       fmt::print(stderr, "spawner {}: {}\n", index, e.what());
       ::_exit(1);
@@ -147,7 +107,7 @@ json launch_one(const cgroups::FleetCgroup& fleet, const json& request, UniqueFd
       reply = {{"ok", false}, {"error", e.what()}};
     }
     try {
-      send_message(socket, reply.dump(), pidfd.get());
+      send_with_fd(socket, reply.dump(), pidfd.get(), kSocketName);
     } catch (const Error& e) {
       fmt::print(stderr, "spawner {}: {}\n", index, e.what());
       ::_exit(1);
@@ -193,14 +153,14 @@ SpawnerProcess fork_spawner(const cgroups::FleetCgroup& fleet, unsigned index) {
 
 void send_spawn_request(int socket, const SpawnRequest& request) {
   json message = {{"instance", to_json(request.instance)}, {"log_path", request.log_path}};
-  send_message(socket, message.dump(), -1);
+  send_with_fd(socket, message.dump(), -1, kSocketName);
 }
 
 SpawnReply receive_spawn_reply(int socket) {
   SpawnReply reply;
-  std::string message = receive_message(socket, &reply.pidfd);
-  if (message.empty()) throw Error("the spawner exited");
-  json j = json::parse(message);
+  ReceivedMessage message = receive_with_fd(socket, kMaxMessage, kSocketName);
+  if (message.payload.empty()) throw Error("the spawner exited");
+  json j = json::parse(message.payload);
   reply.ok = j.at("ok").get<bool>();
   if (!reply.ok) {
     reply.error = j.value("error", std::string("unknown error"));
@@ -210,7 +170,12 @@ SpawnReply receive_spawn_reply(int socket) {
   reply.cgroup_paths = j.at("cgroup_paths").get<std::vector<std::string>>();
   reply.clone_started_ns = j.at("clone_started_ns").get<std::int64_t>();
   reply.exec_done_ns = j.at("exec_done_ns").get<std::int64_t>();
-  if (!reply.pidfd) throw Error("the spawner sent no pidfd for pid " + std::to_string(reply.pid));
+  reply.pidfd = std::move(message.fd);
+  // The container runs: a pidfd that did not arrive leaves its pid to act on.
+  if (message.fd_lost)
+    reply.pidfd_lost = true;
+  else if (!reply.pidfd)
+    throw Error("the spawner sent no pidfd for pid " + std::to_string(reply.pid));
   return reply;
 }
 

@@ -39,6 +39,9 @@ struct SpawnReply {
   bool ok = false;
   pid_t pid = -1;
   UniqueFd pidfd;
+  // The container was started (pid is valid) but its pidfd could not be
+  // received: the receiver's descriptor table or RLIMIT_NOFILE was full.
+  bool pidfd_lost = false;
   std::vector<std::string> cgroup_paths;
   // CLOCK_MONOTONIC (steady_clock) instants, comparable across processes.
   std::int64_t clone_started_ns = 0;
@@ -47,7 +50,9 @@ struct SpawnReply {
 };
 
 void send_spawn_request(int socket, const SpawnRequest& request);
-// Reads one reply (the socket is readable). Throws when the spawner is gone.
+// Reads one reply (the socket is readable). Throws when the spawner is gone
+// or sent a started container without its pidfd; a pidfd sent but lost on
+// the way in is pidfd_lost, with the pid.
 SpawnReply receive_spawn_reply(int socket);
 
 }  // namespace haco::supervisor

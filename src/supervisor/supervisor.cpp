@@ -2,6 +2,7 @@
 // file and the control socket, all on one single-threaded io_context.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -304,6 +305,8 @@ class Supervisor {
     instance.launching = false;
     if (!reply.ok) {
       launch_failed(name, reply.error);
+    } else if (reply.pidfd_lost) {
+      launch_failed(name, kill_untracked(name, reply.pid));
     } else {
       launch_succeeded(instance, std::move(reply));
     }
@@ -333,6 +336,28 @@ class Supervisor {
                           {"exec_done_ns", reply.exec_done_ns}});
     if (instance.stop_requested) pidfd_signal(instance.pidfd->native_handle(), record.spec.container.stop_signal);
     mark_dirty();
+  }
+
+  // A container this process is the parent of but holds no pidfd for: it
+  // could never be watched, so it is killed (its pid cannot be reused until
+  // it is reaped here) with whatever its cgroup holds. Returns the reason.
+  std::string kill_untracked(const std::string& name, pid_t pid) {
+    rlimit lim{};
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+    std::string reason = fmt::format(
+        "started as pid {}, but its pidfd did not reach the supervisor (MSG_CTRUNC: no descriptor free under its "
+        "limit of {} open files); killed",
+        pid, lim.rlim_cur);
+    ::kill(pid, SIGKILL);
+    try {
+      if (auto cgroup = cgroups::InstanceCgroup::open(config_.cgroup, name)) cgroup->kill_all(kKillWait);
+    } catch (const std::exception& e) {
+      log_line(fmt::format("{}: {}", name, e.what()));
+    }
+    auto deadline = std::chrono::steady_clock::now() + kKillWait;
+    while (::waitpid(pid, nullptr, WNOHANG | __WALL) == 0 && std::chrono::steady_clock::now() < deadline)
+      ::usleep(10000);
+    return reason;
   }
 
   void launch_failed(const std::string& name, const std::string& error) {
