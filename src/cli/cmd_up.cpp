@@ -33,6 +33,7 @@
 #include "haco/bootstrap_plan.hpp"
 #include "haco/layout.hpp"
 #include "haco/observe.hpp"
+#include "haco/open_files.hpp"
 #include "haco/printable.hpp"
 #include "haco/rootfs.hpp"
 #include "haco/shell_command.hpp"
@@ -163,6 +164,11 @@ class Up {
   Up(const GlobalOptions& global, const UpOptions& options) : global_(global), options_(options) {}
 
   int run() {
+    // A probe socket per instance here, a pidfd per instance in the
+    // supervisor (which inherits this limit, and raises its own too when it
+    // runs as a unit): the soft limit goes up to the hard limit first. The
+    // containers get back the limit found here.
+    open_files_ = raise_open_file_limit();
     auto restart = supervisor::parse_restart_policy(options_.restart);
     ready_ = observe::parse_ready_spec(options_.ready);
     auto strategy = parse_strategy(options_.rootfs_strategy);
@@ -172,6 +178,8 @@ class Up {
     auto expand_end = Clock::now();
     check_host_root(expanded.instances, options_.allow_host_root);
     check_rootfs_sources(expanded.instances);
+    check_open_file_need(supervisor::supervisor_open_files_needed(expanded.instances.size(), options_.parallel),
+                         open_files_, fmt::format("a fleet of {} instances", expanded.instances.size()));
     paths_.emplace(global_.state_root, global_.data_root, expanded.fleet_name);
     layout::DataRoot(global_.data_root).make_directories();
 
@@ -212,7 +220,8 @@ class Up {
                                             options_.log_max_bytes,
                                             -1,
                                             fleet_cgroup(),
-                                            options_.foreground};
+                                            options_.foreground,
+                                            open_files_.soft_before};
         supervisor_ = supervisor::start_supervisor(config);
         started_supervisor_ = true;
       }
@@ -700,6 +709,7 @@ class Up {
 
   const GlobalOptions& global_;
   const UpOptions& options_;
+  OpenFileLimit open_files_;
   std::optional<state::FleetPaths> paths_;  // once the fleet's name is known and checked
   observe::ReadySpec ready_;
   observe::LatencyRecorder recorder_;
@@ -724,6 +734,7 @@ void add_supervise_command(CLI::App& app, GlobalOptions& global, int& exit_statu
     std::uint64_t log_max_bytes = 16u << 20;
     int notify_fd = -1;
     std::string cgroup_layout = "v1_hybrid", cgroup_dir, cgroup_unit;
+    std::uint64_t container_open_files = 0;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("--name", args->fleet)->required()->check(fleet_name_rule());
@@ -736,6 +747,7 @@ void add_supervise_command(CLI::App& app, GlobalOptions& global, int& exit_statu
   cmd->add_option("--cgroup-layout", args->cgroup_layout);
   cmd->add_option("--cgroup-dir", args->cgroup_dir);
   cmd->add_option("--cgroup-unit", args->cgroup_unit);
+  cmd->add_option("--container-nofile", args->container_open_files)->check(whole_number_in(kContainerOpenFilesRange));
   cmd->callback([args, &global, &exit_status] {
     supervisor::SupervisorConfig config{{global.state_root, global.data_root, args->fleet},
                                         args->definition,
@@ -746,7 +758,8 @@ void add_supervise_command(CLI::App& app, GlobalOptions& global, int& exit_statu
                                         args->notify_fd,
                                         {args->fleet, cgroups::layout_from_name(args->cgroup_layout),
                                          args->cgroup_dir, args->cgroup_unit},
-                                        false};
+                                        false,
+                                        args->container_open_files};
     exit_status = supervisor::run_supervisor(config);
   });
 }

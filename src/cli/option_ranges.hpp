@@ -38,6 +38,10 @@ inline constexpr SecondsRange kEvalTimeoutRange{dsl::kMinEvalTimeout.count() / 1
 // expand/up --pids-max: the kernel's PID_MAX_LIMIT is 4194304.
 inline constexpr WholeRange kPidsMaxRange{1, 4'194'304};
 
+// supervise --container-nofile: a soft RLIMIT_NOFILE, 0 for the
+// supervisor's own; the kernel's largest (fs.nr_open) is 2147483584.
+inline constexpr WholeRange kContainerOpenFilesRange{0, 2'147'483'584};
+
 // "1 to 256", "0.1 to 86400": the range as the help text and errors show it.
 std::string range_text(const WholeRange& range);
 std::string range_text(const SecondsRange& range);

@@ -58,7 +58,8 @@ class StdioToLog {
   UniqueFd saved_out_, saved_err_;
 };
 
-json launch_one(const cgroups::FleetCgroup& fleet, const json& request, UniqueFd& pidfd) {
+json launch_one(const cgroups::FleetCgroup& fleet, std::uint64_t container_open_files, const json& request,
+               UniqueFd& pidfd) {
   auto instance = instance_spec_from_json(request.at("instance"));
   auto log_path = request.at("log_path").get<std::string>();
   const auto& name = instance.container.name;
@@ -66,7 +67,7 @@ json launch_one(const cgroups::FleetCgroup& fleet, const json& request, UniqueFd
     auto existing = cgroups::InstanceCgroup::open(fleet, name);
     return existing ? std::move(existing) : cgroups::InstanceCgroup::create(fleet, name, instance.container.cgroup);
   });
-  runtime::LaunchRequest launch{instance, log_path, cgroup.get(), true};
+  runtime::LaunchRequest launch{instance, log_path, cgroup.get(), true, container_open_files};
   std::int64_t clone_started = steady_ns();
   runtime::LaunchedContainer launched;
   {
@@ -84,7 +85,8 @@ json launch_one(const cgroups::FleetCgroup& fleet, const json& request, UniqueFd
           {"exec_done_ns", exec_done}};
 }
 
-[[noreturn]] void spawner_main(const cgroups::FleetCgroup& fleet, unsigned index, int socket, pid_t supervisor) {
+[[noreturn]] void spawner_main(const cgroups::FleetCgroup& fleet, std::uint64_t container_open_files, unsigned index,
+                               int socket, pid_t supervisor) {
   set_process_title(fmt::format("haco-fleet: spawner {} {}", fleet.fleet, index));
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != supervisor) ::_exit(1);
@@ -102,7 +104,7 @@ json launch_one(const cgroups::FleetCgroup& fleet, const json& request, UniqueFd
     UniqueFd pidfd;
     json reply;
     try {
-      reply = launch_one(fleet, json::parse(message), pidfd);
+      reply = launch_one(fleet, container_open_files, json::parse(message), pidfd);
     } catch (const std::exception& e) {
       reply = {{"ok", false}, {"error", e.what()}};
     }
@@ -117,7 +119,7 @@ json launch_one(const cgroups::FleetCgroup& fleet, const json& request, UniqueFd
 
 }  // namespace
 
-SpawnerProcess fork_spawner(const cgroups::FleetCgroup& fleet, unsigned index) {
+SpawnerProcess fork_spawner(const cgroups::FleetCgroup& fleet, std::uint64_t container_open_files, unsigned index) {
   int pair[2];
   check_sys(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), "socketpair");
   UniqueFd ours(pair[0]), theirs(pair[1]);
@@ -139,7 +141,7 @@ SpawnerProcess fork_spawner(const cgroups::FleetCgroup& fleet, unsigned index) {
       socket = 3;
     }
     ::syscall(SYS_close_range, 4u, ~0u, 0u);
-    spawner_main(fleet, index, socket, supervisor);
+    spawner_main(fleet, container_open_files, index, socket, supervisor);
   }
   theirs.reset();
   SpawnerProcess spawner;

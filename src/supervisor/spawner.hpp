@@ -27,8 +27,9 @@ struct SpawnerProcess {
 
 // Forks spawner `index` of a fleet whose cgroups are `fleet`. The child
 // closes every descriptor but its socket and stdio, dies with its parent,
-// and never returns.
-SpawnerProcess fork_spawner(const cgroups::FleetCgroup& fleet, unsigned index);
+// and never returns. The inits it starts get `container_open_files` as
+// their soft RLIMIT_NOFILE (0: the spawner's own).
+SpawnerProcess fork_spawner(const cgroups::FleetCgroup& fleet, std::uint64_t container_open_files, unsigned index);
 
 struct SpawnRequest {
   InstanceSpec instance;
