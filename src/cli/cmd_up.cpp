@@ -554,6 +554,13 @@ class Up {
     };
     auto on_event = [&](const nlohmann::json& event) {
       if (event.value("done", false)) {
+        // A request the supervisor refused as a whole: nothing of it starts.
+        if (auto error = event.value("error", std::string()); !error.empty())
+          for (const auto& r : records_)
+            if (r.process.pid <= 0 && !failures_.count(r.name())) {
+              ++settled;
+              fail(r.name(), "the supervisor refused to start it: " + error);
+            }
         launches_done = true;
         maybe_finish();
         return;
@@ -603,7 +610,7 @@ class Up {
         if (ec) {
           if (ec != asio::error::operation_aborted && !launches_done) {
             for (const auto& r : records_)
-              if (!r.process.pid && !failures_.count(r.name())) fail(r.name(), "the supervisor went away");
+              if (r.process.pid <= 0 && !failures_.count(r.name())) fail(r.name(), "the supervisor went away");
             launches_done = true;
             settled = expected;
             io.stop();
