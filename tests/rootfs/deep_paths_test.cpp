@@ -1,9 +1,12 @@
 // Archives whose entry paths are very deep or very long: the reader refuses
 // past PATH_MAX, naming the entry, and walks the paths it accepts without
-// recursing once per component. Each read runs in a forked child, on a
+// recursing once per component; trees deeper still are removed the same way. Each read runs in a forked child, on a
 // thread with a small stack, so that a crash fails the test instead of
 // ending the test program.
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +17,7 @@
 
 #include "archive_builder.hpp"
 #include "haco/error.hpp"
+#include "haco/rootfs.hpp"
 #include "rootfs/archive_reader.hpp"
 #include "temp_dir.hpp"
 
@@ -135,6 +139,48 @@ TEST(DeepPaths, ASymlinkTargetLongerThanPathMaxIsRefused) {
   EXPECT_NE(result.find("entry 'link': symlink target of 6000 bytes, longer than 4095 (PATH_MAX); refused"),
             std::string::npos)
       << result;
+}
+
+// A tree deeper than PATH_MAX (as a container can make one, relative to
+// each directory) is removed with a low descriptor limit and a small stack:
+// one directory open at a time, no call per level.
+TEST(DeepPaths, ATreeDeeperThanTheDescriptorLimitIsRemoved) {
+  TempDir tmp;
+  const std::string top = tmp / "tree";
+  constexpr int kDepth = 5000;
+  {
+    ASSERT_EQ(::mkdir(top.c_str(), 0755), 0);
+    int fd = ::open(top.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    for (int level = 0; level < kDepth; ++level) {
+      ASSERT_EQ(::mkdirat(fd, "d", 0755), 0) << level;
+      int file = ::openat(fd, "f", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+      ASSERT_GE(file, 0);
+      ::close(file);
+      ASSERT_EQ(::symlinkat("/", fd, "up"), 0);
+      if (level % 100 == 0) {
+        ASSERT_EQ(::mkdirat(fd, "side", 0755), 0);
+      }
+      int next = ::openat(fd, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      ::close(fd);
+      ASSERT_GE(next, 0) << level;
+      fd = next;
+    }
+    ::close(fd);
+  }
+  std::string result = in_small_stack([&] {
+    rlimit low{64, 64};
+    if (::setrlimit(RLIMIT_NOFILE, &low) != 0) return std::string("setrlimit failed");
+    try {
+      remove_tree(top);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("removed");
+  });
+  EXPECT_EQ(result, "removed");
+  EXPECT_NE(::access(top.c_str(), F_OK), 0);
+  EXPECT_EQ(::access("/", F_OK), 0);
 }
 
 }  // namespace
