@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -68,8 +69,14 @@ FleetCgroup prepare_fleet_cgroup(FleetCgroup where, bool join_supervisor_leaf = 
 // The pids.max every instance gets unless its definition sets one.
 inline constexpr const char* kDefaultPidsMax = "512";
 
-// Throws haco::Error naming the first unknown key or malformed value. Runs at
-// expand time, before anything starts.
+// One setting on its own: nullopt when its key is known and its value within
+// the key's range, else a sentence naming the key, the value and what the
+// key accepts. The DSL asks it for each cgroup[key] = value, at that line.
+std::optional<std::string> setting_problem(const CgroupSetting& setting);
+
+// Throws haco::InputError with setting_problem's sentence for the first
+// unknown key or out-of-range value, or naming a setting that needs another
+// (swap without a memory limit). Runs at expand time, before anything starts.
 void validate_settings(const std::vector<CgroupSetting>& settings);
 
 // The same settings written for v2 ("cpu.cfs_quota_us" + "cpu.cfs_period_us"

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 
 #include "haco/spec.hpp"
@@ -26,6 +27,10 @@ struct LaunchRequest {
   // Clone with CLONE_PARENT so that the caller's parent (the fleet
   // supervisor) becomes the container's parent and reaps it.
   bool clone_parent = false;
+  // The soft RLIMIT_NOFILE the init starts with (never above the hard
+  // limit); 0 leaves the caller's. The supervisor raised its own for the
+  // pidfds it holds; the containers get the one `up` was started with.
+  std::uint64_t open_files = 0;
 };
 
 struct LaunchedContainer {

@@ -59,7 +59,16 @@ struct SupervisorConfig {
   // `up --foreground`: the supervisor stays a child of `up`, in its cgroup,
   // instead of a detached process or a unit of its own.
   bool foreground = false;
+  // The soft RLIMIT_NOFILE the containers' inits start with: the one `up`
+  // was started with, before it and the supervisor raised theirs (0: the
+  // supervisor's own).
+  std::uint64_t container_open_files = 0;
 };
+
+// The descriptors a supervisor needs for `instances` instances and
+// `spawners` spawners: a pidfd per instance, a socket and a pidfd per
+// spawner, and room for its control sessions, state and log files.
+std::uint64_t supervisor_open_files_needed(std::uint64_t instances, unsigned spawners);
 
 // The command line that starts a supervisor: the hidden `supervise`
 // subcommand and its options (see cmd_up.cpp), without the program itself.
@@ -74,7 +83,9 @@ std::vector<std::string> supervisor_arguments(const SupervisorConfig& config);
 // thread. Throws with the supervisor's own reason when it could not start.
 state::ProcessIdentity start_supervisor(const SupervisorConfig& config);
 
-// The supervisor process itself; returns its exit status.
+// The supervisor process itself; returns its exit status. It raises its soft
+// RLIMIT_NOFILE to the hard limit first (haco/open_files.hpp), and refuses a
+// start request whose pidfds would not fit in it.
 int run_supervisor(SupervisorConfig config);
 
 // A connection to a fleet's supervisor: one JSON object per line each way.

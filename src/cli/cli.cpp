@@ -44,6 +44,11 @@ int run(int argc, char** argv) {
       "definition (.haco) and a port range."};
   app.set_version_flag("--version", std::string("haco-fleet ") + HACO_VERSION);
   app.require_subcommand(1);
+  // One line, as every other error: the option parser's own errors too (an
+  // option outside its range names the option, the range and the value).
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "haco-fleet: " + printable(e.what(), LineBreaks::keep) + "\n";
+  });
 
   GlobalOptions global;
   global.state_root = env_or("HACO_FLEET_ROOT", "/run/haco-fleet");

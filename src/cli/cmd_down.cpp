@@ -1,10 +1,12 @@
 // haco-fleet down: stop a fleet and remove everything it put on the host.
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 
 #include <fmt/format.h>
 
 #include "cli/commands.hpp"
+#include "cli/option_ranges.hpp"
 #include "haco/error.hpp"
 #include "haco/observe.hpp"
 #include "haco/printable.hpp"
@@ -25,7 +27,10 @@ void add_down_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
   cmd->add_option("--name", options->name, "The fleet to stop (needed when several are running)")
       ->check(fleet_name_rule());
   cmd->add_flag("--all", options->all, "Stop every fleet");
-  cmd->add_option("--timeout", options->timeout_s, "Seconds between the stop signal and SIGKILL")->capture_default_str();
+  cmd->add_option("--timeout", options->timeout_s,
+                  "Seconds between the stop signal and SIGKILL, " + range_text(kDownTimeoutRange) + " (0: SIGKILL at once)")
+      ->check(seconds_in(kDownTimeoutRange))
+      ->capture_default_str();
   cmd->add_flag("--purge", options->purge, "Also remove the rootfs trees and instance logs");
   cmd->callback([options, &global, &exit_status] {
     if (options->all && !options->name.empty()) throw InputError("down: --name and --all exclude each other");
@@ -55,7 +60,7 @@ void add_down_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
     for (const auto& fleet : fleets) {
       state::FleetPaths paths{global.state_root, global.data_root, fleet};
       supervisor::TeardownOptions teardown;
-      teardown.timeout = std::chrono::milliseconds(static_cast<long>(options->timeout_s * 1000));
+      teardown.timeout = std::chrono::milliseconds(std::lround(options->timeout_s * 1000));
       teardown.purge = options->purge;
       teardown.progress = [&](std::string_view step) { progress.message(fmt::format("{}: {}", fleet, step)); };
       try {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <deque>
 #include <filesystem>
@@ -26,12 +27,14 @@
 
 #include "cli/commands.hpp"
 #include "cli/expand_options.hpp"
+#include "cli/option_ranges.hpp"
 #include "haco/dsl.hpp"
 #include "haco/error.hpp"
 #include "haco/bootstrap_plan.hpp"
 #include "haco/fault_point.hpp"
 #include "haco/layout.hpp"
 #include "haco/observe.hpp"
+#include "haco/open_files.hpp"
 #include "haco/printable.hpp"
 #include "haco/rootfs.hpp"
 #include "haco/shell_command.hpp"
@@ -162,16 +165,22 @@ class Up {
   Up(const GlobalOptions& global, const UpOptions& options) : global_(global), options_(options) {}
 
   int run() {
+    // A probe socket per instance here, a pidfd per instance in the
+    // supervisor (which inherits this limit, and raises its own too when it
+    // runs as a unit): the soft limit goes up to the hard limit first. The
+    // containers get back the limit found here.
+    open_files_ = raise_open_file_limit();
     auto restart = supervisor::parse_restart_policy(options_.restart);
     ready_ = observe::parse_ready_spec(options_.ready);
     auto strategy = parse_strategy(options_.rootfs_strategy);
-    if (options_.parallel == 0) throw InputError("--parallel must be at least 1");
 
     auto expand_start = Clock::now();
     auto expanded = expand_from_options(options_.expand, global_.state_root);
     auto expand_end = Clock::now();
     check_host_root(expanded.instances, options_.allow_host_root);
     check_rootfs_sources(expanded.instances);
+    check_open_file_need(supervisor::supervisor_open_files_needed(expanded.instances.size(), options_.parallel),
+                         open_files_, fmt::format("a fleet of {} instances", expanded.instances.size()));
     paths_.emplace(global_.state_root, global_.data_root, expanded.fleet_name);
     layout::DataRoot(global_.data_root).make_directories();
 
@@ -212,7 +221,8 @@ class Up {
                                             options_.log_max_bytes,
                                             -1,
                                             fleet_cgroup(),
-                                            options_.foreground};
+                                            options_.foreground,
+                                            open_files_.soft_before};
         supervisor_ = supervisor::start_supervisor(config);
         started_supervisor_ = true;
       }
@@ -527,7 +537,7 @@ class Up {
     observe::ReadinessProber prober(io);
     asio::steady_timer ticker(io);
     asio::streambuf input;
-    auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<long>(options_.timeout_s * 1000));
+    auto deadline = Clock::now() + std::chrono::milliseconds(std::lround(options_.timeout_s * 1000));
     std::size_t expected = batch.size();
     std::size_t settled = 0;  // ready or failed
     bool launches_done = false;
@@ -555,6 +565,13 @@ class Up {
     };
     auto on_event = [&](const nlohmann::json& event) {
       if (event.value("done", false)) {
+        // A request the supervisor refused as a whole: nothing of it starts.
+        if (auto error = event.value("error", std::string()); !error.empty())
+          for (const auto& r : records_)
+            if (r.process.pid <= 0 && !failures_.count(r.name())) {
+              ++settled;
+              fail(r.name(), "the supervisor refused to start it: " + error);
+            }
         launches_done = true;
         maybe_finish();
         return;
@@ -604,7 +621,7 @@ class Up {
         if (ec) {
           if (ec != asio::error::operation_aborted && !launches_done) {
             for (const auto& r : records_)
-              if (!r.process.pid && !failures_.count(r.name())) fail(r.name(), "the supervisor went away");
+              if (r.process.pid <= 0 && !failures_.count(r.name())) fail(r.name(), "the supervisor went away");
             launches_done = true;
             settled = expected;
             io.stop();
@@ -710,6 +727,7 @@ class Up {
 
   const GlobalOptions& global_;
   const UpOptions& options_;
+  OpenFileLimit open_files_;
   std::optional<state::FleetPaths> paths_;  // once the fleet's name is known and checked
   observe::ReadySpec ready_;
   observe::LatencyRecorder recorder_;
@@ -734,18 +752,20 @@ void add_supervise_command(CLI::App& app, GlobalOptions& global, int& exit_statu
     std::uint64_t log_max_bytes = 16u << 20;
     int notify_fd = -1;
     std::string cgroup_layout = "v1_hybrid", cgroup_dir, cgroup_unit;
+    std::uint64_t container_open_files = 0;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("--name", args->fleet)->required()->check(fleet_name_rule());
   cmd->add_option("--definition", args->definition);
   cmd->add_option("--restart", args->restart);
-  cmd->add_option("--spawners", args->spawners);
-  cmd->add_option("--stagger", args->stagger_ms);
-  cmd->add_option("--log-max-bytes", args->log_max_bytes);
+  cmd->add_option("--spawners", args->spawners)->check(whole_number_in(kParallelRange));
+  cmd->add_option("--stagger", args->stagger_ms)->check(whole_number_in(kStaggerMsRange));
+  cmd->add_option("--log-max-bytes", args->log_max_bytes)->check(whole_number_in(kLogMaxBytesRange));
   cmd->add_option("--notify-fd", args->notify_fd);
   cmd->add_option("--cgroup-layout", args->cgroup_layout);
   cmd->add_option("--cgroup-dir", args->cgroup_dir);
   cmd->add_option("--cgroup-unit", args->cgroup_unit);
+  cmd->add_option("--container-nofile", args->container_open_files)->check(whole_number_in(kContainerOpenFilesRange));
   cmd->callback([args, &global, &exit_status] {
     supervisor::SupervisorConfig config{{global.state_root, global.data_root, args->fleet},
                                         args->definition,
@@ -756,7 +776,8 @@ void add_supervise_command(CLI::App& app, GlobalOptions& global, int& exit_statu
                                         args->notify_fd,
                                         {args->fleet, cgroups::layout_from_name(args->cgroup_layout),
                                          args->cgroup_dir, args->cgroup_unit},
-                                        false};
+                                        false,
+                                        args->container_open_files};
     exit_status = supervisor::run_supervisor(config);
   });
 }
@@ -767,13 +788,19 @@ void add_up_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
   auto* cmd = app.add_subcommand("up", "Start a fleet: one instance per port, supervised, and wait until it is ready");
   auto options = std::make_shared<UpOptions>();
   add_expand_options(*cmd, options->expand);
-  cmd->add_option("--parallel", options->parallel, "Spawner processes, and so concurrent starts")
+  cmd->add_option("--parallel", options->parallel,
+                  "Spawner processes, and so concurrent starts: " + range_text(kParallelRange))
+      ->check(whole_number_in(kParallelRange))
       ->capture_default_str();
-  cmd->add_option("--stagger", options->stagger_ms, "Milliseconds between two starts")->capture_default_str();
+  cmd->add_option("--stagger", options->stagger_ms, "Milliseconds between two starts: " + range_text(kStaggerMsRange))
+      ->check(whole_number_in(kStaggerMsRange))
+      ->capture_default_str();
   cmd->add_option("--restart", options->restart, "Restart policy: no, on-failure[:N], always")->capture_default_str();
   cmd->add_option("--ready", options->ready, "Readiness: tcp (the port accepts) or http:PATH (2xx)")
       ->capture_default_str();
-  cmd->add_option("--timeout", options->timeout_s, "Seconds to wait until every instance is ready")
+  cmd->add_option("--timeout", options->timeout_s,
+                  "Seconds to wait until every instance is ready: " + range_text(kUpTimeoutRange))
+      ->check(seconds_in(kUpTimeoutRange))
       ->capture_default_str();
   cmd->add_flag("--no-wait", options->no_wait, "Return once every instance started, without readiness probes");
   cmd->add_flag("--atomic", options->atomic, "All or nothing: if one instance fails, stop the others too");
@@ -787,7 +814,9 @@ void add_up_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
                   "command is of that idiom) or as-written (run by /bin/sh, one command at a time)")
       ->check(CLI::IsMember({"auto", "as-written"}))
       ->capture_default_str();
-  cmd->add_option("--log-max-bytes", options->log_max_bytes, "Size at which an instance log is rotated")
+  cmd->add_option("--log-max-bytes", options->log_max_bytes,
+                  "Size in bytes at which an instance log is rotated: " + range_text(kLogMaxBytesRange) + " (1 TiB)")
+      ->check(whole_number_in(kLogMaxBytesRange))
       ->capture_default_str();
   cmd->add_flag("--foreground", options->foreground,
                 "Stay in the foreground with the supervisor as a child, for a systemd unit (Type=notify, "

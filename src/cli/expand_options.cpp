@@ -1,8 +1,9 @@
 #include "cli/expand_options.hpp"
 
-#include <fmt/format.h>
+#include <cmath>
 
 #include "cli/commands.hpp"
+#include "cli/option_ranges.hpp"
 #include "haco/error.hpp"
 #include "haco/fleet.hpp"
 #include "haco/names.hpp"
@@ -22,11 +23,14 @@ void add_expand_options(CLI::App& cmd, ExpandCommandOptions& options) {
   cmd.add_flag("--allow-shared-rootfs", options.allow_shared_rootfs,
                "Accept instances that share one rootfs (as the seed's previous definition does)");
   cmd.add_option("--pids-max", options.pids_max,
-                 "pids.max of each instance whose definition sets none: a number, or max for no limit")
+                 "pids.max of each instance whose definition sets none: " + range_text(kPidsMaxRange) +
+                     ", or max for no limit")
+      ->check(whole_number_or_max_in(kPidsMaxRange))
       ->capture_default_str();
   cmd.add_option("--eval-timeout", options.eval_timeout_s,
-                 "Seconds one port's evaluation of the definition may take, 0.1 to 3600 (bootstrap commands "
-                 "are not counted)")
+                 "Seconds one port's evaluation of the definition may take, " + range_text(kEvalTimeoutRange) +
+                     " (bootstrap commands are not counted)")
+      ->check(seconds_in(kEvalTimeoutRange))
       ->capture_default_str();
 }
 
@@ -53,11 +57,8 @@ void add_other_fleets_ranges(const std::string& state_root, const std::string& t
 }  // namespace
 
 ExpandedFleet expand_from_options(const ExpandCommandOptions& options, const std::string& state_root) {
-  auto timeout = std::chrono::milliseconds(static_cast<long>(options.eval_timeout_s * 1000));
-  if (!(options.eval_timeout_s * 1000 >= double(dsl::kMinEvalTimeout.count()) &&
-        options.eval_timeout_s * 1000 <= double(dsl::kMaxEvalTimeout.count())))
-    throw InputError(fmt::format("--eval-timeout {}: expected seconds between {:g} and {:g}", options.eval_timeout_s,
-                                 dsl::kMinEvalTimeout.count() / 1000.0, dsl::kMaxEvalTimeout.count() / 1000.0));
+  // The option parser holds it to kEvalTimeoutRange.
+  auto timeout = std::chrono::milliseconds(std::lround(options.eval_timeout_s * 1000));
   fleet::ExpandOptions expand;
   expand.eval_timeout = timeout;
   expand.port_env_names = options.port_env_names;

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "dsl/cgroup_builtins.hpp"
 #include "dsl/definition_file.hpp"
 #include "dsl/mruby_value.hpp"
 #include "dsl/security_builtins.hpp"
@@ -219,6 +220,7 @@ Evaluator::Evaluator() : state_(std::make_unique<State>()) {
   mrb_define_module_function(mrb, state_->haconiwa, "__shell", run_shell, MRB_ARGS_REQ(1));
   mrb_define_module_function(mrb, state_->haconiwa, "__last_status", last_status, MRB_ARGS_NONE());
   define_security_builtins(mrb, state_->haconiwa);
+  define_cgroup_builtins(mrb, state_->haconiwa);
   // Raised when `up` is interrupted during a bootstrap block. An Exception,
   // not a StandardError: a `rescue => e` in the block does not swallow it.
   mrb_define_class(mrb, "HacoInterrupted", mrb->eException_class);

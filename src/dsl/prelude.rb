@@ -169,15 +169,62 @@ module Haconiwa
     raise HacoDefinitionError, message
   end
 
-  def self.__id(value, what)
+  # The kernel takes at most 340 lines in a uid_map or gid_map.
+  MAX_ID_MAP_LINES = 340
+
+  # A whole number from min to max: an Integer, or a String of digits.
+  def self.__whole(value, what, min, max)
     unless value.is_a?(Integer)
-      value = value.to_s
-      digits = !value.empty? && value.each_char.all? { |c| c >= "0" && c <= "9" }
-      __fail("#{what} must be an integer, got #{value.inspect}") unless digits
-      value = value.to_i
+      text = value.to_s
+      digits = !text.empty? && text.each_char.all? { |c| c >= "0" && c <= "9" }
+      __fail("#{what} must be a whole number from #{min} to #{max}, got #{value.inspect}") unless digits
+      # More digits than any bound here has: out of range, not converted.
+      __fail("#{what} must be from #{min} to #{max}, got #{text}") if text.size > 18
+      value = text.to_i
     end
-    __fail("#{what} must be between 0 and 4294967295, got #{value}") if value < 0 || value > 4294967295
+    __fail("#{what} must be from #{min} to #{max}, got #{value}") if value < min || value > max
     value
+  end
+
+  def self.__id(value, what)
+    __whole(value, what, 0, 4294967295)
+  end
+
+  # A size as the kernel's memparse reads it ("64m", "1g", "4096"): digits and
+  # an optional k, m, g, t suffix; nil when it is not one.
+  SIZE_SUFFIXES = { "k" => 1024, "m" => 1048576, "g" => 1073741824, "t" => 1099511627776 }
+
+  def self.__size(text)
+    text = text.to_s
+    factor = SIZE_SUFFIXES[text[-1].to_s.downcase] || 1
+    digits = factor > 1 ? text[0..-2] : text
+    return nil if digits.empty? || digits.size > 18 || !digits.each_char.all? { |c| c >= "0" && c <= "9" }
+    value = digits.to_i
+    # Past 2^62 it is out of every range here; the product would overflow.
+    return nil if value > 4611686018427387904 / factor
+    value * factor
+  end
+
+  # Where the caller of a DSL method is: its backtrace, kept so that a check
+  # made later (once the whole definition is known) points at that line.
+  def self.__here
+    raise HacoDefinitionError, ""
+  rescue HacoDefinitionError => e
+    e.backtrace
+  end
+
+  def self.__fail_at(backtrace, message)
+    error = HacoDefinitionError.new(message)
+    error.set_backtrace(backtrace) if backtrace
+    raise error
+  end
+
+  # The host id that id `inside` of the container maps to, or nil.
+  def self.__host_id(map, inside)
+    map.each do |min, offset, count|
+      return offset + (inside - min) if inside >= min && inside < min + count
+    end
+    nil
   end
 
   # The keys of a hash argument, whether given as symbols or strings.
@@ -213,8 +260,17 @@ module Haconiwa
       @archive_path = path.to_s
     end
 
+    # tar is never run for a tarball bootstrap: the rootfs engine reads the
+    # archive and writes every entry itself, so no tar option can apply.
     def tar_options=(options)
-      @tar_options = options.is_a?(Array) ? options.map(&:to_s) : options.to_s.split(" ")
+      given = options.is_a?(Array) ? options.map(&:to_s) : options.to_s.split(" ")
+      unless given.empty?
+        Haconiwa.__fail("b.tar_options #{given.inspect} is refused: haco-fleet's rootfs engine does not run tar, " \
+                        "it reads the archive and extracts every entry itself (modes, times and xattrs kept, owners " \
+                        "shifted into the instance's id range, device nodes never made), so #{given.join(' ')} " \
+                        "would mean nothing; remove b.tar_options")
+      end
+      @tar_options = []
     end
 
     def code=(code)
@@ -287,6 +343,19 @@ module Haconiwa
       count = max - min + 1
       if offset + count - 1 > 4294967295
         Haconiwa.__fail("#{method}: offset #{offset} + #{count} ids goes past 4294967295")
+      end
+      # What the kernel would refuse when the map is written, said here.
+      map = method == "set_uid_mapping" ? @uid_map : @gid_map
+      if map.size >= MAX_ID_MAP_LINES
+        Haconiwa.__fail("#{method}: at most #{MAX_ID_MAP_LINES} mappings (the kernel's limit), this is one more")
+      end
+      map.each do |other_min, other_offset, other_count|
+        if min < other_min + other_count && other_min < min + count
+          Haconiwa.__fail("#{method}: ids #{min}..#{max} inside overlap #{other_min}..#{other_min + other_count - 1} of an earlier mapping")
+        end
+        if offset < other_offset + other_count && other_offset < offset + count
+          Haconiwa.__fail("#{method}: host ids #{offset}..#{offset + count - 1} overlap #{other_offset}..#{other_offset + other_count - 1} of an earlier mapping")
+        end
       end
       [min, offset, count]
     end
@@ -518,6 +587,8 @@ module Haconiwa
       key = key.to_s
       Haconiwa.__fail("cgroup key must not be empty") if key.empty?
       Haconiwa.__fail("cgroup[#{key.inspect}] needs a value") if value.nil?
+      problem = Haconiwa.__cgroup_problem(key, value.to_s)
+      Haconiwa.__fail(problem) if problem
       existing = @settings.index { |pair| pair[0] == key }
       if existing
         @settings[existing] = [key, value.to_s]
@@ -597,6 +668,29 @@ module Haconiwa
       end
       @rootfs_owner = [Haconiwa.__id(Haconiwa.__option(options, :uid), "rootfs_owner uid"),
                        Haconiwa.__id(Haconiwa.__option(options, :gid), "rootfs_owner gid")]
+      @rootfs_owner_at = Haconiwa.__here
+    end
+
+    # The rootfs's root belongs to the container's root: with a mapping, the
+    # host ids that uid 0 and gid 0 map to; without one, the host's root.
+    # Checked once the whole definition is known (the seed gives the owner
+    # before the mappings), pointing at the rootfs_owner line.
+    def __check_rootfs_owner
+      return unless @rootfs_owner
+      uid, gid = @rootfs_owner
+      given = "rootfs_owner uid: #{uid}, gid: #{gid}"
+      [["uid", uid, @namespace.uid_map, "set_uid_mapping"], ["gid", gid, @namespace.gid_map, "set_gid_mapping"]].each do |kind, id, map, setter|
+        if map.empty?
+          next if id == 0
+          Haconiwa.__fail_at(@rootfs_owner_at, "#{given}: without #{setter} the container's root #{kind} is the host's 0, which owns the rootfs; #{kind} #{id} does not match (give #{kind}: 0, or map the container's ids with #{setter})")
+        end
+        root = Haconiwa.__host_id(map, 0)
+        unless root
+          Haconiwa.__fail_at(@rootfs_owner_at, "#{given}: #{setter} does not map the container's #{kind} 0, so no host #{kind} is the container's root to own the rootfs")
+        end
+        next if id == root
+        Haconiwa.__fail_at(@rootfs_owner_at, "#{given} does not match the mapping: the container's #{kind} 0 is host #{kind} #{root} (#{setter}), which owns the rootfs, not #{id}")
+      end
     end
 
     # add_mount_point SOURCE, to: TARGET, fs: TYPE, options: "a,b" or {a: 1}, readonly: bool
@@ -610,6 +704,7 @@ module Haconiwa
       if mount_options.is_a?(Hash)
         mount_options = mount_options.map { |k, v| v == true ? k.to_s : "#{k}=#{v}" }.join(",")
       end
+      __check_tmpfs_options(mount_options.to_s) if Haconiwa.__option(options, :fs).to_s == "tmpfs"
       @mounts << {
         "source" => source.to_s,
         "target" => Haconiwa.__option(options, :to).to_s,
@@ -617,6 +712,44 @@ module Haconiwa
         "options" => mount_options.to_s,
         "read_only" => Haconiwa.__option(options, :readonly) ? true : false
       }
+    end
+
+    # The numbers a tmpfs takes, each in a range: a size (never 0, which
+    # would mean no limit), a count of inodes, a mode, an owner.
+    TMPFS_MAX_BYTES = 1099511627776
+
+    def __check_tmpfs_options(text)
+      text.split(",").each do |option|
+        name, value = option.split("=", 2)
+        next if value.nil?
+        what = "add_mount_point tmpfs option #{option}"
+        case name
+        when "size"
+          if value.end_with?("%")
+            Haconiwa.__whole(value[0..-2], "#{what}: a share of memory", 1, 100)
+          else
+            bytes = Haconiwa.__size(value)
+            unless bytes && bytes >= 4096 && bytes <= TMPFS_MAX_BYTES
+              Haconiwa.__fail("#{what}: expected a size from 4k to 1t (bytes, or with a k, m, g or t suffix) or a share from 1% to 100%")
+            end
+          end
+        when "nr_blocks"
+          blocks = Haconiwa.__size(value)
+          unless blocks && blocks >= 1 && blocks <= TMPFS_MAX_BYTES / 4096
+            Haconiwa.__fail("#{what}: expected a count of pages from 1 to #{TMPFS_MAX_BYTES / 4096}")
+          end
+        when "nr_inodes"
+          inodes = Haconiwa.__size(value)
+          unless inodes && inodes >= 1 && inodes <= 4294967295
+            Haconiwa.__fail("#{what}: expected a count of inodes from 1 to 4294967295 (0 would mean no limit)")
+          end
+        when "mode"
+          octal = !value.empty? && value.size <= 5 && value.each_char.all? { |c| c >= "0" && c <= "7" }
+          Haconiwa.__fail("#{what}: expected an octal mode from 0 to 7777") unless octal && value.to_i(8) <= 07777
+        when "uid", "gid"
+          Haconiwa.__whole(value, what, 0, 4294967294)
+        end
+      end
     end
 
     def mount_network_etc(root, options = {})
@@ -665,7 +798,9 @@ module Haconiwa
         number = SIGNALS[name]
         Haconiwa.__fail("stop_signal #{signal.inspect} is not known (use one of: #{SIGNALS.keys.join(', ')})") unless number
       end
-      Haconiwa.__fail("stop_signal #{signal} is out of range") if number < 1 || number > 64
+      if number < 1 || number > 64
+        Haconiwa.__fail("stop_signal #{signal} is out of range: 1 to 64, or a name (#{SIGNALS.keys.join(', ')})")
+      end
       @stop_signal = number
     end
 
@@ -751,6 +886,7 @@ module Haconiwa
     __fail("Haconiwa.define is called more than once in this file") if @defined
     config = Base.new
     block.call(config)
+    config.__check_rootfs_owner
     @defined = config
     config
   end

@@ -33,22 +33,33 @@ Error archive_error(archive* a, const std::string& what) {
 
 }  // namespace
 
+std::string shown_entry(const std::string& raw) {
+  constexpr std::size_t kShown = 64;
+  return raw.size() <= kShown ? raw : raw.substr(0, kShown) + "...";
+}
+
 std::string normalize_entry_path(const std::string& raw) {
   if (!raw.empty() && raw[0] == '/')
-    throw Error(fmt::format("entry '{}': absolute path refused", raw));
+    throw Error(fmt::format("entry '{}': absolute path refused", shown_entry(raw)));
   std::string out;
   std::size_t pos = 0;
   while (pos <= raw.size()) {
     std::size_t end = raw.find('/', pos);
     if (end == std::string::npos) end = raw.size();
     std::string_view part(raw.data() + pos, end - pos);
-    if (part == "..") throw Error(fmt::format("entry '{}': '..' component refused", raw));
+    if (part == "..") throw Error(fmt::format("entry '{}': '..' component refused", shown_entry(raw)));
+    if (part.size() > kMaxEntryName)
+      throw Error(fmt::format("entry '{}': a component longer than {} bytes (NAME_MAX); refused", shown_entry(raw),
+                              kMaxEntryName));
     if (!part.empty() && part != ".") {
       if (!out.empty()) out += '/';
       out += part;
     }
     pos = end + 1;
   }
+  if (out.size() > kMaxEntryPath)
+    throw Error(fmt::format("entry '{}' ({} bytes): longer than {} bytes (PATH_MAX); refused", shown_entry(raw),
+                            out.size(), kMaxEntryPath));
   return out;
 }
 
@@ -61,6 +72,11 @@ ArchiveReader::ArchiveReader(std::string archive) : archive_(std::move(archive))
 }
 
 const Entry* ArchiveReader::add_entry(std::unique_ptr<Entry> entry) {
+  path_bytes_ += entry->path.size();
+  if (path_bytes_ > kMaxPathBytes)
+    throw Error(fmt::format("entry '{}': the archive's paths, with the parent directories it does not list, take more "
+                            "than {} MiB; refused",
+                            shown_entry(entry->path), kMaxPathBytes >> 20));
   Entry* raw = entry.get();
   entries_.push_back(std::move(entry));
   by_path_[raw->path] = raw;
@@ -69,29 +85,45 @@ const Entry* ArchiveReader::add_entry(std::unique_ptr<Entry> entry) {
 
 // The directory entry at `path`, creating implicit parents the archive did
 // not list; refuses when a component is not a directory the archive made.
+// A loop, not one call per component: a path may have 2048 of them.
 const Entry* ArchiveReader::directory_for(const std::string& path, const std::string& entry_name) {
-  auto it = by_path_.find(path);
-  if (it != by_path_.end()) {
-    if (it->second->type == EntryType::directory) return it->second;
-    if (it->second->type == EntryType::symlink)
-      throw Error(fmt::format("entry '{}': '{}' is a symbolic link; writing through it refused",
-                              entry_name, path));
-    throw Error(fmt::format("entry '{}': '{}' is not a directory", entry_name, path));
+  // The deepest of `path` and its ancestors the archive made already (the
+  // root always is): checked, everything below it is made here.
+  std::size_t known = path.size();
+  const Entry* dir = nullptr;
+  for (;;) {
+    std::string prefix = path.substr(0, known);
+    auto it = by_path_.find(prefix);
+    if (it != by_path_.end()) {
+      if (it->second->type == EntryType::symlink)
+        throw Error(fmt::format("entry '{}': '{}' is a symbolic link; writing through it refused",
+                                shown_entry(entry_name), shown_entry(prefix)));
+      if (it->second->type != EntryType::directory)
+        throw Error(fmt::format("entry '{}': '{}' is not a directory", shown_entry(entry_name), shown_entry(prefix)));
+      dir = it->second;
+      break;
+    }
+    std::size_t slash = path.rfind('/', known - 1);
+    known = slash == std::string::npos ? 0 : slash;
   }
-  std::size_t slash = path.rfind('/');
-  const Entry* parent = directory_for(slash == std::string::npos ? "" : path.substr(0, slash), entry_name);
-  auto dir = std::make_unique<Entry>();
-  dir->path = path;
-  dir->name = slash == std::string::npos ? path : path.substr(slash + 1);
-  dir->parent = parent;
-  dir->type = EntryType::directory;
-  dir->mode = 0755;
-  dir->implicit = true;
-  timespec_get(&dir->mtime, TIME_UTC);
-  dir->atime = dir->mtime;
-  const Entry* added = add_entry(std::move(dir));
-  implicit_dirs_.push_back(added);
-  return added;
+  while (known < path.size()) {
+    std::size_t start = known == 0 ? 0 : known + 1;
+    std::size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    auto implicit = std::make_unique<Entry>();
+    implicit->path = path.substr(0, end);
+    implicit->name = path.substr(start, end - start);
+    implicit->parent = dir;
+    implicit->type = EntryType::directory;
+    implicit->mode = 0755;
+    implicit->implicit = true;
+    timespec_get(&implicit->mtime, TIME_UTC);
+    implicit->atime = implicit->mtime;
+    dir = add_entry(std::move(implicit));
+    implicit_dirs_.push_back(dir);
+    known = end;
+  }
+  return dir;
 }
 
 void ArchiveReader::read(const std::function<bool(std::shared_ptr<const Batch>)>& emit,
@@ -139,7 +171,7 @@ void ArchiveReader::read(const std::function<bool(std::shared_ptr<const Batch>)>
     uids_.insert(entry->uid);
     gids_.insert(entry->gid);
     if (archive_entry_filetype(ae) == AE_IFSOCK)
-      throw Error(fmt::format("entry '{}': sockets cannot be extracted", raw));
+      throw Error(fmt::format("entry '{}': sockets cannot be extracted", shown_entry(raw)));
     const char* xname = nullptr;
     const void* xvalue = nullptr;
     std::size_t xsize = 0;
@@ -151,21 +183,25 @@ void ArchiveReader::read(const std::function<bool(std::shared_ptr<const Batch>)>
       std::string target = normalize_entry_path(hardlink);
       auto t = by_path_.find(target);
       if (t == by_path_.end())
-        throw Error(fmt::format("entry '{}': hardlink target '{}' is not in the archive before it", raw,
-                                hardlink));
+        throw Error(fmt::format("entry '{}': hardlink target '{}' is not in the archive before it", shown_entry(raw),
+                                shown_entry(hardlink)));
       if (t->second->type == EntryType::directory)
-        throw Error(fmt::format("entry '{}': hardlink to directory '{}' refused", raw, hardlink));
+        throw Error(fmt::format("entry '{}': hardlink to directory '{}' refused", shown_entry(raw),
+                                shown_entry(hardlink)));
       entry->type = EntryType::hardlink;
       entry->link_target = t->second->type == EntryType::hardlink ? t->second->link_target : t->second;
     } else if (entry->type == EntryType::symlink) {
       const char* target = archive_entry_symlink(ae);
       entry->symlink_target = target ? target : "";
+      if (entry->symlink_target.size() > kMaxEntryPath)
+        throw Error(fmt::format("entry '{}': symlink target of {} bytes, longer than {} (PATH_MAX); refused",
+                                shown_entry(raw), entry->symlink_target.size(), kMaxEntryPath));
     }
 
     if (path.empty()) {
       // The root itself ("./"): its metadata applies to the rootfs directory.
       if (entry->type != EntryType::directory)
-        throw Error(fmt::format("entry '{}': the root must be a directory", raw));
+        throw Error(fmt::format("entry '{}': the root must be a directory", shown_entry(raw)));
       Entry* root = entries_.front().get();
       root->mode = entry->mode;
       root->uid = entry->uid;
@@ -189,13 +225,13 @@ void ArchiveReader::read(const std::function<bool(std::shared_ptr<const Batch>)>
       Entry* old = existing->second;
       if (old->type == EntryType::directory) {
         if (entry->type != EntryType::directory)
-          throw Error(fmt::format("entry '{}': replacing directory '{}' refused", raw, path));
+          throw Error(fmt::format("entry '{}': replacing directory '{}' refused", shown_entry(raw), path));
         // A directory listed again: the later metadata wins, nothing to create.
         old->superseded = true;
         entry->updates = old->updates ? old->updates : old;
       } else {
         if (entry->type == EntryType::directory)
-          throw Error(fmt::format("entry '{}': replacing non-directory '{}' with a directory refused", raw,
+          throw Error(fmt::format("entry '{}': replacing non-directory '{}' with a directory refused", shown_entry(raw),
                                   path));
         old->superseded = true;
         entry->replaces = true;
@@ -219,7 +255,7 @@ void ArchiveReader::read(const std::function<bool(std::shared_ptr<const Batch>)>
     for (;;) {
       int d = archive_read_data_block(a.get(), &buf, &size, &offset);
       if (d == ARCHIVE_EOF) break;
-      if (d < ARCHIVE_WARN) throw archive_error(a.get(), fmt::format("reading data of '{}'", raw));
+      if (d < ARCHIVE_WARN) throw archive_error(a.get(), fmt::format("reading data of '{}'", shown_entry(raw)));
       const char* p = static_cast<const char*>(buf);
       while (size > 0) {
         std::size_t room = kBatchData - batch->data.size();

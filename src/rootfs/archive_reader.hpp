@@ -17,10 +17,20 @@
 
 namespace haco::rootfs {
 
+// What the kernel takes in one path and one component (PATH_MAX counts the
+// terminating NUL): an entry beyond either could not be created anyway. A
+// path of 4095 bytes has at most 2048 components.
+inline constexpr std::size_t kMaxEntryPath = 4095;
+inline constexpr std::size_t kMaxEntryName = 255;
+
 class ArchiveReader {
  public:
   static constexpr std::size_t kBatchData = 4u << 20;  // bytes of file data per batch
   static constexpr std::size_t kBatchOps = 2048;
+  // Every entry's path is kept, and a deep one brings its implicit parents
+  // (up to 2047 paths of up to 4 KiB for a 4 KiB entry): the paths of one
+  // archive may take this much in all. Real images take a few MiB.
+  static constexpr std::size_t kMaxPathBytes = std::size_t(256) << 20;
 
   explicit ArchiveReader(std::string archive);
 
@@ -45,10 +55,15 @@ class ArchiveReader {
   std::unordered_map<std::string, Entry*> by_path_;
   std::vector<const Entry*> implicit_dirs_;  // made by directory_for, not yet in a batch
   std::uint64_t data_bytes_ = 0;
+  std::size_t path_bytes_ = 0;
   std::set<std::uint32_t> uids_, gids_;
 };
 
-// "./usr//bin/" -> "usr/bin"; throws for absolute paths and ".." components.
+// "./usr//bin/" -> "usr/bin"; throws for absolute paths, ".." components, a
+// component longer than kMaxEntryName and a result longer than kMaxEntryPath.
 std::string normalize_entry_path(const std::string& raw);
+
+// An entry's path as errors quote it: its first 64 bytes.
+std::string shown_entry(const std::string& raw);
 
 }  // namespace haco::rootfs

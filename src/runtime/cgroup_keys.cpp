@@ -29,20 +29,63 @@ std::optional<std::int64_t> parse_int(std::string_view s) {
 using Check = bool (*)(std::string_view);
 using Convert = std::string (*)(std::string_view);
 
-bool quota_v1(std::string_view s) { auto v = parse_int(s); return v && (*v == -1 || *v >= 1000); }
-bool period(std::string_view s) { auto v = parse_int(s); return v && *v >= 1000 && *v <= 1000000; }
-bool quota_v2(std::string_view s) { auto v = parse_int(s); return s == "max" || (v && *v >= 1000); }
-bool bytes_v1(std::string_view s) { auto v = parse_int(s); return v && *v >= -1; }
-bool bytes_v2(std::string_view s) { auto v = parse_int(s); return s == "max" || (v && *v >= 0); }
-bool pids(std::string_view s) { auto v = parse_int(s); return s == "max" || (v && *v >= 0); }
-bool shares(std::string_view s) { auto v = parse_int(s); return v && *v >= 2 && *v <= 262144; }
-bool weight_v2(std::string_view s) { auto v = parse_int(s); return v && *v >= 1 && *v <= 10000; }
-bool blkio_weight(std::string_view s) { auto v = parse_int(s); return v && *v >= 10 && *v <= 1000; }
-bool id_list(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= '0' && c <= '9') || c == ',' || c == '-';
-  });
+// The kernel's own bounds: CFS quota and period (kernel/sched/core.c:
+// 1 ms to 1 s for the period, at least 1 ms and at most 2^44-1 us for the
+// quota), PID_MAX_LIMIT for pids.max, NR_CPUS and MAX_NUMNODES at most 8192
+// and 1024 for cpusets.
+constexpr std::int64_t kMinCfsUs = 1000;
+constexpr std::int64_t kMaxCfsQuotaUs = (std::int64_t(1) << 44) - 1;
+constexpr std::int64_t kMaxCfsPeriodUs = 1000000;
+constexpr std::int64_t kMaxPids = 4194304;
+constexpr std::int64_t kMaxCpusetId = 8191;
+
+bool between(std::string_view s, std::int64_t min, std::int64_t max) {
+  auto v = parse_int(s);
+  return v && *v >= min && *v <= max;
 }
+
+bool quota_v1(std::string_view s) { return s == "-1" || between(s, kMinCfsUs, kMaxCfsQuotaUs); }
+bool period(std::string_view s) { return between(s, kMinCfsUs, kMaxCfsPeriodUs); }
+bool quota_v2(std::string_view s) { return s == "max" || between(s, kMinCfsUs, kMaxCfsQuotaUs); }
+bool bytes_v1(std::string_view s) { return between(s, -1, INT64_MAX); }
+bool bytes_v2(std::string_view s) { return s == "max" || between(s, 0, INT64_MAX); }
+bool pids(std::string_view s) { return s == "max" || between(s, 1, kMaxPids); }
+bool shares(std::string_view s) { return between(s, 2, 262144); }
+bool weight_v2(std::string_view s) { return between(s, 1, 10000); }
+bool blkio_weight(std::string_view s) { return between(s, 10, 1000); }
+// "0-3,8": ids and ranges of ids, each id from 0 to kMaxCpusetId.
+bool id_list(std::string_view s) {
+  if (s.empty()) return false;
+  std::size_t pos = 0;
+  while (pos <= s.size()) {
+    auto end = s.find(',', pos);
+    if (end == std::string_view::npos) end = s.size();
+    auto part = s.substr(pos, end - pos);
+    auto dash = part.find('-');
+    auto lo = parse_int(part.substr(0, dash));
+    auto hi = dash == std::string_view::npos ? lo : parse_int(part.substr(dash + 1));
+    if (!lo || !hi || *lo < 0 || *hi < *lo || *hi > kMaxCpusetId) return false;
+    pos = end + 1;
+  }
+  return true;
+}
+
+// What a check accepts, as error messages say it.
+struct Accepts {
+  Check valid;
+  std::string_view text;
+};
+
+constexpr Accepts kQuotaV1{quota_v1, "-1 (no limit) or 1000 to 17592186044415 (microseconds)"};
+constexpr Accepts kQuotaV2{quota_v2, "max or 1000 to 17592186044415 (microseconds)"};
+constexpr Accepts kPeriod{period, "1000 to 1000000 (microseconds)"};
+constexpr Accepts kBytesV1{bytes_v1, "-1 (no limit) or 0 to 9223372036854775807 (bytes)"};
+constexpr Accepts kBytesV2{bytes_v2, "max or 0 to 9223372036854775807 (bytes)"};
+constexpr Accepts kPids{pids, "max or 1 to 4194304"};
+constexpr Accepts kShares{shares, "2 to 262144"};
+constexpr Accepts kWeightV2{weight_v2, "1 to 10000"};
+constexpr Accepts kBlkioWeight{blkio_weight, "10 to 1000"};
+constexpr Accepts kIdList{id_list, "a list of ids and ranges from 0 to 8191, such as 0-3,8"};
 
 std::string same(std::string_view s) { return std::string(s); }
 std::string minus_one_to_max(std::string_view s) { return s == "-1" ? "max" : std::string(s); }
@@ -67,24 +110,25 @@ struct Row {
   std::string_view v1_key;
   std::string_view v2_key;
   int field;                  // position in the v2 file's space-separated values
+  std::string_view field_name;  // its name in errors, for a v2 file of several values
   std::string_view v2_default;  // the field's value when the definition omits it
-  Check v1_valid;
-  Check v2_valid;
+  Accepts v1_accepts;
+  Accepts v2_accepts;
   Convert to_v2;
   Convert to_v1;
 };
 
 constexpr std::array<Row, 9> kTable{{
-    {"cpu.cfs_quota_us", "cpu.max", 0, "max", quota_v1, quota_v2, minus_one_to_max, max_to_minus_one},
-    {"cpu.cfs_period_us", "cpu.max", 1, "100000", period, period, same, same},
-    {"cpu.shares", "cpu.weight", 0, "", shares, weight_v2, shares_to_weight, weight_to_shares},
-    {"memory.limit_in_bytes", "memory.max", 0, "", bytes_v1, bytes_v2, minus_one_to_max, max_to_minus_one},
-    {"memory.soft_limit_in_bytes", "memory.low", 0, "", bytes_v1, bytes_v2, minus_one_to_max,
+    {"cpu.cfs_quota_us", "cpu.max", 0, "QUOTA", "max", kQuotaV1, kQuotaV2, minus_one_to_max, max_to_minus_one},
+    {"cpu.cfs_period_us", "cpu.max", 1, "PERIOD", "100000", kPeriod, kPeriod, same, same},
+    {"cpu.shares", "cpu.weight", 0, "", "", kShares, kWeightV2, shares_to_weight, weight_to_shares},
+    {"memory.limit_in_bytes", "memory.max", 0, "", "", kBytesV1, kBytesV2, minus_one_to_max, max_to_minus_one},
+    {"memory.soft_limit_in_bytes", "memory.low", 0, "", "", kBytesV1, kBytesV2, minus_one_to_max,
      max_to_minus_one},
-    {"pids.max", "pids.max", 0, "", pids, pids, same, same},
-    {"blkio.weight", "io.weight", 0, "", blkio_weight, weight_v2, blkio_to_io_weight, io_to_blkio_weight},
-    {"cpuset.cpus", "cpuset.cpus", 0, "", id_list, id_list, same, same},
-    {"cpuset.mems", "cpuset.mems", 0, "", id_list, id_list, same, same},
+    {"pids.max", "pids.max", 0, "", "", kPids, kPids, same, same},
+    {"blkio.weight", "io.weight", 0, "", "", kBlkioWeight, kWeightV2, blkio_to_io_weight, io_to_blkio_weight},
+    {"cpuset.cpus", "cpuset.cpus", 0, "", "", kIdList, kIdList, same, same},
+    {"cpuset.mems", "cpuset.mems", 0, "", "", kIdList, kIdList, same, same},
 }};
 
 const Row* row_for_v1(std::string_view key) {
@@ -112,8 +156,21 @@ std::vector<std::string> split_fields(std::string_view value) {
   return fields;
 }
 
-[[noreturn]] void bad_value(const CgroupSetting& s) {
-  throw InputError(fmt::format("cgroup[\"{}\"] = \"{}\": value out of range or malformed", s.key, s.value));
+// What a v2 key accepts: its one value's range, or each field's
+// ("QUOTA [PERIOD]: QUOTA max or ..., PERIOD 1000 to ...").
+std::string v2_accepts_text(const std::vector<const Row*>& rows) {
+  if (rows.size() == 1) return std::string(rows.front()->v2_accepts.text);
+  std::string names, ranges;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    std::string_view name = rows[i]->field_name;
+    names += i == 0 ? std::string(name) : fmt::format(" [{}]", name);
+    ranges += fmt::format("{}{} {}", i == 0 ? "" : ", ", name, rows[i]->v2_accepts.text);
+  }
+  return fmt::format("\"{}\" with {}", names, ranges);
+}
+
+std::string value_problem(const CgroupSetting& s, std::string_view accepts) {
+  return fmt::format("cgroup[\"{}\"] = \"{}\" is out of range or malformed: expected {}", s.key, s.value, accepts);
 }
 
 // memory+swap (v1) and swap alone (v2) are counted on top of the memory
@@ -149,14 +206,22 @@ std::string memsw_from_swap(const CgroupSetting& swap, std::int64_t memory_limit
   return std::to_string(memory_limit + *parse_int(swap.value));
 }
 
-// Splits a v2 setting into its fields, checked and with defaults filled in.
-std::vector<std::string> v2_fields(const CgroupSetting& s, const std::vector<const Row*>& rows) {
+// The fields of a v2 setting with defaults filled in; nullopt when there are
+// too few or too many, or one is out of its range.
+std::optional<std::vector<std::string>> checked_v2_fields(const CgroupSetting& s,
+                                                          const std::vector<const Row*>& rows) {
   auto fields = split_fields(s.value);
-  if (fields.empty() || fields.size() > rows.size()) bad_value(s);
+  if (fields.empty() || fields.size() > rows.size()) return std::nullopt;
   for (std::size_t i = fields.size(); i < rows.size(); ++i) fields.emplace_back(rows[i]->v2_default);
   for (std::size_t i = 0; i < rows.size(); ++i)
-    if (!rows[i]->v2_valid(fields[i])) bad_value(s);
+    if (!rows[i]->v2_accepts.valid(fields[i])) return std::nullopt;
   return fields;
+}
+
+std::vector<std::string> v2_fields(const CgroupSetting& s, const std::vector<const Row*>& rows) {
+  auto fields = checked_v2_fields(s, rows);
+  if (!fields) throw InputError(value_problem(s, v2_accepts_text(rows)));
+  return *fields;
 }
 
 }  // namespace
@@ -165,29 +230,37 @@ std::string controller_of(std::string_view key) {
   return std::string(key.substr(0, key.find('.')));
 }
 
+std::optional<std::string> setting_problem(const CgroupSetting& s) {
+  if (s.key == kMemswV1) {
+    if (kBytesV1.valid(s.value)) return std::nullopt;
+    return value_problem(s, kBytesV1.text);
+  }
+  if (s.key == kSwapV2) {
+    if (kBytesV2.valid(s.value)) return std::nullopt;
+    return value_problem(s, kBytesV2.text);
+  }
+  if (const Row* r = row_for_v1(s.key)) {
+    if (r->v1_accepts.valid(s.value)) return std::nullopt;
+    return value_problem(s, r->v1_accepts.text);
+  }
+  auto rows = rows_for_v2(s.key);
+  if (rows.empty()) {
+    std::string known;
+    for (const auto& r : kTable) known += fmt::format(" {}", r.v1_key);
+    known += fmt::format(" {}", kMemswV1);
+    return fmt::format("unknown cgroup key \"{}\" (known v1 keys:{}; and their v2 forms)", s.key, known);
+  }
+  if (checked_v2_fields(s, rows)) return std::nullopt;
+  return value_problem(s, v2_accepts_text(rows));
+}
+
 void validate_settings(const std::vector<CgroupSetting>& settings) {
   for (const auto& s : settings) {
-    if (s.key == kMemswV1 || s.key == kSwapV2) {
-      if (!(s.key == kMemswV1 ? bytes_v1(s.value) : bytes_v2(s.value))) bad_value(s);
-      if (!memory_limit_of(settings))
-        throw InputError(fmt::format("cgroup[\"{}\"] needs a memory limit too (memory.limit_in_bytes or memory.max): "
-                                     "the swap allowance is counted on top of it",
-                                     s.key));
-      continue;
-    }
-    if (const Row* r = row_for_v1(s.key)) {
-      if (!r->v1_valid(s.value)) bad_value(s);
-      continue;
-    }
-    auto rows = rows_for_v2(s.key);
-    if (rows.empty()) {
-      std::string known;
-      for (const auto& r : kTable) known += fmt::format(" {}", r.v1_key);
-      known += fmt::format(" {}", kMemswV1);
-      throw InputError(fmt::format("unknown cgroup key \"{}\" (known v1 keys:{}; and their v2 forms)", s.key,
-                                   known));
-    }
-    v2_fields(s, rows);
+    if (auto problem = setting_problem(s)) throw InputError(*problem);
+    if ((s.key == kMemswV1 || s.key == kSwapV2) && !memory_limit_of(settings))
+      throw InputError(fmt::format("cgroup[\"{}\"] needs a memory limit too (memory.limit_in_bytes or memory.max): "
+                                   "the swap allowance is counted on top of it",
+                                   s.key));
   }
 }
 

@@ -9,9 +9,11 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <type_traits>
@@ -49,6 +51,16 @@ void bring_up_loopback() {
   check_sys(::ioctl(sock.get(), SIOCGIFFLAGS, &ifr), "ioctl SIOCGIFFLAGS", "lo");
   ifr.ifr_flags |= IFF_UP;
   check_sys(::ioctl(sock.get(), SIOCSIFFLAGS, &ifr), "ioctl SIOCSIFFLAGS", "lo");
+}
+
+// The soft limit of open files the init starts with: lowering it leaves the
+// descriptors already open alone.
+void set_open_files_limit(std::uint64_t soft) {
+  if (soft == 0) return;
+  rlimit lim{};
+  check_sys(::getrlimit(RLIMIT_NOFILE, &lim), "getrlimit", "RLIMIT_NOFILE");
+  lim.rlim_cur = std::min<rlim_t>(soft, lim.rlim_max);
+  check_sys(::setrlimit(RLIMIT_NOFILE, &lim), "setrlimit", "RLIMIT_NOFILE");
 }
 
 void setup_stdio(const ContainerSpec& c, const ChildStdio& stdio) {
@@ -163,6 +175,7 @@ void run_child(const LaunchRequest& request, const Channel& channel, const Child
     restrict_capabilities(c, seccomp_needs_sys_admin(c, seccomp));
     step = ChildStep::stdio;
     setup_stdio(c, stdio);
+    set_open_files_limit(request.open_files);
     step = ChildStep::workdir;
     check_sys(::chdir(c.workdir.c_str()), "chdir", c.workdir);
     step = ChildStep::exec;

@@ -13,14 +13,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstring>
-
 #include <algorithm>
 #include <array>
 
 #include <fmt/format.h>
 
 #include "haco/error.hpp"
+#include "haco/fd_passing.hpp"
 #include "runtime/mount_api.hpp"
 #include "runtime/mounts.hpp"
 #include "runtime/user_ns.hpp"
@@ -85,41 +84,6 @@ void add_masks(const MaskedPath* begin, const MaskedPath* end, MountPlan& plan) 
 
 constexpr const char* kProcOptions = "nosuid,nodev,noexec";
 
-void send_fd(int socket, int fd) {
-  char byte = 0;
-  iovec io{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &io;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  ::sendmsg(socket, &msg, MSG_NOSIGNAL);
-}
-
-// -1 when the message carried no descriptor.
-int receive_fd(int socket) {
-  char byte = 0;
-  iovec io{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &io;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  if (::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC) <= 0) return -1;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
-  int fd = -1;
-  std::memcpy(&fd, CMSG_DATA(c), sizeof(int));
-  return fd;
-}
-
 // Kernels before 6.18 have no "pidns" parameter for proc: an instance shows
 // the pid namespace of the process that makes it. A helper forked into the
 // container's pid namespace makes it and hands the mount back.
@@ -137,17 +101,27 @@ UniqueFd proc_made_inside(pid_t pid) {
   if (helper == 0) {
     try {
       UniqueFd fs = new_filesystem("proc", "proc", kProcOptions);
-      send_fd(theirs.get(), fs.get());
+      send_with_fd(theirs.get(), "p", fs.get(), "proc helper socket");
     } catch (...) {
     }
     ::_exit(0);
   }
   theirs.reset();
-  UniqueFd fs(receive_fd(ours.get()));
+  ReceivedMessage received;
+  try {
+    received = receive_with_fd(ours.get(), 1, "proc helper socket");
+  } catch (...) {
+    while (::waitpid(helper, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    throw;
+  }
   while (::waitpid(helper, nullptr, 0) < 0 && errno == EINTR) {
   }
-  if (!fs) throw Error("mounting proc inside the container's pid namespace failed");
-  return fs;
+  if (received.fd_lost)
+    throw Error("the proc mount made inside the container's pid namespace was lost on its way back (MSG_CTRUNC: no "
+                "descriptor free in this process)");
+  if (!received.fd) throw Error("mounting proc inside the container's pid namespace failed");
+  return std::move(received.fd);
 }
 
 UniqueFd proc_for(pid_t pid) {

@@ -14,6 +14,7 @@
 
 #include "haco/cgroup.hpp"
 #include "haco/error.hpp"
+#include "haco/fd_passing.hpp"
 #include "haco/runtime.hpp"
 #include "haco/spec_json.hpp"
 #include "haco/supervisor.hpp"
@@ -32,49 +33,7 @@ std::int64_t steady_ns() {
       .count();
 }
 
-void send_message(int socket, const std::string& payload, int pass_fd) {
-  iovec iov{const_cast<char*>(payload.data()), payload.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  if (pass_fd >= 0) {
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
-  }
-  while (::sendmsg(socket, &msg, MSG_NOSIGNAL) < 0)
-    if (errno != EINTR) throw Error::from_errno("sendmsg", "spawner socket", errno);
-}
-
-// One message and the descriptor that came with it; empty payload at EOF.
-std::string receive_message(int socket, UniqueFd* passed) {
-  std::string payload(kMaxMessage, '\0');
-  iovec iov{payload.data(), payload.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  ssize_t n;
-  while ((n = ::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC)) < 0)
-    if (errno != EINTR) throw Error::from_errno("recvmsg", "spawner socket", errno);
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    int fd;
-    std::memcpy(&fd, CMSG_DATA(c), sizeof(int));
-    if (passed) passed->reset(fd);
-    else ::close(fd);
-  }
-  if (msg.msg_flags & MSG_TRUNC) throw Error("spawner message larger than " + std::to_string(kMaxMessage) + " bytes");
-  payload.resize(static_cast<std::size_t>(n));
-  return payload;
-}
+constexpr const char* kSocketName = "spawner socket";
 
 // Points stdout and stderr at the instance's log while it is launched, so an
 // init that is not daemonized writes there too; restored on destruction.
@@ -99,7 +58,8 @@ class StdioToLog {
   UniqueFd saved_out_, saved_err_;
 };
 
-json launch_one(const cgroups::FleetCgroup& fleet, const json& request, UniqueFd& pidfd) {
+json launch_one(const cgroups::FleetCgroup& fleet, std::uint64_t container_open_files, const json& request,
+               UniqueFd& pidfd) {
   auto instance = instance_spec_from_json(request.at("instance"));
   auto log_path = request.at("log_path").get<std::string>();
   const auto& name = instance.container.name;
@@ -107,7 +67,7 @@ json launch_one(const cgroups::FleetCgroup& fleet, const json& request, UniqueFd
     auto existing = cgroups::InstanceCgroup::open(fleet, name);
     return existing ? std::move(existing) : cgroups::InstanceCgroup::create(fleet, name, instance.container.cgroup);
   });
-  runtime::LaunchRequest launch{instance, log_path, cgroup.get(), true};
+  runtime::LaunchRequest launch{instance, log_path, cgroup.get(), true, container_open_files};
   std::int64_t clone_started = steady_ns();
   runtime::LaunchedContainer launched;
   {
@@ -125,7 +85,8 @@ json launch_one(const cgroups::FleetCgroup& fleet, const json& request, UniqueFd
           {"exec_done_ns", exec_done}};
 }
 
-[[noreturn]] void spawner_main(const cgroups::FleetCgroup& fleet, unsigned index, int socket, pid_t supervisor) {
+[[noreturn]] void spawner_main(const cgroups::FleetCgroup& fleet, std::uint64_t container_open_files, unsigned index,
+                               int socket, pid_t supervisor) {
   set_process_title(fmt::format("haco-fleet: spawner {} {}", fleet.fleet, index));
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != supervisor) ::_exit(1);
@@ -133,7 +94,8 @@ json launch_one(const cgroups::FleetCgroup& fleet, const json& request, UniqueFd
   for (;;) {
     std::string message;
     try {
-      message = receive_message(socket, nullptr);
+      // A request carries no descriptor.
+      message = receive_with_fd(socket, kMaxMessage, kSocketName).payload;
     } catch (const Error& e) {
       fmt::print(stderr, "spawner {}: {}\n", index, e.what());
       ::_exit(1);
@@ -142,12 +104,12 @@ json launch_one(const cgroups::FleetCgroup& fleet, const json& request, UniqueFd
     UniqueFd pidfd;
     json reply;
     try {
-      reply = launch_one(fleet, json::parse(message), pidfd);
+      reply = launch_one(fleet, container_open_files, json::parse(message), pidfd);
     } catch (const std::exception& e) {
       reply = {{"ok", false}, {"error", e.what()}};
     }
     try {
-      send_message(socket, reply.dump(), pidfd.get());
+      send_with_fd(socket, reply.dump(), pidfd.get(), kSocketName);
     } catch (const Error& e) {
       fmt::print(stderr, "spawner {}: {}\n", index, e.what());
       ::_exit(1);
@@ -157,7 +119,7 @@ json launch_one(const cgroups::FleetCgroup& fleet, const json& request, UniqueFd
 
 }  // namespace
 
-SpawnerProcess fork_spawner(const cgroups::FleetCgroup& fleet, unsigned index) {
+SpawnerProcess fork_spawner(const cgroups::FleetCgroup& fleet, std::uint64_t container_open_files, unsigned index) {
   int pair[2];
   check_sys(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), "socketpair");
   UniqueFd ours(pair[0]), theirs(pair[1]);
@@ -179,7 +141,7 @@ SpawnerProcess fork_spawner(const cgroups::FleetCgroup& fleet, unsigned index) {
       socket = 3;
     }
     ::syscall(SYS_close_range, 4u, ~0u, 0u);
-    spawner_main(fleet, index, socket, supervisor);
+    spawner_main(fleet, container_open_files, index, socket, supervisor);
   }
   theirs.reset();
   SpawnerProcess spawner;
@@ -193,14 +155,14 @@ SpawnerProcess fork_spawner(const cgroups::FleetCgroup& fleet, unsigned index) {
 
 void send_spawn_request(int socket, const SpawnRequest& request) {
   json message = {{"instance", to_json(request.instance)}, {"log_path", request.log_path}};
-  send_message(socket, message.dump(), -1);
+  send_with_fd(socket, message.dump(), -1, kSocketName);
 }
 
 SpawnReply receive_spawn_reply(int socket) {
   SpawnReply reply;
-  std::string message = receive_message(socket, &reply.pidfd);
-  if (message.empty()) throw Error("the spawner exited");
-  json j = json::parse(message);
+  ReceivedMessage message = receive_with_fd(socket, kMaxMessage, kSocketName);
+  if (message.payload.empty()) throw Error("the spawner exited");
+  json j = json::parse(message.payload);
   reply.ok = j.at("ok").get<bool>();
   if (!reply.ok) {
     reply.error = j.value("error", std::string("unknown error"));
@@ -210,7 +172,12 @@ SpawnReply receive_spawn_reply(int socket) {
   reply.cgroup_paths = j.at("cgroup_paths").get<std::vector<std::string>>();
   reply.clone_started_ns = j.at("clone_started_ns").get<std::int64_t>();
   reply.exec_done_ns = j.at("exec_done_ns").get<std::int64_t>();
-  if (!reply.pidfd) throw Error("the spawner sent no pidfd for pid " + std::to_string(reply.pid));
+  reply.pidfd = std::move(message.fd);
+  // The container runs: a pidfd that did not arrive leaves its pid to act on.
+  if (message.fd_lost)
+    reply.pidfd_lost = true;
+  else if (!reply.pidfd)
+    throw Error("the spawner sent no pidfd for pid " + std::to_string(reply.pid));
   return reply;
 }
 

@@ -27,8 +27,9 @@ struct SpawnerProcess {
 
 // Forks spawner `index` of a fleet whose cgroups are `fleet`. The child
 // closes every descriptor but its socket and stdio, dies with its parent,
-// and never returns.
-SpawnerProcess fork_spawner(const cgroups::FleetCgroup& fleet, unsigned index);
+// and never returns. The inits it starts get `container_open_files` as
+// their soft RLIMIT_NOFILE (0: the spawner's own).
+SpawnerProcess fork_spawner(const cgroups::FleetCgroup& fleet, std::uint64_t container_open_files, unsigned index);
 
 struct SpawnRequest {
   InstanceSpec instance;
@@ -39,6 +40,9 @@ struct SpawnReply {
   bool ok = false;
   pid_t pid = -1;
   UniqueFd pidfd;
+  // The container was started (pid is valid) but its pidfd could not be
+  // received: the receiver's descriptor table or RLIMIT_NOFILE was full.
+  bool pidfd_lost = false;
   std::vector<std::string> cgroup_paths;
   // CLOCK_MONOTONIC (steady_clock) instants, comparable across processes.
   std::int64_t clone_started_ns = 0;
@@ -47,7 +51,9 @@ struct SpawnReply {
 };
 
 void send_spawn_request(int socket, const SpawnRequest& request);
-// Reads one reply (the socket is readable). Throws when the spawner is gone.
+// Reads one reply (the socket is readable). Throws when the spawner is gone
+// or sent a started container without its pidfd; a pidfd sent but lost on
+// the way in is pidfd_lost, with the pid.
 SpawnReply receive_spawn_reply(int socket);
 
 }  // namespace haco::supervisor

@@ -28,7 +28,8 @@ std::vector<std::string> supervisor_arguments(const SupervisorConfig& config) {
           "--notify-fd",   std::to_string(config.notify_fd),
           "--cgroup-layout", std::string(cgroups::layout_name(config.cgroup.layout)),
           "--cgroup-dir",  config.cgroup.dir,
-          "--cgroup-unit", config.cgroup.unit};
+          "--cgroup-unit", config.cgroup.unit,
+          "--container-nofile", std::to_string(config.container_open_files)};
 }
 
 namespace {

@@ -2,6 +2,7 @@
 // file and the control socket, all on one single-threaded io_context.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -20,6 +21,7 @@
 
 #include "haco/cgroup.hpp"
 #include "haco/error.hpp"
+#include "haco/open_files.hpp"
 #include "haco/supervisor.hpp"
 #include "haco/systemd_unit.hpp"
 #include "supervisor/instance_log.hpp"
@@ -40,6 +42,12 @@ using state::InstanceState;
 constexpr auto kStateWriteDelay = std::chrono::milliseconds(100);
 constexpr auto kLogCheckInterval = std::chrono::seconds(2);
 constexpr auto kKillWait = std::chrono::milliseconds(3000);
+// Descriptors a supervisor holds besides one pidfd per instance: per
+// spawner its socket and pidfd; then stdio, the listener, the io_context,
+// signals, timers, control sessions and what a state write or a cgroup
+// kill opens for a moment.
+constexpr std::uint64_t kOpenFilesPerSpawner = 2;
+constexpr std::uint64_t kOpenFilesBesideInstances = 64;
 
 void log_line(const std::string& text) {
   auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -187,7 +195,7 @@ class Supervisor {
     spawner->socket->cancel();
     spawner->pidfd->cancel();
     // Forking here is safe: this process runs no other thread.
-    adopt_spawner(fork_spawner(config_.cgroup, index), index);
+    adopt_spawner(fork_spawner(config_.cgroup, config_.container_open_files, index), index);
     if (!interrupted.empty()) launch_failed(interrupted, "the spawner died while starting it");
     refresh_state_processes();
     mark_dirty();
@@ -204,6 +212,13 @@ class Supervisor {
 
   void start_instances(const std::shared_ptr<Session>& session, const json& records) {
     if (stopping_all_) throw Error("the fleet is shutting down");
+    if (auto problem = open_files_problem(records.size())) {
+      for (const auto& j : records)
+        session->send(
+            {{"event", "failed"}, {"instance", state::instance_record_from_json(j).name()}, {"error", *problem}});
+      session->send({{"done", true}});
+      return;
+    }
     auto operation = std::make_shared<StartOperation>();
     operation->session = session;
     std::vector<std::string> accepted;
@@ -235,6 +250,23 @@ class Supervisor {
     mark_dirty();
     if (operation->waiting.empty()) finish_start(*operation);
     dispatch();
+  }
+
+  // Each instance started holds a pidfd here: refused up front when they
+  // would not fit in the open-file limit, rather than lost on the way in.
+  std::optional<std::string> open_files_problem(std::uint64_t more) const {
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return std::nullopt;
+    std::uint64_t open = lim.rlim_cur;  // when even /proc/self/fd cannot be opened
+    try {
+      open = open_descriptor_count();
+    } catch (const Error&) {
+    }
+    if (open + more + kOpenFilesBesideInstances <= lim.rlim_cur) return std::nullopt;
+    return fmt::format("the supervisor cannot hold a pidfd for {} more instances: it has {} files open and may have "
+                       "{} (its soft limit of open files; the hard limit is {}); raise the hard limit (ulimit -Hn, "
+                       "LimitNOFILE=)",
+                       more, open, lim.rlim_cur, lim.rlim_max);
   }
 
   void dispatch() {
@@ -304,6 +336,8 @@ class Supervisor {
     instance.launching = false;
     if (!reply.ok) {
       launch_failed(name, reply.error);
+    } else if (reply.pidfd_lost) {
+      launch_failed(name, kill_untracked(name, reply.pid));
     } else {
       launch_succeeded(instance, std::move(reply));
     }
@@ -333,6 +367,28 @@ class Supervisor {
                           {"exec_done_ns", reply.exec_done_ns}});
     if (instance.stop_requested) pidfd_signal(instance.pidfd->native_handle(), record.spec.container.stop_signal);
     mark_dirty();
+  }
+
+  // A container this process is the parent of but holds no pidfd for: it
+  // could never be watched, so it is killed (its pid cannot be reused until
+  // it is reaped here) with whatever its cgroup holds. Returns the reason.
+  std::string kill_untracked(const std::string& name, pid_t pid) {
+    rlimit lim{};
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+    std::string reason = fmt::format(
+        "started as pid {}, but its pidfd did not reach the supervisor (MSG_CTRUNC: no descriptor free under its "
+        "limit of {} open files); killed",
+        pid, lim.rlim_cur);
+    ::kill(pid, SIGKILL);
+    try {
+      if (auto cgroup = cgroups::InstanceCgroup::open(config_.cgroup, name)) cgroup->kill_all(kKillWait);
+    } catch (const std::exception& e) {
+      log_line(fmt::format("{}: {}", name, e.what()));
+    }
+    auto deadline = std::chrono::steady_clock::now() + kKillWait;
+    while (::waitpid(pid, nullptr, WNOHANG | __WALL) == 0 && std::chrono::steady_clock::now() < deadline)
+      ::usleep(10000);
+    return reason;
   }
 
   void launch_failed(const std::string& name, const std::string& error) {
@@ -688,6 +744,10 @@ void notify(int fd, const std::string& message) {
 
 }  // namespace
 
+std::uint64_t supervisor_open_files_needed(std::uint64_t instances, unsigned spawners) {
+  return instances + std::uint64_t(std::max(1u, spawners)) * kOpenFilesPerSpawner + kOpenFilesBesideInstances;
+}
+
 int run_supervisor(SupervisorConfig config) {
   set_process_title("haco-fleet: supervisor " + config.paths.fleet);
   ::signal(SIGHUP, SIG_IGN);
@@ -695,6 +755,13 @@ int run_supervisor(SupervisorConfig config) {
   log_line(fmt::format("supervisor of fleet '{}' starting (pid {}, {} spawners, restart {})", config.paths.fleet,
                        ::getpid(), config.spawners, format_restart_policy(config.restart)));
   try {
+    // One pidfd per instance: the soft limit of open files (often 1024, and
+    // 1024 again under a systemd unit) goes up to the hard limit before
+    // anything is opened or forked.
+    OpenFileLimit open_files = raise_open_file_limit();
+    if (open_files.soft != open_files.soft_before)
+      log_line(fmt::format("open files: soft limit raised from {} to {} (the hard limit)", open_files.soft_before,
+                           open_files.soft));
     // The fleet's cgroup levels exist before any instance starts, with this
     // process in a leaf of its own (the spawners it forks stay there).
     config.cgroup.fleet = config.paths.fleet;
@@ -707,7 +774,7 @@ int run_supervisor(SupervisorConfig config) {
     // io_context yet.
     std::vector<SpawnerProcess> spawners;
     for (unsigned k = 0; k < std::max(1u, config.spawners); ++k)
-      spawners.push_back(fork_spawner(config.cgroup, k));
+      spawners.push_back(fork_spawner(config.cgroup, config.container_open_files, k));
     Supervisor supervisor(config, listener.release(), std::move(spawners));
     notify(std::exchange(config.notify_fd, -1), "ready");
     // As the main process of its own unit: systemd-run waits for this.

@@ -113,13 +113,12 @@ TEST(Dsl, DeclarativeBootstrapForms) {
   config.bootstrap do |b|
     b.strategy = "tarball"
     b.archive_path = "/images/php.tar.gz"
-    b.tar_options = ["--xattrs"]
+    b.tar_options = []
   end
 end
 )",
                                                 {});
-  EXPECT_EQ(tarball.bootstrap,
-            (Bootstrap{BootstrapKind::tarball, "/images/php.tar.gz", {"--xattrs"}, ""}));
+  EXPECT_EQ(tarball.bootstrap, (Bootstrap{BootstrapKind::tarball, "/images/php.tar.gz", {}, ""}));
 
   ContainerSpec shell = evaluator.evaluate("s.haco", R"(Haconiwa.define do |config|
   config.name = "s"
@@ -150,7 +149,7 @@ TEST(Dsl, PathnameDirAndFileHelpers) {
   config.workdir = "/srv"
   config.stop_signal = "SIGQUIT"
   config.namespace.unshare "net"
-  config.cgroup(:v2)["memory.max"] = "64M"
+  config.cgroup(:v2)["memory.max"] = 64 * 1024 * 1024
 end
 )";
   dsl::Evaluator evaluator;
@@ -165,7 +164,7 @@ end
   EXPECT_EQ(s.workdir, "/srv");
   EXPECT_EQ(s.stop_signal, 3);
   EXPECT_TRUE(s.has_namespace(Namespace::net));
-  EXPECT_EQ(s.cgroup, (std::vector<CgroupSetting>{{"memory.max", "64M"}}));
+  EXPECT_EQ(s.cgroup, (std::vector<CgroupSetting>{{"memory.max", "67108864"}}));
 }
 
 TEST(Dsl, EnvironmentIsFreshForEachEvaluation) {
@@ -214,6 +213,141 @@ TEST(Dsl, SetterValidationPointsAtTheLine) {
   EXPECT_NE(error_of(prefix + "  config.bootstrap { |b| b.strategy = \"git\" }\nend\n").find("strategy \"git\" is not supported"),
             std::string::npos);
   EXPECT_NE(error_of(prefix + "  config.cgroup(:v3)\nend\n").find("cgroup version"), std::string::npos);
+}
+
+// Every number a definition gives is checked against a range where it is
+// given: the error names the file, the line, the setting and the range.
+TEST(Dsl, NumbersOutsideTheirRangePointAtTheLine) {
+  const std::string prefix = "Haconiwa.define do |config|\n  config.name = \"x\"\n";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"config.cgroup[\"cpu.cfs_quota_us\"] = 500",
+       "cgroup[\"cpu.cfs_quota_us\"] = \"500\" is out of range or malformed: expected -1 (no limit) or 1000 to "
+       "17592186044415 (microseconds)"},
+      {"config.cgroup[\"cpu.cfs_quota_us\"] = 17592186044416", "cgroup[\"cpu.cfs_quota_us\"] = \"17592186044416\""},
+      {"config.cgroup[\"cpu.cfs_period_us\"] = 2000000", "expected 1000 to 1000000 (microseconds)"},
+      {"config.cgroup[\"cpu.max\"] = \"max 10\"", "expected \"QUOTA [PERIOD]\" with QUOTA max or 1000 to"},
+      {"config.cgroup[\"pids.max\"] = 0", "cgroup[\"pids.max\"] = \"0\" is out of range or malformed: expected max or 1 "
+                                          "to 4194304"},
+      {"config.cgroup[\"pids.max\"] = 1.5", "cgroup[\"pids.max\"] = \"1.5\""},
+      {"config.cgroup[\"memory.limit_in_bytes\"] = -2", "expected -1 (no limit) or 0 to 9223372036854775807 (bytes)"},
+      {"config.cgroup[\"cpu.shares\"] = 1", "expected 2 to 262144"},
+      {"config.cgroup[\"cpuset.cpus\"] = \"0-9000\"", "from 0 to 8191"},
+      {"config.cgroup[\"cpu.no_such_knob\"] = 1", "unknown cgroup key \"cpu.no_such_knob\""},
+      {"config.stop_signal = 65", "stop_signal 65 is out of range: 1 to 64, or a name"},
+      {"config.stop_signal = 0", "stop_signal 0 is out of range"},
+      {"config.add_mount_point \"tmpfs\", to: \"/t\", fs: \"tmpfs\", options: \"size=0\"",
+       "add_mount_point tmpfs option size=0: expected a size from 4k to 1t"},
+      {"config.add_mount_point \"tmpfs\", to: \"/t\", fs: \"tmpfs\", options: \"size=2t\"", "option size=2t: expected"},
+      {"config.add_mount_point \"tmpfs\", to: \"/t\", fs: \"tmpfs\", options: {size: \"101%\"}",
+       "option size=101%: a share of memory must be from 1 to 100, got 101"},
+      {"config.add_mount_point \"tmpfs\", to: \"/t\", fs: \"tmpfs\", options: \"nr_inodes=0\"",
+       "option nr_inodes=0: expected a count of inodes from 1 to 4294967295"},
+      {"config.add_mount_point \"tmpfs\", to: \"/t\", fs: \"tmpfs\", options: \"nr_blocks=99999999999999999999\"",
+       "option nr_blocks=99999999999999999999: expected a count of pages"},
+      {"config.add_mount_point \"tmpfs\", to: \"/t\", fs: \"tmpfs\", options: \"mode=8777\"",
+       "option mode=8777: expected an octal mode from 0 to 7777"},
+      {"config.add_mount_point \"tmpfs\", to: \"/t\", fs: \"tmpfs\", options: \"uid=4294967295\"",
+       "option uid=4294967295 must be from 0 to 4294967294"},
+      {"config.namespace.set_uid_mapping min: 0, max: 4294967296, offset: 1",
+       "set_uid_mapping max must be from 0 to 4294967295, got 4294967296"},
+      {"config.namespace.set_uid_mapping min: 0, max: 9, offset: 4294967290",
+       "set_uid_mapping: offset 4294967290 + 10 ids goes past 4294967295"},
+      {"config.namespace.set_uid_mapping min: 0, max: 9, offset: 3000000000\n"
+       "  config.namespace.set_uid_mapping min: 5, max: 20, offset: 3000000100",
+       "bad.haco:4: set_uid_mapping: ids 5..20 inside overlap 0..9 of an earlier mapping"},
+      {"config.namespace.set_gid_mapping min: 0, max: 9, offset: 3000000000\n"
+       "  config.namespace.set_gid_mapping min: 10, max: 19, offset: 3000000005",
+       "bad.haco:4: set_gid_mapping: host ids 3000000005..3000000014 overlap 3000000000..3000000009"},
+      {"341.times { |i| config.namespace.set_uid_mapping min: i, max: i, offset: 3000000000 + i }",
+       "set_uid_mapping: at most 340 mappings (the kernel's limit)"},
+  };
+  for (const auto& [line, expected] : cases) {
+    std::string e = error_of(prefix + "  " + line + "\n  config.init_command = \"/bin/true\"\n  config.chroot_to "
+                                                   "\"/srv/x\"\nend\n");
+    EXPECT_NE(e.find(expected), std::string::npos) << line << "\n  gave: " << e;
+    EXPECT_EQ(e.rfind("bad.haco:", 0), 0u) << e;
+    if (expected.rfind("bad.haco:", 0) != 0) {
+      EXPECT_EQ(e.rfind("bad.haco:3: ", 0), 0u) << line << "\n  gave: " << e;
+    }
+  }
+  // Within range, and the forms the seed uses.
+  dsl::Evaluator evaluator;
+  ContainerSpec s = evaluator.evaluate("ok.haco", prefix + R"(  config.init_command = "/bin/true"
+  config.chroot_to "/srv/x"
+  config.cgroup["cpu.cfs_quota_us"] = -1
+  config.cgroup["cpu.cfs_period_us"] = 1000000
+  config.cgroup["pids.max"] = "max"
+  config.stop_signal = 64
+  config.add_mount_point "tmpfs", to: "/t", fs: "tmpfs", options: "size=1t,nr_inodes=4k,mode=1777,uid=0"
+  config.add_mount_point "tmpfs", to: "/u", fs: "tmpfs", options: {size: "100%"}
+  config.namespace.set_uid_mapping min: 0, max: 9, offset: 3000000000
+  config.namespace.set_uid_mapping min: 10, max: 19, offset: 3000000010
+  config.namespace.set_gid_mapping min: 0, max: 19, offset: 3000000000
+end
+)",
+                                       {});
+  EXPECT_EQ(s.stop_signal, 64);
+  EXPECT_EQ(s.uid_map.size(), 2u);
+}
+
+// config.rootfs_owner is the host owner of the rootfs's root: the host ids the
+// container's uid 0 and gid 0 map to, or 0:0 without a mapping. Anything else
+// is refused at the rootfs_owner line, naming both values, wherever the
+// mappings are given.
+TEST(Dsl, RootfsOwnerMustBeTheContainersRoot) {
+  auto definition = [](const std::string& owner, const std::string& maps) {
+    return "Haconiwa.define do |config|\n  config.name = \"x\"\n  config.init_command = \"/bin/true\"\n"
+           "  config.chroot_to \"/srv/x\"\n  config.rootfs_owner " +
+           owner + "\n" + maps + "end\n";
+  };
+  const std::string mapped =
+      "  config.namespace.set_uid_mapping min: 0, max: 99, offset: 1004200\n"
+      "  config.namespace.set_gid_mapping min: 0, max: 99, offset: 1004300\n";
+  dsl::Evaluator evaluator;
+  EXPECT_EQ(evaluator.evaluate("ok.haco", definition("uid: 1004200, gid: 1004300", mapped), {}).rootfs_owner,
+            (Owner{1004200, 1004300}));
+  EXPECT_EQ(evaluator.evaluate("ok.haco", definition("uid: 0, gid: 0", ""), {}).rootfs_owner, (Owner{0, 0}));
+
+  EXPECT_EQ(error_of(definition("uid: 1004201, gid: 1004300", mapped)),
+            "bad.haco:5: rootfs_owner uid: 1004201, gid: 1004300 does not match the mapping: the container's uid 0 "
+            "is host uid 1004200 (set_uid_mapping), which owns the rootfs, not 1004201");
+  EXPECT_EQ(error_of(definition("uid: 1004200, gid: 1004200", mapped)),
+            "bad.haco:5: rootfs_owner uid: 1004200, gid: 1004200 does not match the mapping: the container's gid 0 "
+            "is host gid 1004300 (set_gid_mapping), which owns the rootfs, not 1004200");
+  EXPECT_EQ(error_of(definition("uid: 1000, gid: 1000", "")),
+            "bad.haco:5: rootfs_owner uid: 1000, gid: 1000: without set_uid_mapping the container's root uid is the "
+            "host's 0, which owns the rootfs; uid 1000 does not match (give uid: 0, or map the container's ids with "
+            "set_uid_mapping)");
+  std::string from_one =
+      "  config.namespace.set_uid_mapping min: 1, max: 99, offset: 1004201\n"
+      "  config.namespace.set_gid_mapping min: 1, max: 99, offset: 1004201\n";
+  EXPECT_NE(error_of(definition("uid: 1004200, gid: 1004200", from_one))
+                .find("bad.haco:5: rootfs_owner uid: 1004200, gid: 1004200: set_uid_mapping does not map the "
+                      "container's uid 0"),
+            std::string::npos);
+}
+
+// A tarball bootstrap never runs tar: options for it would be silently
+// meaningless, so a definition giving any is refused at that line.
+TEST(Dsl, TarOptionsAreRefused) {
+  std::string source = R"(Haconiwa.define do |config|
+  config.name = "t"
+  config.init_command = "/bin/true"
+  config.chroot_to "/srv/t"
+  config.bootstrap do |b|
+    b.strategy = "tarball"
+    b.archive_path = "/images/php.tar.gz"
+    b.tar_options = "--xattrs --numeric-owner"
+  end
+end
+)";
+  std::string e = error_of(source);
+  EXPECT_EQ(e.rfind("bad.haco:8: b.tar_options [\"--xattrs\", \"--numeric-owner\"] is refused: haco-fleet's rootfs "
+                    "engine does not run tar, it reads the archive and extracts every entry itself",
+                    0),
+            0u)
+      << e;
+  EXPECT_NE(e.find("so --xattrs --numeric-owner would mean nothing; remove b.tar_options"), std::string::npos) << e;
 }
 
 TEST(Dsl, WholeDefinitionChecks) {

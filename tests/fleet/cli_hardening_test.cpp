@@ -167,6 +167,60 @@ TEST_F(Hostile, ADefinitionThatNeverEndsIsStopped) {
   EXPECT_EQ(tree(dir_.path()), before);
 }
 
+// Every numeric option has a range, stated in --help; a value outside it
+// (too large, negative, not a number, written in another notation) ends with
+// exit status 2 and one line naming the option, the range and the value,
+// before anything is read or created.
+TEST_F(Hostile, NumericOptionsOutsideTheirRangeAreRefused) {
+  struct Case {
+    std::string command;  // the subcommand and what it needs besides the option
+    std::string option;
+    std::string range;  // as the message and --help say it
+    std::vector<std::string> refused;
+  };
+  const std::string def = " " + definition_;
+  const std::vector<Case> cases = {
+      {"up --ports 1" + def, "--parallel", "a whole number from 1 to 256", {"0", "257", "100000", "-1", "1.5", "x"}},
+      {"up --ports 1" + def, "--stagger", "a whole number from 0 to 60000", {"60001", "-5", "99999999999999999999"}},
+      {"up --ports 1" + def, "--timeout", "seconds from 0.1 to 86400", {"0", "-1", "86401", "1e9", "nan", "inf"}},
+      {"up --ports 1" + def, "--log-max-bytes", "a whole number from 4096 to 1099511627776",
+       {"4095", "1099511627777", "-1", "0x10000"}},
+      {"up --ports 1" + def, "--eval-timeout", "seconds from 0.1 to 3600", {"0.05", "3601"}},
+      {"expand --ports 1" + def, "--eval-timeout", "seconds from 0.1 to 3600", {"0", "-1", "nan"}},
+      {"expand --ports 1" + def, "--pids-max", "max or a whole number from 1 to 4194304", {"0", "4194305", "lots"}},
+      {"down", "--timeout", "seconds from 0 to 86400", {"-1", "-0.5", "86401", "1e9", "inf"}},
+      {"supervise --name x", "--spawners", "a whole number from 1 to 256", {"0", "257", "-1"}},
+      {"supervise --name x", "--stagger", "a whole number from 0 to 60000", {"60001"}},
+      {"supervise --name x", "--log-max-bytes", "a whole number from 4096 to 1099511627776", {"1"}},
+  };
+  for (const auto& c : cases) {
+    for (const auto& value : c.refused) {
+      auto r = run_command(haco() + " " + c.command + " " + c.option + " " + value);
+      EXPECT_EQ(r.status, 2) << c.command << " " << c.option << " " << value << ": " << r.output;
+      EXPECT_EQ(r.output, "haco-fleet: " + c.option + ": expected " + c.range + ", got '" + value + "'\n")
+          << c.command;
+    }
+    if (c.command.rfind("supervise", 0) == 0) continue;  // hidden: no help text
+    std::string subcommand = c.command.substr(0, c.command.find(' '));
+    auto help = run_command(haco() + " " + subcommand + " --help");
+    std::string range = c.range.substr(c.range.find("from ") + 5);
+    auto at = help.output.find(c.option + " ");
+    ASSERT_NE(at, std::string::npos) << help.output;
+    EXPECT_NE(help.output.substr(at, help.output.find("\n  -", at + 1) - at).find(range), std::string::npos)
+        << subcommand << " --help does not give the range of " << c.option << ": " << help.output;
+  }
+  expect_nothing_created("options outside their range");
+  // The bounds themselves are accepted: `up` goes on to the definition, whose
+  // rootfs does not exist.
+  auto r = run_command(haco() + " up --ports 1 --parallel 256 --stagger 60000 --timeout 86400 --log-max-bytes "
+                                "1099511627776 --eval-timeout 3600 --pids-max 4194304" + def);
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("does not exist and the definition has no bootstrap"), std::string::npos) << r.output;
+  r = run_command(haco() + " up --ports 1 --parallel 1 --stagger 0 --timeout 0.1 --log-max-bytes 4096" + def);
+  EXPECT_NE(r.output.find("does not exist and the definition has no bootstrap"), std::string::npos) << r.output;
+  expect_nothing_created("options at the bounds of their range");
+}
+
 TEST_F(Hostile, HostRootNeedsTheFlag) {
   std::string previous = testing::seed_file("phpinfo-test-previous.haco");
   auto r = run_command(haco() + " up --ports 10001 --timeout 1 " + previous);

@@ -106,7 +106,16 @@ INSTANTIATE_TEST_SUITE_P(
                   b.file("etc/evil", "x");
                 }},
         Hostile{"file_then_child", "etc/passwd/evil",
-                [](ArchiveBuilder& b, const std::string&) { b.file("etc/passwd/evil", "x"); }}),
+                [](ArchiveBuilder& b, const std::string&) { b.file("etc/passwd/evil", "x"); }},
+        // A pax path of 50000 components: refused (PATH_MAX), never walked
+        // one call per component.
+        Hostile{"deep_path", "entry 'a/a/a/a/a/",
+                [](ArchiveBuilder& b, const std::string&) {
+                  std::string deep(100000, '/');
+                  for (std::size_t i = 0; i < deep.size(); i += 2) deep[i] = 'a';
+                  deep.append("evil");
+                  b.file(deep, "x");
+                }}),
     [](const auto& info) { return info.param.name; });
 
 TEST(Confinement, RewritingAHardlinkDoesNotWriteThroughIt) {

@@ -124,8 +124,50 @@ TEST(CgroupKeys, MalformedValuesAreRefused) {
                                                     {"pids.max", "many"},
                                                     {"cpuset.cpus", "0;1"},
                                                     {"cpu.max", "30000 100000 7"},
-                                                    {"cpu.max", ""}}) {
+                                                    {"cpu.max", ""},
+                                                    {"cpu.cfs_quota_us", "17592186044416"},
+                                                    {"cpu.max", "17592186044416"},
+                                                    {"cpu.cfs_period_us", "1000001"},
+                                                    {"pids.max", "0"},
+                                                    {"pids.max", "4194305"},
+                                                    {"cpuset.cpus", "0-8192"},
+                                                    {"cpuset.mems", "3-1"},
+                                                    {"cpuset.cpus", "--"},
+                                                    {"memory.memsw.limit_in_bytes", "-7"}}) {
     EXPECT_THROW(validate_settings({bad}), InputError) << bad.key << " = " << bad.value;
+    EXPECT_TRUE(setting_problem(bad)) << bad.key << " = " << bad.value;
+  }
+}
+
+// The kernel's own bounds are accepted.
+TEST(CgroupKeys, BoundsOfEachRangeAreAccepted) {
+  for (const auto& good : std::vector<CgroupSetting>{{"cpu.cfs_quota_us", "1000"},
+                                                     {"cpu.cfs_quota_us", "17592186044415"},
+                                                     {"cpu.cfs_quota_us", "-1"},
+                                                     {"cpu.max", "max 1000000"},
+                                                     {"pids.max", "1"},
+                                                     {"pids.max", "4194304"},
+                                                     {"cpuset.cpus", "0-3,8191"},
+                                                     {"memory.max", "9223372036854775807"}}) {
+    EXPECT_EQ(setting_problem(good), std::nullopt) << good.key << " = " << good.value;
+    EXPECT_NO_THROW(validate_settings({good})) << good.key << " = " << good.value;
+  }
+}
+
+// The refusal says what the key accepts.
+TEST(CgroupKeys, RefusalsNameTheRange) {
+  EXPECT_EQ(setting_problem({"cpu.cfs_period_us", "0"}),
+            "cgroup[\"cpu.cfs_period_us\"] = \"0\" is out of range or malformed: expected 1000 to 1000000 (microseconds)");
+  EXPECT_EQ(setting_problem({"cpu.max", "1 2 3"}),
+            "cgroup[\"cpu.max\"] = \"1 2 3\" is out of range or malformed: expected \"QUOTA [PERIOD]\" with QUOTA max or "
+            "1000 to 17592186044415 (microseconds), PERIOD 1000 to 1000000 (microseconds)");
+  EXPECT_EQ(setting_problem({"io.weight", "0"}),
+            "cgroup[\"io.weight\"] = \"0\" is out of range or malformed: expected 1 to 10000");
+  try {
+    validate_settings({{"pids.max", "0"}});
+    FAIL() << "pids.max 0 accepted";
+  } catch (const InputError& e) {
+    EXPECT_STREQ(e.what(), "cgroup[\"pids.max\"] = \"0\" is out of range or malformed: expected max or 1 to 4194304");
   }
 }
 

@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <fstream>
@@ -308,6 +309,41 @@ std::pair<int, std::optional<state::FleetState>> interrupt_up(const std::string&
   int status = 0;
   ::waitpid(up_pid, &status, 0);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, seen};
+}
+
+// The supervisor killed while `up` waits for its launches: the instances it
+// never started are failed ("the supervisor went away") and `up` exits 1,
+// rather than counting them ready.
+TEST_F(FleetTest, UpFailsWhatTheSupervisorNeverStartedWhenItDies) {
+  const std::string output = temp_->path().string() + "/up.out";
+  const std::string command = haco_command("up --name " + fleet_ + " --ports " + ports(4) +
+                                           " --parallel 1 --stagger 2000 --timeout 30 " + definition());
+  pid_t up_pid = ::fork();
+  ASSERT_GE(up_pid, 0);
+  if (up_pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", ("exec " + command + " >" + output + " 2>&1").c_str(), nullptr);
+    ::_exit(127);
+  }
+  std::optional<state::FleetState> seen;
+  for (int i = 0; i < 400; ++i) {
+    seen = fleet_state();
+    if (seen && std::any_of(seen->instances.begin(), seen->instances.end(),
+                            [](const auto& r) { return r.state == state::InstanceState::running; }))
+      break;
+    std::this_thread::sleep_for(25ms);
+  }
+  ASSERT_TRUE(seen.has_value());
+  ASSERT_GT(seen->supervisor.pid, 0);
+  ::kill(seen->supervisor.pid, SIGKILL);
+  int status = 0;
+  ASSERT_EQ(::waitpid(up_pid, &status, 0), up_pid);
+  std::string text = read_text(output);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status << ": " << text;
+  EXPECT_NE(text.find("1 of 4 instances ready"), std::string::npos) << text;
+  for (unsigned i = 1; i < 4; ++i)
+    EXPECT_NE(text.find("\n  failed t-" + std::to_string(port_base_ + i) + ": the supervisor went away"),
+              std::string::npos)
+        << text;
 }
 
 TEST_F(FleetTest, InterruptedUpLeavesWhatRanBefore) {
