@@ -53,7 +53,7 @@ run_ctest() {
 }
 # Labels are regular expressions: anchored, so that vm-host is not selected.
 run_ctest vm -L '^vm$'
-run_ctest containers -L '^integration$' -LE '^e2e$'
+run_ctest containers -L '^integration$' -LE '^(e2e|scale)$'
 # The seed's phpinfo definition on three ports (Apache + PHP), when the host
 # shared it (scripts/vm/guest-suite.sh): the e2e test reads it beside the
 # source tree.

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -22,9 +24,17 @@ bool v2_serves(const Hierarchies& h, const std::vector<CgroupSetting>& v2_settin
                      [&](const CgroupSetting& s) { return h.v2->has(controller_of(s.key)); });
 }
 
+// rmdir of a cgroup directory that has no child left. EBUSY right after its
+// last process or child went is the kernel still releasing them: retried
+// for a while. ENOTEMPTY (a child cgroup, another fleet's) keeps it.
 void remove_if_empty(const std::string& dir) {
-  if (::rmdir(dir.c_str()) != 0 && errno != ENOENT && errno != EBUSY && errno != ENOTEMPTY)
-    throw Error::from_errno("rmdir", dir, errno);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (::rmdir(dir.c_str()) != 0) {
+    if (errno == ENOENT || errno == ENOTEMPTY) return;
+    if (errno != EBUSY) throw Error::from_errno("rmdir", dir, errno);
+    if (std::chrono::steady_clock::now() >= deadline) return;  // still in use: kept
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 }  // namespace
