@@ -43,7 +43,16 @@ std::string instance_dir(const Hierarchy& h, const std::string& fleet, const std
 
 std::vector<pid_t> read_procs(const std::string& dir) {
   std::vector<pid_t> pids;
-  std::istringstream in(read_text_file(dir + "/cgroup.procs"));
+  std::string text;
+  try {
+    text = read_text_file(dir + "/cgroup.procs");
+  } catch (const Error& e) {
+    // Removed (ENOENT), or being removed (ENODEV: systemd takes a stopped
+    // unit's tree away): a cgroup that is gone holds no process.
+    if (e.sys_errno() == ENOENT || e.sys_errno() == ENODEV) return pids;
+    throw;
+  }
+  std::istringstream in(text);
   for (pid_t pid; in >> pid;) pids.push_back(pid);
   return pids;
 }

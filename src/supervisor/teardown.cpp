@@ -230,7 +230,13 @@ void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& optio
   // which ends by itself when its supervisor is gone).
   if (cgroup.layout == cgroups::Layout::v2_systemd && cgroup.unit == systemd::fleet_unit_name(paths.fleet)) {
     report(options, "stopping unit " + cgroup.unit);
-    failures.attempt("unit " + cgroup.unit, [&] { systemd::stop_unit(cgroup.unit); });
+    failures.attempt("unit " + cgroup.unit, [&] {
+      systemd::stop_unit(cgroup.unit);
+      // systemd removes the unit's cgroup once it is stopped, a moment later.
+      if (!cgroup.dir.empty() &&
+          !wait_until([&] { return !std::filesystem::exists(cgroup.dir); }, kSupervisorExitWait))
+        throw Error("systemd kept the cgroup " + cgroup.dir + " of the stopped unit");
+    });
   }
   if (fleet) {
     report(options, options.purge ? "removing rootfs trees" : "unmounting rootfs");

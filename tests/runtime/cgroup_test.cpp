@@ -238,7 +238,10 @@ TEST_F(CgroupTest, RemoveLeavesNoDirectoryBehind) {
     EXPECT_FALSE(std::filesystem::exists(p)) << p;
     EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(p).parent_path())) << p;
   }
-  EXPECT_EQ(cgroups::InstanceCgroup::open(test_fleet_cgroup(kFleet), "gone"), nullptr);
+  // test_fleet_cgroup makes the fleet's levels again (on v2): removed after.
+  auto fleet = test_fleet_cgroup(kFleet);
+  EXPECT_EQ(cgroups::InstanceCgroup::open(fleet, "gone"), nullptr);
+  cgroups::remove_fleet_cgroups(fleet);
 }
 
 }  // namespace
