@@ -232,10 +232,15 @@ void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& optio
     report(options, "stopping unit " + cgroup.unit);
     failures.attempt("unit " + cgroup.unit, [&] {
       systemd::stop_unit(cgroup.unit);
-      // systemd removes the unit's cgroup once it is stopped, a moment later.
-      if (!cgroup.dir.empty() &&
-          !wait_until([&] { return !std::filesystem::exists(cgroup.dir); }, kSupervisorExitWait))
-        throw Error("systemd kept the cgroup " + cgroup.dir + " of the stopped unit");
+      // systemd removes the unit's cgroup once it is stopped, a moment later;
+      // a unit that ended by itself while our levels were still there can
+      // leave it behind (it is ours, delegated): removed here then.
+      if (cgroup.dir.empty() ||
+          wait_until([&] { return !std::filesystem::exists(cgroup.dir); }, std::chrono::milliseconds(1000)))
+        return;
+      cgroups::remove_fleet_cgroups(cgroup);
+      if (::rmdir(cgroup.dir.c_str()) != 0 && errno != ENOENT)
+        throw Error::from_errno("rmdir", cgroup.dir + " (the stopped unit's cgroup)", errno);
     });
   }
   if (fleet) {
