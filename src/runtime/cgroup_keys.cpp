@@ -53,21 +53,32 @@ bool pids(std::string_view s) { return s == "max" || between(s, 1, kMaxPids); }
 bool shares(std::string_view s) { return between(s, 2, 262144); }
 bool weight_v2(std::string_view s) { return between(s, 1, 10000); }
 bool blkio_weight(std::string_view s) { return between(s, 10, 1000); }
-// "0-3,8": ids and ranges of ids, each id from 0 to kMaxCpusetId.
-bool id_list(std::string_view s) {
-  if (s.empty()) return false;
+
+// "0-2,5" -> {0,1,2,5}; nullopt when malformed.
+std::optional<std::vector<std::int64_t>> id_set(std::string_view list) {
+  std::vector<std::int64_t> ids;
   std::size_t pos = 0;
-  while (pos <= s.size()) {
-    auto end = s.find(',', pos);
-    if (end == std::string_view::npos) end = s.size();
-    auto part = s.substr(pos, end - pos);
+  while (pos < list.size()) {
+    auto end = list.find(',', pos);
+    if (end == std::string_view::npos) end = list.size();
+    auto part = list.substr(pos, end - pos);
     auto dash = part.find('-');
     auto lo = parse_int(part.substr(0, dash));
     auto hi = dash == std::string_view::npos ? lo : parse_int(part.substr(dash + 1));
-    if (!lo || !hi || *lo < 0 || *hi < *lo || *hi > kMaxCpusetId) return false;
+    if (!lo || !hi || *hi < *lo || *hi - *lo > 65536) return std::nullopt;
+    for (auto id = *lo; id <= *hi; ++id) ids.push_back(id);
     pos = end + 1;
   }
-  return true;
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
+// "0-3,8": ids and ranges of ids, each id from 0 to kMaxCpusetId.
+bool id_list(std::string_view s) {
+  if (s.empty() || s.back() == ',') return false;
+  auto ids = id_set(s);
+  return ids && !ids->empty() && ids->front() >= 0 && ids->back() <= kMaxCpusetId;
 }
 
 // What a check accepts, as error messages say it.
@@ -333,26 +344,6 @@ std::vector<CgroupSetting> translate_to_v1(const std::vector<CgroupSetting>& set
 namespace {
 
 std::vector<std::string> fields_of(std::string_view text) { return split_fields(text); }
-
-// "0-2,5" -> {0,1,2,5}; nullopt when malformed.
-std::optional<std::vector<std::int64_t>> id_set(std::string_view list) {
-  std::vector<std::int64_t> ids;
-  std::size_t pos = 0;
-  while (pos < list.size()) {
-    auto end = list.find(',', pos);
-    if (end == std::string_view::npos) end = list.size();
-    auto part = list.substr(pos, end - pos);
-    auto dash = part.find('-');
-    auto lo = parse_int(part.substr(0, dash));
-    auto hi = dash == std::string_view::npos ? lo : parse_int(part.substr(dash + 1));
-    if (!lo || !hi || *hi < *lo || *hi - *lo > 65536) return std::nullopt;
-    for (auto id = *lo; id <= *hi; ++id) ids.push_back(id);
-    pos = end + 1;
-  }
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  return ids;
-}
 
 bool is_memory_size(std::string_view key) {
   return key.rfind("memory.", 0) == 0 && key != "memory.oom_control" && key != "memory.swappiness";
