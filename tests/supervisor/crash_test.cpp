@@ -124,6 +124,21 @@ TEST_F(CrashTest, ATreeLeftByAnUpKilledAfterItsBootstrapBlockIsMadeAgain) {
                                      "rootfs left incomplete by an interrupted run: its bootstrap runs again");
 }
 
+// down twice: the second finds no fleet, says so (exit 2) and removes
+// nothing more; nothing is left either way.
+TEST_F(CrashTest, DownTwiceSaysTheFleetIsGoneAndLeavesNothing) {
+  ASSERT_EQ(up(2).status, 0);
+  auto fleet = fleet_state();
+  ASSERT_TRUE(fleet.has_value());
+  auto first = haco("down --name " + fleet_ + " --timeout 1 --purge");
+  ASSERT_EQ(first.status, 0) << first.output;
+  auto second = haco("down --name " + fleet_ + " --timeout 1 --purge");
+  EXPECT_EQ(second.status, 2) << second.output;
+  EXPECT_NE(second.output.find("no fleet named '" + fleet_ + "'"), std::string::npos) << second.output;
+  expect_nothing_left(*fleet);
+  EXPECT_FALSE(fs::exists(rootfs(0)));
+}
+
 // A data root that fills up while the image cache is filled: a clear error
 // naming the file and the free space, no half cache entry, no rootfs.
 TEST_F(CrashTest, ADataRootThatFillsUpFailsClearlyAndLeavesNoHalfEntry) {
