@@ -1,10 +1,23 @@
 #include "test_support.hpp"
 
+#include <cerrno>
+#include <sstream>
+
+#include "haco/error.hpp"
+
 #include <sys/wait.h>
 
 #include <cstdio>
 
 namespace haco::testing {
+
+std::string read_text_file(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) throw Error::from_errno("open", path.string(), errno);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
 
 CommandResult run_command(const std::string& command) {
   CommandResult result;

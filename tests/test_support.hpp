@@ -10,6 +10,9 @@
 
 namespace haco::testing {
 
+// The whole file; throws haco::Error naming it when it cannot be opened.
+std::string read_text_file(const std::filesystem::path& path);
+
 // A temporary directory removed (recursively) when the test ends.
 class TempDir {
  public:

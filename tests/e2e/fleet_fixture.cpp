@@ -25,14 +25,7 @@ namespace haco::e2e {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) throw Error::from_errno("open", path.string(), errno);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using testing::read_text_file;
 
 std::string last_line(const std::string& text) {
   auto end = text.find_last_not_of('\n');
@@ -61,7 +54,7 @@ std::vector<pid_t> all_pids() {
 // "cpu,cpuacct", "" for cgroup2), from /proc/self/mountinfo.
 std::vector<std::pair<std::string, fs::path>> cgroup_mounts() {
   std::vector<std::pair<std::string, fs::path>> mounts;
-  std::istringstream in(read_text("/proc/self/mountinfo"));
+  std::istringstream in(read_text_file("/proc/self/mountinfo"));
   for (std::string line; std::getline(in, line);) {
     auto fields = split(line, ' ');
     auto dash = std::find(fields.begin(), fields.end(), "-");
@@ -192,7 +185,7 @@ std::string php_version(const std::string& page) {
 
 ProcStatus proc_status(pid_t pid) {
   ProcStatus status;
-  std::istringstream in(read_text(fmt::format("/proc/{}/status", pid)));
+  std::istringstream in(read_text_file(fmt::format("/proc/{}/status", pid)));
   for (std::string line; std::getline(in, line);) {
     std::istringstream fields(line);
     std::string key;
@@ -208,13 +201,13 @@ ProcStatus proc_status(pid_t pid) {
 
 std::vector<pid_t> children_of(pid_t pid) {
   std::vector<pid_t> children;
-  std::istringstream in(read_text(fmt::format("/proc/{}/task/{}/children", pid, pid)));
+  std::istringstream in(read_text_file(fmt::format("/proc/{}/task/{}/children", pid, pid)));
   for (pid_t child; in >> child;) children.push_back(child);
   return children;
 }
 
 std::optional<std::uint32_t> uid_inside(pid_t pid, std::uint32_t host_id) {
-  std::istringstream in(read_text(fmt::format("/proc/{}/uid_map", pid)));
+  std::istringstream in(read_text_file(fmt::format("/proc/{}/uid_map", pid)));
   for (std::uint64_t inside, outside, count; in >> inside >> outside >> count;)
     if (host_id >= outside && host_id < outside + count) return std::uint32_t(inside + (host_id - outside));
   return std::nullopt;
@@ -223,7 +216,7 @@ std::optional<std::uint32_t> uid_inside(pid_t pid, std::uint32_t host_id) {
 std::vector<fs::path> cgroup_dirs_of(pid_t pid) {
   auto mounts = cgroup_mounts();
   std::vector<fs::path> dirs;
-  std::istringstream in(read_text(fmt::format("/proc/{}/cgroup", pid)));
+  std::istringstream in(read_text_file(fmt::format("/proc/{}/cgroup", pid)));
   for (std::string line; std::getline(in, line);) {
     auto first = line.find(':'), second = line.find(':', first + 1);
     std::string controllers = line.substr(first + 1, second - first - 1);
@@ -236,7 +229,7 @@ std::vector<fs::path> cgroup_dirs_of(pid_t pid) {
 
 std::pair<long, long> cpu_quota_of(pid_t pid) {
   auto mounts = cgroup_mounts();
-  std::istringstream in(read_text(fmt::format("/proc/{}/cgroup", pid)));
+  std::istringstream in(read_text_file(fmt::format("/proc/{}/cgroup", pid)));
   for (std::string line; std::getline(in, line);) {
     auto first = line.find(':'), second = line.find(':', first + 1);
     std::string controllers = line.substr(first + 1, second - first - 1);
@@ -244,10 +237,10 @@ std::pair<long, long> cpu_quota_of(pid_t pid) {
     for (const auto& [mounted, where] : mounts) {
       if (mounted != controllers) continue;
       if (lists(controllers, "cpu"))
-        return {std::stol(read_text(where / path / "cpu.cfs_quota_us")),
-                std::stol(read_text(where / path / "cpu.cfs_period_us"))};
+        return {std::stol(read_text_file(where / path / "cpu.cfs_quota_us")),
+                std::stol(read_text_file(where / path / "cpu.cfs_period_us"))};
       if (controllers.empty() && fs::exists(where / path / "cpu.max")) {
-        std::istringstream max(read_text(where / path / "cpu.max"));
+        std::istringstream max(read_text_file(where / path / "cpu.max"));
         std::string quota;
         long period = 0;
         max >> quota >> period;
@@ -273,7 +266,7 @@ std::vector<pid_t> processes_with_uid_in(std::uint32_t first, std::uint32_t last
 
 std::vector<std::string> mounts_mentioning(const std::string& text) {
   std::vector<std::string> found;
-  std::istringstream in(read_text("/proc/self/mountinfo"));
+  std::istringstream in(read_text_file("/proc/self/mountinfo"));
   for (std::string line; std::getline(in, line);)
     if (line.find(text) != std::string::npos) found.push_back(line);
   return found;

@@ -67,7 +67,7 @@ BusyboxFleet::BusyboxFleet(const std::string& tag, std::uint16_t first_port, con
 
   definition_ = fs::path(HACO_SOURCE_DIR) / "templates" / "busybox-httpd.haco";
   if (!extra_definition.empty()) {
-    std::string text = read_text(definition_);
+    std::string text = read_text_file(definition_);
     const auto last_end = text.rfind("\nend");
     if (last_end == std::string::npos) throw Error("no final `end` in " + definition_.string());
     text.insert(last_end + 1, extra_definition + "\n");
@@ -131,8 +131,8 @@ UpResult BusyboxFleet::up_from_login_session(const std::string& script) const {
   while (!fs::exists(status, ec) && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   if (!fs::exists(status, ec)) return UpResult{-1, "up from su -l did not end within 600 s", "", ""};
-  const std::string text = read_text(output);
-  return UpResult{std::atoi(read_text(status).c_str()), text, caller_field(text, "cgroup"),
+  const std::string text = read_text_file(output);
+  return UpResult{std::atoi(read_text_file(status).c_str()), text, caller_field(text, "cgroup"),
                   caller_field(text, "session")};
 }
 

@@ -61,8 +61,8 @@ void expect_fleet_in_its_own_unit(const BusyboxFleet& fleet) {
     if (!fs::is_directory(cgroup_dir(leaf), ec)) continue;
     for (const char* file : {"pids.max", "cpu.max"})
       ASSERT_TRUE(fs::exists(cgroup_dir(leaf) / file, ec)) << leaf << " has no " << file;
-    EXPECT_NE(trim(read_text(cgroup_dir(leaf) / "pids.max")), "max") << "an instance without a pids limit";
-    EXPECT_EQ(trim(read_text(cgroup_dir(leaf) / "cpu.max")), "10000 100000");  // the template's 10% quota
+    EXPECT_NE(trim(read_text_file(cgroup_dir(leaf) / "pids.max")), "max") << "an instance without a pids limit";
+    EXPECT_EQ(trim(read_text_file(cgroup_dir(leaf) / "cpu.max")), "10000 100000");  // the template's 10% quota
   }
   for (std::uint16_t port : fleet.ports())
     EXPECT_NE(http_get(port).find(kPage), std::string::npos) << "port " << port << " does not serve the page";
@@ -172,10 +172,10 @@ TEST_F(FleetFromOwnService, MemorySwapAndPidsLimitsAreReadBackFromTheCgroupFiles
   for (std::uint16_t port : fleet.ports()) {
     const fs::path leaf = cgroup_dir(fleet.unit_cgroup() + "/instances/" + BusyboxFleet::instance_name(port));
     SCOPED_TRACE(leaf.string());
-    EXPECT_EQ(trim(read_text(leaf / "memory.max")), "67108864");
-    EXPECT_EQ(trim(read_text(leaf / "memory.swap.max")), "33554432");  // memsw - memory
-    EXPECT_EQ(trim(read_text(leaf / "pids.max")), "64");
-    EXPECT_EQ(trim(read_text(leaf / "cpu.max")), "10000 100000");
+    EXPECT_EQ(trim(read_text_file(leaf / "memory.max")), "67108864");
+    EXPECT_EQ(trim(read_text_file(leaf / "memory.swap.max")), "33554432");  // memsw - memory
+    EXPECT_EQ(trim(read_text_file(leaf / "pids.max")), "64");
+    EXPECT_EQ(trim(read_text_file(leaf / "cpu.max")), "10000 100000");
   }
   expect_down_leaves_nothing(fleet);
 }
@@ -190,7 +190,7 @@ class TemplateUnit {
         instance_(fmt::format("haco-fleet-vmtest{}@{}.service", ::getpid(), fleet.name())),
         unit_file_("/run/systemd/system/" + template_name_),
         env_file_("/etc/haco-fleet/" + fleet.name() + ".env") {
-    std::string text = read_text(fs::path(HACO_BUILD_DIR) / "systemd" / "haco-fleet@.service");
+    std::string text = read_text_file(fs::path(HACO_BUILD_DIR) / "systemd" / "haco-fleet@.service");
     const std::regex exec_start(R"((ExecStart=)\S*/haco-fleet up )");
     if (!std::regex_search(text, exec_start)) throw Error("no `ExecStart=.../haco-fleet up` in the template");
     text = std::regex_replace(text, exec_start, "$1" + fleet.haco_command("up "));
@@ -248,7 +248,7 @@ TEST_F(FleetUnit, TheUnitTemplateBringsAFleetUpWithStatusAndStopTakesItDown) {
   for (const auto& instance : doc.at("instances")) {
     const std::string leaf = unit.cgroup() + "/instances/" + instance.at("instance").get<std::string>();
     EXPECT_EQ(cgroup_of(instance.at("pid").get<pid_t>()), leaf);
-    EXPECT_EQ(trim(read_text(cgroup_dir(leaf) / "cpu.max")), "10000 100000");
+    EXPECT_EQ(trim(read_text_file(cgroup_dir(leaf) / "cpu.max")), "10000 100000");
   }
   for (std::uint16_t port : fleet.ports())
     EXPECT_NE(http_get(port).find(kPage), std::string::npos) << "port " << port << " does not serve the page";

@@ -27,12 +27,12 @@ TEST_F(GuestFacts, OnlyTheCgroupV2HierarchyIsMountedAtSysFsCgroup) {
   EXPECT_EQ(st.f_type, CGROUP2_SUPER_MAGIC) << "/sys/fs/cgroup is not cgroup2fs";
   for (const MountInfo& m : read_mountinfo())
     EXPECT_NE(m.fstype, "cgroup") << "a cgroup v1 hierarchy is mounted at " << m.mount_point;
-  EXPECT_EQ(trim(read_text("/proc/self/cgroup")).find('\n'), std::string::npos)
-      << "a process is in more than the one v2 hierarchy:\n" << read_text("/proc/self/cgroup");
+  EXPECT_EQ(trim(read_text_file("/proc/self/cgroup")).find('\n'), std::string::npos)
+      << "a process is in more than the one v2 hierarchy:\n" << read_text_file("/proc/self/cgroup");
 }
 
 TEST_F(GuestFacts, SystemdIsPid1) {
-  EXPECT_EQ(trim(read_text("/proc/1/comm")), "systemd");
+  EXPECT_EQ(trim(read_text_file("/proc/1/comm")), "systemd");
   auto r = testing::run_command("systemctl --version");
   ASSERT_EQ(r.status, 0) << r.output;
   std::smatch m;

@@ -28,7 +28,7 @@ std::string systemd_cgroup2_mismatch() {
   if (!fs::is_directory("/run/systemd/system", ec)) return "systemd is not the init system (/run/systemd/system missing)";
   std::string init;
   try {
-    init = trim(read_text("/proc/1/comm"));
+    init = trim(read_text_file("/proc/1/comm"));
   } catch (const Error&) {
   }
   if (init != "systemd") return fmt::format("PID 1 is \"{}\", not systemd", init);
@@ -43,14 +43,6 @@ void SystemdCgroup2Test::SetUp() {
   if (std::getenv("HACO_VM_GUEST")) FAIL() << "the guest is not what these tests need: " << mismatch;
   GTEST_SKIP() << "needs root on a host with systemd as PID 1 and only the cgroup v2 hierarchy: " << mismatch
                << ". Run them in the Debian 12 guest: ctest -L vm-host (docs/vm.md)";
-}
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) throw Error::from_errno("open", path.string(), errno);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 std::string trim(const std::string& text) {
@@ -102,7 +94,7 @@ std::vector<fs::path> CgroupSnapshot::descendants() const {
 
 std::vector<std::string> CgroupSnapshot::subtree_control() const {
   std::vector<std::string> controllers;
-  std::istringstream in(read_text(dir_ / "cgroup.subtree_control"));
+  std::istringstream in(read_text_file(dir_ / "cgroup.subtree_control"));
   for (std::string c; in >> c;) controllers.push_back(c);
   std::sort(controllers.begin(), controllers.end());
   return controllers;

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "test_support.hpp"
+
 namespace haco::vm {
 
 // Empty when this is such a host; otherwise a sentence saying what differs.
@@ -24,7 +26,7 @@ class SystemdCgroup2Test : public ::testing::Test {
   void SetUp() override;
 };
 
-std::string read_text(const std::filesystem::path& path);
+using testing::read_text_file;
 std::string trim(const std::string& text);
 
 // The cgroup v2 path of `pid` ("/system.slice/x.service"), from the "0::"
