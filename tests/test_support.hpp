@@ -13,6 +13,16 @@ namespace haco::testing {
 // The whole file; throws haco::Error naming it when it cannot be opened.
 std::string read_text_file(const std::filesystem::path& path);
 
+// The state letter of /proc/PID/stat ('R', 'S', 'T', 'Z', ...), '?' when
+// the process is gone.
+char process_state(pid_t pid);
+// Running, as the kernel says: a zombie (killed, not yet reaped) does not
+// count.
+inline bool running(pid_t pid) {
+  const char state = process_state(pid);
+  return state != '?' && state != 'Z';
+}
+
 // A temporary directory removed (recursively) when the test ends.
 class TempDir {
  public:

@@ -16,6 +16,7 @@ namespace haco {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::running;
 
 TEST(ShellCommand, CapturesStdoutAndTheExitStatus) {
   ShellOptions options;
@@ -33,16 +34,6 @@ TEST(ShellCommand, RunsWithTheGivenEnvironmentAndNoStdin) {
   auto result = run_shell("echo \"$ONLY ${HOME:-nohome}\"; cat", options);
   EXPECT_EQ(result.output, "this nohome\n");
   EXPECT_EQ(result.exit_code, 0);
-}
-
-// Running, as the kernel says: a zombie (killed, not yet reaped by init)
-// does not count.
-bool running(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return false;
-  auto close = line.rfind(')');
-  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
 }
 
 // A stop reaches what the shell started (here a background sleep and a

@@ -23,16 +23,6 @@ mode_t mode_of(const std::string& path) {
   return st.st_mode & 07777;
 }
 
-// Running, as the kernel says: a zombie (killed, not yet reaped by init)
-// does not count.
-bool running(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return false;
-  auto close = line.rfind(')');
-  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
-}
-
 TEST_F(FleetTest, WhatAContainerPrintsReachesTheTerminalEscaped) {
   ::setenv("HACO_TEST_SH", "printf '\\033[31mboom\\033]0;owned\\007\\233J\\n' >&2; exit 3", 1);
   auto result = up(1);
