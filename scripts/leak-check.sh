@@ -44,6 +44,15 @@ while read -r mount_point; do
              -prune 2>/dev/null)
 done < <(awk '$9 == "cgroup" || $9 == "cgroup2" { print $5 }' /proc/self/mountinfo)
 
+# Registry entries: claims of a fleet that has no state (an `up` that died
+# before its supervisor wrote fleet.json, or a `down` that dropped the state
+# but not the claims).
+for claims in "$default_state"/*/claims.json; do
+  [ -e "$claims" ] || continue
+  fleet=$(basename "$(dirname "$claims")")
+  operators_fleet "$fleet" || leaks+=("registry entry $claims")
+done
+
 # systemd units of fleets (transient haco-fleet-<fleet>.service).
 if [ -d /run/systemd/system ]; then
   while read -r unit _; do
@@ -72,4 +81,4 @@ if [ ${#leaks[@]} -gt 0 ]; then
   printf '  %s\n' "${leaks[@]}"
   exit 1
 fi
-echo "leak-check: nothing left (trees, mounts, cgroups, units, processes)"
+echo "leak-check: nothing left (trees, mounts, cgroups, units, registry entries, processes)"

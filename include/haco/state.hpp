@@ -37,6 +37,8 @@ struct FleetPaths {
   std::string dir() const { return state_root + "/" + fleet; }
   std::string state_file() const { return dir() + "/fleet.json"; }
   std::string lock_file() const { return dir() + "/lock"; }
+  // What the fleet holds on the host (names, ports, ids, trees): haco/registry.hpp.
+  std::string claims_file() const { return dir() + "/claims.json"; }
   std::string control_socket() const { return dir() + "/control.sock"; }
   std::string supervisor_log() const { return dir() + "/supervisor.log"; }
   // Instance logs are data: they outlive `down` and go with `down --purge`.

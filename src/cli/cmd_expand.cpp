@@ -146,7 +146,8 @@ void add_expand_command(CLI::App& app, GlobalOptions& global, int& exit_status) 
   auto json = std::make_shared<bool>(false);
   cmd->add_flag("--json", *json, "Print a JSON document (schema 1) instead of a table");
   cmd->callback([options, json, &global, &exit_status] {
-    auto expanded = expand_from_options(*options, global.state_root);
+    auto expanded = expand_from_options(*options);
+    check_against_other_fleets(global.state_root, expanded);
     if (*json)
       std::printf("%s\n", expand_document(expanded.fleet_name, expanded.instances).dump(2).c_str());
     else

@@ -121,9 +121,19 @@ void add_ps_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
                                                     : std::vector<std::string>{*name};
     nlohmann::json out = nlohmann::json::array();
     bool first = true;
+    exit_status = kExitOk;
     for (const auto& f : fleets) {
       state::FleetPaths paths{global.state_root, global.data_root, f};
-      auto fleet = state::load_state(paths);
+      std::optional<state::FleetState> fleet;
+      try {
+        fleet = state::load_state(paths);
+      } catch (const Error& e) {
+        // One fleet's unreadable state does not hide the others.
+        if (!name->empty()) throw;
+        std::fprintf(stderr, "haco-fleet: fleet '%s': %s\n", f.c_str(), e.what());
+        exit_status = kExitFailed;
+        continue;
+      }
       if (!fleet) {
         if (!name->empty()) throw InputError("no fleet named '" + f + "' under " + global.state_root);
         continue;
@@ -139,7 +149,6 @@ void add_ps_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
     }
     if (*json) std::printf("%s\n", nlohmann::json{{"fleets", out}}.dump(2).c_str());
     else if (first) std::printf("no fleet under %s\n", global.state_root.c_str());
-    exit_status = kExitOk;
   });
 }
 

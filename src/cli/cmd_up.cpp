@@ -39,6 +39,7 @@
 #include "haco/rootfs.hpp"
 #include "haco/shell_command.hpp"
 #include "haco/spec_json.hpp"
+#include "haco/registry.hpp"
 #include "haco/state.hpp"
 #include "haco/supervisor.hpp"
 #include "haco/systemd_unit.hpp"
@@ -175,7 +176,7 @@ class Up {
     auto strategy = parse_strategy(options_.rootfs_strategy);
 
     auto expand_start = Clock::now();
-    auto expanded = expand_from_options(options_.expand, global_.state_root);
+    auto expanded = expand_from_options(options_.expand);
     auto expand_end = Clock::now();
     check_host_root(expanded.instances, options_.allow_host_root);
     check_rootfs_sources(expanded.instances);
@@ -191,6 +192,12 @@ class Up {
     if (to_start.empty()) {
       say(fmt::format("fleet {}: all {} instances already running", paths_->fleet, expanded.instances.size()));
       return kExitOk;
+    }
+    try {
+      claim_for(expanded.instances);
+    } catch (...) {
+      forget_unborn_fleet();
+      throw;
     }
     // The definition is evaluated once per port in one pass, then validated
     // as a set: each instance is given an equal share of that pass.
@@ -314,6 +321,19 @@ class Up {
     return kExitFailed;
   }
 
+  // Records, under the registry lock, what the fleet holds once this `up` is
+  // done: the instances of the definition and those already recorded that it
+  // does not list. A clash with another fleet is an InputError naming it.
+  void claim_for(const std::vector<InstanceSpec>& wanted) {
+    registry::FleetClaims claims{paths_->fleet, claims_of(wanted)};
+    std::set<std::string> listed;
+    for (const auto& i : wanted) listed.insert(i.container.name);
+    if (existing_)
+      for (const auto& r : existing_->instances)
+        if (!listed.count(r.name())) claims.instances.push_back(registry::claim_of(r.spec));
+    registry::claim(*paths_, claims);
+  }
+
   // Which instances this `up` starts: all of them for a new fleet; for a
   // running one, those not running. A changed definition is refused.
   std::vector<InstanceSpec> select_instances(const std::vector<InstanceSpec>& wanted) {
@@ -333,6 +353,7 @@ class Up {
     }
     supervisor_running_ = existing.has_value();
     if (existing) had_instances_ = !existing->instances.empty();
+    existing_ = existing;
     std::vector<InstanceSpec> to_start;
     std::vector<std::string> changed;
     std::size_t running = 0;
@@ -497,10 +518,12 @@ class Up {
     return kExitInterrupted;
   }
 
-  // A new fleet whose supervisor never started leaves only its lock behind.
+  // A new fleet whose supervisor never started leaves nothing behind, not
+  // even its claims.
   void forget_unborn_fleet() {
     if (supervisor_running_ || started_supervisor_ || std::filesystem::exists(paths_->state_file())) return;
     std::error_code ec;
+    std::filesystem::remove(paths_->claims_file(), ec);
     std::filesystem::remove(paths_->lock_file(), ec);
     std::filesystem::remove(paths_->supervisor_log(), ec);
     std::filesystem::remove(paths_->dir(), ec);
@@ -740,6 +763,7 @@ class Up {
   bool supervisor_running_ = false;
   bool started_supervisor_ = false;
   bool had_instances_ = false;
+  std::optional<state::FleetState> existing_;  // the fleet's state when its supervisor runs
   std::size_t ready_count_ = 0;
 };
 

@@ -1,13 +1,14 @@
 #include "cli/expand_options.hpp"
 
 #include <cmath>
+#include <cstdio>
 
 #include "cli/commands.hpp"
 #include "cli/option_ranges.hpp"
 #include "haco/error.hpp"
 #include "haco/fleet.hpp"
 #include "haco/names.hpp"
-#include "haco/state.hpp"
+#include "haco/registry.hpp"
 
 namespace haco::cli {
 
@@ -34,29 +35,8 @@ void add_expand_options(CLI::App& cmd, ExpandCommandOptions& options) {
       ->capture_default_str();
 }
 
-namespace {
 
-// The uid and gid ranges every other fleet's instances hold.
-void add_other_fleets_ranges(const std::string& state_root, const std::string& this_fleet,
-                             fleet::ExpandOptions& expand) {
-  for (const auto& name : state::list_fleets(state_root)) {
-    if (name == this_fleet) continue;
-    auto other = with_context("reading the state of fleet '" + name + "'",
-                              [&] { return state::load_state({state_root, "", name}); });
-    if (!other) continue;
-    for (const auto& record : other->instances) {
-      std::string owner = "instance '" + record.name() + "' of fleet " + name;
-      for (const auto& m : record.spec.container.uid_map)
-        expand.reserved_uid_ranges.push_back({m.outside, m.count, owner});
-      for (const auto& m : record.spec.container.gid_map)
-        expand.reserved_gid_ranges.push_back({m.outside, m.count, owner});
-    }
-  }
-}
-
-}  // namespace
-
-ExpandedFleet expand_from_options(const ExpandCommandOptions& options, const std::string& state_root) {
+ExpandedFleet expand_from_options(const ExpandCommandOptions& options) {
   // The option parser holds it to kEvalTimeoutRange.
   auto timeout = std::chrono::milliseconds(std::lround(options.eval_timeout_s * 1000));
   fleet::ExpandOptions expand;
@@ -71,9 +51,22 @@ ExpandedFleet expand_from_options(const ExpandCommandOptions& options, const std
   check_name(options.fleet_name.empty() ? "fleet name (the definition's file name; --name gives another)"
                                         : "fleet name",
              out.fleet_name);
-  add_other_fleets_ranges(state_root, out.fleet_name, expand);
   out.instances = fleet::expand(options.definition, fleet::parse_port_range(options.ports), expand);
   return out;
+}
+
+std::vector<registry::InstanceClaim> claims_of(const std::vector<InstanceSpec>& instances) {
+  std::vector<registry::InstanceClaim> claims;
+  claims.reserve(instances.size());
+  for (const auto& i : instances) claims.push_back(registry::claim_of(i));
+  return claims;
+}
+
+void check_against_other_fleets(const std::string& state_root, const ExpandedFleet& fleet) {
+  auto others = registry::read_other_fleets(state_root, fleet.fleet_name);
+  for (const auto& line : others.unreadable)
+    std::fprintf(stderr, "haco-fleet: warning: %s; what that fleet holds is not checked\n", line.c_str());
+  registry::throw_if_clashes(fleet.fleet_name, registry::find_clashes(claims_of(fleet.instances), others));
 }
 
 std::vector<std::string> instances_running_as_host_root(const std::vector<InstanceSpec>& instances) {

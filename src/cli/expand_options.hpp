@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "haco/cgroup.hpp"
+#include "haco/registry.hpp"
 #include "haco/spec.hpp"
 
 namespace haco::cli {
@@ -31,9 +32,16 @@ struct ExpandedFleet {
 // Instances without a user namespace: their root is the host's root.
 std::vector<std::string> instances_running_as_host_root(const std::vector<InstanceSpec>& instances);
 
-// Parses the ports, evaluates the definition per port and validates the set,
-// also against the id ranges of the other fleets recorded under
-// `state_root`; throws haco::InputError on bad input.
-ExpandedFleet expand_from_options(const ExpandCommandOptions& options, const std::string& state_root);
+// Parses the ports, evaluates the definition per port and validates the set;
+// throws haco::InputError on bad input.
+ExpandedFleet expand_from_options(const ExpandCommandOptions& options);
+
+// What the instances would hold on the host (haco/registry.hpp).
+std::vector<registry::InstanceClaim> claims_of(const std::vector<InstanceSpec>& instances);
+
+// Checks the fleet against what the other fleets under `state_root` hold,
+// without taking the registry lock (`expand` only looks; `up` claims under
+// the lock): InputError naming the other fleet on a clash.
+void check_against_other_fleets(const std::string& state_root, const ExpandedFleet& fleet);
 
 }  // namespace haco::cli

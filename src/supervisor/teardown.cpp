@@ -260,7 +260,10 @@ void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& optio
 
   report(options, "removing state");
   std::error_code ec;
-  for (const auto& file : {paths.state_file(), paths.control_socket(), paths.supervisor_log(), paths.lock_file()})
+  // The claims go last: until then the fleet's names, ports, ids and trees
+  // stay taken.
+  for (const auto& file : {paths.state_file(), paths.control_socket(), paths.supervisor_log(), paths.claims_file(),
+                           paths.lock_file()})
     std::filesystem::remove(file, ec);
   std::filesystem::remove(paths.dir(), ec);
   if (ec) throw Error::from_errno("rmdir", paths.dir(), ec.value());

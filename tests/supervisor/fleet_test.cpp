@@ -269,6 +269,55 @@ TEST_F(FleetTest, AnotherFleetCannotTakeTheSameIds) {
   EXPECT_FALSE(std::filesystem::exists(root_ + "/" + fleet_ + "-b/fleet.json"));
 }
 
+// Two `up`s of different fleets over the same ports, started at the same
+// moment: one claims the names, ports, ids and trees first, the other is
+// refused (exit 2, naming it) before it creates anything.
+TEST_F(FleetTest, TwoUpsStartedAtTheSameMomentNeverOverlap) {
+  const std::string names[2] = {fleet_, fleet_ + "-b"};
+  std::string script;
+  for (int k = 0; k < 2; ++k)
+    script += "(" + haco_command("up --name " + names[k] + " --ports " + ports(3) + " --timeout 20 " + definition()) +
+              " >" + temp_->path().string() + "/out" + std::to_string(k) + " 2>&1; echo $? >" +
+              temp_->path().string() + "/status" + std::to_string(k) + ") & ";
+  ASSERT_EQ(run_command("sh -c '" + script + "wait'").status, 0);
+  int status[2];
+  std::string output[2];
+  for (int k = 0; k < 2; ++k) {
+    status[k] = std::stoi(read_text(temp_->path().string() + "/status" + std::to_string(k)));
+    output[k] = read_text(temp_->path().string() + "/out" + std::to_string(k));
+  }
+  ASSERT_EQ(status[0] + status[1], 2) << output[0] << "\n---\n" << output[1];
+  const int winner = status[0] == 0 ? 0 : 1, loser = 1 - winner;
+  EXPECT_EQ(status[loser], 2) << output[loser];
+  EXPECT_NE(output[loser].find("of fleet " + names[winner]), std::string::npos) << output[loser];
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/" + names[loser])) << "the refused fleet left state";
+  auto won = state::load_state({root_, data_, names[winner]});
+  ASSERT_TRUE(won);
+  EXPECT_EQ(won->instances.size(), 3u);
+  for (const auto& r : won->instances) EXPECT_TRUE(state::is_alive(r.process)) << r.name();
+  ASSERT_EQ(haco("down --all --purge --timeout 1").status, 0);
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/" + names[winner]));
+}
+
+// One fleet's state is garbage: reported, and another fleet still comes up,
+// is listed by `ps` (exit 1 for the unreadable one) and goes down.
+TEST_F(FleetTest, ACorruptFleetDoesNotBlockTheOthers) {
+  std::filesystem::create_directories(root_ + "/broken");
+  std::ofstream(root_ + "/broken/fleet.json") << "{ truncated";
+  std::ofstream(root_ + "/broken/claims.json") << "";
+  auto result = up(1);
+  ASSERT_EQ(result.status, 0) << result.output;
+  EXPECT_NE(result.output.find("fleet 'broken'"), std::string::npos) << result.output;
+  auto listed = haco("ps");
+  EXPECT_EQ(listed.status, 1) << listed.output;
+  EXPECT_NE(listed.output.find("t-" + std::to_string(port_base_)), std::string::npos) << listed.output;
+  EXPECT_NE(listed.output.find("fleet 'broken'"), std::string::npos) << listed.output;
+  auto before = fleet_state();
+  ASSERT_EQ(haco("down --name " + fleet_ + " --purge").status, 0);
+  expect_nothing_left(*before);
+  std::filesystem::remove_all(root_ + "/broken");
+}
+
 TEST_F(FleetTest, BareDownWithSeveralFleetsAsksForOne) {
   ASSERT_EQ(up(1).status, 0);
   auto other = haco("up --name " + fleet_ + "-b --ports " + ports(1, 5) + " --timeout 20 --rootfs extract " + definition());
