@@ -88,12 +88,15 @@ InstanceState instance_state_from_name(std::string_view name);
 
 // How an instance's init last ended.
 struct ExitRecord {
+  // `code` of an init whose status could not be read (not a child of this
+  // supervisor: adopted from a previous one). Counts as a failure.
+  static constexpr int kUnknown = -1;
   int code = -1;     // exit status when it exited
   int signal = 0;    // signal number when killed by one
   std::int64_t at_unix_ms = 0;
   bool operator==(const ExitRecord&) const = default;
 };
-// "exit 0", "exit 3", "signal 9 (Killed)".
+// "exit 0", "exit 3", "signal 9 (Killed)", "ended, exit status unknown".
 std::string describe_exit(const ExitRecord& e);
 
 struct InstanceRecord {

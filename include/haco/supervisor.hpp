@@ -63,6 +63,10 @@ struct SupervisorConfig {
   // was started with, before it and the supervisor raised theirs (0: the
   // supervisor's own).
   std::uint64_t container_open_files = 0;
+  // The fleet's previous supervisor died: its recorded instances are taken
+  // over (haco::supervisor::Supervisor reads fleet.json; the live ones are
+  // watched again through a pidfd opened by pid and checked by start time).
+  bool adopt = false;
 };
 
 // The descriptors a supervisor needs for `instances` instances and
@@ -135,6 +139,15 @@ void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& optio
 // `purge_created` and this `up` created the tree).
 void teardown_instances(const state::FleetPaths& paths, const std::vector<state::InstanceRecord>& records,
                         const TeardownOptions& options, bool purge_created);
+
+// Before a new supervisor takes over a fleet whose supervisor is gone (it
+// does not answer on its control socket): the recorded supervisor and
+// spawners are killed if they still exist (pid plus start time), and every
+// recorded instance whose init is not running has its cgroup emptied and
+// removed (a process cloned but never recorded dies there) and its rootfs
+// unmounted, the tree kept, so that it can start again. The caller holds the
+// fleet lock. Throws listing what could not be cleared.
+void clear_for_takeover(const state::FleetPaths& paths, const state::FleetState& fleet);
 
 // Memory of the supervisor and its spawners (smaps_rollup), for `ps --json`
 // and the benchmark.

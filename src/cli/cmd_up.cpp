@@ -189,7 +189,7 @@ class Up {
     auto lock = state::FleetLock::acquire(*paths_, true);
     catch_interrupts();
     auto to_start = select_instances(expanded.instances);
-    if (to_start.empty()) {
+    if (to_start.empty() && !adopting_) {
       say(fmt::format("fleet {}: all {} instances already running", paths_->fleet, expanded.instances.size()));
       return kExitOk;
     }
@@ -199,6 +199,7 @@ class Up {
       forget_unborn_fleet();
       throw;
     }
+    if (adopting_) take_over();
     // The definition is evaluated once per port in one pass, then validated
     // as a set: each instance is given an equal share of that pass.
     auto share = (expand_end - expand_start) / std::max<std::size_t>(1, expanded.instances.size());
@@ -227,9 +228,10 @@ class Up {
                                             std::chrono::milliseconds(options_.stagger_ms),
                                             options_.log_max_bytes,
                                             -1,
-                                            fleet_cgroup(),
+                                            adopting_ ? cgroup_to_take_over() : fleet_cgroup(),
                                             options_.foreground,
-                                            open_files_.soft_before};
+                                            open_files_.soft_before,
+                                            adopting_};
         supervisor_ = supervisor::start_supervisor(config);
         started_supervisor_ = true;
       }
@@ -274,6 +276,33 @@ class Up {
     if (options_.foreground) return cgroups::delegated_own_cgroup(paths_->fleet);
     where.unit = systemd::fleet_unit_name(paths_->fleet);
     return where;
+  }
+
+  // The fleet's supervisor is gone (killed, crashed): what it left is
+  // cleared (supervisor::clear_for_takeover), and the new supervisor adopts the
+  // instances that still run.
+  void take_over() {
+    if (options_.foreground)
+      throw InputError(fmt::format("the supervisor of fleet '{}' is gone: `up` without --foreground gives it a new "
+                                   "one (adopting its running instances), or `haco-fleet down --name {}` first",
+                                   paths_->fleet, paths_->fleet));
+    std::size_t alive = 0;
+    for (const auto& r : existing_->instances) alive += state::is_alive(r.process) ? 1 : 0;
+    say(fmt::format("fleet {}: its supervisor is gone; a new one takes over ({} of {} recorded instances still run)",
+                    paths_->fleet, alive, existing_->instances.size()));
+    supervisor::clear_for_takeover(*paths_, *existing_);
+  }
+
+  // Where the new supervisor of a fleet being taken over goes: the recorded
+  // cgroups, and under systemd the fleet's unit while its instances keep it
+  // active (a fresh unit once it ended).
+  cgroups::FleetCgroup cgroup_to_take_over() const {
+    const cgroups::FleetCgroup& recorded = existing_->cgroup;
+    if (recorded.layout != cgroups::detect_layout()) return fleet_cgroup();
+    if (recorded.layout == cgroups::Layout::v2_systemd &&
+        (recorded.unit.empty() || !systemd::unit_is_active(recorded.unit)))
+      return fleet_cgroup();
+    return recorded;
   }
 
   std::string status_line() const {
@@ -340,18 +369,12 @@ class Up {
     auto existing = state::load_state(*paths_);
     if (existing) {
       bool supervisor_alive = state::is_alive(existing->supervisor) && supervisor::ControlClient::connect(*paths_);
-      if (!supervisor_alive) {
-        std::vector<std::string> alive;
-        for (const auto& r : existing->instances)
-          if (state::is_alive(r.process)) alive.push_back(r.name());
-        if (!alive.empty())
-          throw Error(fmt::format("fleet '{}' has running instances ({}{}) but its supervisor is gone; run "
-                                  "`haco-fleet down --name {}` first",
-                                  paths_->fleet, alive.front(), alive.size() > 1 ? ", ..." : "", paths_->fleet));
-        existing.reset();
-      }
+      // The supervisor died: a new one takes over every recorded instance
+      // (those still running are adopted, not started twice; the others'
+      // cgroups and mounts are cleared first and they start again).
+      adopting_ = !supervisor_alive;
     }
-    supervisor_running_ = existing.has_value();
+    supervisor_running_ = existing.has_value() && !adopting_;
     if (existing) had_instances_ = !existing->instances.empty();
     existing_ = existing;
     std::vector<InstanceSpec> to_start;
@@ -359,9 +382,10 @@ class Up {
     std::size_t running = 0;
     for (const auto& instance : wanted) {
       const InstanceRecord* record = existing ? existing->find(instance.container.name) : nullptr;
-      bool active = record && (record->state == state::InstanceState::running ||
-                               record->state == state::InstanceState::starting ||
-                               record->state == state::InstanceState::restarting);
+      bool active = record && (adopting_ ? state::is_alive(record->process)
+                                         : (record->state == state::InstanceState::running ||
+                                            record->state == state::InstanceState::starting ||
+                                            record->state == state::InstanceState::restarting));
       if (active && record->spec_hash != state::spec_hash(instance)) {
         changed.push_back(instance.container.name);
       } else if (active) {
@@ -763,6 +787,7 @@ class Up {
   bool supervisor_running_ = false;
   bool started_supervisor_ = false;
   bool had_instances_ = false;
+  bool adopting_ = false;                      // the recorded supervisor is gone: a new one takes over
   std::optional<state::FleetState> existing_;  // the fleet's state when its supervisor runs
   std::size_t ready_count_ = 0;
 };
@@ -777,6 +802,7 @@ void add_supervise_command(CLI::App& app, GlobalOptions& global, int& exit_statu
     int notify_fd = -1;
     std::string cgroup_layout = "v1_hybrid", cgroup_dir, cgroup_unit;
     std::uint64_t container_open_files = 0;
+    bool adopt = false;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("--name", args->fleet)->required()->check(fleet_name_rule());
@@ -790,6 +816,7 @@ void add_supervise_command(CLI::App& app, GlobalOptions& global, int& exit_statu
   cmd->add_option("--cgroup-dir", args->cgroup_dir);
   cmd->add_option("--cgroup-unit", args->cgroup_unit);
   cmd->add_option("--container-nofile", args->container_open_files)->check(whole_number_in(kContainerOpenFilesRange));
+  cmd->add_option("--adopt", args->adopt);
   cmd->callback([args, &global, &exit_status] {
     supervisor::SupervisorConfig config{{global.state_root, global.data_root, args->fleet},
                                         args->definition,
@@ -801,7 +828,8 @@ void add_supervise_command(CLI::App& app, GlobalOptions& global, int& exit_statu
                                         {args->fleet, cgroups::layout_from_name(args->cgroup_layout),
                                          args->cgroup_dir, args->cgroup_unit},
                                         false,
-                                        args->container_open_files};
+                                        args->container_open_files,
+                                        args->adopt};
     exit_status = supervisor::run_supervisor(config);
   });
 }

@@ -29,7 +29,8 @@ std::vector<std::string> supervisor_arguments(const SupervisorConfig& config) {
           "--cgroup-layout", std::string(cgroups::layout_name(config.cgroup.layout)),
           "--cgroup-dir",  config.cgroup.dir,
           "--cgroup-unit", config.cgroup.unit,
-          "--container-nofile", std::to_string(config.container_open_files)};
+          "--container-nofile", std::to_string(config.container_open_files),
+          "--adopt",       config.adopt ? "1" : "0"};
 }
 
 namespace {
@@ -83,7 +84,11 @@ state::ProcessIdentity start_supervisor(const SupervisorConfig& config) {
   if (unsigned threads = thread_count(); threads > 1)
     throw Error("the supervisor must be started before any thread (this process has " + std::to_string(threads) +
                 ")");
-  if (config.cgroup.layout == cgroups::Layout::v2_systemd && !config.foreground) {
+  // A supervisor taking over a fleet whose unit still runs (its instances
+  // keep it active) joins that unit's cgroup instead of starting another.
+  const bool into_running_unit = config.adopt && config.cgroup.layout == cgroups::Layout::v2_systemd &&
+                                 !config.cgroup.dir.empty();
+  if (config.cgroup.layout == cgroups::Layout::v2_systemd && !config.foreground && !into_running_unit) {
     start_as_unit(config);
     return connect_to_started(config);
   }

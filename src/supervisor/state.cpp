@@ -92,6 +92,7 @@ InstanceState instance_state_from_name(std::string_view name) {
 
 std::string describe_exit(const ExitRecord& e) {
   if (e.signal != 0) return "signal " + std::to_string(e.signal) + " (" + ::strsignal(e.signal) + ")";
+  if (e.code == ExitRecord::kUnknown) return "ended, exit status unknown";
   return "exit " + std::to_string(e.code);
 }
 

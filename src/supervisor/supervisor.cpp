@@ -104,6 +104,9 @@ struct Instance {
   std::unique_ptr<asio::steady_timer> restart_timer;
   bool stop_requested = false;
   bool launching = false;
+  // Started by a previous supervisor: not our child, so its exit status
+  // cannot be read (its new parent reaps it).
+  bool adopted = false;
 };
 
 struct Spawner {
@@ -131,6 +134,7 @@ class Supervisor {
     state_.supervisor = *state::identify(::getpid());
     state_.cgroup = config_.cgroup;
     for (auto& process : spawners) adopt_spawner(std::move(process), static_cast<unsigned>(spawners_.size()));
+    if (config_.adopt) adopt_recorded_instances();
     refresh_state_processes();
     save_state_now();
   }
@@ -183,6 +187,64 @@ class Supervisor {
                            });
     if (index < spawners_.size()) spawners_[index] = std::move(spawner);
     else spawners_.push_back(std::move(spawner));
+  }
+
+  // The previous supervisor of the fleet died: every instance it recorded is
+  // kept (a tree or a mount it holds is still `down`'s to remove), and each
+  // whose init still runs (same pid and start time) is watched again.
+  void adopt_recorded_instances() {
+    auto previous = state::load_state(config_.paths);
+    if (!previous) return;
+    state_.created_at_unix_ms = previous->created_at_unix_ms;
+    // Restarts go on as the fleet was started.
+    try {
+      config_.restart = parse_restart_policy(previous->restart_policy);
+      state_.restart_policy = previous->restart_policy;
+    } catch (const Error& e) {
+      log_line(fmt::format("the recorded restart policy is not valid ({}); keeping {}", e.what(),
+                           state_.restart_policy));
+    }
+    std::size_t adopted = 0, ended = 0;
+    for (auto& record : previous->instances) {
+      const std::string name = record.name();
+      Instance& instance = instances_[name];
+      instance.record = std::move(record);
+      state_order_.push_back(name);
+      if (watch_adopted(instance)) {
+        ++adopted;
+      } else if (is_active(instance.record.state)) {
+        instance.record.state = InstanceState::failed;
+        instance.record.process = {};
+        instance.record.error = "ended while no supervisor ran (exit status unknown)";
+        ++ended;
+      }
+    }
+    log_line(fmt::format("took over fleet '{}': {} instance(s) still running adopted, {} ended meanwhile",
+                         config_.paths.fleet, adopted, ended));
+  }
+
+  static bool is_active(InstanceState s) {
+    return s == InstanceState::running || s == InstanceState::starting || s == InstanceState::restarting ||
+           s == InstanceState::stopping;
+  }
+
+  // A pidfd for the recorded init, opened by pid and then checked by start
+  // time, so a recycled pid is never adopted.
+  bool watch_adopted(Instance& instance) {
+    auto& record = instance.record;
+    if (record.process.pid <= 0) return false;
+    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, record.process.pid, 0)));
+    if (!pidfd || !state::is_alive(record.process)) return false;
+    record.state = InstanceState::running;
+    instance.adopted = true;
+    instance.pidfd = std::make_unique<asio::posix::stream_descriptor>(io_, pidfd.release());
+    const std::string name = record.name();
+    instance.pidfd->async_wait(asio::posix::stream_descriptor::wait_read,
+                               [this, name](const boost::system::error_code& ec) {
+                                 if (!ec) on_instance_exit(name);
+                               });
+    log_line(fmt::format("{} adopted: pid {}", name, record.process.pid));
+    return true;
   }
 
   void on_spawner_exit(Spawner* spawner) {
@@ -426,12 +488,13 @@ class Supervisor {
     if (it == instances_.end() || !it->second.pidfd) return;
     auto& instance = it->second;
     siginfo_t info{};
+    bool status_unknown = false;
     if (::waitid(static_cast<idtype_t>(P_PIDFD), instance.pidfd->native_handle(), &info, WEXITED | WNOHANG) != 0 ||
         info.si_pid == 0) {
-      // Not reapable yet (or reaped elsewhere): wait for the next readiness.
-      if (errno == ECHILD) {
-        info.si_code = CLD_KILLED;
-        info.si_status = 0;
+      // Not reapable yet (or not ours: adopted, reaped elsewhere): wait for
+      // the next readiness.
+      if (errno == ECHILD || instance.adopted) {
+        status_unknown = true;
       } else {
         instance.pidfd->async_wait(asio::posix::stream_descriptor::wait_read,
                                    [this, name](const boost::system::error_code& ec) {
@@ -442,9 +505,11 @@ class Supervisor {
     }
     instance.pidfd.reset();
     auto& record = instance.record;
+    instance.adopted = false;
     state::ExitRecord exit;
     exit.at_unix_ms = state::unix_now_ms();
-    if (info.si_code == CLD_EXITED) exit.code = info.si_status;
+    if (status_unknown) exit.code = state::ExitRecord::kUnknown;
+    else if (info.si_code == CLD_EXITED) exit.code = info.si_status;
     else exit.signal = info.si_status;
     record.last_exit = exit;
     record.process = {};

@@ -297,6 +297,23 @@ void teardown_instances(const state::FleetPaths& paths, const std::vector<Instan
   failures.throw_if_any("removing the instances this `up` started");
 }
 
+void clear_for_takeover(const state::FleetPaths& paths, const state::FleetState& fleet) {
+  signal_if_same(fleet.supervisor, SIGKILL);
+  for (const auto& spawner : fleet.spawners) signal_if_same(spawner, SIGKILL);
+  wait_until([&] { return !state::is_alive(fleet.supervisor); }, kSupervisorExitWait);
+  std::vector<InstanceRecord> ended;
+  for (const auto& r : fleet.instances)
+    if (!state::is_alive(r.process)) ended.push_back(r);
+  if (ended.empty()) return;
+  Failures failures;
+  const std::set<std::string> stopped = remove_cgroups(fleet.cgroup, ended, failures);
+  std::vector<InstanceRecord> proven;
+  for (const auto& r : ended)
+    if (stopped.count(r.name())) proven.push_back(r);
+  teardown_rootfs(paths.data_root, proven, [](const InstanceRecord&) { return false; }, failures);
+  failures.throw_if_any("clearing the instances of fleet '" + paths.fleet + "' that ended without a supervisor");
+}
+
 std::optional<FleetMemory> fleet_memory(const state::FleetState& fleet) {
   if (!state::is_alive(fleet.supervisor)) return std::nullopt;
   auto supervisor = state::read_memory(fleet.supervisor.pid);

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <thread>
 
 #include "fleet_fixture.hpp"
@@ -146,6 +147,78 @@ TEST_F(CrashTest, ADataRootThatFillsUpFailsClearlyAndLeavesNoHalfEntry) {
   EXPECT_FALSE(fs::exists(rootfs(0)));
   EXPECT_FALSE(fs::exists(rootfs(1)));
   ASSERT_EQ(::umount2(data_.c_str(), MNT_DETACH), 0);
+}
+
+// Waits until `predicate` holds for the fleet's state (10 s at most).
+template <typename Predicate>
+std::optional<state::FleetState> wait_for_state(Predicate predicate,
+                                                const std::function<std::optional<state::FleetState>()>& read) {
+  std::optional<state::FleetState> seen;
+  for (int i = 0; i < 500; ++i) {
+    seen = read();
+    if (seen && predicate(*seen)) return seen;
+    std::this_thread::sleep_for(20ms);
+  }
+  return seen;
+}
+
+// The supervisor killed with SIGKILL, one instance's init killed too while
+// none watched it: the next `up` gives the fleet a new supervisor that adopts
+// the running instances (same pid and start time: not started twice),
+// starts the one that ended again, keeps the recorded restart policy (an
+// adopted instance killed later is restarted), and `down` leaves nothing.
+TEST_F(CrashTest, ANewSupervisorAdoptsTheInstancesThatStillRun) {
+  auto first = up(3, "--restart always");
+  ASSERT_EQ(first.status, 0) << first.output;
+  auto before = fleet_state();
+  ASSERT_TRUE(before.has_value());
+  ASSERT_EQ(::kill(before->supervisor.pid, SIGKILL), 0);
+  ASSERT_EQ(::kill(before->instances[1].process.pid, SIGKILL), 0);
+  for (int i = 0; i < 250 && (state::is_alive(before->supervisor) || state::is_alive(before->instances[1].process));
+       ++i)
+    std::this_thread::sleep_for(20ms);
+
+  auto again = up(3);
+  ASSERT_EQ(again.status, 0) << again.output;
+  EXPECT_NE(again.output.find("a new one takes over (2 of 3 recorded instances still run)"), std::string::npos)
+      << again.output;
+  auto after = fleet_state();
+  ASSERT_TRUE(after.has_value());
+  EXPECT_NE(after->supervisor, before->supervisor);
+  EXPECT_TRUE(state::is_alive(after->supervisor));
+  EXPECT_EQ(after->restart_policy, "always");
+  ASSERT_EQ(after->instances.size(), 3u);
+  EXPECT_EQ(after->instances[0].process, before->instances[0].process) << "instance 0 was not adopted";
+  EXPECT_EQ(after->instances[2].process, before->instances[2].process) << "instance 2 was not adopted";
+  EXPECT_NE(after->instances[1].process, before->instances[1].process);
+  for (unsigned i = 0; i < 3; ++i) {
+    EXPECT_EQ(after->instances[i].state, state::InstanceState::running) << i;
+    EXPECT_TRUE(state::is_alive(after->instances[i].process)) << i;
+    EXPECT_TRUE(can_connect(static_cast<std::uint16_t>(port_base_ + i))) << i;
+  }
+  auto table = haco("ps --name " + fleet_);
+  EXPECT_EQ(table.output.find("unsupervised"), std::string::npos) << table.output;
+
+  // The adopted instance 0 dies: the new supervisor sees it (its pidfd) and
+  // restarts it under the recorded policy.
+  ASSERT_EQ(::kill(after->instances[0].process.pid, SIGKILL), 0);
+  auto restarted = wait_for_state(
+      [&](const state::FleetState& s) {
+        return s.instances[0].restarts == after->instances[0].restarts + 1 &&
+               s.instances[0].state == state::InstanceState::running;
+      },
+      [this] { return fleet_state(); });
+  ASSERT_TRUE(restarted.has_value());
+  EXPECT_EQ(restarted->instances[0].restarts, after->instances[0].restarts + 1) << "not restarted";
+  ASSERT_TRUE(restarted->instances[0].last_exit.has_value());
+  EXPECT_EQ(state::describe_exit(*restarted->instances[0].last_exit), "ended, exit status unknown");
+
+  auto final_state = fleet_state();
+  auto down = haco("down --name " + fleet_ + " --timeout 1 --purge");
+  ASSERT_EQ(down.status, 0) << down.output;
+  expect_nothing_left(*before);
+  expect_nothing_left(*final_state);
+  for (unsigned i = 0; i < 3; ++i) EXPECT_FALSE(fs::exists(rootfs(i))) << rootfs(i);
 }
 
 }  // namespace
