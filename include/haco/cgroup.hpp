@@ -123,6 +123,12 @@ void kill_cgroup_members(const std::string& dir);
 // own directory is left to systemd).
 void remove_fleet_cgroups(const FleetCgroup& fleet);
 
+// The names of the instance cgroups the fleet has now (the directories
+// below its instances level; on v1, below the fleet's level in each
+// hierarchy, from this process's cgroup), whatever its state recorded: how a
+// container whose record was lost is still found.
+std::vector<std::string> instance_cgroup_names(const FleetCgroup& fleet);
+
 // Whether `read` (the file's content after writing `written` to `key`) shows
 // that the kernel took the value: memory sizes are rounded down to pages,
 // "max" reads back as the largest value on v1, cpuset lists are compared as

@@ -620,6 +620,7 @@ class Up {
               fail(r.name(), "the supervisor refused to start it: " + error);
             }
         launches_done = true;
+        fault_point("up-started");
         maybe_finish();
         return;
       }

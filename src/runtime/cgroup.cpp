@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -64,6 +66,23 @@ std::unique_ptr<InstanceCgroup> InstanceCgroup::open(const FleetCgroup& fleet, c
   if (auto v1 = V1Cgroup::open(h, fleet.fleet, instance)) return v1;
   if (h.v2) return V2Cgroup::open(*h.v2, fleet.fleet, instance);
   return nullptr;
+}
+
+std::vector<std::string> instance_cgroup_names(const FleetCgroup& fleet) {
+  std::set<std::string> names;
+  auto add_children = [&](const std::string& dir) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
+      if (entry.is_directory(ec)) names.insert(entry.path().filename().string());
+  };
+  if (fleet.layout != Layout::v1_hybrid) {
+    if (!fleet.dir.empty()) add_children(fleet.instances_dir());
+  } else {
+    const Hierarchies& h = discover_hierarchies();
+    for (const auto& v1 : h.v1) add_children(fleet_dir(v1, fleet.fleet));
+    if (h.v2) add_children(fleet_dir(*h.v2, fleet.fleet));
+  }
+  return {names.begin(), names.end()};
 }
 
 void remove_fleet_cgroups(const FleetCgroup& fleet) {

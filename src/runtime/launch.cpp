@@ -10,6 +10,7 @@
 
 #include "haco/cgroup.hpp"
 #include "haco/error.hpp"
+#include "haco/fault_point.hpp"
 #include "haco/runtime.hpp"
 #include "runtime/child.hpp"
 #include "runtime/handshake.hpp"
@@ -138,6 +139,7 @@ LaunchedContainer launch_container(const LaunchRequest& r) {
     });
   with_context("mounting the container's filesystems",
                [&] { mount_container_filesystems(c, static_cast<pid_t>(pid), staging); });
+  fault_point("spawner-cloned");
   parent_end.send(MessageType::maps_written);
   // Step 4: about_to_exec, then end-of-file when exec closed the socket.
   expect_from_child(parent_end, MessageType::about_to_exec, guard);

@@ -21,6 +21,7 @@
 
 #include "haco/cgroup.hpp"
 #include "haco/error.hpp"
+#include "haco/fault_point.hpp"
 #include "haco/open_files.hpp"
 #include "haco/supervisor.hpp"
 #include "haco/systemd_unit.hpp"
@@ -407,6 +408,7 @@ class Supervisor {
   }
 
   void launch_succeeded(Instance& instance, SpawnReply reply) {
+    fault_point("supervisor-launched");
     auto& record = instance.record;
     auto identity = state::read_start_time(reply.pid);
     record.process = {reply.pid, identity.value_or(0)};

@@ -17,6 +17,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "haco/error.hpp"
+#include "haco/fault_point.hpp"
 #include "haco/unique_fd.hpp"
 
 extern char** environ;
@@ -114,6 +115,10 @@ void start_transient_service(const TransientService& service) {
   // later), so instances outlive a supervisor that dies and `down` stops
   // them; with an older systemd they end with it.
   if (systemd_version() >= kExitTypeCgroupSince) argv.push_back("--property=ExitType=cgroup");
+  // A unit starts with systemd's environment, not ours: the crash tests'
+  // fault points (haco/fault_point.hpp) are passed on.
+  for (const char* name : kFaultPointVariables)
+    if (const char* value = std::getenv(name)) argv.push_back("--setenv=" + std::string(name) + "=" + value);
   argv.push_back("--");
   argv.insert(argv.end(), service.command.begin(), service.command.end());
   auto result = run(argv);

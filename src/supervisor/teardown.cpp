@@ -14,6 +14,7 @@
 
 #include "haco/cgroup.hpp"
 #include "haco/error.hpp"
+#include "haco/fault_point.hpp"
 #include "haco/rootfs.hpp"
 #include "haco/supervisor.hpp"
 #include "haco/systemd_unit.hpp"
@@ -221,6 +222,7 @@ void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& optio
       report(options, "stopping instances (no supervisor: by pid and cgroup)");
       stop_unsupervised(fleet->cgroup, fleet->instances, options.timeout);
     }
+    fault_point("down-stopped");
     report(options, "removing cgroups");
     stopped = remove_cgroups(fleet->cgroup, fleet->instances, failures);
   }
@@ -266,7 +268,13 @@ void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& optio
                            paths.lock_file()})
     std::filesystem::remove(file, ec);
   std::filesystem::remove(paths.dir(), ec);
-  if (ec) throw Error::from_errno("rmdir", paths.dir(), ec.value());
+  if (ec) {
+    std::string left;
+    std::error_code list_ec;
+    for (const auto& entry : std::filesystem::directory_iterator(paths.dir(), list_ec))
+      left += (left.empty() ? "" : ", ") + entry.path().filename().string();
+    throw Error::from_errno("rmdir", paths.dir() + (left.empty() ? "" : " (holding " + left + ")"), ec.value());
+  }
 }
 
 void teardown_instances(const state::FleetPaths& paths, const std::vector<InstanceRecord>& records,
@@ -302,8 +310,19 @@ void clear_for_takeover(const state::FleetPaths& paths, const state::FleetState&
   for (const auto& spawner : fleet.spawners) signal_if_same(spawner, SIGKILL);
   wait_until([&] { return !state::is_alive(fleet.supervisor); }, kSupervisorExitWait);
   std::vector<InstanceRecord> ended;
-  for (const auto& r : fleet.instances)
+  std::set<std::string> recorded;
+  for (const auto& r : fleet.instances) {
+    recorded.insert(r.name());
     if (!state::is_alive(r.process)) ended.push_back(r);
+  }
+  // A container started while the supervisor died, before it was recorded,
+  // is found by its cgroup: killed there.
+  for (const auto& name : cgroups::instance_cgroup_names(fleet.cgroup))
+    if (!recorded.count(name)) {
+      InstanceRecord unrecorded;
+      unrecorded.spec.container.name = name;
+      ended.push_back(unrecorded);
+    }
   if (ended.empty()) return;
   Failures failures;
   const std::set<std::string> stopped = remove_cgroups(fleet.cgroup, ended, failures);

@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <sstream>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -220,6 +222,111 @@ TEST_F(CrashTest, ANewSupervisorAdoptsTheInstancesThatStillRun) {
   expect_nothing_left(*final_state);
   for (unsigned i = 0; i < 3; ++i) EXPECT_FALSE(fs::exists(rootfs(i))) << rootfs(i);
 }
+
+// SIGKILL at a fault point of the whole path, in whichever process reaches it
+// first (`up`, a spawner between clone and exec, the supervisor with an
+// instance started but not recorded, `down`): afterwards `up` brings every
+// instance up exactly once (each instance cgroup holds its recorded init and
+// nothing else) and `down --purge` leaves nothing.
+struct FaultCase {
+  const char* point;
+  const char* up_options;  // the point is on this path of `up`
+};
+
+class FaultTest : public CrashTest, public ::testing::WithParamInterface<FaultCase> {
+ protected:
+  std::string fired_file() const { return temp_->path().string() + "/fault-fired"; }
+  // Runs `command` in the background with the fault point armed; returns its
+  // pid once some process stopped at the point, after killing that process.
+  pid_t run_and_kill_at(const std::string& point, const std::string& command) {
+    const std::string line = "exec env HACO_FAULT_POINT=" + point + " HACO_FAULT_ONCE=" + fired_file() + " " +
+                             command + " >" + output_file() + " 2>&1";
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::execl("/bin/sh", "sh", "-c", line.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    pid_t stopped = -1;
+    const auto deadline = std::chrono::steady_clock::now() + 120s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::string text = fs::exists(fired_file()) ? read_text(fired_file()) : "";
+      if (!text.empty() && process_state(std::stoi(text)) == 'T') {
+        stopped = std::stoi(text);
+        break;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_GT(stopped, 0) << "nothing stopped at " << point << ":\n" << read_text(output_file());
+    if (stopped > 0) ::kill(stopped, SIGKILL);
+    return pid;
+  }
+  // Waits for the command run_and_kill_at started (killed after 120 s).
+  void wait_for(pid_t pid) {
+    int status = 0;
+    for (int i = 0; i < 6000; ++i) {
+      if (::waitpid(pid, &status, WNOHANG) == pid) return;
+      std::this_thread::sleep_for(20ms);
+    }
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    ADD_FAILURE() << "the command did not end after the kill:\n" << read_text(output_file());
+  }
+  // Each instance runs once: its cgroups hold its recorded init only.
+  void expect_each_instance_once(const state::FleetState& fleet) {
+    for (const auto& r : fleet.instances) {
+      EXPECT_TRUE(state::is_alive(r.process)) << r.name();
+      for (const auto& dir : r.cgroup_paths) {
+        if (!fs::exists(dir + "/cgroup.procs")) continue;
+        std::istringstream procs(read_text(dir + "/cgroup.procs"));
+        std::vector<pid_t> pids;
+        for (pid_t p; procs >> p;) pids.push_back(p);
+        EXPECT_EQ(pids, std::vector<pid_t>{r.process.pid}) << r.name() << " in " << dir;
+      }
+    }
+  }
+};
+
+TEST_P(FaultTest, KilledThereThenUpAndDownLeaveOneOfEachAndThenNothing) {
+  const std::string point = GetParam().point;
+  const std::string options = GetParam().up_options;
+  const std::string up_command =
+      haco_command("up --name " + fleet_ + " --ports " + ports(3) + " --timeout 20 " + options + " " + definition());
+  std::optional<state::FleetState> before;
+  if (point == "down-stopped") {
+    ASSERT_EQ(up(3, options).status, 0);
+    before = fleet_state();
+    wait_for(run_and_kill_at(point, haco_command("down --name " + fleet_ + " --timeout 1")));
+  } else {
+    wait_for(run_and_kill_at(point, up_command));
+    before = fleet_state();
+  }
+  if (point != "down-stopped") {
+    auto again = up(3, options);
+    ASSERT_EQ(again.status, 0) << again.output << "\nafter the kill:\n" << read_text(output_file());
+    auto fleet = fleet_state();
+    ASSERT_TRUE(fleet.has_value());
+    ASSERT_EQ(fleet->instances.size(), 3u);
+    expect_each_instance_once(*fleet);
+    for (unsigned i = 0; i < 3; ++i) EXPECT_TRUE(can_connect(static_cast<std::uint16_t>(port_base_ + i))) << i;
+  }
+  auto last = fleet_state();
+  auto down = haco("down --name " + fleet_ + " --timeout 1 --purge");
+  ASSERT_EQ(down.status, 0) << down.output;
+  if (before) expect_nothing_left(*before);
+  if (last) expect_nothing_left(*last);
+  for (unsigned i = 0; i < 3; ++i) EXPECT_FALSE(fs::exists(rootfs(i))) << rootfs(i);
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryStep, FaultTest,
+                         ::testing::Values(FaultCase{"rootfs-extracted", "--rootfs extract"},
+                                           FaultCase{"cache-filled", ""}, FaultCase{"spawner-cloned", ""},
+                                           FaultCase{"supervisor-launched", ""}, FaultCase{"up-started", ""},
+                                           FaultCase{"down-stopped", ""}),
+                         [](const ::testing::TestParamInfo<FaultCase>& info) {
+                           std::string name = info.param.point;
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
 
 }  // namespace
 }  // namespace haco::testing
