@@ -129,6 +129,22 @@ void remove_fleet_cgroups(const FleetCgroup& fleet);
 // container whose record was lost is still found.
 std::vector<std::string> instance_cgroup_names(const FleetCgroup& fleet);
 
+// Where the supervisor, its spawners and its log writer are: the supervisor
+// leaf on v2; on v1, `.supervisor` beside the instance cgroups of the
+// unified (membership only) hierarchy, or of the pids one (the leading dot
+// keeps it apart from instance names). Empty when v1 has neither.
+std::string supervisor_cgroup_dir(const FleetCgroup& fleet);
+
+// The names of the fleets that have cgroups of their own outside a systemd
+// unit (v1: below haco-fleet/ in each hierarchy, from this process's
+// cgroup; v2_root: /sys/fs/cgroup/haco-fleet/).
+std::vector<std::string> fleets_with_cgroups();
+
+// Where a fleet's cgroups are when its state does not say (it was lost):
+// v1 and v2_root from the fleet's name; under systemd (v2_systemd) `dir` and
+// `unit` are left for the caller to find.
+FleetCgroup unrecorded_fleet_cgroup(const std::string& fleet);
+
 // Whether `read` (the file's content after writing `written` to `key`) shows
 // that the kernel took the value: memory sizes are rounded down to pages,
 // "max" reads back as the largest value on v1, cpuset lists are compared as

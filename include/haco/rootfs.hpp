@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -69,6 +70,14 @@ void teardown(const PreparedRootfs& prepared, bool purge);
 // waits on the device more than on the CPU); every instance is attempted,
 // the first error is thrown at the end.
 void teardown_fleet(const std::vector<PreparedRootfs>& prepared, bool purge, unsigned parallel = 0);
+
+// The rootfs of an instance that its fleet's state does not record (an `up`
+// or a supervisor killed before it was written, a state lost): an overlay
+// over the instance's upper layer in `data_root` (mounted, wherever its
+// mount is, or kept), else the tree at `claimed_rootfs` (the path the fleet
+// claimed for it; may be empty). nullopt when nothing is there.
+std::optional<PreparedRootfs> find_unrecorded_rootfs(const std::string& data_root, const std::string& instance,
+                                                     const std::string& claimed_rootfs);
 
 // Completion of a tree being written (src/rootfs/completion.cpp): a marker
 // in the instance's data directory, on disk before the tree's first entry and

@@ -149,6 +149,23 @@ void teardown_instances(const state::FleetPaths& paths, const std::vector<state:
 // fleet lock. Throws listing what could not be cleared.
 void clear_for_takeover(const state::FleetPaths& paths, const state::FleetState& fleet);
 
+// What an `up` or a supervisor killed half-way left of the instances for
+// which `wanted` says yes and that do not run: a container found in their
+// cgroup but not recorded (killed), their cgroups, an overlay still mounted
+// (unmounted, the upper layer kept). Recorded instances that run are left
+// alone. Instances not recorded are found by cgroup and by the fleet's
+// claims. Throws listing what could not be cleared.
+// A fleet without state (lost, or never written) that still has something
+// on the host: claims, instance cgroups, a supervisor in its cgroup, a unit.
+bool fleet_left_traces(const state::FleetPaths& paths);
+
+// The fleets found on the host but without state under `state_root`:
+// claims without fleet.json, fleets' cgroups, fleets' units.
+std::vector<std::string> fleets_without_state(const std::string& state_root);
+
+void clear_leftovers(const state::FleetPaths& paths, const state::FleetState& fleet,
+                     const std::function<bool(const std::string&)>& wanted);
+
 // Memory of the supervisor and its spawners (smaps_rollup), for `ps --json`
 // and the benchmark.
 struct FleetMemory {

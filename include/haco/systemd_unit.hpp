@@ -36,6 +36,15 @@ void stop_unit(const std::string& unit);
 // Whether systemd knows the unit as active, activating or deactivating.
 bool unit_is_active(const std::string& unit);
 
+// The cgroup directory of an active unit (/sys/fs/cgroup + ControlGroup);
+// empty when it has none (not running, unknown).
+std::string unit_cgroup_dir(const std::string& unit);
+
+// The fleets that have a unit of their own now (haco-fleet-<fleet>.service,
+// loaded), found by listing the units: how a fleet whose state was lost is
+// found again under systemd.
+std::vector<std::string> fleets_with_units();
+
 // sd_notify(3) when the process runs under a unit that listens
 // ($NOTIFY_SOCKET); does nothing otherwise. Returns whether it was sent.
 bool notify(const std::string& state);

@@ -1,6 +1,7 @@
 // haco-fleet down: stop a fleet and remove everything it put on the host.
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -38,9 +39,15 @@ void add_down_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
     std::vector<std::string> fleets;
     if (!options->name.empty()) {
       state::FleetPaths paths{global.state_root, global.data_root, options->name};
-      if (!state::load_state(paths)) throw InputError("no fleet named '" + options->name + "' under " + global.state_root);
+      // A state that is unreadable, or lost while the fleet's cgroups, claims
+      // or unit remain, still has something to take down.
+      if (!std::filesystem::exists(paths.state_file()) && !supervisor::fleet_left_traces(paths))
+        throw InputError("no fleet named '" + options->name + "' under " + global.state_root);
       fleets = {options->name};
-    } else if (options->all || existing.size() <= 1) {
+    } else if (options->all) {
+      fleets = existing;
+      for (const auto& f : supervisor::fleets_without_state(global.state_root)) fleets.push_back(f);
+    } else if (existing.size() <= 1) {
       fleets = existing;
     } else {
       std::string names;

@@ -236,6 +236,13 @@ class Up {
         started_supervisor_ = true;
       }
       check_interrupted();
+      if (existing_ && !adopting_) {
+        // What an `up` or a supervisor killed half-way left of these
+        // instances (an overlay still mounted, a container never recorded).
+        std::set<std::string> names;
+        for (const auto& i : to_start) names.insert(i.container.name);
+        supervisor::clear_leftovers(*paths_, *existing_, [&](const std::string& n) { return names.count(n) > 0; });
+      }
       prepare_rootfs(to_start, strategy);
       check_interrupted();
       launch_and_wait();

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "haco/error.hpp"
+#include "haco/names.hpp"
 #include "runtime/cgroup_backends.hpp"
 #include "runtime/cgroup_keys.hpp"
 
@@ -26,14 +27,23 @@ bool v2_serves(const Hierarchies& h, const std::vector<CgroupSetting>& v2_settin
                      [&](const CgroupSetting& s) { return h.v2->has(controller_of(s.key)); });
 }
 
+bool has_child_cgroup(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
+    if (entry.is_directory(ec)) return true;
+  return false;
+}
+
 // rmdir of a cgroup directory that has no child left. EBUSY right after its
 // last process or child went is the kernel still releasing them: retried
-// for a while. ENOTEMPTY (a child cgroup, another fleet's) keeps it.
+// for a while. A child cgroup (another fleet's: cgroupfs says EBUSY for it
+// too) keeps it at once.
 void remove_if_empty(const std::string& dir) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   while (::rmdir(dir.c_str()) != 0) {
     if (errno == ENOENT || errno == ENOTEMPTY) return;
     if (errno != EBUSY) throw Error::from_errno("rmdir", dir, errno);
+    if (has_child_cgroup(dir)) return;
     if (std::chrono::steady_clock::now() >= deadline) return;  // still in use: kept
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -73,7 +83,8 @@ std::vector<std::string> instance_cgroup_names(const FleetCgroup& fleet) {
   auto add_children = [&](const std::string& dir) {
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
-      if (entry.is_directory(ec)) names.insert(entry.path().filename().string());
+      if (entry.is_directory(ec) && is_valid_name(entry.path().filename().string()))
+        names.insert(entry.path().filename().string());
   };
   if (fleet.layout != Layout::v1_hybrid) {
     if (!fleet.dir.empty()) add_children(fleet.instances_dir());
@@ -83,6 +94,44 @@ std::vector<std::string> instance_cgroup_names(const FleetCgroup& fleet) {
     if (h.v2) add_children(fleet_dir(*h.v2, fleet.fleet));
   }
   return {names.begin(), names.end()};
+}
+
+std::string supervisor_cgroup_dir(const FleetCgroup& fleet) {
+  if (fleet.layout != Layout::v1_hybrid) return fleet.dir.empty() ? std::string() : fleet.supervisor_dir();
+  const Hierarchies& h = discover_hierarchies();
+  const Hierarchy* hier = h.v2 ? &*h.v2 : h.v1_for("pids");
+  if (!hier) return {};
+  return fleet_dir(*hier, fleet.fleet) + "/.supervisor";
+}
+
+std::vector<std::string> fleets_with_cgroups() {
+  std::set<std::string> names;
+  auto add_children = [&](const std::string& dir) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
+      if (entry.is_directory(ec) && is_valid_name(entry.path().filename().string()))
+        names.insert(entry.path().filename().string());
+  };
+  switch (detect_layout()) {
+    case Layout::v1_hybrid: {
+      const Hierarchies& h = discover_hierarchies();
+      for (const auto& v1 : h.v1) add_children(v1.own_dir + "/haco-fleet");
+      if (h.v2) add_children(h.v2->own_dir + "/haco-fleet");
+      break;
+    }
+    case Layout::v2_root:
+      add_children("/sys/fs/cgroup/haco-fleet");
+      break;
+    case Layout::v2_systemd:
+      break;
+  }
+  return {names.begin(), names.end()};
+}
+
+FleetCgroup unrecorded_fleet_cgroup(const std::string& fleet) {
+  FleetCgroup where{fleet, detect_layout(), "", ""};
+  if (where.layout == Layout::v2_root) where.dir = fleet_dir_v2_root(fleet);
+  return where;
 }
 
 void remove_fleet_cgroups(const FleetCgroup& fleet) {
@@ -96,6 +145,7 @@ void remove_fleet_cgroups(const FleetCgroup& fleet) {
     }
     return;
   }
+  if (std::string supervisor = supervisor_cgroup_dir(fleet); !supervisor.empty()) remove_if_empty(supervisor);
   const Hierarchies& h = discover_hierarchies();
   std::vector<const Hierarchy*> all;
   for (const auto& v1 : h.v1) all.push_back(&v1);

@@ -139,7 +139,22 @@ FleetCgroup delegated_own_cgroup(const std::string& fleet) {
 }
 
 FleetCgroup prepare_fleet_cgroup(FleetCgroup where, bool join_supervisor_leaf) {
-  if (where.layout == Layout::v1_hybrid) return where;
+  if (where.layout == Layout::v1_hybrid) {
+    // The instance cgroups are placed from this process's cgroups as they
+    // are now: discovered (and kept for the spawners it forks) before it
+    // moves into `.supervisor`.
+    discover_hierarchies();
+    std::string dir = supervisor_cgroup_dir(where);
+    if (join_supervisor_leaf && !dir.empty())
+      with_context("joining the supervisor's cgroup", [&] {
+        std::string fleet_level = dir.substr(0, dir.rfind('/'));
+        make_dir(fleet_level.substr(0, fleet_level.rfind('/')));
+        make_dir(fleet_level);
+        make_dir(dir);
+        write_kernel_file(dir + "/cgroup.procs", std::to_string(::getpid()));
+      });
+    return where;
+  }
   return with_context(fmt::format("preparing the cgroups of fleet '{}'", where.fleet), [&] {
     if (where.layout == Layout::v2_root) {
       std::string top = std::string(kV2Mount) + "/haco-fleet";

@@ -310,7 +310,9 @@ class Supervisor {
     for (const auto& name : accepted)
       if (std::find(ordered.begin(), ordered.end(), name) == ordered.end()) ordered.push_back(name);
     for (const auto& name : accepted) queue_.push_back(name);
-    mark_dirty();
+    // On disk before any of them is cloned: a supervisor killed from here on
+    // leaves records that the next `up` or `down` goes by.
+    save_state_now();
     if (operation->waiting.empty()) finish_start(*operation);
     dispatch();
   }

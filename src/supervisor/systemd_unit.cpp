@@ -12,12 +12,14 @@
 #include <cstdlib>
 #include <deque>
 #include <fstream>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <systemd/sd-daemon.h>
 
 #include "haco/error.hpp"
 #include "haco/fault_point.hpp"
+#include "haco/names.hpp"
 #include "haco/unique_fd.hpp"
 
 extern char** environ;
@@ -146,6 +148,29 @@ bool unit_is_active(const std::string& unit) {
   return result.status == 0 &&
          (result.output == "active" || result.output == "activating" || result.output == "deactivating" ||
           result.output == "reloading");
+}
+
+std::string unit_cgroup_dir(const std::string& unit) {
+  auto result = run({"systemctl", "show", "--property=ControlGroup", "--value", unit});
+  if (result.status != 0 || result.output.empty() || result.output.front() != '/') return {};
+  return "/sys/fs/cgroup" + result.output;
+}
+
+std::vector<std::string> fleets_with_units() {
+  std::vector<std::string> fleets;
+  auto result = run({"systemctl", "list-units", "--all", "--plain", "--no-legend", "haco-fleet-*.service"});
+  if (result.status != 0) return fleets;
+  std::istringstream lines(result.output);
+  for (std::string line; std::getline(lines, line);) {
+    std::string unit = line.substr(0, line.find(' '));
+    const std::string prefix = "haco-fleet-", suffix = ".service";
+    if (unit.size() <= prefix.size() + suffix.size() || unit.rfind(prefix, 0) != 0 ||
+        unit.compare(unit.size() - suffix.size(), suffix.size(), suffix) != 0)
+      continue;
+    std::string fleet = unit.substr(prefix.size(), unit.size() - prefix.size() - suffix.size());
+    if (is_valid_name(fleet)) fleets.push_back(fleet);
+  }
+  return fleets;
 }
 
 bool notify(const std::string& state) {

@@ -5,8 +5,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -15,6 +17,8 @@
 #include "haco/cgroup.hpp"
 #include "haco/error.hpp"
 #include "haco/fault_point.hpp"
+#include "haco/names.hpp"
+#include "haco/registry.hpp"
 #include "haco/rootfs.hpp"
 #include "haco/supervisor.hpp"
 #include "haco/systemd_unit.hpp"
@@ -183,10 +187,62 @@ std::optional<ControlClient> connect_with_deadline(const state::FleetPaths& path
   return client;
 }
 
-// Where the fleet's cgroups are, as its state recorded them.
+// Where the fleet's cgroups are: as its state recorded them, or (state
+// lost) where a fleet of that name has them on this host.
 cgroups::FleetCgroup recorded_cgroup(const state::FleetPaths& paths, const std::optional<state::FleetState>& fleet) {
   if (fleet) return fleet->cgroup;
-  return {paths.fleet, cgroups::Layout::v1_hybrid, "", ""};
+  auto where = cgroups::unrecorded_fleet_cgroup(paths.fleet);
+  if (where.layout == cgroups::Layout::v2_systemd) {
+    where.unit = systemd::fleet_unit_name(paths.fleet);
+    where.dir = systemd::unit_cgroup_dir(where.unit);
+  }
+  return where;
+}
+
+// The instances of the fleet that its state does not record (`recorded`):
+// a container started while the supervisor died before it wrote it down, a
+// rootfs prepared by an `up` killed before it asked for it, a fleet whose
+// state was lost. Found by their cgroups and by the fleet's claims; each
+// with the rootfs found for it (rootfs::find_unrecorded_rootfs).
+std::vector<InstanceRecord> unrecorded_instances(const state::FleetPaths& paths, const cgroups::FleetCgroup& cgroup,
+                                                 const std::vector<InstanceRecord>& recorded) {
+  std::set<std::string> known;
+  for (const auto& r : recorded) known.insert(r.name());
+  std::map<std::string, std::string> found;  // name -> the rootfs claimed for it
+  for (const auto& name : cgroups::instance_cgroup_names(cgroup))
+    if (!known.count(name)) found[name];
+  try {
+    if (auto claims = registry::load_claims(paths))
+      for (const auto& c : claims->instances)
+        if (!known.count(c.instance)) found[c.instance] = c.rootfs;
+  } catch (const Error&) {
+    // Unreadable claims: the cgroups still tell.
+  }
+  std::vector<InstanceRecord> out;
+  for (const auto& [name, rootfs] : found) {
+    InstanceRecord r;
+    r.spec.container.name = name;
+    r.rootfs = rootfs::find_unrecorded_rootfs(paths.data_root, name, rootfs);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+// With no state, the supervisor, its spawners and log writer are known only
+// by their cgroup: killed there (never this process).
+void kill_supervisor_cgroup(const cgroups::FleetCgroup& cgroup, Failures& failures) {
+  const std::string dir = cgroups::supervisor_cgroup_dir(cgroup);
+  if (dir.empty()) return;
+  failures.attempt("the supervisor's cgroup " + dir, [&] {
+    auto members = read_procs(dir);
+    if (members.empty()) return;
+    if (std::find(members.begin(), members.end(), ::getpid()) != members.end())
+      throw Error("it holds this process; stop its processes yourself");
+    for (int attempt = 0; attempt < 250 && !read_procs(dir).empty(); ++attempt) {
+      cgroups::kill_cgroup_members(dir);
+      std::this_thread::sleep_for(kPoll);
+    }
+  });
 }
 
 }  // namespace
@@ -195,7 +251,7 @@ void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& optio
   Failures failures;
   std::set<std::string> stopped;
   std::optional<state::FleetState> fleet;
-  failures.attempt("reading the state", [&] { fleet = state::load_state(paths); });
+  const bool state_read = failures.attempt("reading the state", [&] { fleet = state::load_state(paths); });
 
   bool supervised = false;
   try {
@@ -227,6 +283,18 @@ void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& optio
     stopped = remove_cgroups(fleet->cgroup, fleet->instances, failures);
   }
   auto cgroup = recorded_cgroup(paths, fleet);
+  if (!fleet && state_read) {
+    report(options, "no state: stopping what the fleet's cgroups hold");
+    kill_supervisor_cgroup(cgroup, failures);
+  }
+  // What the state does not record: found by cgroup and claim, killed there.
+  const std::vector<InstanceRecord> unrecorded =
+      unrecorded_instances(paths, cgroup, fleet ? fleet->instances : std::vector<InstanceRecord>{});
+  std::set<std::string> unrecorded_stopped;
+  if (!unrecorded.empty()) {
+    report(options, fmt::format("{} instance(s) not in the state (found by cgroup or claim)", unrecorded.size()));
+    unrecorded_stopped = remove_cgroups(cgroup, unrecorded, failures);
+  }
   failures.attempt("fleet cgroup", [&] { cgroups::remove_fleet_cgroups(cgroup); });
   // The unit `up` made for the fleet (not the unit of an `up --foreground`,
   // which ends by itself when its supervisor is gone).
@@ -245,13 +313,16 @@ void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& optio
         throw Error::from_errno("rmdir", cgroup.dir + " (the stopped unit's cgroup)", errno);
     });
   }
-  if (fleet) {
+  {
     report(options, options.purge ? "removing rootfs trees" : "unmounting rootfs");
     // Only what is proven stopped is unmounted or removed: a tree under a
     // process that survived the kill stays, and so does the state.
     std::vector<InstanceRecord> proven;
-    for (const auto& r : fleet->instances)
-      if (stopped.count(r.name())) proven.push_back(r);
+    if (fleet)
+      for (const auto& r : fleet->instances)
+        if (stopped.count(r.name())) proven.push_back(r);
+    for (const auto& r : unrecorded)
+      if (unrecorded_stopped.count(r.name())) proven.push_back(r);
     teardown_rootfs(paths.data_root, proven, [&](const InstanceRecord&) { return options.purge; }, failures);
   }
   if (options.purge)
@@ -305,32 +376,50 @@ void teardown_instances(const state::FleetPaths& paths, const std::vector<Instan
   failures.throw_if_any("removing the instances this `up` started");
 }
 
+bool fleet_left_traces(const state::FleetPaths& paths) {
+  if (std::filesystem::exists(paths.claims_file())) return true;
+  const auto cgroup = recorded_cgroup(paths, std::nullopt);
+  if (cgroup.layout == cgroups::Layout::v2_systemd && systemd::unit_is_active(cgroup.unit)) return true;
+  if (!cgroups::instance_cgroup_names(cgroup).empty()) return true;
+  const std::string supervisor = cgroups::supervisor_cgroup_dir(cgroup);
+  return !supervisor.empty() && !read_procs(supervisor).empty();
+}
+
+std::vector<std::string> fleets_without_state(const std::string& state_root) {
+  std::set<std::string> found;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(state_root, ec))
+    if (is_valid_name(entry.path().filename().string()) && std::filesystem::exists(entry.path() / "claims.json"))
+      found.insert(entry.path().filename().string());
+  for (const auto& f : cgroups::fleets_with_cgroups()) found.insert(f);
+  if (cgroups::detect_layout() == cgroups::Layout::v2_systemd)
+    for (const auto& f : systemd::fleets_with_units()) found.insert(f);
+  for (const auto& f : state::list_fleets(state_root)) found.erase(f);
+  return {found.begin(), found.end()};
+}
+
+void clear_leftovers(const state::FleetPaths& paths, const state::FleetState& fleet,
+                     const std::function<bool(const std::string&)>& wanted) {
+  std::vector<InstanceRecord> left;
+  for (const auto& r : fleet.instances)
+    if (wanted(r.name()) && !state::is_alive(r.process)) left.push_back(r);
+  for (auto& r : unrecorded_instances(paths, fleet.cgroup, fleet.instances))
+    if (wanted(r.name())) left.push_back(std::move(r));
+  if (left.empty()) return;
+  Failures failures;
+  const std::set<std::string> stopped = remove_cgroups(fleet.cgroup, left, failures);
+  std::vector<InstanceRecord> proven;
+  for (const auto& r : left)
+    if (stopped.count(r.name())) proven.push_back(r);
+  teardown_rootfs(paths.data_root, proven, [](const InstanceRecord&) { return false; }, failures);
+  failures.throw_if_any("clearing what fleet '" + paths.fleet + "' left of instances that do not run");
+}
+
 void clear_for_takeover(const state::FleetPaths& paths, const state::FleetState& fleet) {
   signal_if_same(fleet.supervisor, SIGKILL);
   for (const auto& spawner : fleet.spawners) signal_if_same(spawner, SIGKILL);
   wait_until([&] { return !state::is_alive(fleet.supervisor); }, kSupervisorExitWait);
-  std::vector<InstanceRecord> ended;
-  std::set<std::string> recorded;
-  for (const auto& r : fleet.instances) {
-    recorded.insert(r.name());
-    if (!state::is_alive(r.process)) ended.push_back(r);
-  }
-  // A container started while the supervisor died, before it was recorded,
-  // is found by its cgroup: killed there.
-  for (const auto& name : cgroups::instance_cgroup_names(fleet.cgroup))
-    if (!recorded.count(name)) {
-      InstanceRecord unrecorded;
-      unrecorded.spec.container.name = name;
-      ended.push_back(unrecorded);
-    }
-  if (ended.empty()) return;
-  Failures failures;
-  const std::set<std::string> stopped = remove_cgroups(fleet.cgroup, ended, failures);
-  std::vector<InstanceRecord> proven;
-  for (const auto& r : ended)
-    if (stopped.count(r.name())) proven.push_back(r);
-  teardown_rootfs(paths.data_root, proven, [](const InstanceRecord&) { return false; }, failures);
-  failures.throw_if_any("clearing the instances of fleet '" + paths.fleet + "' that ended without a supervisor");
+  clear_leftovers(paths, fleet, [](const std::string&) { return true; });
 }
 
 std::optional<FleetMemory> fleet_memory(const state::FleetState& fleet) {
