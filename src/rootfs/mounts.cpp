@@ -65,11 +65,43 @@ std::string upper_dir_option(const std::string& options) {
   return options.substr(start, end == std::string::npos ? std::string::npos : end - start);
 }
 
-// What mountinfo says about mount `id`, for messages.
-std::string describe_mount(std::uint64_t id) {
-  for (const MountInfo& m : read_mountinfo())
-    if (m.id == id) return fmt::format("{} '{}' at {}", m.fstype, m.source, m.mount_point);
-  return fmt::format("mount {}", id);
+// What stat says of `path`; nullopt when it does not exist.
+std::optional<struct stat> stat_of(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0) return st;
+  if (errno == ENOENT || errno == ENOTDIR) return std::nullopt;
+  throw Error::from_errno("stat", path, errno);
+}
+
+// Whether `m` is an overlay whose upper directory is `upper`.
+bool overlay_over(const MountInfo& m, const struct stat& upper) {
+  if (m.fstype != "overlay") return false;
+  const std::string dir = upper_dir_option(m.super_options);
+  struct stat st {};
+  // An upper directory that no longer resolves is not this one.
+  return !dir.empty() && stat(dir.c_str(), &st) == 0 && st.st_dev == upper.st_dev && st.st_ino == upper.st_ino;
+}
+
+struct MountAt {
+  UniqueFd fd;                     // O_PATH, on the mount's root
+  std::uint64_t id = 0;
+  std::optional<MountInfo> mount;  // its line in mountinfo, if listed when read
+};
+
+// The mount whose root `path` is, if it is one.
+std::optional<MountAt> mount_at(const std::string& path) {
+  UniqueFd fd = open_path(path);
+  if (!fd || !is_mount_root(fd.get(), path)) return std::nullopt;
+  MountAt at{std::move(fd), 0, std::nullopt};
+  at.id = mount_id_of(at.fd.get(), path);
+  for (MountInfo& m : read_mountinfo())
+    if (m.id == at.id) at.mount = std::move(m);
+  return at;
+}
+
+std::string describe(const MountAt& at) {
+  if (!at.mount) return fmt::format("mount {}, not listed in /proc/self/mountinfo", at.id);
+  return fmt::format("{} '{}' at {}", at.mount->fstype, at.mount->source, at.mount->mount_point);
 }
 
 }  // namespace
@@ -137,19 +169,10 @@ bool is_mount_point(const std::string& path) {
 }
 
 std::optional<MountInfo> overlay_mount_using_upper(const std::string& upper) {
-  struct stat want {};
-  if (stat(upper.c_str(), &want) < 0) {
-    if (errno == ENOENT || errno == ENOTDIR) return std::nullopt;
-    throw Error::from_errno("stat", upper, errno);
-  }
-  for (MountInfo& m : read_mountinfo()) {
-    if (m.fstype != "overlay") continue;
-    const std::string dir = upper_dir_option(m.super_options);
-    struct stat st {};
-    // An upper directory that no longer resolves is not this one.
-    if (dir.empty() || stat(dir.c_str(), &st) < 0) continue;
-    if (st.st_dev == want.st_dev && st.st_ino == want.st_ino) return std::move(m);
-  }
+  const auto want = stat_of(upper);
+  if (!want) return std::nullopt;
+  for (MountInfo& m : read_mountinfo())
+    if (overlay_over(m, *want)) return std::move(m);
   return std::nullopt;
 }
 
@@ -159,23 +182,22 @@ std::string overlay_using_upper(const std::string& upper) {
 }
 
 bool overlay_mounted_at(const std::string& rootfs, const std::string& upper) {
-  UniqueFd fd = open_path(rootfs);
-  if (!fd || !is_mount_root(fd.get(), rootfs)) return false;
-  auto overlay = overlay_mount_using_upper(upper);
-  return overlay && overlay->id == mount_id_of(fd.get(), rootfs);
+  auto at = mount_at(rootfs);
+  if (!at) return false;
+  const auto want = stat_of(upper);
+  return want && at->mount && overlay_over(*at->mount, *want);
 }
 
 bool unmount_overlay(const std::string& rootfs, const std::string& upper) {
-  UniqueFd fd = open_path(rootfs);
-  if (!fd || !is_mount_root(fd.get(), rootfs)) return false;
-  const std::uint64_t id = mount_id_of(fd.get(), rootfs);
-  auto overlay = overlay_mount_using_upper(upper);
-  if (!overlay || overlay->id != id)
+  auto at = mount_at(rootfs);
+  if (!at) return false;
+  const auto want = stat_of(upper);
+  if (!want || !at->mount || !overlay_over(*at->mount, *want))
     throw Error(fmt::format("refusing to unmount {}: what is mounted there ({}) is not the overlay over {}", rootfs,
-                            describe_mount(id), upper));
+                            describe(*at), upper));
   // The magic link names the mount the fd was proven on, whatever the path
   // (or a symlink on it) names by now.
-  const std::string by_fd = fmt::format("/proc/self/fd/{}", fd.get());
+  const std::string by_fd = fmt::format("/proc/self/fd/{}", at->fd.get());
   if (umount2(by_fd.c_str(), MNT_DETACH) < 0) {
     // Unmounted meanwhile by someone else.
     if (errno == EINVAL) return false;
