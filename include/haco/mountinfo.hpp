@@ -2,12 +2,15 @@
 // mounted where (the rootfs engine, cgroup discovery).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 namespace haco {
 
 struct MountInfo {
+  std::uint64_t id = 0;         // the mount's id, as statx(STATX_MNT_ID) reports it
+  std::uint64_t parent_id = 0;  // the mount it is mounted on (itself, or one not listed, at the top)
   std::string root;           // the path of the mounted filesystem that is mounted here
   std::string mount_point;    // unescaped
   std::string fstype;         // "overlay", "cgroup2", ...

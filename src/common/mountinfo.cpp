@@ -35,9 +35,9 @@ std::vector<MountInfo> read_mountinfo(const std::string& path) {
     if (dash == std::string::npos) continue;
     std::istringstream before(line.substr(0, dash));
     std::istringstream after(line.substr(dash + 3));
-    std::string id, parent, devno;
+    std::string devno;
     MountInfo m;
-    if (!(before >> id >> parent >> devno >> m.root >> m.mount_point)) continue;
+    if (!(before >> m.id >> m.parent_id >> devno >> m.root >> m.mount_point)) continue;
     if (!(after >> m.fstype >> m.source >> m.super_options)) continue;
     m.root = unescape(m.root);
     m.mount_point = unescape(m.mount_point);

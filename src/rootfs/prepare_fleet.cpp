@@ -228,7 +228,9 @@ std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& ins
     if (directory_in_use(inst.rootfs)) {
       out[i].reused = true;
       const std::string dir = instance_dir(options.data_root, inst.instance);
-      if (is_mount_point(inst.rootfs) && access(dir.c_str(), F_OK) == 0) {
+      // Recorded as this instance's overlay only when the mount there is
+      // proven to be it: teardown unmounts nothing else.
+      if (overlay_mounted_at(inst.rootfs, dir + "/upper")) {
         out[i].strategy = Strategy::overlay;
         out[i].upper_dir = dir + "/upper";
         out[i].work_dir = dir + "/work";
@@ -374,9 +376,7 @@ std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& ins
 
 void teardown(const PreparedRootfs& prepared, bool purge) {
   with_context(fmt::format("tearing down the rootfs of {}", prepared.instance), [&] {
-    if (prepared.strategy == Strategy::overlay && is_mount_point(prepared.rootfs)) {
-      if (umount2(prepared.rootfs.c_str(), MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
-        throw Error::from_errno("umount2", prepared.rootfs, errno);
+    if (prepared.strategy == Strategy::overlay && unmount_overlay(prepared.rootfs, prepared.upper_dir)) {
       // The empty mount point goes too: what is kept is the upper layer, in
       // the data root, and a bootstrap block that asks `Dir.exists?(root)`
       // must see the rootfs as not there (docs/bootstrap.md).

@@ -1,6 +1,7 @@
 // Removing a tree that an archive (or a container) filled: relative to open
 // directory fds, never following a symlink, refusing to descend into another
-// mount (and refusing up front when /proc/self/mountinfo lists one inside).
+// mount (and refusing up front when /proc/self/mountinfo lists one at or
+// inside it, by mount identity, rootfs/mounts.hpp).
 // On an ext4 mounted with `discard` every unlink of a file with data waits on
 // the device; io_uring unlinks within one tree were measured no faster (the
 // frees of one tree serialize), so trees are removed in parallel instead
@@ -23,13 +24,6 @@
 
 namespace haco::rootfs {
 namespace {
-
-std::uint64_t mount_id_of(int fd, const std::string& path) {
-  struct statx stx {};
-  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID, &stx) < 0)
-    throw Error::from_errno("statx", path, errno);
-  return stx.stx_mnt_id;
-}
 
 struct Identity {
   dev_t dev;
@@ -123,11 +117,16 @@ void remove_contents(int root_fd, std::uint64_t mount_id, const std::string& roo
   }
 }
 
+UniqueFd open_directory(const std::string& path) {
+  UniqueFd root(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!root) throw Error::from_errno("open", path, errno);
+  return root;
+}
+
 }  // namespace
 
 void remove_tree_contents(const std::string& path) {
-  UniqueFd root(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!root) throw Error::from_errno("open", path, errno);
+  UniqueFd root = open_directory(path);
   remove_contents(root.get(), mount_id_of(root.get(), path), path);
 }
 
@@ -141,9 +140,12 @@ void remove_tree(const std::string& path) {
     if (unlink(path.c_str()) < 0) throw Error::from_errno("unlink", path, errno);
     return;
   }
-  for (const std::string& m : mounts_at_or_under(path))
+  // Asked of the directory opened, by mount id and resolved path: a symlink
+  // on the way to `path` cannot hide a mount from the check.
+  UniqueFd root = open_directory(path);
+  for (const std::string& m : mounts_at_or_under(root.get(), path))
     throw Error(fmt::format("refusing to remove {}: {} is mounted", path, m));
-  remove_tree_contents(path);
+  remove_contents(root.get(), mount_id_of(root.get(), path), path);
   if (rmdir(path.c_str()) < 0) throw Error::from_errno("rmdir", path, errno);
 }
 

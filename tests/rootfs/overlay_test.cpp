@@ -12,6 +12,7 @@
 
 #include "archive_builder.hpp"
 #include "haco/error.hpp"
+#include "haco/mountinfo.hpp"
 #include "haco/rootfs.hpp"
 #include "rootfs/mounts.hpp"
 #include "temp_dir.hpp"
@@ -135,6 +136,122 @@ TEST(Overlay, IdmappedLowerShiftsEveryEntryAndIsolatesInstances) {
     EXPECT_FALSE(exists(p.upper_dir));
   }
   EXPECT_TRUE(exists(cache)) << "the image cache outlives the fleet";
+}
+
+// Mount points under `dir` as mountinfo spells them, read without the
+// functions under test.
+std::vector<std::string> mountinfo_under(const std::string& dir) {
+  std::vector<std::string> found;
+  for (const MountInfo& m : read_mountinfo())
+    if (m.mount_point.rfind(dir + "/", 0) == 0) found.push_back(m.mount_point);
+  return found;
+}
+
+// A fleet whose data root and rootfs base are symlinks into tmp/real.
+Fleet make_symlinked_fleet(const TempDir& tmp, const std::string& archive, int n) {
+  for (const char* d : {"real", "real/data", "real/roots"})
+    if (mkdir((tmp / d).c_str(), 0755) != 0) throw std::runtime_error(std::string("mkdir ") + d);
+  if (symlink("real/data", (tmp / "data-link").c_str()) != 0 || symlink("real/roots", (tmp / "roots-link").c_str()) != 0)
+    throw std::runtime_error("symlink");
+  Fleet f = make_fleet(tmp, archive, n);
+  for (int i = 0; i < n; ++i) f.instances[i].rootfs = tmp / ("roots-link/" + std::to_string(i));
+  f.options.data_root = tmp / "data-link";
+  return f;
+}
+
+TEST(Overlay, ASymlinkedDataRootAndRootfsBaseAreUnmountedKeptAndPurged) {
+  TempDir tmp;
+  const std::string archive = tmp / "image.tar.gz";
+  write_image(archive);
+  Fleet f = make_symlinked_fleet(tmp, archive, 2);
+  auto prepared = prepare_fleet(f.instances, f.options);
+  ASSERT_EQ(mountinfo_under(tmp.path()), (std::vector<std::string>{tmp / "real/roots/0", tmp / "real/roots/1"}));
+  for (const auto& p : prepared) {
+    ASSERT_EQ(p.strategy, Strategy::overlay);
+    EXPECT_TRUE(is_mount_point(p.rootfs)) << p.rootfs;
+    std::ofstream(p.rootfs + "/etc/new") << "kept\n";
+  }
+
+  teardown_fleet(prepared, false);
+  EXPECT_EQ(mountinfo_under(tmp.path()), std::vector<std::string>{}) << "teardown left an overlay mounted";
+  for (const auto& p : prepared) {
+    EXPECT_FALSE(exists(p.rootfs)) << "the empty mount point is left";
+    EXPECT_EQ(testing::read_file(p.upper_dir + "/etc/new"), "kept\n");
+  }
+
+  auto again = prepare_fleet(f.instances, f.options);
+  for (const auto& p : again) {
+    EXPECT_TRUE(p.reused);
+    EXPECT_EQ(p.strategy, Strategy::overlay);
+    EXPECT_EQ(testing::read_file(p.rootfs + "/etc/new"), "kept\n");
+  }
+  // Prepared once more while mounted: recognised as the instances' overlays.
+  auto mounted = prepare_fleet(f.instances, f.options);
+  for (const auto& p : mounted) {
+    EXPECT_TRUE(p.reused);
+    EXPECT_EQ(p.strategy, Strategy::overlay) << "the overlay at " << p.rootfs << " was not recognised";
+  }
+  EXPECT_EQ(mountinfo_under(tmp.path()).size(), 2u) << "nothing is mounted twice";
+
+  teardown_fleet(mounted, true);
+  EXPECT_EQ(mountinfo_under(tmp.path()), std::vector<std::string>{});
+  for (const auto& p : mounted) {
+    EXPECT_FALSE(exists(p.rootfs));
+    EXPECT_FALSE(exists(p.upper_dir));
+  }
+  EXPECT_TRUE(exists(tmp / ("real/data/images/" + file_digest(archive) + "/etc/hostname")))
+      << "the image cache outlives the fleet";
+}
+
+TEST(Overlay, PurgeNeverDeletesThroughALiveOverlayReachedThroughASymlink) {
+  TempDir tmp;
+  const std::string archive = tmp / "image.tar.gz";
+  write_image(archive);
+  Fleet f = make_symlinked_fleet(tmp, archive, 1);
+  auto prepared = prepare_fleet(f.instances, f.options);
+  const PreparedRootfs& p = prepared[0];
+  std::ofstream(p.rootfs + "/etc/new") << "precious\n";
+  const std::string cache = tmp / ("real/data/images/" + file_digest(archive));
+  const std::string mounted_at = tmp / "real/roots/0";
+  auto intact = [&] {
+    EXPECT_EQ(testing::read_file(p.rootfs + "/etc/new"), "precious\n");
+    EXPECT_EQ(testing::read_file(p.rootfs + "/etc/hostname"), "box\n");
+    EXPECT_EQ(testing::read_file(cache + "/etc/hostname"), "box\n");
+    EXPECT_TRUE(exists(cache + "/usr/bin/passwd"));
+    EXPECT_EQ(testing::read_file(p.upper_dir + "/etc/new"), "precious\n");
+  };
+
+  // Recorded as a plain tree (a state that lost track of the overlay): the
+  // purge refuses the mount it finds, by its resolved path.
+  PreparedRootfs as_tree = p;
+  as_tree.strategy = Strategy::extract;
+  as_tree.upper_dir.clear();
+  try {
+    teardown(as_tree, true);
+    ADD_FAILURE() << "purged through a live overlay";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("refusing to remove " + p.rootfs + ": " + mounted_at + " is mounted"),
+              std::string::npos)
+        << e.what();
+  }
+  intact();
+
+  // Something else mounted over the overlay: not unmounted, not purged.
+  ASSERT_EQ(mount("haco-test-over", p.rootfs.c_str(), "tmpfs", 0, "size=1m"), 0);
+  try {
+    teardown(p, true);
+    ADD_FAILURE() << "purged under a mount that is not the overlay";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("refusing to unmount " + p.rootfs), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("tmpfs 'haco-test-over' at " + mounted_at), std::string::npos) << e.what();
+  }
+  ASSERT_EQ(umount2(p.rootfs.c_str(), MNT_DETACH), 0);
+  intact();
+
+  teardown(p, true);
+  EXPECT_EQ(mountinfo_under(tmp.path()), std::vector<std::string>{});
+  EXPECT_FALSE(exists(p.upper_dir));
+  EXPECT_EQ(testing::read_file(cache + "/etc/hostname"), "box\n");
 }
 
 TEST(Overlay, TeardownWithoutPurgeUnmountsAndKeepsTheUpperLayer) {
