@@ -117,6 +117,9 @@ struct FleetState {
   std::int64_t created_at_unix_ms = 0;
   ProcessIdentity supervisor;
   std::vector<ProcessIdentity> spawners;
+  // The fleet's log writer (log_writer.hpp); pid -1 when none was recorded.
+  // It outlives a supervisor killed with SIGKILL.
+  ProcessIdentity log_writer;
   cgroups::FleetCgroup cgroup;      // where its cgroups are (and its systemd unit)
   std::vector<InstanceRecord> instances;
 

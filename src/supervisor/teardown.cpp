@@ -29,6 +29,9 @@ constexpr auto kPoll = std::chrono::milliseconds(20);
 constexpr auto kKillWait = std::chrono::milliseconds(5000);
 // How long a supervisor may take to exit after it said it is done.
 constexpr auto kSupervisorExitWait = std::chrono::milliseconds(5000);
+// How long the log writer may take, once the instances are stopped, to write
+// what they left in their pipes and exit.
+constexpr auto kLogWriterExitWait = std::chrono::milliseconds(5000);
 
 // Signals `who` only if it is still the process we recorded: the pidfd pins
 // the process, then its start time is compared.
@@ -223,6 +226,14 @@ void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& optio
     }
     report(options, "removing cgroups");
     stopped = remove_cgroups(fleet->cgroup, fleet->instances, failures);
+    // With the instances gone, their pipes end and the writer exits by
+    // itself; one that does not (an instance that survived) is killed.
+    if (!wait_until([&] { return !state::is_alive(fleet->log_writer); }, kLogWriterExitWait)) {
+      report(options, "killing the log writer");
+      signal_if_same(fleet->log_writer, SIGKILL);
+      if (!wait_until([&] { return !state::is_alive(fleet->log_writer); }, kKillWait))
+        failures.note(fmt::format("the log writer (pid {}) is still running", fleet->log_writer.pid));
+    }
   }
   auto cgroup = recorded_cgroup(paths, fleet);
   failures.attempt("fleet cgroup", [&] { cgroups::remove_fleet_cgroups(cgroup); });
@@ -309,6 +320,12 @@ std::optional<FleetMemory> fleet_memory(const state::FleetState& fleet) {
       memory.total.pss_kib += usage->pss_kib;
     }
   }
+  if (state::is_alive(fleet.log_writer))
+    if (auto usage = state::read_memory(fleet.log_writer.pid)) {
+      memory.log_writer = usage;
+      memory.total.rss_kib += usage->rss_kib;
+      memory.total.pss_kib += usage->pss_kib;
+    }
   return memory;
 }
 
