@@ -140,12 +140,18 @@ std::string_view PipePeek::look(int pipe, std::size_t bytes) {
 
 DrainResult drain_pipe_into_log(int pipe, InstanceLogFile& log, PipePeek& peek, std::uint64_t budget) {
   DrainResult result;
+  bool looked_again = false;
   while (result.moved < budget) {
     const std::size_t available = bytes_waiting(pipe);
     if (available == 0) {
       auto ended = empty_pipe_ended(pipe);
-      if (!ended) continue;
-      result.end_of_file = *ended;
+      // Bytes that arrived meanwhile are counted once more; after that they
+      // wait for the next readiness.
+      if (!ended && !looked_again) {
+        looked_again = true;
+        continue;
+      }
+      result.end_of_file = ended.value_or(false);
       return result;
     }
     const std::uint64_t space = log.size() < log.max_bytes() ? log.max_bytes() - log.size() : 0;
