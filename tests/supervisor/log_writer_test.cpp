@@ -191,5 +191,16 @@ TEST_F(LogWriterTest, AKilledLogWriterIsReplacedAndNoLineIsLost) {
   down_leaves_nothing();
 }
 
+// Each launch of a restarted instance writes through a pipe of its own, into
+// the same log.
+TEST_F(LogWriterTest, EveryLaunchOfARestartedInstanceAppendsToItsLog) {
+  up_writing("echo launched; exit 3", "--restart on-failure:2");
+  ASSERT_TRUE(wait_for([&] { return instance_state() == "failed"; }, 30s)) << instance_state();
+  EXPECT_EQ(ps_json()["fleets"][0]["instances"][0]["restarts"], 2);
+  ASSERT_TRUE(wait_for([&] { return file_or_empty(log_) == "launched\nlaunched\nlaunched\n"; }, 10s))
+      << file_or_empty(log_);
+  down_leaves_nothing();
+}
+
 }  // namespace
 }  // namespace haco::testing
