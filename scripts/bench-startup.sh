@@ -363,7 +363,8 @@ run_fleet() {
   say "N=$count b $label: ${result[b_$label,$count]} s"
   if [ "$label" = warm ]; then
     # haco-fleet's own processes: the supervisor and its children that are not
-    # instances (the spawners); containers are the supervisor's children too.
+    # instances (the spawners and the log writer); containers are the
+    # supervisor's children too.
     local json supervisor instances own
     json=$(fleet ps --json)
     supervisor=$(jq -r '.fleets[0].supervisor.pid' <<<"$json")
@@ -460,6 +461,6 @@ for n in "${counts[@]}"; do
   echo "$line"
   if [ -n "${result[b_own,$n]:-}" ]; then
     read -r rss pss <<<"${result[b_own,$n]}"
-    echo "N=$n haco-fleet supervisor+spawners (${result[b_own_n,$n]} processes): RSS $(mb "$rss"), PSS $(mb "$pss")"
+    echo "N=$n haco-fleet supervisor+spawners+log writer (${result[b_own_n,$n]} processes): RSS $(mb "$rss"), PSS $(mb "$pss")"
   fi
 done

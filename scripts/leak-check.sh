@@ -2,9 +2,10 @@
 # Fails when the test suite left anything behind: run by ctest after every
 # test that starts containers (test leak_check, fixture haco_leak_check).
 # Looks for the tests' temporary trees and mounts under them, haco-fleet
-# cgroups, systemd units and supervisor or spawner processes of fleets that
-# have no state in the default state root (the tests use temporary roots,
-# so a fleet an operator runs with the defaults is not counted).
+# cgroups, systemd units and supervisor, spawner or log writer processes of
+# fleets that have no state in the default state root (the tests use
+# temporary roots, so a fleet an operator runs with the defaults is not
+# counted).
 #   scripts/leak-check.sh [BUILD_DIR]
 set -uo pipefail
 build=${1:-}
@@ -62,13 +63,13 @@ if [ -d /run/systemd/system ]; then
   done < <(systemctl list-units --all --plain --no-legend 'haco-fleet-*.service' 2>/dev/null)
 fi
 
-# Supervisors and spawners ("haco-fleet: supervisor FLEET", "haco-fleet:
-# spawner FLEET N").
+# Supervisors, spawners and log writers ("haco-fleet: supervisor FLEET",
+# "haco-fleet: spawner FLEET N", "haco-fleet: logs FLEET").
 for cmdline in /proc/[0-9]*/cmdline; do
   first=
   { read -r -d '' first <"$cmdline"; } 2>/dev/null
   case $first in
-    "haco-fleet: supervisor "*|"haco-fleet: spawner "*)
+    "haco-fleet: supervisor "*|"haco-fleet: spawner "*|"haco-fleet: logs "*)
       fleet=$(awk '{ print $3 }' <<<"$first")
       pid=${cmdline#/proc/}
       pid=${pid%/cmdline}

@@ -18,9 +18,11 @@ namespace haco::runtime {
 
 struct LaunchRequest {
   InstanceSpec instance;
-  // Where stdout/stderr of a daemonized init go (appended); for a
-  // non-daemonized init they are inherited.
+  // Where stdout/stderr of a daemonized init go: `output_fd` when it is open
+  // (the write end of the pipe the fleet's log writer reads), else the file
+  // `log_path` (appended). A non-daemonized init inherits the caller's.
   std::string log_path;
+  int output_fd = -1;
   // The instance's cgroup, already created; the child joins it before exec
   // (CLONE_INTO_CGROUP on v2, cgroup.procs written by the parent on v1).
   const cgroups::InstanceCgroup* cgroup = nullptr;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -122,6 +123,9 @@ struct FleetState {
   std::int64_t created_at_unix_ms = 0;
   ProcessIdentity supervisor;
   std::vector<ProcessIdentity> spawners;
+  // The fleet's log writer (log_writer.hpp); pid -1 when none was recorded.
+  // It outlives a supervisor killed with SIGKILL.
+  ProcessIdentity log_writer;
   cgroups::FleetCgroup cgroup;      // where its cgroups are (and its systemd unit)
   std::vector<InstanceRecord> instances;
 
@@ -151,13 +155,24 @@ void save_state(const FleetPaths& paths, const FleetState& state);
 // directory whose name is not a valid fleet name is not one of ours.
 std::vector<std::string> list_fleets(const std::string& state_root);
 
+// Who holds a fleet's lock: "up" or "down" and the process.
+struct LockHolder {
+  std::string role;
+  ProcessIdentity process;
+};
+
 // An exclusive flock on the fleet's lock file, held for the object's life.
-// Serialises `up` and `down` of one fleet.
+// Serialises `up` and `down` of one fleet. The holder writes its role and
+// identity into the file, so that a `down` can interrupt an `up` in progress.
 class FleetLock {
  public:
   // Creates the fleet directory if needed. With `wait` false, throws when
   // another process holds the lock; with `wait` true, blocks until it is free.
-  static FleetLock acquire(const FleetPaths& paths, bool wait);
+  static FleetLock acquire(const FleetPaths& paths, bool wait, std::string_view role = "up");
+  // nullopt when another process holds the lock.
+  static std::optional<FleetLock> try_acquire(const FleetPaths& paths, std::string_view role);
+  // What the lock file says of its holder (the last one, if none holds it now).
+  static std::optional<LockHolder> holder(const FleetPaths& paths);
   FleetLock(FleetLock&&) = default;
   FleetLock& operator=(FleetLock&&) = default;
   // Drops the lock (the file stays; removing the fleet directory removes it).

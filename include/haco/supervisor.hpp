@@ -70,8 +70,9 @@ struct SupervisorConfig {
 };
 
 // The descriptors a supervisor needs for `instances` instances and
-// `spawners` spawners: a pidfd per instance, a socket and a pidfd per
-// spawner, and room for its control sessions, state and log files.
+// `spawners` spawners: a pidfd and the read end of an output pipe per
+// instance, a socket and a pidfd per spawner, and room for the log writer's
+// socket and pidfd, its control sessions, state and log files.
 std::uint64_t supervisor_open_files_needed(std::uint64_t instances, unsigned spawners);
 
 // The command line that starts a supervisor: the hidden `supervise`
@@ -89,7 +90,10 @@ state::ProcessIdentity start_supervisor(const SupervisorConfig& config);
 
 // The supervisor process itself; returns its exit status. It raises its soft
 // RLIMIT_NOFILE to the hard limit first (haco/open_files.hpp), and refuses a
-// start request whose pidfds would not fit in it.
+// start request whose pidfds and pipes would not fit in it. It forks the
+// fleet's log writer (src/supervisor/log_writer.hpp), which writes every
+// instance's stdout and stderr to its log and outlives a SIGKILL of the
+// supervisor.
 int run_supervisor(SupervisorConfig config);
 
 // A connection to a fleet's supervisor: one JSON object per line each way.
@@ -149,12 +153,6 @@ void teardown_instances(const state::FleetPaths& paths, const std::vector<state:
 // fleet lock. Throws listing what could not be cleared.
 void clear_for_takeover(const state::FleetPaths& paths, const state::FleetState& fleet);
 
-// What an `up` or a supervisor killed half-way left of the instances for
-// which `wanted` says yes and that do not run: a container found in their
-// cgroup but not recorded (killed), their cgroups, an overlay still mounted
-// (unmounted, the upper layer kept). Recorded instances that run are left
-// alone. Instances not recorded are found by cgroup and by the fleet's
-// claims. Throws listing what could not be cleared.
 // A fleet without state (lost, or never written) that still has something
 // on the host: claims, instance cgroups, a supervisor in its cgroup, a unit.
 bool fleet_left_traces(const state::FleetPaths& paths);
@@ -163,14 +161,21 @@ bool fleet_left_traces(const state::FleetPaths& paths);
 // claims without fleet.json, fleets' cgroups, fleets' units.
 std::vector<std::string> fleets_without_state(const std::string& state_root);
 
+// What an `up` or a supervisor killed half-way left of the instances for
+// which `wanted` says yes and that do not run: a container found in their
+// cgroup but not recorded (killed), their cgroups, an overlay still mounted
+// (unmounted, the upper layer kept). Recorded instances that run are left
+// alone. Instances not recorded are found by cgroup and by the fleet's
+// claims. Throws listing what could not be cleared.
 void clear_leftovers(const state::FleetPaths& paths, const state::FleetState& fleet,
                      const std::function<bool(const std::string&)>& wanted);
 
-// Memory of the supervisor and its spawners (smaps_rollup), for `ps --json`
-// and the benchmark.
+// Memory of the supervisor, its spawners and its log writer (smaps_rollup),
+// for `ps --json` and the benchmark.
 struct FleetMemory {
   state::MemoryUsage supervisor;
   std::vector<state::MemoryUsage> spawners;
+  std::optional<state::MemoryUsage> log_writer;
   state::MemoryUsage total;
 };
 std::optional<FleetMemory> fleet_memory(const state::FleetState& state);

@@ -1,4 +1,8 @@
 // haco-fleet down: stop a fleet and remove everything it put on the host.
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -13,8 +17,29 @@
 #include "haco/printable.hpp"
 #include "haco/state.hpp"
 #include "haco/supervisor.hpp"
+#include "haco/unique_fd.hpp"
 
 namespace haco::cli {
+
+namespace {
+
+// The fleet's lock; an `up` that holds it (still starting instances, or
+// `up --foreground` keeping its fleet) is interrupted as Ctrl-C would: it
+// stops and removes what it started, then `down` takes the rest.
+state::FleetLock lock_interrupting_up(const state::FleetPaths& paths, observe::ProgressReporter& progress) {
+  if (auto lock = state::FleetLock::try_acquire(paths, "down")) return std::move(*lock);
+  if (auto holder = state::FleetLock::holder(paths); holder && holder->role == "up") {
+    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, holder->process.pid, 0)));
+    if (pidfd && state::is_alive(holder->process)) {
+      progress.message(fmt::format("{}: an `up` is in progress (pid {}): interrupting it", paths.fleet,
+                                   holder->process.pid));
+      ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGINT, nullptr, 0);
+    }
+  }
+  return state::FleetLock::acquire(paths, true, "down");
+}
+
+}  // namespace
 
 void add_down_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
   auto* cmd = app.add_subcommand("down", "Stop a fleet and remove its processes, cgroups, mounts and state");
@@ -71,7 +96,7 @@ void add_down_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
       teardown.purge = options->purge;
       teardown.progress = [&](std::string_view step) { progress.message(fmt::format("{}: {}", fleet, step)); };
       try {
-        auto lock = state::FleetLock::acquire(paths, true);
+        auto lock = lock_interrupting_up(paths, progress);
         supervisor::teardown_fleet(paths, teardown);
         progress.step("down", fleet);
       } catch (const Error& e) {

@@ -70,12 +70,16 @@ nlohmann::json fleet_json(const state::FleetState& fleet, bool supervised) {
     auto usage = [](const state::MemoryUsage& u) { return nlohmann::json{{"rss_kib", u.rss_kib}, {"pss_kib", u.pss_kib}}; };
     nlohmann::json spawners = nlohmann::json::array();
     for (const auto& s : m->spawners) spawners.push_back(usage(s));
-    memory = {{"supervisor", usage(m->supervisor)}, {"spawners", spawners}, {"total", usage(m->total)}};
+    memory = {{"supervisor", usage(m->supervisor)},
+              {"spawners", spawners},
+              {"log_writer", m->log_writer ? usage(*m->log_writer) : nlohmann::json()},
+              {"total", usage(m->total)}};
   }
   return {{"fleet", fleet.fleet},
           {"definition", fleet.definition},
           {"restart_policy", fleet.restart_policy},
           {"supervisor", {{"pid", fleet.supervisor.pid}, {"running", supervised}}},
+          {"log_writer", {{"pid", fleet.log_writer.pid}, {"running", state::is_alive(fleet.log_writer)}}},
           {"unit", fleet.cgroup.unit.empty() ? nlohmann::json() : nlohmann::json(fleet.cgroup.unit)},
           {"cgroup", {{"layout", cgroups::layout_name(fleet.cgroup.layout)},
                       {"dir", fleet.cgroup.dir.empty() ? nlohmann::json() : nlohmann::json(fleet.cgroup.dir)}}},

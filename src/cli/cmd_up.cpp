@@ -166,8 +166,8 @@ class Up {
   Up(const GlobalOptions& global, const UpOptions& options) : global_(global), options_(options) {}
 
   int run() {
-    // A probe socket per instance here, a pidfd per instance in the
-    // supervisor (which inherits this limit, and raises its own too when it
+    // A probe socket per instance here, a pidfd and a pipe per instance in
+    // the supervisor (which inherits this limit, and raises its own too when it
     // runs as a unit): the soft limit goes up to the hard limit first. The
     // containers get back the limit found here.
     open_files_ = raise_open_file_limit();

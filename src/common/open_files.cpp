@@ -25,9 +25,9 @@ OpenFileLimit raise_open_file_limit() {
 
 void check_open_file_need(std::uint64_t needed, const OpenFileLimit& limit, const std::string& what) {
   if (needed <= limit.hard) return;
-  throw InputError(fmt::format("{} needs about {} open files (one pidfd per instance in the supervisor), but the "
-                               "hard limit of open files is {}; raise it (ulimit -Hn as root, or LimitNOFILE= in a "
-                               "unit) or start fewer instances",
+  throw InputError(fmt::format("{} needs about {} open files (a pidfd and a pipe per instance in the supervisor), but "
+                               "the hard limit of open files is {}; raise it (ulimit -Hn as root, or LimitNOFILE= in "
+                               "a unit) or start fewer instances",
                                what, needed, limit.hard));
 }
 

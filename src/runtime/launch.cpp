@@ -85,8 +85,9 @@ std::uint64_t clone_flags(const LaunchRequest& r) {
 
 ChildStdio open_stdio(const LaunchRequest& r, UniqueFd& stdin_fd, UniqueFd& output_fd) {
   if (!r.instance.container.daemonize) return {};
-  if (r.log_path.empty()) throw Error("a daemonized container needs a log path");
+  if (r.output_fd < 0 && r.log_path.empty()) throw Error("a daemonized container needs a log path or an output pipe");
   stdin_fd.reset(static_cast<int>(check_sys(::open("/dev/null", O_RDONLY | O_CLOEXEC), "open", "/dev/null")));
+  if (r.output_fd >= 0) return {stdin_fd.get(), r.output_fd};
   output_fd.reset(static_cast<int>(check_sys(
       ::open(r.log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640), "open", r.log_path)));
   return {stdin_fd.get(), output_fd.get()};

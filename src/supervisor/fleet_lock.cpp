@@ -3,7 +3,10 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
+#include <unistd.h>
+
 #include <cerrno>
+#include <fstream>
 
 #include "haco/error.hpp"
 #include "haco/state.hpp"
@@ -20,21 +23,52 @@ bool still_named(int fd, const std::string& path) {
   return held.st_dev == named.st_dev && held.st_ino == named.st_ino;
 }
 
+// "<role> <pid> <start time>" for whoever wants to know who holds it.
+void write_holder(int fd, std::string_view role, const std::string& path) {
+  auto self = identify(::getpid());
+  std::string line = std::string(role) + " " + std::to_string(::getpid()) + " " +
+                     std::to_string(self ? self->start_time : 0) + "\n";
+  check_sys(::ftruncate(fd, 0), "ftruncate", path);
+  check_sys(::pwrite(fd, line.data(), line.size(), 0), "pwrite", path);
+}
+
 }  // namespace
 
-FleetLock FleetLock::acquire(const FleetPaths& paths, bool wait) {
+std::optional<LockHolder> FleetLock::holder(const FleetPaths& paths) {
+  std::ifstream in(paths.lock_file());
+  LockHolder holder;
+  if (!(in >> holder.role >> holder.process.pid >> holder.process.start_time)) return std::nullopt;
+  return holder;
+}
+
+std::optional<FleetLock> FleetLock::try_acquire(const FleetPaths& paths, std::string_view role) {
   for (;;) {
     paths.make_directories();
     UniqueFd fd(::open(paths.lock_file().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
     check_sys(fd.get(), "open", paths.lock_file());
     if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
       if (errno != EWOULDBLOCK) throw Error::from_errno("flock", paths.lock_file(), errno);
-      if (!wait)
-        throw Error("fleet '" + paths.fleet + "' is busy: another `up` or `down` holds " + paths.lock_file());
-      while (::flock(fd.get(), LOCK_EX) != 0)
-        if (errno != EINTR) throw Error::from_errno("flock", paths.lock_file(), errno);
+      return std::nullopt;
     }
-    if (still_named(fd.get(), paths.lock_file())) return FleetLock(std::move(fd));
+    if (still_named(fd.get(), paths.lock_file())) {
+      write_holder(fd.get(), role, paths.lock_file());
+      return FleetLock(std::move(fd));
+    }
+  }
+}
+
+FleetLock FleetLock::acquire(const FleetPaths& paths, bool wait, std::string_view role) {
+  for (;;) {
+    if (auto lock = try_acquire(paths, role)) return std::move(*lock);
+    if (!wait) throw Error("fleet '" + paths.fleet + "' is busy: another `up` or `down` holds " + paths.lock_file());
+    UniqueFd fd(::open(paths.lock_file().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    check_sys(fd.get(), "open", paths.lock_file());
+    while (::flock(fd.get(), LOCK_EX) != 0)
+      if (errno != EINTR) throw Error::from_errno("flock", paths.lock_file(), errno);
+    if (still_named(fd.get(), paths.lock_file())) {
+      write_holder(fd.get(), role, paths.lock_file());
+      return FleetLock(std::move(fd));
+    }
   }
 }
 

@@ -1,37 +1,197 @@
-// Instance logs: one file per instance, capped in size. The init keeps its
-// descriptor open in O_APPEND mode, so a full log is copied to <log>.1 and
-// truncated in place (the init's next write lands at the new end).
+// Instance logs: one file per instance, fed from the container's output pipe
+// by splice(), capped in size by renaming a full file to <log>.1.
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <optional>
 
 #include "haco/error.hpp"
 #include "haco/layout.hpp"
-#include "haco/unique_fd.hpp"
 #include "supervisor/instance_log.hpp"
 
 namespace haco::supervisor {
+namespace {
+
+// What read() takes at once when bytes are dropped.
+constexpr std::size_t kDiscardChunk = 64 * 1024;
+
+// Whether `pipe`, found empty, has no writer left: POLLHUP without POLLIN.
+// nullopt when bytes arrived after all.
+std::optional<bool> empty_pipe_ended(int pipe) {
+  pollfd p{pipe, POLLIN, 0};
+  while (::poll(&p, 1, 0) < 0)
+    if (errno != EINTR) throw Error::from_errno("poll", "a container's output pipe", errno);
+  if (p.revents & POLLIN) return std::nullopt;
+  return (p.revents & POLLHUP) != 0;
+}
+
+std::size_t bytes_waiting(int pipe) {
+  int waiting = 0;
+  check_sys(::ioctl(pipe, FIONREAD, &waiting), "ioctl(FIONREAD)", "a container's output pipe");
+  return static_cast<std::size_t>(std::max(waiting, 0));
+}
+
+}  // namespace
 
 void prepare_instance_log(const std::string& path) {
   layout::make_private_directory(std::filesystem::path(path).parent_path());
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600));
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
   check_sys(fd.get(), "open", path);
   // What an init writes is for root only (a log made by an older run was 0640).
   check_sys(::fchmod(fd.get(), 0600), "fchmod", path);
 }
 
-bool rotate_instance_log(const std::string& path, std::uint64_t max_bytes) {
+LogChunkPlan plan_log_chunk(std::uint64_t size, std::uint64_t max_bytes, std::size_t available,
+                            std::string_view head) {
+  const std::uint64_t space = size < max_bytes ? max_bytes - size : 0;
+  if (available <= space) return {available, false};
+  const std::size_t fits = static_cast<std::size_t>(std::min<std::uint64_t>(space, available));
+  const std::string_view view = head.substr(0, std::min(head.size(), fits));
+  if (auto newline = view.rfind('\n'); newline != std::string_view::npos) return {newline + 1, true};
+  // The line that starts here does not fit: it starts the next file.
+  if (size > 0) return {0, true};
+  // A line longer than the whole cap: cut at the cap.
+  return {view.empty() ? fits : view.size(), true};
+}
+
+InstanceLogFile::InstanceLogFile(std::string path, std::uint64_t max_bytes)
+    : path_(std::move(path)), max_bytes_(max_bytes) {
+  std::filesystem::path p(path_);
+  name_ = p.filename();
+  std::string dir = p.parent_path();
+  dir_.reset(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  check_sys(dir_.get(), "open", dir);
+  open_file();
+}
+
+void InstanceLogFile::open_file() {
+  // O_NONBLOCK: a FIFO put in the log's place cannot hold the writer up.
+  UniqueFd file(::openat(dir_.get(), name_.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
+  check_sys(file.get(), "open", path_);
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 || static_cast<std::uint64_t>(st.st_size) <= max_bytes) return false;
-  std::string rotated = path + ".1";
-  std::error_code ec;
-  std::filesystem::copy_file(path, rotated, std::filesystem::copy_options::overwrite_existing, ec);
-  if (ec) throw Error::from_errno("copy", path + " -> " + rotated, ec.value());
-  check_sys(::chmod(rotated.c_str(), 0600), "chmod", rotated);
-  check_sys(::truncate(path.c_str(), 0), "truncate", path);
-  return true;
+  check_sys(::fstat(file.get(), &st), "fstat", path_);
+  if (!S_ISREG(st.st_mode)) throw Error(path_ + " is not a regular file");
+  size_ = static_cast<std::uint64_t>(st.st_size);
+  file_ = std::move(file);
+}
+
+std::size_t InstanceLogFile::append_from_pipe(int pipe, std::size_t bytes) {
+  if (!file_) open_file();
+  // An explicit offset (splice refuses O_APPEND files): the end as this
+  // writer knows it, the file's size when it was opened plus what it wrote.
+  loff_t offset = static_cast<loff_t>(size_);
+  for (;;) {
+    ssize_t n = ::splice(pipe, nullptr, file_.get(), &offset, bytes, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n >= 0) {
+      size_ = static_cast<std::uint64_t>(offset);
+      return static_cast<std::size_t>(n);
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) return 0;
+    throw Error::from_errno("splice", path_, errno);
+  }
+}
+
+void InstanceLogFile::rotate() {
+  const std::string rotated = name_ + ".1";
+  // A log removed meanwhile has nothing to keep: a new one starts.
+  if (::renameat(dir_.get(), name_.c_str(), dir_.get(), rotated.c_str()) != 0 && errno != ENOENT)
+    throw Error::from_errno("rename", path_ + " -> " + path_ + ".1", errno);
+  file_.reset();
+  size_ = 0;
+  // When this fails the next append tries again.
+  open_file();
+}
+
+PipePeek::PipePeek() {
+  int fds[2];
+  check_sys(::pipe2(fds, O_CLOEXEC | O_NONBLOCK), "pipe2", "the log writer's peek pipe");
+  read_end_.reset(fds[0]);
+  write_end_.reset(fds[1]);
+}
+
+std::string_view PipePeek::look(int pipe, std::size_t bytes) {
+  // tee() copies whole buffers of `pipe` (a container may have grown it with
+  // F_SETPIPE_SZ): this pipe gets as much room, so that it takes all `bytes`.
+  const long wanted = ::fcntl(pipe, F_GETPIPE_SZ);
+  if (wanted > ::fcntl(write_end_.get(), F_GETPIPE_SZ))
+    check_sys(::fcntl(write_end_.get(), F_SETPIPE_SZ, static_cast<int>(wanted)), "fcntl(F_SETPIPE_SZ)",
+              "the log writer's peek pipe");
+  ssize_t copied;
+  while ((copied = ::tee(pipe, write_end_.get(), bytes, SPLICE_F_NONBLOCK)) < 0) {
+    if (errno == EAGAIN) return {};
+    if (errno != EINTR) throw Error::from_errno("tee", "a container's output pipe", errno);
+  }
+  buffer_.resize(static_cast<std::size_t>(copied));
+  std::size_t got = 0;
+  while (got < buffer_.size()) {
+    ssize_t n = ::read(read_end_.get(), buffer_.data() + got, buffer_.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw Error::from_errno("read", "the log writer's peek pipe", n < 0 ? errno : EIO);
+    got += static_cast<std::size_t>(n);
+  }
+  return {buffer_.data(), buffer_.size()};
+}
+
+DrainResult drain_pipe_into_log(int pipe, InstanceLogFile& log, PipePeek& peek, std::uint64_t budget) {
+  DrainResult result;
+  bool looked_again = false;
+  while (result.moved < budget) {
+    const std::size_t available = bytes_waiting(pipe);
+    if (available == 0) {
+      auto ended = empty_pipe_ended(pipe);
+      // Bytes that arrived meanwhile are counted once more; after that they
+      // wait for the next readiness.
+      if (!ended && !looked_again) {
+        looked_again = true;
+        continue;
+      }
+      result.end_of_file = ended.value_or(false);
+      return result;
+    }
+    const std::uint64_t space = log.size() < log.max_bytes() ? log.max_bytes() - log.size() : 0;
+    std::string_view head;
+    if (available > space && space > 0)
+      head = peek.look(pipe, static_cast<std::size_t>(std::min<std::uint64_t>(space, available)));
+    const LogChunkPlan plan = plan_log_chunk(log.size(), log.max_bytes(), available, head);
+    std::size_t moved = 0;
+    while (moved < plan.write_now) {
+      std::size_t n = log.append_from_pipe(pipe, plan.write_now - moved);
+      if (n == 0) break;
+      moved += n;
+    }
+    result.moved += moved;
+    // Bytes counted but not there (nothing else reads this pipe): look again
+    // at the next readiness rather than spin.
+    if (moved < plan.write_now) return result;
+    if (plan.rotate_after) log.rotate();
+  }
+  return result;
+}
+
+DrainResult discard_pipe(int pipe, std::uint64_t budget) {
+  DrainResult result;
+  char chunk[kDiscardChunk];
+  while (result.moved < budget) {
+    ssize_t n = ::read(pipe, chunk, sizeof(chunk));
+    if (n > 0) {
+      result.moved += static_cast<std::uint64_t>(n);
+      continue;
+    }
+    if (n == 0) {
+      result.end_of_file = true;
+      return result;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) return result;
+    throw Error::from_errno("read", "a container's output pipe", errno);
+  }
+  return result;
 }
 
 }  // namespace haco::supervisor

@@ -35,45 +35,47 @@ std::int64_t steady_ns() {
 
 constexpr const char* kSocketName = "spawner socket";
 
-// Points stdout and stderr at the instance's log while it is launched, so an
-// init that is not daemonized writes there too; restored on destruction.
-class StdioToLog {
+// Points stdout and stderr at the instance's output pipe while it is
+// launched, so an init that is not daemonized writes there too; restored on
+// destruction.
+class StdioToPipe {
  public:
-  explicit StdioToLog(const std::string& log_path) {
-    UniqueFd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-    check_sys(log.get(), "open", log_path);
+  explicit StdioToPipe(int pipe) {
     saved_out_.reset(check_sys(::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3), "dup", "stdout"));
     saved_err_.reset(check_sys(::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3), "dup", "stderr"));
-    ::dup2(log.get(), STDOUT_FILENO);
-    ::dup2(log.get(), STDERR_FILENO);
+    check_sys(::dup2(pipe, STDOUT_FILENO), "dup2", "stdout");
+    check_sys(::dup2(pipe, STDERR_FILENO), "dup2", "stderr");
   }
-  ~StdioToLog() {
+  ~StdioToPipe() {
     ::dup2(saved_out_.get(), STDOUT_FILENO);
     ::dup2(saved_err_.get(), STDERR_FILENO);
   }
-  StdioToLog(const StdioToLog&) = delete;
-  StdioToLog& operator=(const StdioToLog&) = delete;
+  StdioToPipe(const StdioToPipe&) = delete;
+  StdioToPipe& operator=(const StdioToPipe&) = delete;
 
  private:
   UniqueFd saved_out_, saved_err_;
 };
 
 json launch_one(const cgroups::FleetCgroup& fleet, std::uint64_t container_open_files, const json& request,
-               UniqueFd& pidfd) {
+               UniqueFd output, UniqueFd& pidfd) {
   auto instance = instance_spec_from_json(request.at("instance"));
   auto log_path = request.at("log_path").get<std::string>();
   const auto& name = instance.container.name;
+  if (!output) throw Error("the output pipe of " + name + " did not reach the spawner");
   auto cgroup = with_context("cgroup of " + name, [&] {
     auto existing = cgroups::InstanceCgroup::open(fleet, name);
     return existing ? std::move(existing) : cgroups::InstanceCgroup::create(fleet, name, instance.container.cgroup);
   });
-  runtime::LaunchRequest launch{instance, log_path, cgroup.get(), true, container_open_files};
+  runtime::LaunchRequest launch{instance, log_path, output.get(), cgroup.get(), true, container_open_files};
   std::int64_t clone_started = steady_ns();
   runtime::LaunchedContainer launched;
   {
-    StdioToLog stdio(log_path);
+    StdioToPipe stdio(output.get());
     launched = runtime::launch(launch);
   }
+  // The init holds the write end now: the pipe ends when the container does.
+  output.reset();
   std::int64_t exec_done = steady_ns();
   pidfd.reset(launched.pidfd);
   if (!pidfd) pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, launched.pid, 0)));
@@ -92,19 +94,19 @@ json launch_one(const cgroups::FleetCgroup& fleet, std::uint64_t container_open_
   if (::getppid() != supervisor) ::_exit(1);
   ::signal(SIGPIPE, SIG_IGN);
   for (;;) {
-    std::string message;
+    ReceivedMessage message;
     try {
-      // A request carries no descriptor.
-      message = receive_with_fd(socket, kMaxMessage, kSocketName).payload;
+      // A request carries the write end of the instance's output pipe.
+      message = receive_with_fd(socket, kMaxMessage, kSocketName);
     } catch (const Error& e) {
       fmt::print(stderr, "spawner {}: {}\n", index, e.what());
       ::_exit(1);
     }
-    if (message.empty()) ::_exit(0);  // the supervisor closed our socket
+    if (message.payload.empty()) ::_exit(0);  // the supervisor closed our socket
     UniqueFd pidfd;
     json reply;
     try {
-      reply = launch_one(fleet, container_open_files, json::parse(message), pidfd);
+      reply = launch_one(fleet, container_open_files, json::parse(message.payload), std::move(message.fd), pidfd);
     } catch (const std::exception& e) {
       reply = {{"ok", false}, {"error", e.what()}};
     }
@@ -153,9 +155,9 @@ SpawnerProcess fork_spawner(const cgroups::FleetCgroup& fleet, std::uint64_t con
   return spawner;
 }
 
-void send_spawn_request(int socket, const SpawnRequest& request) {
+void send_spawn_request(int socket, const SpawnRequest& request, int output) {
   json message = {{"instance", to_json(request.instance)}, {"log_path", request.log_path}};
-  send_with_fd(socket, message.dump(), -1, kSocketName);
+  send_with_fd(socket, message.dump(), output, kSocketName);
 }
 
 SpawnReply receive_spawn_reply(int socket) {

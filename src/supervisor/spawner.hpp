@@ -1,6 +1,7 @@
 // Spawners: single-threaded processes forked by the supervisor before it
 // starts anything else. Each receives launch requests on a SOCK_SEQPACKET
-// socket, calls runtime::launch with clone_parent (so the container becomes
+// socket (with the write end of the instance's output pipe), calls
+// runtime::launch with clone_parent (so the container becomes
 // the supervisor's child) and answers with the pid, its pidfd (SCM_RIGHTS)
 // and the times of clone and exec, or with the error.
 #pragma once
@@ -50,7 +51,9 @@ struct SpawnReply {
   std::string error;
 };
 
-void send_spawn_request(int socket, const SpawnRequest& request);
+// `output`: the write end of the instance's output pipe, the init's stdout
+// and stderr (the spawner closes its copy once the init has it).
+void send_spawn_request(int socket, const SpawnRequest& request, int output);
 // Reads one reply (the socket is readable). Throws when the spawner is gone
 // or sent a started container without its pidfd; a pidfd sent but lost on
 // the way in is pidfd_lost, with the pid.

@@ -176,6 +176,7 @@ json to_json(const FleetState& s) {
           {"created_at_unix_ms", s.created_at_unix_ms},
           {"supervisor", identity_json(s.supervisor)},
           {"spawners", spawners},
+          {"log_writer", identity_json(s.log_writer)},
           {"cgroup",
            {{"layout", cgroups::layout_name(s.cgroup.layout)}, {"dir", s.cgroup.dir}, {"unit", s.cgroup.unit}}},
           {"instances", instances}};
@@ -193,6 +194,8 @@ FleetState fleet_state_from_json(const json& j) {
   s.created_at_unix_ms = field<std::int64_t>(j, "created_at_unix_ms");
   s.supervisor = identity_from_json(field<json>(j, "supervisor"));
   for (const auto& p : field<json>(j, "spawners")) s.spawners.push_back(identity_from_json(p));
+  // A fleet recorded before it had a log writer has none.
+  if (auto w = j.find("log_writer"); w != j.end()) s.log_writer = identity_from_json(*w);
   // A fleet recorded before layouts were recorded ran on the v1 layout.
   s.cgroup.fleet = s.fleet;
   if (auto c = j.find("cgroup"); c != j.end()) {

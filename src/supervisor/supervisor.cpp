@@ -1,6 +1,8 @@
-// The supervisor process: spawner pool, pidfd watches, restart policy, state
-// file and the control socket, all on one single-threaded io_context.
+// The supervisor process: spawner pool, log writer, pidfd watches, restart
+// policy, state file and the control socket, all on one single-threaded
+// io_context.
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -26,7 +28,9 @@
 #include "haco/supervisor.hpp"
 #include "haco/systemd_unit.hpp"
 #include "supervisor/instance_log.hpp"
+#include "supervisor/log_writer.hpp"
 #include "supervisor/spawner.hpp"
+#include "supervisor/supervisor_log.hpp"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -41,22 +45,22 @@ using state::InstanceRecord;
 using state::InstanceState;
 
 constexpr auto kStateWriteDelay = std::chrono::milliseconds(100);
-constexpr auto kLogCheckInterval = std::chrono::seconds(2);
 constexpr auto kKillWait = std::chrono::milliseconds(3000);
-// Descriptors a supervisor holds besides one pidfd per instance: per
-// spawner its socket and pidfd; then stdio, the listener, the io_context,
-// signals, timers, control sessions and what a state write or a cgroup
-// kill opens for a moment.
+// How long an instance's "exited" event waits for the log writer to have
+// written all the instance wrote (a process it left behind may hold the pipe).
+constexpr auto kOutputDrainWait = std::chrono::milliseconds(2000);
+// A log writer that ended sooner than this after it started is replaced
+// only after this long, so that one that cannot run does not spin.
+constexpr auto kLogWriterRestartPause = std::chrono::seconds(1);
+// Descriptors a supervisor holds per instance: its init's pidfd and the read
+// end of its output pipe (kept until the log writer drained it).
+constexpr std::uint64_t kOpenFilesPerInstance = 2;
+// Per spawner its socket and pidfd.
 constexpr std::uint64_t kOpenFilesPerSpawner = 2;
+// Then the log writer's socket and pidfd, the two ends of a pipe being made,
+// stdio, the listener, the io_context, signals, timers, control sessions and
+// what a state write or a cgroup kill opens for a moment.
 constexpr std::uint64_t kOpenFilesBesideInstances = 64;
-
-void log_line(const std::string& text) {
-  auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  char stamp[32];
-  std::strftime(stamp, sizeof(stamp), "%F %T", std::gmtime(&now));
-  fmt::print(stderr, "{} {}\n", stamp, text);
-  std::fflush(stderr);
-}
 
 int pidfd_signal(int pidfd, int signal) {
   return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, signal, nullptr, 0));
@@ -103,11 +107,34 @@ struct Instance {
   InstanceRecord record;
   std::unique_ptr<asio::posix::stream_descriptor> pidfd;  // while the init runs
   std::unique_ptr<asio::steady_timer> restart_timer;
+  std::uint64_t output_pipe = 0;  // id of the last launch's output pipe
   bool stop_requested = false;
   bool launching = false;
   // Started by a previous supervisor: not our child, so its exit status
   // cannot be read (its new parent reaps it).
   bool adopted = false;
+};
+
+// An event for an `up` that waits until the launch's output is in its log.
+struct HeldEvent {
+  std::weak_ptr<Session> session;
+  json event;
+};
+
+// One launch's output pipe: the read end handed to the log writer, kept here
+// until the writer says it is drained, so that a new writer can be given it.
+struct OutputPipe {
+  LogPipe about;
+  UniqueFd read_end;
+  std::vector<HeldEvent> held;
+  std::unique_ptr<asio::steady_timer> held_deadline;
+};
+
+struct LogWriter {
+  state::ProcessIdentity process;
+  std::unique_ptr<asio::posix::stream_descriptor> socket;
+  std::unique_ptr<asio::posix::stream_descriptor> pidfd;
+  std::chrono::steady_clock::time_point started;
 };
 
 struct Spawner {
@@ -121,12 +148,12 @@ struct Spawner {
 class Supervisor {
  public:
   Supervisor(SupervisorConfig config, asio::local::stream_protocol::acceptor::native_handle_type listener,
-             std::vector<SpawnerProcess> spawners)
+             std::vector<SpawnerProcess> spawners, LogWriterProcess log_writer)
       : config_(std::move(config)),
         acceptor_(io_, asio::local::stream_protocol(), listener),
         signals_(io_, SIGTERM, SIGINT),
         state_timer_(io_),
-        log_timer_(io_),
+        log_writer_timer_(io_),
         stagger_timer_(io_) {
     state_.fleet = config_.paths.fleet;
     state_.definition = config_.definition;
@@ -135,6 +162,7 @@ class Supervisor {
     state_.supervisor = *state::identify(::getpid());
     state_.cgroup = config_.cgroup;
     for (auto& process : spawners) adopt_spawner(std::move(process), static_cast<unsigned>(spawners_.size()));
+    adopt_log_writer(std::move(log_writer));
     if (config_.adopt) adopt_recorded_instances();
     refresh_state_processes();
     save_state_now();
@@ -147,7 +175,6 @@ class Supervisor {
       log_line(fmt::format("received signal {}: stopping the fleet", signal));
       begin_stop({}, all_names(), std::chrono::milliseconds(10000), false, true);
     });
-    schedule_log_check();
     io_.run();
     return 0;
   }
@@ -265,6 +292,141 @@ class Supervisor {
     dispatch();
   }
 
+  // --- the log writer ---------------------------------------------------------
+
+  void adopt_log_writer(LogWriterProcess process) {
+    auto writer = std::make_unique<LogWriter>();
+    writer->process = process.process;
+    writer->socket = std::make_unique<asio::posix::stream_descriptor>(io_, process.socket.release());
+    writer->pidfd = std::make_unique<asio::posix::stream_descriptor>(io_, process.pidfd.release());
+    writer->started = std::chrono::steady_clock::now();
+    LogWriter* raw = writer.get();
+    raw->pidfd->async_wait(asio::posix::stream_descriptor::wait_read,
+                           [this, raw](const boost::system::error_code& ec) {
+                             if (!ec && raw == log_writer_.get()) on_log_writer_exit();
+                           });
+    log_writer_ = std::move(writer);
+    state_.log_writer = log_writer_->process;
+    watch_log_writer_socket();
+  }
+
+  void watch_log_writer_socket() {
+    LogWriter* raw = log_writer_.get();
+    raw->socket->async_wait(asio::posix::stream_descriptor::wait_read,
+                            [this, raw](const boost::system::error_code& ec) {
+                              if (ec || raw != log_writer_.get()) return;
+                              std::optional<std::uint64_t> drained;
+                              try {
+                                drained = receive_drained_pipe(raw->socket->native_handle());
+                              } catch (const Error& e) {
+                                log_line(e.what());
+                                // A socket that fails is the writer's end; its pidfd says so.
+                                if (e.sys_errno() == 0) watch_log_writer_socket();
+                                return;
+                              }
+                              // End-of-file: the writer is ending; its pidfd says when.
+                              if (!drained) return;
+                              output_drained(*drained);
+                              watch_log_writer_socket();
+                            });
+  }
+
+  // Gives the writer a pipe; when that fails the writer is dying, and the
+  // one that replaces it is given every pipe still held.
+  void hand_to_log_writer(const OutputPipe& pipe) {
+    if (!log_writer_) return;
+    try {
+      send_log_pipe(log_writer_->socket->native_handle(), pipe.about, pipe.read_end.get());
+    } catch (const Error& e) {
+      log_line(fmt::format("{}: handing its output pipe to the log writer: {}", pipe.about.instance, e.what()));
+    }
+  }
+
+  void on_log_writer_exit() {
+    siginfo_t info{};
+    ::waitid(static_cast<idtype_t>(P_PIDFD), log_writer_->pidfd->native_handle(), &info, WEXITED | WNOHANG);
+    state::ExitRecord exit;
+    if (info.si_code == CLD_EXITED) exit.code = info.si_status;
+    else exit.signal = info.si_status;
+    const auto lived = std::chrono::steady_clock::now() - log_writer_->started;
+    log_line(fmt::format("log writer (pid {}) ended: {}; a new one takes over the {} open output pipe(s)",
+                         log_writer_->process.pid, state::describe_exit(exit), pipes_.size()));
+    log_writer_.reset();
+    state_.log_writer = {};
+    if (lived >= kLogWriterRestartPause) {
+      start_log_writer();
+      return;
+    }
+    log_writer_timer_.expires_after(kLogWriterRestartPause);
+    log_writer_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) start_log_writer();
+    });
+  }
+
+  void start_log_writer() {
+    if (log_writer_ || shut_down_) return;
+    try {
+      // Forking here is safe: this process runs no other thread.
+      adopt_log_writer(fork_log_writer(config_.paths.fleet, config_.log_max_bytes));
+    } catch (const Error& e) {
+      log_line(std::string("starting a log writer: ") + e.what());
+      log_writer_timer_.expires_after(kLogWriterRestartPause);
+      log_writer_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) start_log_writer();
+      });
+      return;
+    }
+    for (const auto& [id, pipe] : pipes_) hand_to_log_writer(pipe);
+    // At once: `down` after a SIGKILL of this process must find this writer.
+    save_state_now();
+  }
+
+  // A new output pipe for a launch of `instance`: its read end goes to the
+  // log writer (and stays here), its write end is returned for the spawner.
+  UniqueFd open_output_pipe(Instance& instance) {
+    int ends[2];
+    check_sys(::pipe2(ends, O_CLOEXEC), "pipe2", "the output pipe of " + instance.record.name());
+    UniqueFd write_end(ends[1]);
+    OutputPipe pipe;
+    pipe.read_end.reset(ends[0]);
+    pipe.about = {next_pipe_id_++, instance.record.name(), instance.record.log_path};
+    instance.output_pipe = pipe.about.id;
+    hand_to_log_writer(pipe);
+    pipes_.emplace(pipe.about.id, std::move(pipe));
+    return write_end;
+  }
+
+  void output_drained(std::uint64_t id) {
+    auto it = pipes_.find(id);
+    if (it == pipes_.end()) return;
+    release_held_events(it->second);
+    pipes_.erase(it);
+  }
+
+  // Sends `event` once what the launch `pipe_id` wrote is in its log (or
+  // after kOutputDrainWait), so that an `up` reading the log sees it.
+  void send_after_output(std::uint64_t pipe_id, const std::weak_ptr<Session>& session, json event) {
+    auto it = pipes_.find(pipe_id);
+    if (it == pipes_.end()) {
+      if (auto s = session.lock()) s->send(event);
+      return;
+    }
+    auto& pipe = it->second;
+    pipe.held.push_back({session, std::move(event)});
+    if (pipe.held_deadline) return;
+    pipe.held_deadline = std::make_unique<asio::steady_timer>(io_, kOutputDrainWait);
+    pipe.held_deadline->async_wait([this, pipe_id](const boost::system::error_code& ec) {
+      if (ec) return;
+      if (auto again = pipes_.find(pipe_id); again != pipes_.end()) release_held_events(again->second);
+    });
+  }
+
+  void release_held_events(OutputPipe& pipe) {
+    for (auto& held : pipe.held)
+      if (auto session = held.session.lock()) session->send(held.event);
+    pipe.held.clear();
+  }
+
   std::vector<std::string> all_names() const {
     std::vector<std::string> names;
     for (const auto& [name, instance] : instances_) names.push_back(name);
@@ -317,8 +479,9 @@ class Supervisor {
     dispatch();
   }
 
-  // Each instance started holds a pidfd here: refused up front when they
-  // would not fit in the open-file limit, rather than lost on the way in.
+  // Each instance started holds a pidfd and a pipe here: refused up front
+  // when they would not fit in the open-file limit, rather than lost on the
+  // way in.
   std::optional<std::string> open_files_problem(std::uint64_t more) const {
     rlimit lim{};
     if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return std::nullopt;
@@ -327,10 +490,10 @@ class Supervisor {
       open = open_descriptor_count();
     } catch (const Error&) {
     }
-    if (open + more + kOpenFilesBesideInstances <= lim.rlim_cur) return std::nullopt;
-    return fmt::format("the supervisor cannot hold a pidfd for {} more instances: it has {} files open and may have "
-                       "{} (its soft limit of open files; the hard limit is {}); raise the hard limit (ulimit -Hn, "
-                       "LimitNOFILE=)",
+    if (open + more * kOpenFilesPerInstance + kOpenFilesBesideInstances <= lim.rlim_cur) return std::nullopt;
+    return fmt::format("the supervisor cannot hold a pidfd and an output pipe for {} more instances: it has {} files "
+                       "open and may have {} (its soft limit of open files; the hard limit is {}); raise the hard "
+                       "limit (ulimit -Hn, LimitNOFILE=)",
                        more, open, lim.rlim_cur, lim.rlim_max);
   }
 
@@ -367,7 +530,10 @@ class Supervisor {
   void send_to_spawner(Spawner& spawner, Instance& instance) {
     const auto& name = instance.record.name();
     try {
-      send_spawn_request(spawner.socket->native_handle(), {instance.record.spec, instance.record.log_path});
+      // A fresh pipe per launch; the write end is closed here once sent.
+      UniqueFd output = open_output_pipe(instance);
+      send_spawn_request(spawner.socket->native_handle(), {instance.record.spec, instance.record.log_path},
+                         output.get());
     } catch (const Error& e) {
       launch_failed(name, e.what());
       return;
@@ -536,13 +702,14 @@ class Supervisor {
     } else {
       record.state = (exit.signal == 0 && exit.code == 0) ? InstanceState::exited : InstanceState::failed;
     }
-    // The `up` that started it may still wait for it to be ready.
+    // The `up` that started it may still wait for it to be ready; it reads
+    // the log, so the event goes once what the init wrote is there.
     if (auto watcher = watchers_.find(name); watcher != watchers_.end())
-      if (auto session = watcher->second.lock())
-        session->send({{"event", "exited"},
-                       {"instance", name},
-                       {"exit", state::describe_exit(exit)},
-                       {"restarting", record.state == InstanceState::restarting}});
+      send_after_output(instance.output_pipe, watcher->second,
+                        {{"event", "exited"},
+                         {"instance", name},
+                         {"exit", state::describe_exit(exit)},
+                         {"restarting", record.state == InstanceState::restarting}});
     instance_gone(name);
     mark_dirty();
   }
@@ -658,6 +825,22 @@ class Supervisor {
       ::waitid(static_cast<idtype_t>(P_PIDFD), spawner->pidfd->native_handle(), &info, WEXITED);
     }
     state_.spawners.clear();
+    // The log writer reads end-of-file and ends once the stopped instances'
+    // pipes are drained: waited for a moment, so that the logs are complete
+    // when this process ends (a unit without ExitType=cgroup ends with it).
+    // One still writing stays in the state, for `down`.
+    shut_down_ = true;
+    log_writer_timer_.cancel();
+    if (log_writer_) {
+      log_writer_->pidfd->cancel();
+      log_writer_->socket.reset();
+      pollfd ended{log_writer_->pidfd->native_handle(), POLLIN, 0};
+      siginfo_t info{};
+      if (::poll(&ended, 1, static_cast<int>(kOutputDrainWait.count())) == 1 &&
+          ::waitid(static_cast<idtype_t>(P_PIDFD), ended.fd, &info, WEXITED | WNOHANG) == 0 && info.si_pid != 0)
+        state_.log_writer = {};
+      log_writer_.reset();
+    }
     save_state_now();
     ::unlink(config_.paths.control_socket().c_str());
     // Let the last replies reach their clients before the loop ends.
@@ -665,8 +848,8 @@ class Supervisor {
       acceptor_.close();
       signals_.cancel();
       state_timer_.cancel();
-      log_timer_.cancel();
       stagger_timer_.cancel();
+      pipes_.clear();
       io_.stop();
     });
   }
@@ -701,22 +884,6 @@ class Supervisor {
     }
   }
 
-  void schedule_log_check() {
-    log_timer_.expires_after(kLogCheckInterval);
-    log_timer_.async_wait([this](const boost::system::error_code& ec) {
-      if (ec) return;
-      for (const auto& [name, instance] : instances_) {
-        try {
-          if (rotate_instance_log(instance.record.log_path, config_.log_max_bytes))
-            log_line(fmt::format("{}: log rotated", name));
-        } catch (const Error& e) {
-          log_line(fmt::format("{}: {}", name, e.what()));
-        }
-      }
-      schedule_log_check();
-    });
-  }
-
   void accept_next() {
     acceptor_.async_accept([this](const boost::system::error_code& ec, asio::local::stream_protocol::socket socket) {
       if (ec) return;
@@ -730,14 +897,18 @@ class Supervisor {
   asio::local::stream_protocol::acceptor acceptor_;
   asio::signal_set signals_;
   asio::steady_timer state_timer_;
-  asio::steady_timer log_timer_;
+  asio::steady_timer log_writer_timer_;
   asio::steady_timer stagger_timer_;
   bool stagger_armed_ = false;
   bool state_write_pending_ = false;
   bool stopping_all_ = false;
+  bool shut_down_ = false;
   std::chrono::steady_clock::time_point last_dispatch_{};
   state::FleetState state_;
   std::vector<std::unique_ptr<Spawner>> spawners_;
+  std::unique_ptr<LogWriter> log_writer_;
+  std::map<std::uint64_t, OutputPipe> pipes_;
+  std::uint64_t next_pipe_id_ = 1;
   std::map<std::string, Instance> instances_;
   std::vector<std::string> state_order_;  // instances in the order they were started
   std::deque<std::string> queue_;         // waiting for a spawner
@@ -814,7 +985,8 @@ void notify(int fd, const std::string& message) {
 }  // namespace
 
 std::uint64_t supervisor_open_files_needed(std::uint64_t instances, unsigned spawners) {
-  return instances + std::uint64_t(std::max(1u, spawners)) * kOpenFilesPerSpawner + kOpenFilesBesideInstances;
+  return instances * kOpenFilesPerInstance + std::uint64_t(std::max(1u, spawners)) * kOpenFilesPerSpawner +
+         kOpenFilesBesideInstances;
 }
 
 int run_supervisor(SupervisorConfig config) {
@@ -839,12 +1011,13 @@ int run_supervisor(SupervisorConfig config) {
       log_line(fmt::format("cgroups: {} in {}{}", cgroups::layout_name(config.cgroup.layout), config.cgroup.dir,
                            config.cgroup.unit.empty() ? "" : " (unit " + config.cgroup.unit + ")"));
     UniqueFd listener(listen_on(config.paths.control_socket()));
-    // The spawners are forked first, while this process is small and has no
-    // io_context yet.
+    // The spawners and the log writer are forked first, while this process
+    // is small and has no io_context yet; they stay in its cgroup.
     std::vector<SpawnerProcess> spawners;
     for (unsigned k = 0; k < std::max(1u, config.spawners); ++k)
       spawners.push_back(fork_spawner(config.cgroup, config.container_open_files, k));
-    Supervisor supervisor(config, listener.release(), std::move(spawners));
+    LogWriterProcess log_writer = fork_log_writer(config.paths.fleet, config.log_max_bytes);
+    Supervisor supervisor(config, listener.release(), std::move(spawners), std::move(log_writer));
     notify(std::exchange(config.notify_fd, -1), "ready");
     // As the main process of its own unit: systemd-run waits for this.
     if (systemd::notify("READY=1\nSTATUS=supervising fleet " + config.paths.fleet)) ::unsetenv("NOTIFY_SOCKET");

@@ -34,6 +34,9 @@ constexpr auto kPoll = std::chrono::milliseconds(20);
 constexpr auto kKillWait = std::chrono::milliseconds(5000);
 // How long a supervisor may take to exit after it said it is done.
 constexpr auto kSupervisorExitWait = std::chrono::milliseconds(5000);
+// How long the log writer may take, once the instances are stopped, to write
+// what they left in their pipes and exit.
+constexpr auto kLogWriterExitWait = std::chrono::milliseconds(5000);
 
 // Signals `who` only if it is still the process we recorded: the pidfd pins
 // the process, then its start time is compared.
@@ -228,16 +231,19 @@ std::vector<InstanceRecord> unrecorded_instances(const state::FleetPaths& paths,
   return out;
 }
 
-// With no state, the supervisor, its spawners and log writer are known only
-// by their cgroup: killed there (never this process).
-void kill_supervisor_cgroup(const cgroups::FleetCgroup& cgroup, Failures& failures) {
+// What is left in the supervisor's cgroup is killed there: with no state,
+// the supervisor, its spawners and log writer are known by nothing else; after
+// a takeover, the previous log writer ends with the adopted instances' pipes
+// and is given `grace` for it. Never when this process is in it (`up
+// --foreground` stopping its fleet from its own unit).
+void kill_supervisor_cgroup(const cgroups::FleetCgroup& cgroup, std::chrono::milliseconds grace,
+                            Failures& failures) {
   const std::string dir = cgroups::supervisor_cgroup_dir(cgroup);
   if (dir.empty()) return;
   failures.attempt("the supervisor's cgroup " + dir, [&] {
+    if (wait_until([&] { return read_procs(dir).empty(); }, grace)) return;
     auto members = read_procs(dir);
-    if (members.empty()) return;
-    if (std::find(members.begin(), members.end(), ::getpid()) != members.end())
-      throw Error("it holds this process; stop its processes yourself");
+    if (std::find(members.begin(), members.end(), ::getpid()) != members.end()) return;
     for (int attempt = 0; attempt < 250 && !read_procs(dir).empty(); ++attempt) {
       cgroups::kill_cgroup_members(dir);
       std::this_thread::sleep_for(kPoll);
@@ -281,11 +287,19 @@ void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& optio
     fault_point("down-stopped");
     report(options, "removing cgroups");
     stopped = remove_cgroups(fleet->cgroup, fleet->instances, failures);
+    // With the instances gone, their pipes end and the writer exits by
+    // itself; one that does not (an instance that survived) is killed.
+    if (!wait_until([&] { return !state::is_alive(fleet->log_writer); }, kLogWriterExitWait)) {
+      report(options, "killing the log writer");
+      signal_if_same(fleet->log_writer, SIGKILL);
+      if (!wait_until([&] { return !state::is_alive(fleet->log_writer); }, kKillWait))
+        failures.note(fmt::format("the log writer (pid {}) is still running", fleet->log_writer.pid));
+    }
   }
   auto cgroup = recorded_cgroup(paths, fleet);
   if (!fleet && state_read) {
     report(options, "no state: stopping what the fleet's cgroups hold");
-    kill_supervisor_cgroup(cgroup, failures);
+    kill_supervisor_cgroup(cgroup, std::chrono::milliseconds(0), failures);
   }
   // What the state does not record: found by cgroup and claim, killed there.
   const std::vector<InstanceRecord> unrecorded =
@@ -295,6 +309,7 @@ void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& optio
     report(options, fmt::format("{} instance(s) not in the state (found by cgroup or claim)", unrecorded.size()));
     unrecorded_stopped = remove_cgroups(cgroup, unrecorded, failures);
   }
+  kill_supervisor_cgroup(cgroup, std::chrono::milliseconds(1000), failures);
   failures.attempt("fleet cgroup", [&] { cgroups::remove_fleet_cgroups(cgroup); });
   // The unit `up` made for the fleet (not the unit of an `up --foreground`,
   // which ends by itself when its supervisor is gone).
@@ -437,6 +452,12 @@ std::optional<FleetMemory> fleet_memory(const state::FleetState& fleet) {
       memory.total.pss_kib += usage->pss_kib;
     }
   }
+  if (state::is_alive(fleet.log_writer))
+    if (auto usage = state::read_memory(fleet.log_writer.pid)) {
+      memory.log_writer = usage;
+      memory.total.rss_kib += usage->rss_kib;
+      memory.total.pss_kib += usage->pss_kib;
+    }
   return memory;
 }
 

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -47,7 +48,18 @@ void FleetTest::SetUp() {
 
 void FleetTest::TearDown() {
   if (!temp_) return;
+  // The log writer outlives a killed supervisor, and on a v1 host it is not
+  // in the fleet's cgroups: found by its recorded pid and start time.
+  std::optional<state::FleetState> last;
+  try {
+    last = fleet_state();
+  } catch (const std::exception&) {
+  }
   haco("down --all --purge --timeout 1");
+  if (last && state::is_alive(last->log_writer)) {
+    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, last->log_writer.pid, 0)));
+    if (pidfd && state::is_alive(last->log_writer)) ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
+  }
   // Whatever `down` could not remove.
   for (const auto& dir : fleet_cgroup_dirs()) {
     std::ifstream procs(dir + "/cgroup.procs");
@@ -144,6 +156,7 @@ std::vector<std::string> FleetTest::mounts_under_temp() const {
 void FleetTest::expect_nothing_left(const state::FleetState& before) const {
   EXPECT_FALSE(state::is_alive(before.supervisor)) << "supervisor " << before.supervisor.pid;
   for (const auto& s : before.spawners) EXPECT_FALSE(state::is_alive(s)) << "spawner " << s.pid;
+  EXPECT_FALSE(state::is_alive(before.log_writer)) << "log writer " << before.log_writer.pid;
   for (const auto& r : before.instances)
     EXPECT_FALSE(state::is_alive(r.process)) << r.name() << " pid " << r.process.pid;
   EXPECT_EQ(fleet_cgroup_dirs(), std::vector<std::string>{});

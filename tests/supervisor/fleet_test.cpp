@@ -275,10 +275,12 @@ TEST_F(FleetTest, AnotherFleetCannotTakeTheSameIds) {
 TEST_F(FleetTest, TwoUpsStartedAtTheSameMomentNeverOverlap) {
   const std::string names[2] = {fleet_, fleet_ + "-b"};
   std::string script;
-  for (int k = 0; k < 2; ++k)
-    script += "(" + haco_command("up --name " + names[k] + " --ports " + ports(3) + " --timeout 20 " + definition()) +
-              " >" + temp_->path().string() + "/out" + std::to_string(k) + " 2>&1; echo $? >" +
-              temp_->path().string() + "/status" + std::to_string(k) + ") & ";
+  for (int k = 0; k < 2; ++k) {
+    const std::string dir = temp_->path().string(), index = std::to_string(k);
+    script += "(";
+    script += haco_command("up --name " + names[k] + " --ports " + ports(3) + " --timeout 20 " + definition());
+    script += " >" + dir + "/out" + index + " 2>&1; echo $? >" + dir + "/status" + index + ") & ";
+  }
   ASSERT_EQ(run_command("sh -c '" + script + "wait'").status, 0);
   int status[2];
   std::string output[2];
@@ -432,6 +434,41 @@ TEST_F(FleetTest, InterruptedUpRemovesWhatItStarted) {
   expect_nothing_left(*seen);
   // The trees this `up` created are removed too.
   EXPECT_FALSE(std::filesystem::exists(rootfs_base_ + "/t-" + std::to_string(port_base_)));
+}
+
+// `down` while an `up` is still starting instances: the `up` is
+// interrupted (it stops and removes what it started, exit 130), then `down`
+// takes the rest; nothing is left.
+TEST_F(FleetTest, DownDuringUpInterruptsItAndLeavesNothing) {
+  const std::string out = temp_->path().string() + "/slow-up.out";
+  pid_t up_pid = ::fork();
+  if (up_pid == 0) {
+    const std::string command = "exec " + haco_command("up --name " + fleet_ + " --ports " + ports(8) +
+                                                       " --parallel 1 --stagger 400 --timeout 30 " +
+                                                       definition()) +
+                                " >" + out + " 2>&1";
+    ::execl("/bin/sh", "sh", "-c", command.c_str(), nullptr);
+    ::_exit(127);
+  }
+  std::optional<state::FleetState> seen;
+  for (int i = 0; i < 500; ++i) {
+    seen = fleet_state();
+    std::size_t running = 0;
+    if (seen)
+      for (const auto& r : seen->instances) running += state::is_alive(r.process) ? 1 : 0;
+    if (running >= 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  auto down = haco("down --name " + fleet_ + " --timeout 1 --purge");
+  int status = 0;
+  ::waitpid(up_pid, &status, 0);
+  EXPECT_EQ(down.status, 0) << down.output;
+  EXPECT_NE(down.output.find("an `up` is in progress"), std::string::npos) << down.output;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 130) << read_text(out);
+  ASSERT_TRUE(seen.has_value());
+  expect_nothing_left(*seen);
+  for (unsigned i = 0; i < 8; ++i)
+    EXPECT_FALSE(std::filesystem::exists(rootfs_base_ + "/t-" + std::to_string(port_base_ + i))) << i;
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // A fleet larger than the caller's soft limit of open files: `up` and the
-// supervisor raise theirs to the hard limit (the supervisor holds a pidfd per
-// instance), the containers start with the caller's, and a fleet that cannot
-// fit under the hard limit is refused before anything starts.
+// supervisor raise theirs to the hard limit (the supervisor holds a pidfd and
+// a pipe per instance, the log writer inherits its limit), the containers
+// start with the caller's, and a fleet that cannot fit under the hard limit
+// is refused before anything starts.
 #include <filesystem>
 #include <sstream>
 
@@ -28,15 +29,18 @@ std::optional<OpenFilesLimit> open_files_limit(pid_t pid) {
   return std::nullopt;
 }
 
-std::size_t pidfds_of(pid_t pid) {
+// Descriptors of `pid` whose link target starts with `kind`.
+std::size_t descriptors_of(pid_t pid, const std::string& kind) {
   std::size_t count = 0;
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
     auto target = std::filesystem::read_symlink(e.path(), ec);
-    if (!ec && target == "anon_inode:[pidfd]") ++count;
+    if (!ec && target.string().rfind(kind, 0) == 0) ++count;
   }
   return count;
 }
+
+std::size_t pidfds_of(pid_t pid) { return descriptors_of(pid, "anon_inode:[pidfd]"); }
 
 constexpr unsigned kInstances = 60;
 constexpr unsigned kCallerSoftLimit = 64;
@@ -63,6 +67,13 @@ TEST_F(FleetTest, AFleetLargerThanTheCallersSoftOpenFileLimitIsTracked) {
   EXPECT_EQ(supervisor->soft, supervisor->hard);
   EXPECT_GT(supervisor->soft, kCallerSoftLimit);
   EXPECT_GE(pidfds_of(fleet->supervisor.pid), kInstances);
+  // It keeps the read end of each instance's output pipe, and the log writer
+  // reads them all.
+  EXPECT_GE(descriptors_of(fleet->supervisor.pid, "pipe:"), kInstances);
+  auto writer = open_files_limit(fleet->log_writer.pid);
+  ASSERT_TRUE(writer.has_value());
+  EXPECT_EQ(writer->soft, supervisor->soft);
+  EXPECT_GE(descriptors_of(fleet->log_writer.pid, "pipe:"), kInstances);
   for (const auto& r : fleet->instances) {
     SCOPED_TRACE(r.name());
     EXPECT_EQ(r.state, state::InstanceState::running);

@@ -1,7 +1,7 @@
 // A busybox fleet on a host with systemd and only cgroup v2, brought up from
 // each place an operator may run `up`. Whatever the caller, the fleet runs in
 // a transient unit of its own, haco-fleet-<fleet>.service (Delegate=yes):
-//   .../haco-fleet-<fleet>.service/supervisor          supervisor and spawners
+//   .../haco-fleet-<fleet>.service/supervisor          supervisor, spawners, log writer
 //   .../haco-fleet-<fleet>.service/instances/<name>    one leaf per instance
 // so it outlives the caller's session, and `down` leaves nothing behind.
 #include <signal.h>
@@ -44,6 +44,8 @@ void expect_fleet_in_its_own_unit(const BusyboxFleet& fleet) {
   const fs::path top = cgroup_dir(fleet.unit_cgroup());
   const pid_t supervisor = doc.at("supervisor").at("pid").get<pid_t>();
   EXPECT_EQ(cgroup_of(supervisor), fleet.unit_cgroup() + "/supervisor") << "the supervisor (pid " << supervisor << ")";
+  const pid_t log_writer = doc.at("log_writer").at("pid").get<pid_t>();
+  EXPECT_EQ(cgroup_of(log_writer), fleet.unit_cgroup() + "/supervisor") << "the log writer (pid " << log_writer << ")";
   // No cgroup that distributes controllers holds processes.
   EXPECT_TRUE(cgroup_procs(top).empty()) << top;
   EXPECT_TRUE(cgroup_procs(top / "instances").empty()) << top / "instances";
