@@ -147,6 +147,10 @@ FleetState fleet_state_from_json(const nlohmann::json& j);
 // rename, fsync of the directory.
 void write_file_atomically(const std::string& path, const std::string& content);
 
+// A JSON file; nullopt when it does not exist. Throws haco::Error naming
+// the file when it cannot be read or is not JSON.
+std::optional<nlohmann::json> read_json_file(const std::string& path);
+
 // fleet.json of `paths`; nullopt when the fleet has no state.
 std::optional<FleetState> load_state(const FleetPaths& paths);
 void save_state(const FleetPaths& paths, const FleetState& state);

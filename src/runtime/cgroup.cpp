@@ -27,6 +27,15 @@ bool v2_serves(const Hierarchies& h, const std::vector<CgroupSetting>& v2_settin
                      [&](const CgroupSetting& s) { return h.v2->has(controller_of(s.key)); });
 }
 
+// The child directories of `dir` whose names are valid fleet or instance
+// names (`.supervisor` and the kernel's files are not).
+void add_child_names(const std::string& dir, std::set<std::string>& names) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
+    if (entry.is_directory(ec) && is_valid_name(entry.path().filename().string()))
+      names.insert(entry.path().filename().string());
+}
+
 bool has_child_cgroup(const std::string& dir) {
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
@@ -80,12 +89,7 @@ std::unique_ptr<InstanceCgroup> InstanceCgroup::open(const FleetCgroup& fleet, c
 
 std::vector<std::string> instance_cgroup_names(const FleetCgroup& fleet) {
   std::set<std::string> names;
-  auto add_children = [&](const std::string& dir) {
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
-      if (entry.is_directory(ec) && is_valid_name(entry.path().filename().string()))
-        names.insert(entry.path().filename().string());
-  };
+  auto add_children = [&](const std::string& dir) { add_child_names(dir, names); };
   if (fleet.layout != Layout::v1_hybrid) {
     if (!fleet.dir.empty()) add_children(fleet.instances_dir());
   } else {
@@ -106,12 +110,7 @@ std::string supervisor_cgroup_dir(const FleetCgroup& fleet) {
 
 std::vector<std::string> fleets_with_cgroups() {
   std::set<std::string> names;
-  auto add_children = [&](const std::string& dir) {
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
-      if (entry.is_directory(ec) && is_valid_name(entry.path().filename().string()))
-        names.insert(entry.path().filename().string());
-  };
+  auto add_children = [&](const std::string& dir) { add_child_names(dir, names); };
   switch (detect_layout()) {
     case Layout::v1_hybrid: {
       const Hierarchies& h = discover_hierarchies();

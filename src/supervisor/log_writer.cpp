@@ -224,38 +224,13 @@ class LogWriter {
 }  // namespace
 
 LogWriterProcess fork_log_writer(const std::string& fleet, std::uint64_t max_bytes) {
-  int pair[2];
-  check_sys(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), "socketpair", kSocketName);
-  UniqueFd ours(pair[0]), theirs(pair[1]);
-  for (int fd : pair) {
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &kSocketBuffer, sizeof(kSocketBuffer));
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &kSocketBuffer, sizeof(kSocketBuffer));
-  }
-  std::fflush(nullptr);
-  pid_t pid = ::fork();
-  check_sys(pid, "fork", "log writer");
-  if (pid == 0) {
-    // Stdio (the supervisor log) and the socket, moved to fd 3; nothing else
-    // of the supervisor (above all no pipe's write end, which would keep
-    // that pipe from ever reaching end-of-file).
-    int socket = theirs.release();
-    if (socket != 3) {
-      ::dup3(socket, 3, O_CLOEXEC);
-      socket = 3;
-    }
-    ::syscall(SYS_close_range, 4u, ~0u, 0u);
-    int flags = ::fcntl(socket, F_GETFL);
-    ::fcntl(socket, F_SETFL, flags | O_NONBLOCK);
+  // Nothing of the supervisor but stdio (the supervisor log) and the socket:
+  // above all no pipe's write end, which would keep that pipe from ever
+  // reaching end-of-file.
+  return fork_child("log writer", kSocketBuffer, [&](int socket) {
+    ::fcntl(socket, F_SETFL, ::fcntl(socket, F_GETFL) | O_NONBLOCK);
     log_writer_main(fleet, max_bytes, socket);
-  }
-  theirs.reset();
-  LogWriterProcess writer;
-  writer.socket = std::move(ours);
-  writer.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  check_sys(writer.pidfd.get(), "pidfd_open", "log writer " + std::to_string(pid));
-  auto identity = state::identify(pid);
-  writer.process = identity ? *identity : state::ProcessIdentity{pid, 0};
-  return writer;
+  });
 }
 
 void send_log_pipe(int socket, const LogPipe& pipe, int read_end) {

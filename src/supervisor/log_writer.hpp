@@ -18,14 +18,11 @@
 
 #include "haco/state.hpp"
 #include "haco/unique_fd.hpp"
+#include "supervisor/child_process.hpp"
 
 namespace haco::supervisor {
 
-struct LogWriterProcess {
-  state::ProcessIdentity process;
-  UniqueFd socket;  // the supervisor's end
-  UniqueFd pidfd;   // tells the supervisor when the writer ends
-};
+using LogWriterProcess = ChildProcess;
 
 // Forks the log writer of `fleet`, whose logs are capped at `max_bytes`. The
 // child keeps its socket and stdio (the supervisor log), closes every other

@@ -64,22 +64,9 @@ FleetClaims claims_from_json(const json& j) {
 }
 
 std::optional<FleetClaims> read_claims_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    if (errno == ENOENT) return std::nullopt;
-    throw Error::from_errno("open", path, errno);
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  return with_context("reading " + path, [&] {
-    json j;
-    try {
-      j = json::parse(text.str());
-    } catch (const json::exception& e) {
-      throw Error(std::string("not valid JSON: ") + e.what());
-    }
-    return claims_from_json(j);
-  });
+  auto j = state::read_json_file(path);
+  if (!j) return std::nullopt;
+  return with_context("reading " + path, [&] { return claims_from_json(*j); });
 }
 
 // An `up` that died before its supervisor recorded any state: no fleet.json,

@@ -122,37 +122,10 @@ json launch_one(const cgroups::FleetCgroup& fleet, std::uint64_t container_open_
 }  // namespace
 
 SpawnerProcess fork_spawner(const cgroups::FleetCgroup& fleet, std::uint64_t container_open_files, unsigned index) {
-  int pair[2];
-  check_sys(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), "socketpair");
-  UniqueFd ours(pair[0]), theirs(pair[1]);
-  int buffer = kMaxMessage;
-  for (int fd : pair) {
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer, sizeof(buffer));
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer, sizeof(buffer));
-  }
   pid_t supervisor = ::getpid();
-  std::fflush(nullptr);
-  pid_t pid = ::fork();
-  check_sys(pid, "fork", "spawner");
-  if (pid == 0) {
-    // Keep stdio and the socket (moved to fd 3, close-on-exec so no
-    // container inherits it); everything else of the supervisor is closed.
-    int socket = theirs.release();
-    if (socket != 3) {
-      ::dup3(socket, 3, O_CLOEXEC);
-      socket = 3;
-    }
-    ::syscall(SYS_close_range, 4u, ~0u, 0u);
+  return fork_child("spawner", kMaxMessage, [&](int socket) {
     spawner_main(fleet, container_open_files, index, socket, supervisor);
-  }
-  theirs.reset();
-  SpawnerProcess spawner;
-  spawner.socket = std::move(ours);
-  spawner.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  check_sys(spawner.pidfd.get(), "pidfd_open", "spawner " + std::to_string(pid));
-  auto identity = state::identify(pid);
-  spawner.process = identity ? *identity : state::ProcessIdentity{pid, 0};
-  return spawner;
+  });
 }
 
 void send_spawn_request(int socket, const SpawnRequest& request, int output) {

@@ -17,14 +17,11 @@
 #include "haco/spec.hpp"
 #include "haco/state.hpp"
 #include "haco/unique_fd.hpp"
+#include "supervisor/child_process.hpp"
 
 namespace haco::supervisor {
 
-struct SpawnerProcess {
-  state::ProcessIdentity process;
-  UniqueFd socket;  // the supervisor's end
-  UniqueFd pidfd;   // tells the supervisor when the spawner dies
-};
+using SpawnerProcess = ChildProcess;
 
 // Forks spawner `index` of a fleet whose cgroups are `fleet`. The child
 // closes every descriptor but its socket and stdio, dies with its parent,

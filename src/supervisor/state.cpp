@@ -229,23 +229,25 @@ void write_file_atomically(const std::string& path, const std::string& content) 
   check_sys(::fsync(dir_fd.get()), "fsync", dir);
 }
 
-std::optional<FleetState> load_state(const FleetPaths& paths) {
-  std::ifstream in(paths.state_file());
+std::optional<json> read_json_file(const std::string& path) {
+  std::ifstream in(path);
   if (!in) {
     if (errno == ENOENT) return std::nullopt;
-    throw Error::from_errno("open", paths.state_file(), errno);
+    throw Error::from_errno("open", path, errno);
   }
   std::stringstream text;
   text << in.rdbuf();
-  return with_context("reading " + paths.state_file(), [&] {
-    json j;
-    try {
-      j = json::parse(text.str());
-    } catch (const json::exception& e) {
-      throw Error(std::string("not valid JSON: ") + e.what());
-    }
-    return fleet_state_from_json(j);
-  });
+  try {
+    return json::parse(text.str());
+  } catch (const json::exception& e) {
+    throw Error(std::string("not valid JSON: ") + e.what()).with_context("reading " + path);
+  }
+}
+
+std::optional<FleetState> load_state(const FleetPaths& paths) {
+  auto j = read_json_file(paths.state_file());
+  if (!j) return std::nullopt;
+  return with_context("reading " + paths.state_file(), [&] { return fleet_state_from_json(*j); });
 }
 
 void save_state(const FleetPaths& paths, const FleetState& state) {
