@@ -19,6 +19,8 @@
 #      rootfs engine (docs/bootstrap.md); compare with b
 #   w  the same with --bootstrap as-written: the block run by /bin/sh, one
 #      command at a time, per port
+# With b, one plain `tar xzf` of the image is timed in the same run; the
+# summary gives cold - warm in units of it and warm / floor.
 # --seed is --modes b,s,w. The seed's definition puts its rootfs trees at
 # /var/lib/haconiwa/haconiwa-test-PORT: none may exist before the run.
 # Every instance of a and c runs in its own cpu cgroup with the template's 30%
@@ -412,6 +414,18 @@ run_seed_fleet() {
 say "image $image ($(du -h "$image" | cut -f1)); cgroup v$cg_version under $cg_parent; modes $modes"
 [ -z "$seed_image" ] || say "seed image $seed_image ($(du -h "$seed_image" | cut -f1))"
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+# What one plain extraction of the image costs on this machine, now: a cold
+# `up` should add no more than this to a warm one (the image is read once).
+plain_tar=
+if has_mode b; then
+  mkdir -p "$work/plain-tar"
+  t0=$(now)
+  tar xzf "$image" -C "$work/plain-tar"
+  t1=$(now)
+  plain_tar=$(elapsed "$t0" "$t1")
+  rm -rf "$work/plain-tar"
+  say "one plain tar xzf of the image: ${plain_tar} s"
+fi
 for n in "${counts[@]}"; do
   wait_ports_free "$base_port" "$n"
   if has_mode c; then say "N=$n c (floor), load $(loadavg)";            run_floor "$base_port" "$n"; fi
@@ -438,6 +452,18 @@ for n in "${counts[@]}"; do
     "$([ -n "$bw" ] && [ -n "$c" ] && ratio "$bw" "$c" || echo -)" \
     "$([ -n "$bc" ] && [ -n "$c" ] && ratio "$bc" "$c" || echo -)"
 done
+if [ -n "$plain_tar" ]; then
+  printf '\none plain tar xzf of the image: %ss\n' "$plain_tar"
+  for n in "${counts[@]}"; do
+    bc=${result[b_cold,$n]:-} bw=${result[b_warm,$n]:-} c=${result[c,$n]:-}
+    [ -n "$bc" ] && [ -n "$bw" ] || continue
+    printf 'N=%s: cold - warm = %ss (%s of one plain tar xzf)' "$n" \
+      "$(awk -v a="$bc" -v b="$bw" 'BEGIN { printf "%.2f", a - b }')" \
+      "$(ratio "$(awk -v a="$bc" -v b="$bw" 'BEGIN { printf "%.3f", a - b }')" "$plain_tar")"
+    [ -n "$c" ] && printf ', warm / floor = %s' "$(ratio "$bw" "$c")"
+    printf '\n'
+  done
+fi
 if has_mode s || has_mode w; then
   printf '\nthe seed'"'"'s definition (s: engine, w: as written) beside templates/phpinfo.haco (b)\n'
   printf '%6s %10s %10s %10s %10s %10s %10s %10s %10s\n' N "b cold" "s cold" "b warm" "s warm" "w" \
