@@ -44,7 +44,13 @@ using nlohmann::json;
 using state::InstanceRecord;
 using state::InstanceState;
 
+// A change of state is written within this delay, or, when fleet.json
+// takes long to write (its size grows with the fleet, and fsync waits on
+// the disk), after kStateWriteSpacing times as long as the last write took:
+// the loop that answers the spawners spends at most a tenth of its time
+// writing state.
 constexpr auto kStateWriteDelay = std::chrono::milliseconds(100);
+constexpr int kStateWriteSpacing = 9;
 constexpr auto kKillWait = std::chrono::milliseconds(3000);
 // How long an instance's "exited" event waits for the log writer to have
 // written all the instance wrote (a process it left behind may hold the pipe).
@@ -883,7 +889,8 @@ class Supervisor {
   void mark_dirty() {
     if (state_write_pending_) return;
     state_write_pending_ = true;
-    state_timer_.expires_after(kStateWriteDelay);
+    state_timer_.expires_after(
+        std::max<std::chrono::steady_clock::duration>(kStateWriteDelay, kStateWriteSpacing * last_state_write_));
     state_timer_.async_wait([this](const boost::system::error_code& ec) {
       if (!ec && state_write_pending_) save_state_now();
     });
@@ -892,6 +899,7 @@ class Supervisor {
   // Only the records changed since the last write are serialized again.
   void save_state_now() {
     state_write_pending_ = false;
+    const auto start = std::chrono::steady_clock::now();
     std::vector<std::string_view> records;
     records.reserve(state_order_.size());
     for (const auto& name : state_order_) {
@@ -903,6 +911,7 @@ class Supervisor {
     } catch (const Error& e) {
       log_line(e.what());
     }
+    last_state_write_ = std::chrono::steady_clock::now() - start;
   }
 
   void accept_next() {
@@ -922,6 +931,7 @@ class Supervisor {
   asio::steady_timer stagger_timer_;
   bool stagger_armed_ = false;
   bool state_write_pending_ = false;
+  std::chrono::steady_clock::duration last_state_write_{};
   bool stopping_all_ = false;
   bool shut_down_ = false;
   std::chrono::steady_clock::time_point last_dispatch_{};
