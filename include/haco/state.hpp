@@ -155,6 +155,16 @@ std::optional<nlohmann::json> read_json_file(const std::string& path);
 std::optional<FleetState> load_state(const FleetPaths& paths);
 void save_state(const FleetPaths& paths, const FleetState& state);
 
+// The text of `record` as fleet.json holds it (indented for its place in
+// "instances"). A supervisor keeps it while the record does not change, so
+// that writing the state of a large fleet does not serialize every record
+// again.
+std::string instance_record_text(const InstanceRecord& record);
+// save_state with the instances given as their texts (instance_record_text,
+// in order); state.instances is not read. The file is the same as
+// save_state's for those records.
+void save_state(const FleetPaths& paths, const FleetState& state, const std::vector<std::string_view>& instance_texts);
+
 // Names of the fleets that have a state directory under `state_root`; a
 // directory whose name is not a valid fleet name is not one of ours.
 std::vector<std::string> list_fleets(const std::string& state_root);

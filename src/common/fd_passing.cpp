@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "haco/error.hpp"
@@ -29,7 +30,16 @@ void send_with_fd(int socket, std::string_view payload, int fd, const std::strin
 
 ReceivedMessage receive_with_fd(int socket, std::size_t max_payload, const std::string& what) {
   ReceivedMessage received;
-  received.payload.resize(max_payload);
+  // The buffer is sized to the message, read first without taking it
+  // (MSG_TRUNC gives its whole length): filling a buffer of max_payload for
+  // every message of a few hundred bytes cost more than the rest of a
+  // container's launch.
+  ssize_t length;
+  while ((length = ::recv(socket, nullptr, 0, MSG_PEEK | MSG_TRUNC)) < 0)
+    if (errno != EINTR) throw Error::from_errno("recvmsg", what, errno);
+  // End-of-file; a longer message is taken at max_payload and refused below.
+  if (length == 0) return received;
+  received.payload.resize(std::min(static_cast<std::size_t>(length), max_payload));
   iovec iov{received.payload.data(), received.payload.size()};
   msghdr msg{};
   msg.msg_iov = &iov;

@@ -1,5 +1,6 @@
 #include "haco/mountinfo.hpp"
 
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -39,6 +40,7 @@ std::vector<MountInfo> read_mountinfo(const std::string& path) {
     MountInfo m;
     if (!(before >> m.id >> m.parent_id >> devno >> m.root >> m.mount_point)) continue;
     if (!(after >> m.fstype >> m.source >> m.super_options)) continue;
+    if (std::sscanf(devno.c_str(), "%u:%u", &m.dev_major, &m.dev_minor) != 2) continue;
     m.root = unescape(m.root);
     m.mount_point = unescape(m.mount_point);
     m.source = unescape(m.source);

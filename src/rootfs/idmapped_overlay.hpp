@@ -11,8 +11,9 @@
 
 namespace haco::rootfs {
 
-// An fd of a new user namespace with these maps (a child is forked into it
-// for the time it takes to write the maps and open /proc/CHILD/ns/user).
+// An fd of a new user namespace with these maps (a child sharing this
+// process's memory is cloned into it for the time it takes to write the
+// maps and open /proc/CHILD/ns/user).
 UniqueFd make_userns(const std::vector<IdMapping>& uid_map, const std::vector<IdMapping>& gid_map);
 
 // A detached clone of the mount at `path`, read-only and nodev, idmapped

@@ -88,20 +88,47 @@ struct MountAt {
   std::optional<MountInfo> mount;  // its line in mountinfo, if listed when read
 };
 
-// The mount whose root `path` is, if it is one.
-std::optional<MountAt> mount_at(const std::string& path) {
+std::string describe(const MountAt& at) {
+  if (!at.mount) return fmt::format("mount {}, not listed in /proc/self/mountinfo", at.id);
+  return fmt::format("{} '{}' at {}", at.mount->fstype, at.mount->source, at.mount->mount_point);
+}
+
+// The mount whose root `path` is, if it is one. Its line comes from `table`
+// when the table lists a mount of that id and device (ids are reused once
+// a mount is gone), from a fresh reading otherwise.
+std::optional<MountAt> mount_at(const std::string& path, const MountTable* table = nullptr) {
   UniqueFd fd = open_path(path);
-  if (!fd || !is_mount_root(fd.get(), path)) return std::nullopt;
-  MountAt at{std::move(fd), 0, std::nullopt};
-  at.id = mount_id_of(at.fd.get(), path);
+  if (!fd) return std::nullopt;
+  const struct statx stx = statx_of(fd.get(), path);
+  if (!(stx.stx_attributes & STATX_ATTR_MOUNT_ROOT)) return std::nullopt;
+  MountAt at{std::move(fd), stx.stx_mnt_id, std::nullopt};
+  if (table) {
+    const MountInfo* known = table->find(at.id);
+    if (known && known->dev_major == stx.stx_dev_major && known->dev_minor == stx.stx_dev_minor) {
+      at.mount = *known;
+      return at;
+    }
+  }
   for (MountInfo& m : read_mountinfo())
     if (m.id == at.id) at.mount = std::move(m);
   return at;
 }
 
-std::string describe(const MountAt& at) {
-  if (!at.mount) return fmt::format("mount {}, not listed in /proc/self/mountinfo", at.id);
-  return fmt::format("{} '{}' at {}", at.mount->fstype, at.mount->source, at.mount->mount_point);
+bool unmount_overlay_at(std::optional<MountAt> at, const std::string& rootfs, const std::string& upper) {
+  if (!at) return false;
+  const auto want = stat_of(upper);
+  if (!want || !at->mount || !overlay_over(*at->mount, *want))
+    throw Error(fmt::format("refusing to unmount {}: what is mounted there ({}) is not the overlay over {}", rootfs,
+                            describe(*at), upper));
+  // The magic link names the mount the fd was proven on, whatever the path
+  // (or a symlink on it) names by now.
+  const std::string by_fd = fmt::format("/proc/self/fd/{}", at->fd.get());
+  if (umount2(by_fd.c_str(), MNT_DETACH) < 0) {
+    // Unmounted meanwhile by someone else.
+    if (errno == EINVAL) return false;
+    throw Error::from_errno("umount2", rootfs, errno);
+  }
+  return true;
 }
 
 }  // namespace
@@ -130,10 +157,26 @@ std::string resolved_path_of(int fd, const std::string& path) {
   return resolved;
 }
 
+MountTable MountTable::read() {
+  MountTable table;
+  table.mounts_ = read_mountinfo();
+  for (std::size_t i = 0; i < table.mounts_.size(); ++i) table.by_id_.emplace(table.mounts_[i].id, i);
+  return table;
+}
+
+const MountInfo* MountTable::find(std::uint64_t id) const {
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : &mounts_[it->second];
+}
+
 std::vector<std::string> mounts_at_or_under(int fd, const std::string& path) {
+  return mounts_at_or_under(fd, path, MountTable::read());
+}
+
+std::vector<std::string> mounts_at_or_under(int fd, const std::string& path, const MountTable& table) {
   const std::uint64_t at = mount_id_of(fd, path);
   const std::string base = resolved_path_of(fd, path);
-  const std::vector<MountInfo> mounts = read_mountinfo();
+  const std::vector<MountInfo>& mounts = table.mounts();
   std::unordered_map<std::uint64_t, const MountInfo*> by_id;
   for (const MountInfo& m : mounts) by_id.emplace(m.id, &m);
   // Mounts stacked at `base` under the one on top are ancestors of it there.
@@ -189,21 +232,11 @@ bool overlay_mounted_at(const std::string& rootfs, const std::string& upper) {
 }
 
 bool unmount_overlay(const std::string& rootfs, const std::string& upper) {
-  auto at = mount_at(rootfs);
-  if (!at) return false;
-  const auto want = stat_of(upper);
-  if (!want || !at->mount || !overlay_over(*at->mount, *want))
-    throw Error(fmt::format("refusing to unmount {}: what is mounted there ({}) is not the overlay over {}", rootfs,
-                            describe(*at), upper));
-  // The magic link names the mount the fd was proven on, whatever the path
-  // (or a symlink on it) names by now.
-  const std::string by_fd = fmt::format("/proc/self/fd/{}", at->fd.get());
-  if (umount2(by_fd.c_str(), MNT_DETACH) < 0) {
-    // Unmounted meanwhile by someone else.
-    if (errno == EINVAL) return false;
-    throw Error::from_errno("umount2", rootfs, errno);
-  }
-  return true;
+  return unmount_overlay_at(mount_at(rootfs), rootfs, upper);
+}
+
+bool unmount_overlay(const std::string& rootfs, const std::string& upper, const MountTable& table) {
+  return unmount_overlay_at(mount_at(rootfs, &table), rootfs, upper);
 }
 
 }  // namespace haco::rootfs

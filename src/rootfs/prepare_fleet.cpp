@@ -374,40 +374,93 @@ std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& ins
   return out;
 }
 
+namespace {
+
+// The instance directory holding an overlay's upper and work directories.
+std::string overlay_instance_dir(const PreparedRootfs& prepared) {
+  return prepared.upper_dir.substr(0, prepared.upper_dir.rfind('/'));
+}
+
+// Unmounts the instance's overlay (and without purge removes the empty
+// mount point: what is kept is the upper layer, in the data root, and a
+// bootstrap block that asks `Dir.exists?(root)` must see the rootfs as not
+// there, docs/bootstrap.md).
+template <typename Unmount>
+void unmount_rootfs(const PreparedRootfs& prepared, bool purge, Unmount unmount) {
+  if (prepared.strategy == Strategy::overlay && unmount(prepared.rootfs, prepared.upper_dir) && !purge)
+    ::rmdir(prepared.rootfs.c_str());
+}
+
+// `work` for each of `prepared` whose `done` is set, `parallel` at a time;
+// every one is attempted, `done` is cleared for each that fails, and the
+// first error is thrown at the end.
+template <typename Work>
+void for_each_rootfs(const std::vector<PreparedRootfs>& prepared, std::vector<char>& done, unsigned parallel,
+                     Work work) {
+  std::mutex error_mutex;
+  std::exception_ptr error;
+  boost::asio::thread_pool pool(parallel);
+  for (std::size_t i = 0; i < prepared.size(); ++i) {
+    if (!done[i]) continue;
+    boost::asio::post(pool, [&, i] {
+      const PreparedRootfs& p = prepared[i];
+      try {
+        with_context(fmt::format("tearing down the rootfs of {}", p.instance), [&] { work(p); });
+      } catch (...) {
+        std::lock_guard lock(error_mutex);
+        done[i] = false;
+        if (!error) error = std::current_exception();
+      }
+    });
+  }
+  pool.join();
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace
+
 void teardown(const PreparedRootfs& prepared, bool purge) {
   with_context(fmt::format("tearing down the rootfs of {}", prepared.instance), [&] {
-    if (prepared.strategy == Strategy::overlay && unmount_overlay(prepared.rootfs, prepared.upper_dir)) {
-      // The empty mount point goes too: what is kept is the upper layer, in
-      // the data root, and a bootstrap block that asks `Dir.exists?(root)`
-      // must see the rootfs as not there (docs/bootstrap.md).
-      if (!purge) ::rmdir(prepared.rootfs.c_str());
-    }
+    unmount_rootfs(prepared, purge,
+                   [](const std::string& rootfs, const std::string& upper) { return unmount_overlay(rootfs, upper); });
     if (!purge) return;
     remove_tree(prepared.rootfs);
-    if (!prepared.upper_dir.empty()) {
-      std::string dir = prepared.upper_dir.substr(0, prepared.upper_dir.rfind('/'));
-      remove_tree(dir);
-    }
+    if (!prepared.upper_dir.empty()) remove_tree(overlay_instance_dir(prepared));
   });
 }
 
 void teardown_fleet(const std::vector<PreparedRootfs>& prepared, bool purge, unsigned parallel) {
   // Removal waits on the device far more than on the CPU: more trees at once.
   if (!parallel) parallel = 4 * std::max(1u, std::thread::hardware_concurrency());
-  std::mutex error_mutex;
+  // What is mounted where is read once for all the overlays, and once more
+  // for all the trees after they are unmounted, rather than for each
+  // instance (teardown): each reading costs as much as the host has mounts.
+  // An instance whose overlay could not be unmounted keeps its trees.
+  std::vector<char> unmounted(prepared.size(), true);
   std::exception_ptr error;
-  boost::asio::thread_pool pool(parallel);
-  for (const PreparedRootfs& p : prepared) {
-    boost::asio::post(pool, [&] {
-      try {
-        teardown(p, purge);
-      } catch (...) {
-        std::lock_guard lock(error_mutex);
-        if (!error) error = std::current_exception();
-      }
+  try {
+    const MountTable before = MountTable::read();
+    for_each_rootfs(prepared, unmounted, parallel, [&](const PreparedRootfs& p) {
+      unmount_rootfs(p, purge, [&](const std::string& rootfs, const std::string& upper) {
+        return unmount_overlay(rootfs, upper, before);
+      });
     });
+  } catch (...) {
+    error = std::current_exception();
   }
-  pool.join();
+  if (!purge) {
+    if (error) std::rethrow_exception(error);
+    return;
+  }
+  try {
+    const MountTable after = MountTable::read();
+    for_each_rootfs(prepared, unmounted, parallel, [&](const PreparedRootfs& p) {
+      remove_tree(p.rootfs, after);
+      if (!p.upper_dir.empty()) remove_tree(overlay_instance_dir(p), after);
+    });
+  } catch (...) {
+    if (!error) error = std::current_exception();
+  }
   if (error) std::rethrow_exception(error);
 }
 

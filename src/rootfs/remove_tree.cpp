@@ -123,6 +123,26 @@ UniqueFd open_directory(const std::string& path) {
   return root;
 }
 
+// A missing path: nothing to do; a file: unlinked; a directory: its fd.
+UniqueFd directory_to_remove(const std::string& path) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) < 0) {
+    if (errno == ENOENT) return {};
+    throw Error::from_errno("lstat", path, errno);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    if (unlink(path.c_str()) < 0) throw Error::from_errno("unlink", path, errno);
+    return {};
+  }
+  return open_directory(path);
+}
+
+void remove_directory(const UniqueFd& root, const std::string& path, const std::vector<std::string>& mounted) {
+  for (const std::string& m : mounted) throw Error(fmt::format("refusing to remove {}: {} is mounted", path, m));
+  remove_contents(root.get(), mount_id_of(root.get(), path), path);
+  if (rmdir(path.c_str()) < 0) throw Error::from_errno("rmdir", path, errno);
+}
+
 }  // namespace
 
 void remove_tree_contents(const std::string& path) {
@@ -130,23 +150,16 @@ void remove_tree_contents(const std::string& path) {
   remove_contents(root.get(), mount_id_of(root.get(), path), path);
 }
 
+void remove_tree(const std::string& path, const MountTable& table) {
+  UniqueFd root = directory_to_remove(path);
+  if (root) remove_directory(root, path, mounts_at_or_under(root.get(), path, table));
+}
+
 void remove_tree(const std::string& path) {
-  struct stat st {};
-  if (lstat(path.c_str(), &st) < 0) {
-    if (errno == ENOENT) return;
-    throw Error::from_errno("lstat", path, errno);
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    if (unlink(path.c_str()) < 0) throw Error::from_errno("unlink", path, errno);
-    return;
-  }
   // Asked of the directory opened, by mount id and resolved path: a symlink
   // on the way to `path` cannot hide a mount from the check.
-  UniqueFd root = open_directory(path);
-  for (const std::string& m : mounts_at_or_under(root.get(), path))
-    throw Error(fmt::format("refusing to remove {}: {} is mounted", path, m));
-  remove_contents(root.get(), mount_id_of(root.get(), path), path);
-  if (rmdir(path.c_str()) < 0) throw Error::from_errno("rmdir", path, errno);
+  UniqueFd root = directory_to_remove(path);
+  if (root) remove_directory(root, path, mounts_at_or_under(root.get(), path));
 }
 
 }  // namespace haco::rootfs

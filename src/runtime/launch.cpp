@@ -113,8 +113,9 @@ LaunchedContainer launch_container(const LaunchRequest& r) {
   args.exit_signal = r.clone_parent ? 0 : SIGCHLD;
   if (args.flags & sys::kCloneIntoCgroup) args.cgroup = static_cast<std::uint64_t>(r.cgroup->clone_into_fd());
   // The rootfs becomes the root of a staging mount namespace, cloned into.
+  UniqueFd tree = with_context("staging the rootfs", [&] { return rootfs_tree(c); });
   StagingNamespace staging;
-  with_context("staging the rootfs", [&] { stage_rootfs(c); });
+  with_context("staging the rootfs", [&] { stage_rootfs(tree, c); });
   long pid = sys::clone3(args);
   if (pid < 0) throw Error::from_errno("clone3", errno);
   if (pid == 0) {

@@ -201,4 +201,15 @@ void attach(const UniqueFd& mount_fd, const UniqueFd& target_fd, const std::stri
     throw Error::from_errno("move_mount", target_name, errno);
 }
 
+void pivot_into(const UniqueFd& tree, const std::string& name) {
+  if (::move_mount(tree.get(), "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH) != 0)
+    throw Error::from_errno("move_mount", name + " onto /", errno);
+  // pivot_root(".", ".") stacks the old root on top of the new one; the
+  // detach then removes it without needing a directory for it.
+  check_sys(::fchdir(tree.get()), "fchdir", name);
+  check_sys(sys::pivot_root(".", "."), "pivot_root", name);
+  check_sys(::umount2(".", MNT_DETACH), "umount2 (old root)", "/");
+  check_sys(::chdir("/"), "chdir", "/");
+}
+
 }  // namespace haco::runtime

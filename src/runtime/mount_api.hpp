@@ -41,6 +41,10 @@ UniqueFd copy_tree(const std::string& source, bool recursive, const std::string&
 UniqueFd copy_tree(const UniqueFd& source, const std::string& name, bool recursive, const std::string& options);
 // Attaches a detached mount onto the (resolved) target fd.
 void attach(const UniqueFd& mount_fd, const UniqueFd& target_fd, const std::string& target_name);
+// The detached mount `tree` becomes the root of the calling thread's mount
+// namespace, stacked on the old root, which is then detached; the working
+// directory is the new root. `name` names the tree in errors.
+void pivot_into(const UniqueFd& tree, const std::string& name);
 // True when `options` (a mount option string) sets `key` ("size", "uid").
 bool has_option(const std::string& options, const std::string& key);
 

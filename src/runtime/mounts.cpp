@@ -141,21 +141,22 @@ std::string tmpfs_options(const ContainerSpec& c, const std::string& options) {
   return out;
 }
 
-void stage_rootfs(const ContainerSpec& c) {
+UniqueFd rootfs_tree(const ContainerSpec& c) {
   if (c.rootfs.empty() || c.rootfs.front() != '/')
     throw Error(fmt::format("the rootfs \"{}\" is not an absolute path", c.rootfs));
   // A clone of the tree (an overlay mount included), every mount of it nodev:
   // no device node inside can be opened (docs/security.md, "Device nodes").
   UniqueFd tree = copy_tree(c.rootfs, true, "nodev");
-  if (::move_mount(tree.get(), "", AT_FDCWD, c.rootfs.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0)
-    throw Error::from_errno("move_mount", c.rootfs, errno);
-  // pivot_root(".", ".") stacks the old root on top of the new one; the
-  // detach then removes it without needing a directory for it.
-  check_sys(::fchdir(tree.get()), "fchdir", c.rootfs);
-  check_sys(sys::pivot_root(".", "."), "pivot_root", c.rootfs);
-  check_sys(::umount2(".", MNT_DETACH), "umount2 (old root)", "/");
-  check_sys(::chdir("/"), "chdir", "/");
+  // Private: what is mounted in it from now on reaches no mount of the host
+  // (a clone of a shared mount would be its peer).
+  mount_attr attr{};
+  attr.propagation = MS_PRIVATE;
+  if (::mount_setattr(tree.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) != 0)
+    throw Error::from_errno("mount_setattr (private)", c.rootfs, errno);
+  return tree;
 }
+
+void stage_rootfs(const UniqueFd& tree, const ContainerSpec& c) { pivot_into(tree, c.rootfs); }
 
 void mount_container_filesystems(const ContainerSpec& c, pid_t pid, StagingNamespace& staging) {
   const std::optional<Owner> owner = container_root_on_host(c);

@@ -4,6 +4,7 @@
 // locks every mount the host side made, then adds what must belong to the
 // container's own user namespace. Every target is resolved inside the rootfs.
 //
+//   host, before clone:                               rootfs_tree
 //   host, before clone, inside the staging namespace:  stage_rootfs
 //   host, handshake step 2 (the child's namespaces exist): mount_container_filesystems
 //   child, handshake step 3:                             enter_own_mount_namespace
@@ -44,10 +45,12 @@ struct StagedMount {
 };
 using MountPlan = std::vector<StagedMount>;
 
-// Inside the staging namespace: the rootfs tree (open_tree of the path,
-// recursive, every mount of it nodev) becomes the root, the host's tree is
-// detached. A container cloned now starts in it.
-void stage_rootfs(const ContainerSpec& c);
+// In the caller's namespace: the rootfs tree, detached (open_tree of the
+// path, recursive, every mount of it nodev and private).
+UniqueFd rootfs_tree(const ContainerSpec& c);
+// Inside the staging namespace: the rootfs tree becomes the root. A
+// container cloned now starts in it.
+void stage_rootfs(const UniqueFd& tree, const ContainerSpec& c);
 
 // The definition's binds and tmpfs mounts, network etc, and mount_independent
 // (but devpts), made for the container whose init is `pid` and attached in

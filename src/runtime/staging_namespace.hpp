@@ -13,8 +13,10 @@ namespace haco::runtime {
 
 class StagingNamespace {
  public:
-  // unshare(CLONE_NEWNS) for the calling thread, then / made recursively
-  // private; the thread is inside until leave().
+  // A copy of the process's base namespace for the calling thread (an empty
+  // read-only tmpfs as its root, made on first use; its mounts are private),
+  // which stage_rootfs gives the rootfs as its root; the thread is inside
+  // until leave().
   StagingNamespace();
   // Back to the caller's namespace when still inside.
   ~StagingNamespace();

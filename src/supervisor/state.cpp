@@ -164,11 +164,12 @@ InstanceRecord instance_record_from_json(const json& j) {
   return r;
 }
 
-json to_json(const FleetState& s) {
+namespace {
+
+// Everything of the state but its instances ("instances" is an empty array).
+json fleet_json_without_instances(const FleetState& s) {
   json spawners = json::array();
   for (const auto& p : s.spawners) spawners.push_back(identity_json(p));
-  json instances = json::array();
-  for (const auto& r : s.instances) instances.push_back(to_json(r));
   return {{"schema", kStateSchemaVersion},
           {"fleet", s.fleet},
           {"definition", s.definition},
@@ -179,7 +180,16 @@ json to_json(const FleetState& s) {
           {"log_writer", identity_json(s.log_writer)},
           {"cgroup",
            {{"layout", cgroups::layout_name(s.cgroup.layout)}, {"dir", s.cgroup.dir}, {"unit", s.cgroup.unit}}},
-          {"instances", instances}};
+          {"instances", json::array()}};
+}
+
+}  // namespace
+
+json to_json(const FleetState& s) {
+  json out = fleet_json_without_instances(s);
+  json& instances = out["instances"];
+  for (const auto& r : s.instances) instances.push_back(to_json(r));
+  return out;
 }
 
 FleetState fleet_state_from_json(const json& j) {
@@ -250,9 +260,58 @@ std::optional<FleetState> load_state(const FleetPaths& paths) {
   return with_context("reading " + paths.state_file(), [&] { return fleet_state_from_json(*j); });
 }
 
+namespace {
+
+// fleet.json is indented by one space a level; a record is an element of
+// the top level's "instances", two levels deep.
+constexpr int kStateIndent = 1;
+constexpr std::string_view kRecordIndent = "  ";
+constexpr std::string_view kNoInstances = "\n \"instances\": []";
+
+}  // namespace
+
+std::string instance_record_text(const InstanceRecord& record) {
+  const std::string flat = to_json(record).dump(kStateIndent);
+  std::string text;
+  text.reserve(flat.size() + flat.size() / 8);
+  // A newline inside a JSON string is escaped: each one here starts a line.
+  for (char c : flat) {
+    text += c;
+    if (c == '\n') text += kRecordIndent;
+  }
+  return text;
+}
+
+void save_state(const FleetPaths& paths, const FleetState& state, const std::vector<std::string_view>& instance_texts) {
+  with_context("writing the state of fleet '" + paths.fleet + "'", [&] {
+    std::string text = fleet_json_without_instances(state).dump(kStateIndent);
+    if (!instance_texts.empty()) {
+      // A top-level key starts a line indented once; no string holds a raw
+      // newline, so this is the one "instances" of the top level.
+      const std::size_t at = text.find(kNoInstances);
+      if (at == std::string::npos) throw Error("fleet state: no \"instances\" to write the records into");
+      std::size_t size = 0;
+      for (auto t : instance_texts) size += t.size() + kRecordIndent.size() + 2;
+      std::string records = "\n \"instances\": [";
+      records.reserve(size + 16);
+      for (std::size_t i = 0; i < instance_texts.size(); ++i) {
+        records += i == 0 ? "\n" : ",\n";
+        records += kRecordIndent;
+        records += instance_texts[i];
+      }
+      records += "\n ]";
+      text.replace(at, kNoInstances.size(), records);
+    }
+    text += "\n";
+    write_file_atomically(paths.state_file(), text);
+  });
+}
+
 void save_state(const FleetPaths& paths, const FleetState& state) {
-  with_context("writing the state of fleet '" + paths.fleet + "'",
-               [&] { write_file_atomically(paths.state_file(), to_json(state).dump(1) + "\n"); });
+  std::vector<std::string> texts;
+  texts.reserve(state.instances.size());
+  for (const auto& r : state.instances) texts.push_back(instance_record_text(r));
+  save_state(paths, state, std::vector<std::string_view>(texts.begin(), texts.end()));
 }
 
 std::vector<std::string> list_fleets(const std::string& state_root) {

@@ -44,7 +44,13 @@ using nlohmann::json;
 using state::InstanceRecord;
 using state::InstanceState;
 
+// A change of state is written within this delay, or, when fleet.json
+// takes long to write (its size grows with the fleet, and fsync waits on
+// the disk), after kStateWriteSpacing times as long as the last write took:
+// the loop that answers the spawners spends at most a tenth of its time
+// writing state.
 constexpr auto kStateWriteDelay = std::chrono::milliseconds(100);
+constexpr int kStateWriteSpacing = 9;
 constexpr auto kKillWait = std::chrono::milliseconds(3000);
 // How long an instance's "exited" event waits for the log writer to have
 // written all the instance wrote (a process it left behind may hold the pipe).
@@ -103,8 +109,21 @@ struct StopOperation {
   std::unique_ptr<asio::steady_timer> deadline;
 };
 
-struct Instance {
-  InstanceRecord record;
+class Instance {
+ public:
+  const InstanceRecord& record() const { return record_; }
+  // Every change of the record goes through here: the text of the record
+  // last written to fleet.json is dropped, and made again at the next write.
+  InstanceRecord& change() {
+    state_text_.reset();
+    return record_;
+  }
+  // The record as fleet.json holds it.
+  const std::string& state_text() {
+    if (!state_text_) state_text_ = state::instance_record_text(record_);
+    return *state_text_;
+  }
+
   std::unique_ptr<asio::posix::stream_descriptor> pidfd;  // while the init runs
   std::unique_ptr<asio::steady_timer> restart_timer;
   std::uint64_t output_pipe = 0;  // id of the last launch's output pipe
@@ -113,6 +132,10 @@ struct Instance {
   // Started by a previous supervisor: not our child, so its exit status
   // cannot be read (its new parent reaps it).
   bool adopted = false;
+
+ private:
+  InstanceRecord record_;
+  std::optional<std::string> state_text_;
 };
 
 // An event for an `up` that waits until the launch's output is in its log.
@@ -236,14 +259,15 @@ class Supervisor {
     for (auto& record : previous->instances) {
       const std::string name = record.name();
       Instance& instance = instances_[name];
-      instance.record = std::move(record);
+      instance.change() = std::move(record);
       state_order_.push_back(name);
       if (watch_adopted(instance)) {
         ++adopted;
-      } else if (is_active(instance.record.state)) {
-        instance.record.state = InstanceState::failed;
-        instance.record.process = {};
-        instance.record.error = "ended while no supervisor ran (exit status unknown)";
+      } else if (is_active(instance.record().state)) {
+        InstanceRecord& ended_record = instance.change();
+        ended_record.state = InstanceState::failed;
+        ended_record.process = {};
+        ended_record.error = "ended while no supervisor ran (exit status unknown)";
         ++ended;
       }
     }
@@ -259,11 +283,11 @@ class Supervisor {
   // A pidfd for the recorded init, opened by pid and then checked by start
   // time, so a recycled pid is never adopted.
   bool watch_adopted(Instance& instance) {
-    auto& record = instance.record;
+    const auto& record = instance.record();
     if (record.process.pid <= 0) return false;
     UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, record.process.pid, 0)));
     if (!pidfd || !state::is_alive(record.process)) return false;
-    record.state = InstanceState::running;
+    instance.change().state = InstanceState::running;
     instance.adopted = true;
     instance.pidfd = std::make_unique<asio::posix::stream_descriptor>(io_, pidfd.release());
     const std::string name = record.name();
@@ -385,11 +409,11 @@ class Supervisor {
   // log writer (and stays here), its write end is returned for the spawner.
   UniqueFd open_output_pipe(Instance& instance) {
     int ends[2];
-    check_sys(::pipe2(ends, O_CLOEXEC), "pipe2", "the output pipe of " + instance.record.name());
+    check_sys(::pipe2(ends, O_CLOEXEC), "pipe2", "the output pipe of " + instance.record().name());
     UniqueFd write_end(ends[1]);
     OutputPipe pipe;
     pipe.read_end.reset(ends[0]);
-    pipe.about = {next_pipe_id_++, instance.record.name(), instance.record.log_path};
+    pipe.about = {next_pipe_id_++, instance.record().name(), instance.record().log_path};
     instance.output_pipe = pipe.about.id;
     hand_to_log_writer(pipe);
     pipes_.emplace(pipe.about.id, std::move(pipe));
@@ -452,7 +476,7 @@ class Supervisor {
       auto name = record.name();
       auto existing = instances_.find(name);
       if (existing != instances_.end() && (existing->second.pidfd || existing->second.launching ||
-                                           existing->second.record.state == InstanceState::restarting)) {
+                                           existing->second.record().state == InstanceState::restarting)) {
         session->send({{"event", "failed"}, {"instance", name}, {"error", "already running"}});
         continue;
       }
@@ -461,8 +485,8 @@ class Supervisor {
       record.error.clear();
       auto& instance = instances_[name];
       instance = Instance{};
-      instance.record = std::move(record);
-      prepare_instance_log(instance.record.log_path);
+      instance.change() = std::move(record);
+      prepare_instance_log(instance.record().log_path);
       operation->waiting.insert(name);
       starting_[name] = operation;
       watchers_[name] = session;
@@ -528,11 +552,11 @@ class Supervisor {
   }
 
   void send_to_spawner(Spawner& spawner, Instance& instance) {
-    const auto& name = instance.record.name();
+    const auto& name = instance.record().name();
     try {
       // A fresh pipe per launch; the write end is closed here once sent.
       UniqueFd output = open_output_pipe(instance);
-      send_spawn_request(spawner.socket->native_handle(), {instance.record.spec, instance.record.log_path},
+      send_spawn_request(spawner.socket->native_handle(), {instance.record().spec, instance.record().log_path},
                          output.get());
     } catch (const Error& e) {
       launch_failed(name, e.what());
@@ -577,7 +601,7 @@ class Supervisor {
 
   void launch_succeeded(Instance& instance, SpawnReply reply) {
     fault_point("supervisor-launched");
-    auto& record = instance.record;
+    auto& record = instance.change();
     auto identity = state::read_start_time(reply.pid);
     record.process = {reply.pid, identity.value_or(0)};
     record.cgroup_paths = reply.cgroup_paths;
@@ -628,8 +652,9 @@ class Supervisor {
     if (it == instances_.end()) return;
     auto& instance = it->second;
     instance.launching = false;
-    instance.record.state = instance.stop_requested ? InstanceState::stopped : InstanceState::failed;
-    instance.record.error = error;
+    auto& record = instance.change();
+    record.state = instance.stop_requested ? InstanceState::stopped : InstanceState::failed;
+    record.error = error;
     log_line(fmt::format("{} failed to start: {}", name, error));
     notify_started(name, {{"event", "failed"}, {"instance", name}, {"error", error}});
     instance_gone(name);
@@ -674,7 +699,7 @@ class Supervisor {
       }
     }
     instance.pidfd.reset();
-    auto& record = instance.record;
+    auto& record = instance.change();
     instance.adopted = false;
     state::ExitRecord exit;
     exit.at_unix_ms = state::unix_now_ms();
@@ -695,7 +720,7 @@ class Supervisor {
         if (ec) return;
         auto again = instances_.find(name);
         if (again == instances_.end() || again->second.stop_requested) return;
-        again->second.record.state = InstanceState::starting;
+        again->second.change().state = InstanceState::starting;
         queue_.push_back(name);
         dispatch();
       });
@@ -731,19 +756,19 @@ class Supervisor {
       instance.stop_requested = true;
       if (instance.restart_timer) instance.restart_timer->cancel();
       if (instance.pidfd) {
-        instance.record.state = InstanceState::stopping;
-        const auto& container = instance.record.spec.container;
+        instance.change().state = InstanceState::stopping;
+        const auto& container = instance.record().spec.container;
         pidfd_signal(instance.pidfd->native_handle(), container.stop_signal);
-        if (state::signal_would_be_dropped(instance.record.process.pid, container.stop_signal,
+        if (state::signal_would_be_dropped(instance.record().process.pid, container.stop_signal,
                                     container.has_namespace(Namespace::pid)))
           deaf.insert(name);
         operation->waiting.insert(name);
       } else if (instance.launching) {
-        instance.record.state = InstanceState::stopping;
+        instance.change().state = InstanceState::stopping;
         operation->waiting.insert(name);
-      } else if (instance.record.state == InstanceState::starting ||
-                 instance.record.state == InstanceState::restarting) {
-        instance.record.state = InstanceState::stopped;
+      } else if (instance.record().state == InstanceState::starting ||
+                 instance.record().state == InstanceState::restarting) {
+        instance.change().state = InstanceState::stopped;
         notify_started(name, {{"event", "failed"}, {"instance", name}, {"error", "stopped before it started"}});
       }
     }
@@ -864,24 +889,29 @@ class Supervisor {
   void mark_dirty() {
     if (state_write_pending_) return;
     state_write_pending_ = true;
-    state_timer_.expires_after(kStateWriteDelay);
+    state_timer_.expires_after(
+        std::max<std::chrono::steady_clock::duration>(kStateWriteDelay, kStateWriteSpacing * last_state_write_));
     state_timer_.async_wait([this](const boost::system::error_code& ec) {
       if (!ec && state_write_pending_) save_state_now();
     });
   }
 
+  // Only the records changed since the last write are serialized again.
   void save_state_now() {
     state_write_pending_ = false;
-    state_.instances.clear();
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<std::string_view> records;
+    records.reserve(state_order_.size());
     for (const auto& name : state_order_) {
       auto it = instances_.find(name);
-      if (it != instances_.end()) state_.instances.push_back(it->second.record);
+      if (it != instances_.end()) records.push_back(it->second.state_text());
     }
     try {
-      state::save_state(config_.paths, state_);
+      state::save_state(config_.paths, state_, records);
     } catch (const Error& e) {
       log_line(e.what());
     }
+    last_state_write_ = std::chrono::steady_clock::now() - start;
   }
 
   void accept_next() {
@@ -901,6 +931,7 @@ class Supervisor {
   asio::steady_timer stagger_timer_;
   bool stagger_armed_ = false;
   bool state_write_pending_ = false;
+  std::chrono::steady_clock::duration last_state_write_{};
   bool stopping_all_ = false;
   bool shut_down_ = false;
   std::chrono::steady_clock::time_point last_dispatch_{};

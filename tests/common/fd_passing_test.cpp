@@ -68,6 +68,25 @@ TEST(FdPassing, AMessageLongerThanExpectedIsAnError) {
   }
 }
 
+// The log writer reads its control socket without blocking: nothing there
+// is EAGAIN, and the message that comes later arrives whole, with its
+// descriptor.
+TEST(FdPassing, ANonBlockingSocketWithNothingToReadSaysEagain) {
+  SocketPair pair;
+  ASSERT_EQ(::fcntl(pair.b.get(), F_SETFL, O_NONBLOCK), 0);
+  try {
+    receive_with_fd(pair.b.get(), 1 << 20, "test socket");
+    FAIL() << "a message was received from an empty socket";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.sys_errno(), EAGAIN) << e.what();
+  }
+  send_with_fd(pair.a.get(), std::string(3000, 'y'), pair.a.get(), "test socket");
+  ReceivedMessage m = receive_with_fd(pair.b.get(), 1 << 20, "test socket");
+  EXPECT_EQ(m.payload, std::string(3000, 'y'));
+  EXPECT_TRUE(m.fd);
+  EXPECT_FALSE(m.fd_lost);
+}
+
 // The receiver's descriptor table is full (its RLIMIT_NOFILE reached): the
 // kernel drops the descriptor and sets MSG_CTRUNC. The message still
 // arrives, and says that its descriptor was lost. Run in a forked child, so

@@ -203,6 +203,39 @@ TEST(Overlay, ASymlinkedDataRootAndRootfsBaseAreUnmountedKeptAndPurged) {
       << "the image cache outlives the fleet";
 }
 
+// A fleet's teardown reads what is mounted where once for all its
+// instances: one whose rootfs has another mount on top keeps its overlay
+// and every tree, the others go.
+TEST(Overlay, FleetPurgeKeepsTheInstanceWhoseRootfsIsCoveredAndRemovesTheOthers) {
+  TempDir tmp;
+  const std::string archive = tmp / "image.tar.gz";
+  write_image(archive);
+  Fleet f = make_fleet(tmp, archive, 3);
+  auto prepared = prepare_fleet(f.instances, f.options);
+  const PreparedRootfs& covered = prepared[1];
+  std::ofstream(covered.rootfs + "/etc/new") << "precious\n";
+  ASSERT_EQ(mount("haco-test-over", covered.rootfs.c_str(), "tmpfs", 0, "size=1m"), 0);
+  try {
+    teardown_fleet(prepared, true);
+    ADD_FAILURE() << "purged under a mount that is not the overlay";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("refusing to unmount " + covered.rootfs), std::string::npos) << e.what();
+  }
+  for (std::size_t i : {0u, 2u}) {
+    EXPECT_FALSE(exists(prepared[i].rootfs)) << prepared[i].rootfs;
+    EXPECT_FALSE(exists(prepared[i].upper_dir)) << prepared[i].upper_dir;
+  }
+  ASSERT_EQ(umount2(covered.rootfs.c_str(), MNT_DETACH), 0);
+  EXPECT_EQ(testing::read_file(covered.rootfs + "/etc/new"), "precious\n");
+  EXPECT_EQ(testing::read_file(covered.upper_dir + "/etc/new"), "precious\n");
+  EXPECT_EQ(mountinfo_under(tmp.path()).size(), 1u);
+
+  teardown_fleet(prepared, true);
+  EXPECT_EQ(mountinfo_under(tmp.path()), std::vector<std::string>{});
+  EXPECT_FALSE(exists(covered.rootfs));
+  EXPECT_FALSE(exists(covered.upper_dir));
+}
+
 TEST(Overlay, PurgeNeverDeletesThroughALiveOverlayReachedThroughASymlink) {
   TempDir tmp;
   const std::string archive = tmp / "image.tar.gz";

@@ -111,6 +111,35 @@ TEST(FleetState, SavedAtomicallyAndLoadedBack) {
   EXPECT_EQ(list_fleets(dir.path().string()), std::vector<std::string>{"web"});
 }
 
+std::string file_text(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// A supervisor writes fleet.json from the texts of its records, kept while
+// they do not change: the file is the state's JSON, as a whole, all the same
+// (also with a record whose strings look like the place of the records).
+TEST(FleetState, SavedFromRecordTextsAsFromTheWholeState) {
+  testing::TempDir dir;
+  FleetPaths paths{dir.path().string(), dir.path().string() + "/data", "web"};
+  std::filesystem::create_directories(paths.dir());
+  auto s = sample_state();
+  s.instances[1].error = "line one\n \"instances\": []\nline three";
+  for (std::size_t count : {0u, 1u, 2u}) {
+    FleetState part = s;
+    part.instances.resize(count);
+    std::vector<std::string> texts;
+    for (const auto& r : part.instances) texts.push_back(instance_record_text(r));
+    save_state(paths, part, std::vector<std::string_view>(texts.begin(), texts.end()));
+    EXPECT_EQ(file_text(paths.state_file()), to_json(part).dump(1) + "\n") << count << " instances";
+    auto loaded = load_state(paths);
+    ASSERT_TRUE(loaded.has_value());
+    EXPECT_EQ(to_json(*loaded), to_json(part));
+    save_state(paths, part);
+    EXPECT_EQ(file_text(paths.state_file()), to_json(part).dump(1) + "\n") << count << " instances";
+  }
+}
+
 mode_t mode_of(const std::string& path) {
   struct stat st {};
   EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
