@@ -193,6 +193,7 @@ class FleetLock {
   void release() { fd_.reset(); }
 
  private:
+  static std::optional<FleetLock> lock(const FleetPaths& paths, std::string_view role, bool blocking);
   explicit FleetLock(UniqueFd fd) : fd_(std::move(fd)) {}
   UniqueFd fd_;
 };

@@ -41,14 +41,16 @@ std::optional<LockHolder> FleetLock::holder(const FleetPaths& paths) {
   return holder;
 }
 
-std::optional<FleetLock> FleetLock::try_acquire(const FleetPaths& paths, std::string_view role) {
+// One attempt per name of the lock file: nullopt when `blocking` is false
+// and another process holds it.
+std::optional<FleetLock> FleetLock::lock(const FleetPaths& paths, std::string_view role, bool blocking) {
   for (;;) {
     paths.make_directories();
     UniqueFd fd(::open(paths.lock_file().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
     check_sys(fd.get(), "open", paths.lock_file());
-    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-      if (errno != EWOULDBLOCK) throw Error::from_errno("flock", paths.lock_file(), errno);
-      return std::nullopt;
+    while (::flock(fd.get(), LOCK_EX | (blocking ? 0 : LOCK_NB)) != 0) {
+      if (!blocking && errno == EWOULDBLOCK) return std::nullopt;
+      if (errno != EINTR) throw Error::from_errno("flock", paths.lock_file(), errno);
     }
     if (still_named(fd.get(), paths.lock_file())) {
       write_holder(fd.get(), role, paths.lock_file());
@@ -57,19 +59,14 @@ std::optional<FleetLock> FleetLock::try_acquire(const FleetPaths& paths, std::st
   }
 }
 
+std::optional<FleetLock> FleetLock::try_acquire(const FleetPaths& paths, std::string_view role) {
+  return lock(paths, role, false);
+}
+
 FleetLock FleetLock::acquire(const FleetPaths& paths, bool wait, std::string_view role) {
-  for (;;) {
-    if (auto lock = try_acquire(paths, role)) return std::move(*lock);
-    if (!wait) throw Error("fleet '" + paths.fleet + "' is busy: another `up` or `down` holds " + paths.lock_file());
-    UniqueFd fd(::open(paths.lock_file().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-    check_sys(fd.get(), "open", paths.lock_file());
-    while (::flock(fd.get(), LOCK_EX) != 0)
-      if (errno != EINTR) throw Error::from_errno("flock", paths.lock_file(), errno);
-    if (still_named(fd.get(), paths.lock_file())) {
-      write_holder(fd.get(), role, paths.lock_file());
-      return FleetLock(std::move(fd));
-    }
-  }
+  if (auto held = lock(paths, role, false)) return std::move(*held);
+  if (!wait) throw Error("fleet '" + paths.fleet + "' is busy: another `up` or `down` holds " + paths.lock_file());
+  return std::move(*lock(paths, role, true));
 }
 
 }  // namespace haco::state
