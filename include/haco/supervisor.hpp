@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "haco/cgroup.hpp"
+#include "haco/control_protocol.hpp"
 #include "haco/state.hpp"
 #include "haco/unique_fd.hpp"
 
@@ -96,29 +97,35 @@ state::ProcessIdentity start_supervisor(const SupervisorConfig& config);
 // supervisor.
 int run_supervisor(SupervisorConfig config);
 
-// A connection to a fleet's supervisor: one JSON object per line each way.
-// Requests: {"op":"start","instances":[InstanceRecord...]} answered by one
-// {"event":"started"|"failed",...} per instance (and, for as long as the
-// connection stays open, {"event":"exited",...} when one of them ends); {"op":"stop","instances":[...],
-// "timeout_ms":N, "forget":bool}; {"op":"shutdown","timeout_ms":N}. Every request ends with
-// a line holding "done": true (and "error" when it failed).
+// A connection to a fleet's supervisor. Its requests, events and replies are
+// documented in haco/control_protocol.hpp.
 class ControlClient {
  public:
   // nullopt when nothing listens on the fleet's socket.
   static std::optional<ControlClient> connect(const state::FleetPaths& paths);
 
-  void send(const nlohmann::json& request);
-  // The next line; throws when the supervisor closed the connection.
-  nlohmann::json receive();
-  // Sends `request` and returns the final ("done") line, passing every line
-  // before it to `on_event`.
-  nlohmann::json call(const nlohmann::json& request,
-                      const std::function<void(const nlohmann::json&)>& on_event = {});
+  void send(const protocol::Request& request);
+  // The next reply line; throws when the supervisor closed the connection or
+  // sent a line that is not a reply.
+  protocol::Reply receive();
+  // Sends `request` and returns its Done, passing every event before it to
+  // `on_event`. A Done with an error is thrown as haco::Error.
+  protocol::Done call(const protocol::Request& request,
+                      const std::function<void(const protocol::Reply&)>& on_event = {});
+
+  // Kept for src/cli/cmd_up.cpp, which still builds its start request as
+  // JSON and reads the replies from the socket itself: sends `request` with
+  // the protocol version added.
+  void send(nlohmann::json request);
+
   int fd() const { return fd_.get(); }
   UniqueFd release_fd() { return std::move(fd_); }
 
  private:
   explicit ControlClient(UniqueFd fd) : fd_(std::move(fd)) {}
+  void send_line(std::string line);
+  std::string receive_line();
+
   UniqueFd fd_;
   std::string buffer_;
 };

@@ -1,5 +1,5 @@
-// The client side of the supervisor's control socket: one JSON object per
-// line each way.
+// The client side of the supervisor's control socket: one message per line
+// each way (haco/control_protocol.hpp).
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -25,8 +25,14 @@ std::optional<ControlClient> ControlClient::connect(const state::FleetPaths& pat
   return ControlClient(std::move(fd));
 }
 
-void ControlClient::send(const nlohmann::json& request) {
-  std::string line = request.dump() + "\n";
+void ControlClient::send(const protocol::Request& request) { send_line(protocol::encode(request)); }
+
+void ControlClient::send(nlohmann::json request) {
+  send_line(protocol::with_protocol_version(std::move(request)).dump());
+}
+
+void ControlClient::send_line(std::string line) {
+  line += '\n';
   std::size_t done = 0;
   while (done < line.size()) {
     ssize_t n = ::send(fd_.get(), line.data() + done, line.size() - done, MSG_NOSIGNAL);
@@ -36,16 +42,12 @@ void ControlClient::send(const nlohmann::json& request) {
   }
 }
 
-nlohmann::json ControlClient::receive() {
+std::string ControlClient::receive_line() {
   for (;;) {
     if (auto newline = buffer_.find('\n'); newline != std::string::npos) {
       std::string line = buffer_.substr(0, newline);
       buffer_.erase(0, newline + 1);
-      try {
-        return nlohmann::json::parse(line);
-      } catch (const nlohmann::json::exception& e) {
-        throw Error(std::string("the supervisor sent a malformed message: ") + e.what());
-      }
+      return line;
     }
     char chunk[16384];
     ssize_t n = ::recv(fd_.get(), chunk, sizeof(chunk), 0);
@@ -57,15 +59,19 @@ nlohmann::json ControlClient::receive() {
   }
 }
 
-nlohmann::json ControlClient::call(const nlohmann::json& request,
-                                   const std::function<void(const nlohmann::json&)>& on_event) {
+protocol::Reply ControlClient::receive() {
+  return with_context("the supervisor sent a malformed message", [&] { return protocol::decode_reply(receive_line()); });
+}
+
+protocol::Done ControlClient::call(const protocol::Request& request,
+                                   const std::function<void(const protocol::Reply&)>& on_event) {
   send(request);
   for (;;) {
     auto reply = receive();
-    if (reply.value("done", false)) {
-      if (auto error = reply.find("error"); error != reply.end() && error->is_string())
-        throw Error("the supervisor refused '" + request.value("op", std::string()) + "': " + error->get<std::string>());
-      return reply;
+    if (auto* done = std::get_if<protocol::Done>(&reply)) {
+      if (done->error)
+        throw Error("the supervisor refused '" + std::string(protocol::request_name(request)) + "': " + *done->error);
+      return *done;
     }
     if (on_event) on_event(reply);
   }

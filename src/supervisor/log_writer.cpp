@@ -1,4 +1,4 @@
-// The log writer process and its messages.
+// The log writer process and its side of the log writer socket.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -13,7 +13,6 @@
 
 #include <boost/asio.hpp>
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "haco/error.hpp"
 #include "haco/fd_passing.hpp"
@@ -26,7 +25,6 @@ namespace haco::supervisor {
 namespace {
 
 namespace asio = boost::asio;
-using nlohmann::json;
 
 constexpr const char* kSocketName = "log writer socket";
 // A message names an instance and a log path: small.
@@ -46,7 +44,7 @@ class LogWriter {
 
  private:
   struct Pipe {
-    LogPipe about;
+    protocol::LogPipe about;
     std::unique_ptr<asio::posix::stream_descriptor> stream;
     std::shared_ptr<InstanceLogFile> log;
     bool failing = false;  // the last attempt to write its log failed (said once)
@@ -79,9 +77,7 @@ class LogWriter {
       return;
     }
     try {
-      json j = json::parse(message.payload);
-      LogPipe about{j.at("pipe").get<std::uint64_t>(), j.at("instance").get<std::string>(),
-                    j.at("log_path").get<std::string>()};
+      protocol::LogPipe about = protocol::decode_log_pipe(message.payload);
       if (!message.fd)
         log_line(fmt::format("log writer: the output pipe of {} did not arrive{}; its log gets nothing more",
                              about.instance, message.fd_lost ? " (no descriptor free under the open-file limit)" : ""));
@@ -93,7 +89,7 @@ class LogWriter {
     wait_for_control();
   }
 
-  void add_pipe(LogPipe about, UniqueFd read_end) {
+  void add_pipe(protocol::LogPipe about, UniqueFd read_end) {
     const std::uint64_t id = about.id;
     if (pipes_.count(id)) return;  // handed over twice: the first copy serves
     // Shared with the supervisor's duplicate, which never reads.
@@ -152,7 +148,7 @@ class LogWriter {
     const std::string path = pipe.about.log_path;
     pipes_.erase(id);
     if (auto log = logs_.find(path); log != logs_.end() && log->second.expired()) logs_.erase(log);
-    tell_supervisor(json{{"drained", id}}.dump());
+    tell_supervisor(protocol::encode(protocol::PipeDrained{id}));
     finish_if_done();
   }
 
@@ -233,19 +229,14 @@ LogWriterProcess fork_log_writer(const std::string& fleet, std::uint64_t max_byt
   });
 }
 
-void send_log_pipe(int socket, const LogPipe& pipe, int read_end) {
-  json message = {{"pipe", pipe.id}, {"instance", pipe.instance}, {"log_path", pipe.log_path}};
-  send_with_fd(socket, message.dump(), read_end, kSocketName);
+void send_log_pipe(int socket, const protocol::LogPipe& pipe, int read_end) {
+  send_with_fd(socket, protocol::encode(pipe), read_end, kSocketName);
 }
 
 std::optional<std::uint64_t> receive_drained_pipe(int socket) {
   ReceivedMessage message = receive_with_fd(socket, kMaxMessage, kSocketName);
   if (message.payload.empty()) return std::nullopt;
-  try {
-    return json::parse(message.payload).at("drained").get<std::uint64_t>();
-  } catch (const json::exception& e) {
-    throw Error(std::string("a message from the log writer: ") + e.what());
-  }
+  return protocol::decode_pipe_drained(message.payload).id;
 }
 
 }  // namespace haco::supervisor

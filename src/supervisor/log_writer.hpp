@@ -9,14 +9,15 @@
 // after a SIGKILL of the supervisor it goes on until the instances are gone.
 // The supervisor keeps a duplicate of each read end until the writer says the
 // pipe is drained, so that a writer that dies is replaced by one given the
-// same pipes (what waits in them is not lost).
+// same pipes (what waits in them is not lost). The messages are in
+// haco/control_protocol.hpp.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
 
-#include "haco/state.hpp"
+#include "haco/control_protocol.hpp"
 #include "haco/unique_fd.hpp"
 #include "supervisor/child_process.hpp"
 
@@ -29,15 +30,8 @@ using LogWriterProcess = ChildProcess;
 // descriptor and never returns. Must be called from a single-threaded process.
 LogWriterProcess fork_log_writer(const std::string& fleet, std::uint64_t max_bytes);
 
-// One launch's output pipe, as the writer is told of it.
-struct LogPipe {
-  std::uint64_t id = 0;  // unique in the supervisor's life
-  std::string instance;
-  std::string log_path;
-};
-
 // Supervisor -> writer: a pipe and its read end. Throws haco::Error.
-void send_log_pipe(int socket, const LogPipe& pipe, int read_end);
+void send_log_pipe(int socket, const protocol::LogPipe& pipe, int read_end);
 
 // Writer -> supervisor: the pipe `drained` reached end-of-file and all it
 // carried is in its log; nullopt when the writer closed its socket. Throws

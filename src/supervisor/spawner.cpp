@@ -1,4 +1,4 @@
-// The spawner process and its message format.
+// The spawner process and its side of the spawner socket.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -16,14 +16,11 @@
 #include "haco/error.hpp"
 #include "haco/fd_passing.hpp"
 #include "haco/runtime.hpp"
-#include "haco/spec_json.hpp"
 #include "haco/supervisor.hpp"
 #include "supervisor/spawner.hpp"
 
 namespace haco::supervisor {
 namespace {
-
-using nlohmann::json;
 
 // Specs are a few KiB; this bounds one message with room to spare.
 constexpr std::size_t kMaxMessage = 1 << 20;
@@ -57,17 +54,16 @@ class StdioToPipe {
   UniqueFd saved_out_, saved_err_;
 };
 
-json launch_one(const cgroups::FleetCgroup& fleet, std::uint64_t container_open_files, const json& request,
-               UniqueFd output, UniqueFd& pidfd) {
-  auto instance = instance_spec_from_json(request.at("instance"));
-  auto log_path = request.at("log_path").get<std::string>();
+protocol::SpawnStarted launch_one(const cgroups::FleetCgroup& fleet, std::uint64_t container_open_files,
+                                  const protocol::SpawnRequest& request, UniqueFd output, UniqueFd& pidfd) {
+  const auto& instance = request.instance;
   const auto& name = instance.container.name;
   if (!output) throw Error("the output pipe of " + name + " did not reach the spawner");
   auto cgroup = with_context("cgroup of " + name, [&] {
     auto existing = cgroups::InstanceCgroup::open(fleet, name);
     return existing ? std::move(existing) : cgroups::InstanceCgroup::create(fleet, name, instance.container.cgroup);
   });
-  runtime::LaunchRequest launch{instance, log_path, output.get(), cgroup.get(), true, container_open_files};
+  runtime::LaunchRequest launch{instance, request.log_path, output.get(), cgroup.get(), true, container_open_files};
   std::int64_t clone_started = steady_ns();
   runtime::LaunchedContainer launched;
   {
@@ -80,11 +76,7 @@ json launch_one(const cgroups::FleetCgroup& fleet, std::uint64_t container_open_
   pidfd.reset(launched.pidfd);
   if (!pidfd) pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, launched.pid, 0)));
   check_sys(pidfd.get(), "pidfd_open", std::to_string(launched.pid));
-  return {{"ok", true},
-          {"pid", launched.pid},
-          {"cgroup_paths", cgroup->paths()},
-          {"clone_started_ns", clone_started},
-          {"exec_done_ns", exec_done}};
+  return {launched.pid, cgroup->paths(), clone_started, exec_done};
 }
 
 [[noreturn]] void spawner_main(const cgroups::FleetCgroup& fleet, std::uint64_t container_open_files, unsigned index,
@@ -104,14 +96,15 @@ json launch_one(const cgroups::FleetCgroup& fleet, std::uint64_t container_open_
     }
     if (message.payload.empty()) ::_exit(0);  // the supervisor closed our socket
     UniqueFd pidfd;
-    json reply;
+    protocol::SpawnReply reply;
     try {
-      reply = launch_one(fleet, container_open_files, json::parse(message.payload), std::move(message.fd), pidfd);
+      reply = launch_one(fleet, container_open_files, protocol::decode_spawn_request(message.payload),
+                         std::move(message.fd), pidfd);
     } catch (const std::exception& e) {
-      reply = {{"ok", false}, {"error", e.what()}};
+      reply = protocol::SpawnFailed{e.what()};
     }
     try {
-      send_with_fd(socket, reply.dump(), pidfd.get(), kSocketName);
+      send_with_fd(socket, protocol::encode(reply), pidfd.get(), kSocketName);
     } catch (const Error& e) {
       fmt::print(stderr, "spawner {}: {}\n", index, e.what());
       ::_exit(1);
@@ -128,31 +121,21 @@ SpawnerProcess fork_spawner(const cgroups::FleetCgroup& fleet, std::uint64_t con
   });
 }
 
-void send_spawn_request(int socket, const SpawnRequest& request, int output) {
-  json message = {{"instance", to_json(request.instance)}, {"log_path", request.log_path}};
-  send_with_fd(socket, message.dump(), output, kSocketName);
+void send_spawn_request(int socket, const protocol::SpawnRequest& request, int output) {
+  send_with_fd(socket, protocol::encode(request), output, kSocketName);
 }
 
-SpawnReply receive_spawn_reply(int socket) {
-  SpawnReply reply;
+ReceivedSpawnReply receive_spawn_reply(int socket) {
   ReceivedMessage message = receive_with_fd(socket, kMaxMessage, kSocketName);
   if (message.payload.empty()) throw Error("the spawner exited");
-  json j = json::parse(message.payload);
-  reply.ok = j.at("ok").get<bool>();
-  if (!reply.ok) {
-    reply.error = j.value("error", std::string("unknown error"));
-    return reply;
-  }
-  reply.pid = j.at("pid").get<pid_t>();
-  reply.cgroup_paths = j.at("cgroup_paths").get<std::vector<std::string>>();
-  reply.clone_started_ns = j.at("clone_started_ns").get<std::int64_t>();
-  reply.exec_done_ns = j.at("exec_done_ns").get<std::int64_t>();
-  reply.pidfd = std::move(message.fd);
+  ReceivedSpawnReply reply{protocol::decode_spawn_reply(message.payload), std::move(message.fd), false};
+  auto* started = std::get_if<protocol::SpawnStarted>(&reply.message);
+  if (!started) return reply;
   // The container runs: a pidfd that did not arrive leaves its pid to act on.
   if (message.fd_lost)
     reply.pidfd_lost = true;
   else if (!reply.pidfd)
-    throw Error("the spawner sent no pidfd for pid " + std::to_string(reply.pid));
+    throw Error("the spawner sent no pidfd for pid " + std::to_string(started->pid));
   return reply;
 }
 

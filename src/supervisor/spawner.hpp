@@ -3,19 +3,14 @@
 // socket (with the write end of the instance's output pipe), calls
 // runtime::launch with clone_parent (so the container becomes
 // the supervisor's child) and answers with the pid, its pidfd (SCM_RIGHTS)
-// and the times of clone and exec, or with the error.
+// and the times of clone and exec, or with the error (the messages are in
+// haco/control_protocol.hpp).
 #pragma once
 
-#include <chrono>
 #include <cstdint>
-#include <string>
-#include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "haco/cgroup.hpp"
-#include "haco/spec.hpp"
-#include "haco/state.hpp"
+#include "haco/control_protocol.hpp"
 #include "haco/unique_fd.hpp"
 #include "supervisor/child_process.hpp"
 
@@ -29,31 +24,23 @@ using SpawnerProcess = ChildProcess;
 // their soft RLIMIT_NOFILE (0: the spawner's own).
 SpawnerProcess fork_spawner(const cgroups::FleetCgroup& fleet, std::uint64_t container_open_files, unsigned index);
 
-struct SpawnRequest {
-  InstanceSpec instance;
-  std::string log_path;
-};
-
-struct SpawnReply {
-  bool ok = false;
-  pid_t pid = -1;
+// A reply as it arrived: the message, and the init's pidfd that came with a
+// SpawnStarted.
+struct ReceivedSpawnReply {
+  protocol::SpawnReply message;
   UniqueFd pidfd;
-  // The container was started (pid is valid) but its pidfd could not be
-  // received: the receiver's descriptor table or RLIMIT_NOFILE was full.
+  // The container was started (its pid is in the message) but its pidfd
+  // could not be received: the receiver's descriptor table or RLIMIT_NOFILE
+  // was full.
   bool pidfd_lost = false;
-  std::vector<std::string> cgroup_paths;
-  // CLOCK_MONOTONIC (steady_clock) instants, comparable across processes.
-  std::int64_t clone_started_ns = 0;
-  std::int64_t exec_done_ns = 0;
-  std::string error;
 };
 
 // `output`: the write end of the instance's output pipe, the init's stdout
 // and stderr (the spawner closes its copy once the init has it).
-void send_spawn_request(int socket, const SpawnRequest& request, int output);
+void send_spawn_request(int socket, const protocol::SpawnRequest& request, int output);
 // Reads one reply (the socket is readable). Throws when the spawner is gone
 // or sent a started container without its pidfd; a pidfd sent but lost on
 // the way in is pidfd_lost, with the pid.
-SpawnReply receive_spawn_reply(int socket);
+ReceivedSpawnReply receive_spawn_reply(int socket);
 
 }  // namespace haco::supervisor

@@ -72,8 +72,9 @@ void start_as_unit(const SupervisorConfig& config) {
 state::ProcessIdentity connect_to_started(const SupervisorConfig& config) {
   auto client = ControlClient::connect(config.paths);
   if (!client) throw Error("the supervisor of fleet '" + config.paths.fleet + "' is not listening");
-  auto pong = client->call({{"op", "ping"}});
-  auto identity = state::identify(pong.at("pid").get<pid_t>());
+  auto pong = client->call(protocol::PingRequest{});
+  if (!pong.pid) throw Error("the supervisor of fleet '" + config.paths.fleet + "' did not say its pid");
+  auto identity = state::identify(*pong.pid);
   if (!identity) throw Error("the supervisor of fleet '" + config.paths.fleet + "' exited right after it started");
   return *identity;
 }

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <variant>
 
 #include <utility>  // boost 1.74 asio/awaitable.hpp uses std::exchange without it
 
@@ -22,6 +23,7 @@
 #include <fmt/format.h>
 
 #include "haco/cgroup.hpp"
+#include "haco/control_protocol.hpp"
 #include "haco/error.hpp"
 #include "haco/fault_point.hpp"
 #include "haco/open_files.hpp"
@@ -40,7 +42,6 @@ namespace haco::supervisor {
 namespace {
 
 namespace asio = boost::asio;
-using nlohmann::json;
 using state::InstanceRecord;
 using state::InstanceState;
 
@@ -80,7 +81,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(asio::local::stream_protocol::socket socket, Supervisor& owner)
       : socket_(std::move(socket)), owner_(owner) {}
   void start() { read_next(); }
-  void send(const json& line);
+  void send(const protocol::Reply& reply);
 
  private:
   void read_next();
@@ -141,13 +142,13 @@ class Instance {
 // An event for an `up` that waits until the launch's output is in its log.
 struct HeldEvent {
   std::weak_ptr<Session> session;
-  json event;
+  protocol::ExitedEvent event;
 };
 
 // One launch's output pipe: the read end handed to the log writer, kept here
 // until the writer says it is drained, so that a new writer can be given it.
 struct OutputPipe {
-  LogPipe about;
+  protocol::LogPipe about;
   UniqueFd read_end;
   std::vector<HeldEvent> held;
   std::unique_ptr<asio::steady_timer> held_deadline;
@@ -202,25 +203,19 @@ class Supervisor {
     return 0;
   }
 
-  void handle_request(const std::shared_ptr<Session>& session, const json& request) {
-    auto op = request.value("op", std::string());
+  void handle_request(const std::shared_ptr<Session>& session, protocol::Request request) {
     try {
-      if (op == "start") {
-        start_instances(session, request.at("instances"));
-      } else if (op == "stop") {
-        std::vector<std::string> names;
-        for (const auto& name : request.at("instances")) names.push_back(name.get<std::string>());
-        begin_stop(session, names, std::chrono::milliseconds(request.value("timeout_ms", 10000)),
-                   request.value("forget", false), false);
-      } else if (op == "shutdown") {
-        begin_stop(session, all_names(), std::chrono::milliseconds(request.value("timeout_ms", 10000)), false, true);
-      } else if (op == "ping") {
-        session->send({{"done", true}, {"pid", ::getpid()}});
-      } else {
-        session->send({{"done", true}, {"error", "unknown operation '" + op + "'"}});
+      if (auto* start = std::get_if<protocol::StartRequest>(&request)) {
+        start_instances(session, std::move(start->instances));
+      } else if (auto* stop = std::get_if<protocol::StopRequest>(&request)) {
+        begin_stop(session, stop->instances, stop->timeout, stop->forget, false);
+      } else if (auto* shutdown = std::get_if<protocol::ShutdownRequest>(&request)) {
+        begin_stop(session, all_names(), shutdown->timeout, false, true);
+      } else if (std::holds_alternative<protocol::PingRequest>(request)) {
+        session->send(protocol::Done{std::nullopt, ::getpid()});
       }
     } catch (const std::exception& e) {
-      session->send({{"done", true}, {"error", e.what()}});
+      session->send(protocol::Done{e.what(), std::nullopt});
     }
   }
 
@@ -429,7 +424,7 @@ class Supervisor {
 
   // Sends `event` once what the launch `pipe_id` wrote is in its log (or
   // after kOutputDrainWait), so that an `up` reading the log sees it.
-  void send_after_output(std::uint64_t pipe_id, const std::weak_ptr<Session>& session, json event) {
+  void send_after_output(std::uint64_t pipe_id, const std::weak_ptr<Session>& session, protocol::ExitedEvent event) {
     auto it = pipes_.find(pipe_id);
     if (it == pipes_.end()) {
       if (auto s = session.lock()) s->send(event);
@@ -459,25 +454,22 @@ class Supervisor {
 
   // --- starting -----------------------------------------------------------
 
-  void start_instances(const std::shared_ptr<Session>& session, const json& records) {
+  void start_instances(const std::shared_ptr<Session>& session, std::vector<InstanceRecord> records) {
     if (stopping_all_) throw Error("the fleet is shutting down");
     if (auto problem = open_files_problem(records.size())) {
-      for (const auto& j : records)
-        session->send(
-            {{"event", "failed"}, {"instance", state::instance_record_from_json(j).name()}, {"error", *problem}});
-      session->send({{"done", true}});
+      for (const auto& record : records) session->send(protocol::FailedEvent{record.name(), *problem});
+      session->send(protocol::Done{});
       return;
     }
     auto operation = std::make_shared<StartOperation>();
     operation->session = session;
     std::vector<std::string> accepted;
-    for (const auto& j : records) {
-      auto record = state::instance_record_from_json(j);
+    for (auto& record : records) {
       auto name = record.name();
       auto existing = instances_.find(name);
       if (existing != instances_.end() && (existing->second.pidfd || existing->second.launching ||
                                            existing->second.record().state == InstanceState::restarting)) {
-        session->send({{"event", "failed"}, {"instance", name}, {"error", "already running"}});
+        session->send(protocol::FailedEvent{name, "already running"});
         continue;
       }
       record.state = InstanceState::starting;
@@ -573,7 +565,7 @@ class Supervisor {
 
   void on_spawner_reply(Spawner& spawner) {
     std::string name = std::exchange(spawner.busy_with, std::string());
-    SpawnReply reply;
+    ReceivedSpawnReply reply;
     try {
       reply = receive_spawn_reply(spawner.socket->native_handle());
     } catch (const std::exception& e) {
@@ -589,38 +581,34 @@ class Supervisor {
     }
     auto& instance = it->second;
     instance.launching = false;
-    if (!reply.ok) {
-      launch_failed(name, reply.error);
-    } else if (reply.pidfd_lost) {
-      launch_failed(name, kill_untracked(name, reply.pid));
+    if (auto* failed = std::get_if<protocol::SpawnFailed>(&reply.message)) {
+      launch_failed(name, failed->error);
+    } else if (const auto& started = std::get<protocol::SpawnStarted>(reply.message); reply.pidfd_lost) {
+      launch_failed(name, kill_untracked(name, started.pid));
     } else {
-      launch_succeeded(instance, std::move(reply));
+      launch_succeeded(instance, started, std::move(reply.pidfd));
     }
     dispatch();
   }
 
-  void launch_succeeded(Instance& instance, SpawnReply reply) {
+  void launch_succeeded(Instance& instance, const protocol::SpawnStarted& started, UniqueFd pidfd) {
     fault_point("supervisor-launched");
     auto& record = instance.change();
-    auto identity = state::read_start_time(reply.pid);
-    record.process = {reply.pid, identity.value_or(0)};
-    record.cgroup_paths = reply.cgroup_paths;
+    auto identity = state::read_start_time(started.pid);
+    record.process = {started.pid, identity.value_or(0)};
+    record.cgroup_paths = started.cgroup_paths;
     record.state = InstanceState::running;
     record.started_at_unix_ms = state::unix_now_ms();
     record.error.clear();
-    instance.pidfd = std::make_unique<asio::posix::stream_descriptor>(io_, reply.pidfd.release());
+    instance.pidfd = std::make_unique<asio::posix::stream_descriptor>(io_, pidfd.release());
     auto name = record.name();
     instance.pidfd->async_wait(asio::posix::stream_descriptor::wait_read,
                                [this, name](const boost::system::error_code& ec) {
                                  if (!ec) on_instance_exit(name);
                                });
-    log_line(fmt::format("{} started: pid {}", name, reply.pid));
-    notify_started(name, {{"event", "started"},
-                          {"instance", name},
-                          {"pid", reply.pid},
-                          {"start_time", record.process.start_time},
-                          {"clone_started_ns", reply.clone_started_ns},
-                          {"exec_done_ns", reply.exec_done_ns}});
+    log_line(fmt::format("{} started: pid {}", name, started.pid));
+    notify_started(name, protocol::StartedEvent{name, started.pid, record.process.start_time,
+                                                started.clone_started_ns, started.exec_done_ns});
     if (instance.stop_requested) pidfd_signal(instance.pidfd->native_handle(), record.spec.container.stop_signal);
     mark_dirty();
   }
@@ -656,12 +644,12 @@ class Supervisor {
     record.state = instance.stop_requested ? InstanceState::stopped : InstanceState::failed;
     record.error = error;
     log_line(fmt::format("{} failed to start: {}", name, error));
-    notify_started(name, {{"event", "failed"}, {"instance", name}, {"error", error}});
+    notify_started(name, protocol::FailedEvent{name, error});
     instance_gone(name);
     mark_dirty();
   }
 
-  void notify_started(const std::string& name, const json& event) {
+  void notify_started(const std::string& name, const protocol::Reply& event) {
     auto it = starting_.find(name);
     if (it == starting_.end()) return;
     auto operation = it->second;
@@ -673,7 +661,7 @@ class Supervisor {
 
   void finish_start(StartOperation& operation) {
     save_state_now();
-    if (auto session = operation.session.lock()) session->send({{"done", true}});
+    if (auto session = operation.session.lock()) session->send(protocol::Done{});
   }
 
   // --- exits and restarts ---------------------------------------------------
@@ -731,10 +719,8 @@ class Supervisor {
     // the log, so the event goes once what the init wrote is there.
     if (auto watcher = watchers_.find(name); watcher != watchers_.end())
       send_after_output(instance.output_pipe, watcher->second,
-                        {{"event", "exited"},
-                         {"instance", name},
-                         {"exit", state::describe_exit(exit)},
-                         {"restarting", record.state == InstanceState::restarting}});
+                        protocol::ExitedEvent{name, state::describe_exit(exit),
+                                              record.state == InstanceState::restarting});
     instance_gone(name);
     mark_dirty();
   }
@@ -769,7 +755,7 @@ class Supervisor {
       } else if (instance.record().state == InstanceState::starting ||
                  instance.record().state == InstanceState::restarting) {
         instance.change().state = InstanceState::stopped;
-        notify_started(name, {{"event", "failed"}, {"instance", name}, {"error", "stopped before it started"}});
+        notify_started(name, protocol::FailedEvent{name, "stopped before it started"});
       }
     }
     for (const auto& name : names) forget_later_.erase(name);
@@ -834,7 +820,7 @@ class Supervisor {
       }
       save_state_now();
       auto session = operation->session.lock();
-      if (session) session->send({{"done", true}});
+      if (session) session->send(protocol::Done{});
       if (operation->shutdown) finish_shutdown();
     }
   }
@@ -949,8 +935,8 @@ class Supervisor {
   std::set<std::string> forget_later_;
 };
 
-void Session::send(const json& line) {
-  outbox_.push_back(line.dump() + "\n");
+void Session::send(const protocol::Reply& reply) {
+  outbox_.push_back(protocol::encode(reply) + "\n");
   if (!writing_) write_next();
 }
 
@@ -978,14 +964,15 @@ void Session::read_next() {
     if (ec) return;
     std::string line(asio::buffers_begin(self->input_.data()), asio::buffers_begin(self->input_.data()) + size);
     self->input_.consume(size);
-    json request;
+    // A request of another protocol version, or one that is not a request,
+    // is answered with its reason; the connection stays open.
+    std::optional<protocol::Request> request;
     try {
-      request = json::parse(line);
-    } catch (const json::exception& e) {
-      self->send({{"done", true}, {"error", std::string("malformed request: ") + e.what()}});
-      return;
+      request = protocol::decode_request(line);
+    } catch (const std::exception& e) {
+      self->send(protocol::Done{e.what(), std::nullopt});
     }
-    self->owner_.handle_request(self, request);
+    if (request) self->owner_.handle_request(self, std::move(*request));
     self->read_next();
   });
 }

@@ -263,7 +263,7 @@ void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& optio
   try {
     if (auto client = connect_with_deadline(paths, options.timeout)) {
       report(options, "stopping instances (supervisor)");
-      client->call({{"op", "shutdown"}, {"timeout_ms", options.timeout.count()}});
+      client->call(protocol::ShutdownRequest{options.timeout});
       supervised = true;
     }
   } catch (const std::exception& e) {
@@ -370,9 +370,9 @@ void teardown_instances(const state::FleetPaths& paths, const std::vector<Instan
   bool supervised = false;
   try {
     if (auto client = connect_with_deadline(paths, options.timeout)) {
-      nlohmann::json names = nlohmann::json::array();
-      for (const auto& r : records) names.push_back(r.name());
-      client->call({{"op", "stop"}, {"instances", names}, {"timeout_ms", options.timeout.count()}, {"forget", true}});
+      protocol::StopRequest stop{{}, options.timeout, true};
+      for (const auto& r : records) stop.instances.push_back(r.name());
+      client->call(stop);
       supervised = true;
     }
   } catch (const std::exception& e) {

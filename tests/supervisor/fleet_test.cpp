@@ -1,5 +1,6 @@
 // Real fleets of busybox containers: up, ps, down, verified from the host.
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +12,8 @@
 #include <thread>
 
 #include "fleet_fixture.hpp"
+#include "haco/control_protocol.hpp"
+#include "haco/supervisor.hpp"
 
 namespace haco::testing {
 namespace {
@@ -114,6 +117,42 @@ TEST_F(FleetTest, DownAfterTheSupervisorWasKilled) {
   ASSERT_EQ(down.status, 0) << down.output;
   expect_nothing_left(*fleet);
   EXPECT_FALSE(std::filesystem::exists(rootfs_base_ + "/t-" + std::to_string(port_base_)));
+}
+
+// A client of another control protocol version (a newer haco-fleet than the
+// one that started the fleet, or one from before versions) is told both
+// versions and nothing of its request is done; the same connection then
+// serves a request of this version.
+TEST_F(FleetTest, ARequestOfAnotherProtocolVersionIsRefusedNamingBothVersions) {
+  namespace protocol = supervisor::protocol;
+  auto result = up(1);
+  ASSERT_EQ(result.status, 0) << result.output;
+  auto fleet = fleet_state();
+  ASSERT_TRUE(fleet.has_value());
+  ASSERT_EQ(fleet->instances.size(), 1u);
+  auto client = supervisor::ControlClient::connect({root_, data_, fleet_});
+  ASSERT_TRUE(client.has_value());
+  auto refusal_of = [&](const nlohmann::json& request) -> std::string {
+    std::string line = request.dump() + "\n";
+    EXPECT_EQ(::send(client->fd(), line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
+    auto reply = client->receive();
+    auto* done = std::get_if<protocol::Done>(&reply);
+    if (!done || !done->error) return "no refusal";
+    return *done->error;
+  };
+
+  const int newer = protocol::kControlProtocolVersion + 1;
+  auto refusal = refusal_of({{"version", newer}, {"op", "shutdown"}, {"grace", "1s"}});
+  EXPECT_NE(refusal.find("protocol version " + std::to_string(newer)), std::string::npos) << refusal;
+  EXPECT_NE(refusal.find("speaks version " + std::to_string(protocol::kControlProtocolVersion)), std::string::npos)
+      << refusal;
+  auto unversioned = refusal_of({{"op", "shutdown"}, {"timeout_ms", 0}});
+  EXPECT_NE(unversioned.find("without a protocol version"), std::string::npos) << unversioned;
+
+  auto pong = client->call(protocol::PingRequest{});
+  EXPECT_EQ(pong.pid, fleet->supervisor.pid);
+  EXPECT_TRUE(state::is_alive(fleet->instances[0].process));
+  EXPECT_TRUE(state::is_alive(fleet->supervisor));
 }
 
 // The mount point of the v1 hierarchy of `controller`, if there is one.
