@@ -51,6 +51,15 @@ struct ExpandOptions {
   std::chrono::milliseconds eval_timeout = dsl::kDefaultEvalTimeout;
 };
 
+// The ENV a definition sees for one port: `base` with the port under PORT,
+// APACHE_PORT and each of `port_env_names`. Expansion builds every port's ENV
+// here, and so must any later evaluation of the same definition for that port
+// (the bootstrap block `up` runs), so that both see the same ENV.
+dsl::Environment port_environment(dsl::Environment base, std::uint16_t port,
+                                  const std::vector<std::string>& port_env_names);
+// The ENV `expand(..., options)` gave the definition for `port`.
+dsl::Environment port_environment(const ExpandOptions& options, std::uint16_t port);
+
 // Evaluates the definition once per port (with the port in the environment),
 // each evaluation isolated and time-limited (dsl::IsolatedEvaluator), and
 // validates the set as a whole (see validate_fleet).

@@ -32,6 +32,7 @@
 #include "haco/error.hpp"
 #include "haco/bootstrap_plan.hpp"
 #include "haco/fault_point.hpp"
+#include "haco/fleet.hpp"
 #include "haco/layout.hpp"
 #include "haco/observe.hpp"
 #include "haco/open_files.hpp"
@@ -128,23 +129,25 @@ void check_host_root(const std::vector<InstanceSpec>& instances, bool allowed) {
                listed.c_str(), names.size() == 1 ? "has" : "have", names.size() == 1 ? "its" : "their");
 }
 
-dsl::Environment instance_environment(const InstanceSpec& instance) {
-  auto env = dsl::process_environment();
+// The ENV of a bootstrap script: the one the definition was expanded with
+// for the instance's port, plus the definition's environ (the port names
+// keep the port).
+dsl::Environment shell_bootstrap_environment(const fleet::ExpandOptions& expansion, const InstanceSpec& instance) {
+  dsl::Environment base = expansion.base_environment;
   for (const auto& kv : instance.container.environment) {
     auto eq = kv.find('=');
-    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+    if (eq != std::string::npos) base[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
-  env["PORT"] = std::to_string(instance.port);
-  env["APACHE_PORT"] = std::to_string(instance.port);
-  return env;
+  return fleet::port_environment(std::move(base), instance.port, expansion.port_env_names);
 }
 
 // The definition's own shell bootstrap, run once when the rootfs is missing;
 // Ctrl-C stops it (its whole process group).
-void run_shell_bootstrap(const InstanceSpec& instance) {
+void run_shell_bootstrap(const InstanceSpec& instance, const fleet::ExpandOptions& expansion) {
   ShellOptions options;
   options.environment.emplace();
-  for (const auto& [k, v] : instance_environment(instance)) options.environment->push_back(k + "=" + v);
+  for (const auto& [k, v] : shell_bootstrap_environment(expansion, instance))
+    options.environment->push_back(k + "=" + v);
   options.cancel = &g_interrupted;
   std::fflush(nullptr);
   ShellResult result = run_shell(instance.container.bootstrap.code, options);
@@ -178,6 +181,7 @@ class Up {
     auto expand_start = Clock::now();
     auto expanded = expand_from_options(options_.expand);
     auto expand_end = Clock::now();
+    expansion_ = expanded.options;
     check_host_root(expanded.instances, options_.allow_host_root);
     check_rootfs_sources(expanded.instances);
     check_open_file_need(supervisor::supervisor_open_files_needed(expanded.instances.size(), options_.parallel),
@@ -520,10 +524,13 @@ class Up {
           record.rootfs = prepared;
           rootfs::mark_rootfs_incomplete(global_.data_root, c.name);
           if (c.bootstrap.kind == BootstrapKind::shell) {
-            run_shell_bootstrap(record.spec);
+            run_shell_bootstrap(record.spec, expansion_);
           } else {
             dsl::Evaluator evaluator;
-            evaluator.run_bootstrap_block(c.source_file, instance_environment(record.spec), &g_interrupted);
+            // The ENV `expand` gave this port: the block sees what the
+            // definition saw when its instance was made.
+            evaluator.run_bootstrap_block(c.source_file, fleet::port_environment(expansion_, record.spec.port),
+                                          &g_interrupted);
           }
           if (!rootfs_exists(c.rootfs)) throw Error("the bootstrap did not create " + c.rootfs);
           fault_point("bootstrap-ran");
@@ -785,6 +792,7 @@ class Up {
   OpenFileLimit open_files_;
   std::optional<state::FleetPaths> paths_;  // once the fleet's name is known and checked
   observe::ReadySpec ready_;
+  fleet::ExpandOptions expansion_;  // what the definition was expanded with
   observe::LatencyRecorder recorder_;
   std::unique_ptr<observe::ProgressReporter> progress_;
   std::vector<InstanceRecord> records_;

@@ -52,6 +52,7 @@ ExpandedFleet expand_from_options(const ExpandCommandOptions& options) {
                                         : "fleet name",
              out.fleet_name);
   out.instances = fleet::expand(options.definition, fleet::parse_port_range(options.ports), expand);
+  out.options = std::move(expand);
   return out;
 }
 
