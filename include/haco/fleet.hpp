@@ -74,6 +74,9 @@ HostIds read_host_ids(const std::string& etc_dir = "/etc");
 // 4294967295. Throws haco::Error listing every conflict.
 void validate_fleet(const std::vector<InstanceSpec>& instances, const HostIds& host, bool allow_shared_rootfs);
 
+// Instances without a user namespace: their root is the host's root.
+std::vector<std::string> instances_running_as_host_root(const std::vector<InstanceSpec>& instances);
+
 // The default fleet name for a definition: its file name without ".haco".
 std::string default_fleet_name(const std::string& definition_path);
 

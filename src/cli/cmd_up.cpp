@@ -117,7 +117,7 @@ void check_rootfs_sources(const std::vector<InstanceSpec>& instances) {
 // An instance without a user namespace runs as the host's root: only when
 // asked for, and said every time.
 void check_host_root(const std::vector<InstanceSpec>& instances, bool allowed) {
-  auto names = instances_running_as_host_root(instances);
+  auto names = fleet::instances_running_as_host_root(instances);
   if (names.empty()) return;
   std::string listed = "'" + names.front() + "'";
   if (names.size() > 1) listed += fmt::format(" and {} other instance{}", names.size() - 1, names.size() > 2 ? "s" : "");

@@ -70,11 +70,4 @@ void check_against_other_fleets(const std::string& state_root, const ExpandedFle
   registry::throw_if_clashes(fleet.fleet_name, registry::find_clashes(claims_of(fleet.instances), others));
 }
 
-std::vector<std::string> instances_running_as_host_root(const std::vector<InstanceSpec>& instances) {
-  std::vector<std::string> names;
-  for (const auto& i : instances)
-    if (!i.container.has_namespace(Namespace::user)) names.push_back(i.container.name);
-  return names;
-}
-
 }  // namespace haco::cli

@@ -33,9 +33,6 @@ struct ExpandedFleet {
   fleet::ExpandOptions options;
 };
 
-// Instances without a user namespace: their root is the host's root.
-std::vector<std::string> instances_running_as_host_root(const std::vector<InstanceSpec>& instances);
-
 // Parses the ports, evaluates the definition per port and validates the set;
 // throws haco::InputError on bad input.
 ExpandedFleet expand_from_options(const ExpandCommandOptions& options);
