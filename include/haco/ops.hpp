@@ -35,7 +35,7 @@ namespace haco::ops {
 
 using observe::Clock;
 
-// Where an operation's progress and messages go (haco-fleet: a
+// Where an operation's progress and messages go (haco-fleet: an
 // observe::ProgressReporter on stderr).
 class Sink {
  public:
