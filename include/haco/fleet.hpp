@@ -51,6 +51,15 @@ struct ExpandOptions {
   std::chrono::milliseconds eval_timeout = dsl::kDefaultEvalTimeout;
 };
 
+// The ENV a definition sees for one port: `base` with the port under PORT,
+// APACHE_PORT and each of `port_env_names`. Expansion builds every port's ENV
+// here, and so must any later evaluation of the same definition for that port
+// (the bootstrap block `up` runs), so that both see the same ENV.
+dsl::Environment port_environment(dsl::Environment base, std::uint16_t port,
+                                  const std::vector<std::string>& port_env_names);
+// The ENV `expand(..., options)` gave the definition for `port`.
+dsl::Environment port_environment(const ExpandOptions& options, std::uint16_t port);
+
 // Evaluates the definition once per port (with the port in the environment),
 // each evaluation isolated and time-limited (dsl::IsolatedEvaluator), and
 // validates the set as a whole (see validate_fleet).
@@ -64,6 +73,9 @@ HostIds read_host_ids(const std::string& etc_dir = "/etc");
 // clear of the host's ids, inside 32 bits and never covering 65535 or
 // 4294967295. Throws haco::Error listing every conflict.
 void validate_fleet(const std::vector<InstanceSpec>& instances, const HostIds& host, bool allow_shared_rootfs);
+
+// Instances without a user namespace: their root is the host's root.
+std::vector<std::string> instances_running_as_host_root(const std::vector<InstanceSpec>& instances);
 
 // The default fleet name for a definition: its file name without ".haco".
 std::string default_fleet_name(const std::string& definition_path);

@@ -52,6 +52,7 @@ ExpandedFleet expand_from_options(const ExpandCommandOptions& options) {
                                         : "fleet name",
              out.fleet_name);
   out.instances = fleet::expand(options.definition, fleet::parse_port_range(options.ports), expand);
+  out.options = std::move(expand);
   return out;
 }
 
@@ -67,13 +68,6 @@ void check_against_other_fleets(const std::string& state_root, const ExpandedFle
   for (const auto& line : others.unreadable)
     std::fprintf(stderr, "haco-fleet: warning: %s; what that fleet holds is not checked\n", line.c_str());
   registry::throw_if_clashes(fleet.fleet_name, registry::find_clashes(claims_of(fleet.instances), others));
-}
-
-std::vector<std::string> instances_running_as_host_root(const std::vector<InstanceSpec>& instances) {
-  std::vector<std::string> names;
-  for (const auto& i : instances)
-    if (!i.container.has_namespace(Namespace::user)) names.push_back(i.container.name);
-  return names;
 }
 
 }  // namespace haco::cli

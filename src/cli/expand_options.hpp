@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "haco/cgroup.hpp"
+#include "haco/fleet.hpp"
 #include "haco/registry.hpp"
 #include "haco/spec.hpp"
 
@@ -27,10 +28,10 @@ void add_expand_options(CLI::App& cmd, ExpandCommandOptions& options);
 struct ExpandedFleet {
   std::string fleet_name;
   std::vector<InstanceSpec> instances;
+  // What the instances were expanded with: a later evaluation of the
+  // definition for one of them sees fleet::port_environment(options, port).
+  fleet::ExpandOptions options;
 };
-
-// Instances without a user namespace: their root is the host's root.
-std::vector<std::string> instances_running_as_host_root(const std::vector<InstanceSpec>& instances);
 
 // Parses the ports, evaluates the definition per port and validates the set;
 // throws haco::InputError on bad input.

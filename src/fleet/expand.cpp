@@ -6,6 +6,19 @@
 
 namespace haco::fleet {
 
+dsl::Environment port_environment(dsl::Environment base, std::uint16_t port,
+                                  const std::vector<std::string>& port_env_names) {
+  const std::string value = std::to_string(port);
+  base["PORT"] = value;
+  base["APACHE_PORT"] = value;
+  for (const auto& name : port_env_names) base[name] = value;
+  return base;
+}
+
+dsl::Environment port_environment(const ExpandOptions& options, std::uint16_t port) {
+  return port_environment(options.base_environment, port, options.port_env_names);
+}
+
 std::vector<InstanceSpec> expand(const std::string& definition_path, const std::vector<std::uint16_t>& ports,
                                  const ExpandOptions& options) {
   if (ports.empty()) throw InputError("no ports to expand");
@@ -13,12 +26,9 @@ std::vector<InstanceSpec> expand(const std::string& definition_path, const std::
   dsl::IsolatedEvaluator evaluator(options.eval_timeout);
   std::vector<InstanceSpec> instances;
   instances.reserve(ports.size());
-  dsl::Environment env = options.base_environment;
   for (std::uint16_t port : ports) {
     std::string value = std::to_string(port);
-    env["PORT"] = value;
-    env["APACHE_PORT"] = value;
-    for (const auto& name : options.port_env_names) env[name] = value;
+    const dsl::Environment env = port_environment(options, port);
     InstanceSpec instance;
     instance.index = instances.size();
     instance.port = port;

@@ -129,4 +129,11 @@ void validate_fleet(const std::vector<InstanceSpec>& instances, const HostIds& h
   conflicts.throw_if_any();
 }
 
+std::vector<std::string> instances_running_as_host_root(const std::vector<InstanceSpec>& instances) {
+  std::vector<std::string> names;
+  for (const auto& i : instances)
+    if (!i.container.has_namespace(Namespace::user)) names.push_back(i.container.name);
+  return names;
+}
+
 }  // namespace haco::fleet

@@ -40,6 +40,34 @@ end
   EXPECT_EQ(instances[1].container.name, "w-9-9-9-kept");
 }
 
+// `up` evaluates a bootstrap block again, for real, when it prepares the
+// rootfs: with port_environment of the same options, a name given by
+// --port-env reads the same value there as during the expansion.
+TEST(Expand, ABootstrapBlockSeesThePortEnvNamesTheExpansionSaw) {
+  testing::TempDir dir;
+  const std::string seen = (dir.path() / "seen-by-the-block").string();
+  std::string path = dir.file("w.haco", R"(Haconiwa.define do |config|
+  config.name = "w-#{ENV['MY_PORT']}"
+  config.init_command = "/bin/true"
+  config.chroot_to "/srv/w-#{ENV['PORT']}"
+  config.bootstrap do |b|
+    `printf %s #{ENV['MY_PORT'] || 'unset'} > )" + seen + R"(`
+  end
+end
+)");
+  ExpandOptions options;
+  options.port_env_names = {"MY_PORT"};
+  options.base_environment = {{"PATH", "/usr/bin:/bin"}};
+  auto instances = expand(path, {7}, options);
+  ASSERT_EQ(instances.size(), 1u);
+  EXPECT_EQ(instances[0].container.name, "w-7");
+
+  dsl::Evaluator evaluator;
+  evaluator.run_bootstrap_block(path, port_environment(options, instances[0].port));
+  EXPECT_EQ(testing::read_text_file(seen), "7");
+  EXPECT_EQ(port_environment(options, 7).at("MY_PORT"), "7");
+}
+
 TEST(Expand, PreviousSeedNeedsTheSharedRootfsFlagOverARange) {
   std::string previous = testing::seed_file("phpinfo-test-previous.haco");
   EXPECT_EQ(expand(previous, {10001}, {}).size(), 1u);

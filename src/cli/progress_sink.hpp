@@ -1,0 +1,37 @@
+// The command line's ops::Sink: observe::ProgressReporter on stderr (a live
+// line on a terminal, plain lines elsewhere) from begin() on, plain lines on
+// stderr before.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "haco/observe.hpp"
+#include "haco/ops.hpp"
+
+namespace haco::cli {
+
+class ProgressSink : public ops::Sink {
+ public:
+  // `operation` starts the live line ("up"); `steps` are counted on it.
+  // `notify_status`: status() goes to the service manager (up --foreground).
+  ProgressSink(std::string operation, std::vector<std::string> steps, bool notify_status = false);
+
+  void message(std::string_view text) override;
+  void begin(std::size_t total) override;
+  void step(std::string_view step, std::string_view instance,
+            std::optional<std::chrono::nanoseconds> took) override;
+  void failed(std::string_view instance, std::string_view reason) override;
+  void tick() override;
+  void finish() override;
+  void status(std::string_view text) override;
+
+ private:
+  std::string operation_;
+  std::vector<std::string> steps_;
+  bool notify_status_;
+  std::unique_ptr<observe::ProgressReporter> progress_;
+};
+
+}  // namespace haco::cli

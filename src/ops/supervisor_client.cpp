@@ -1,0 +1,123 @@
+// The supervisor client of haco-fleet: supervisor::ControlClient and the
+// supervisor module's start and teardown functions. The only file of the
+// ops library that knows the control protocol's messages.
+#include <utility>  // boost 1.74 asio/awaitable.hpp uses std::exchange without it
+
+#include <boost/asio.hpp>
+
+#include "haco/error.hpp"
+#include "haco/ops.hpp"
+
+namespace haco::ops {
+namespace {
+
+namespace asio = boost::asio;
+
+// One line of the supervisor's answer to {"op":"start"}.
+StartEvent start_event_from_json(const nlohmann::json& line) {
+  StartEvent event;
+  if (line.value("done", false)) {
+    event.kind = StartEvent::Kind::done;
+    event.error = line.value("error", std::string());
+    return event;
+  }
+  event.instance = line.value("instance", std::string());
+  const std::string kind = line.value("event", std::string());
+  if (kind == "exited") {
+    event.kind = StartEvent::Kind::exited;
+    event.restarting = line.value("restarting", false);
+    event.exit = line.value("exit", std::string("?"));
+  } else if (kind == "started") {
+    event.kind = StartEvent::Kind::started;
+    event.clone_started = Clock::time_point{std::chrono::nanoseconds(line.at("clone_started_ns").get<std::int64_t>())};
+    event.exec_done = Clock::time_point{std::chrono::nanoseconds(line.at("exec_done_ns").get<std::int64_t>())};
+    event.process = {line.at("pid").get<pid_t>(), line.at("start_time").get<std::uint64_t>()};
+  } else {
+    event.kind = StartEvent::Kind::failed;
+    event.error = line.value("error", std::string());
+  }
+  return event;
+}
+
+// Reads the answers, one JSON object per line, until the connection ends
+// or the io_context stops.
+class ControlStartCall : public StartCall {
+ public:
+  ControlStartCall(asio::io_context& io, UniqueFd fd, std::function<void(const StartEvent&)> on_event)
+      : socket_(io, asio::local::stream_protocol(), fd.release()), on_event_(std::move(on_event)) {
+    read_next();
+  }
+
+ private:
+  void read_next() {
+    asio::async_read_until(socket_, input_, '\n', [this](const boost::system::error_code& ec, std::size_t size) {
+      if (ec) {
+        if (ec == asio::error::operation_aborted) return;
+        StartEvent gone;
+        gone.kind = StartEvent::Kind::gone;
+        on_event_(gone);
+        return;
+      }
+      std::string line(asio::buffers_begin(input_.data()), asio::buffers_begin(input_.data()) + size);
+      input_.consume(size);
+      on_event_(start_event_from_json(nlohmann::json::parse(line)));
+      read_next();
+    });
+  }
+
+  asio::local::stream_protocol::socket socket_;
+  asio::streambuf input_;
+  std::function<void(const StartEvent&)> on_event_;
+};
+
+class ControlSupervisor : public SupervisorClient {
+ public:
+  bool answers(const state::FleetPaths& paths) override {
+    return supervisor::ControlClient::connect(paths).has_value();
+  }
+
+  state::ProcessIdentity launch(const supervisor::SupervisorConfig& config) override {
+    return supervisor::start_supervisor(config);
+  }
+
+  std::unique_ptr<StartCall> start(asio::io_context& io, const state::FleetPaths& paths,
+                                   const std::vector<state::InstanceRecord>& records,
+                                   std::function<void(const StartEvent&)> on_event) override {
+    nlohmann::json batch = nlohmann::json::array();
+    for (const auto& r : records) batch.push_back(state::to_json(r));
+    auto client = supervisor::ControlClient::connect(paths);
+    if (!client) throw Error("the supervisor of fleet '" + paths.fleet + "' is not listening");
+    client->send({{"op", "start"}, {"instances", batch}});
+    return std::make_unique<ControlStartCall>(io, client->release_fd(), std::move(on_event));
+  }
+
+  void stop(const state::FleetPaths& paths, const std::vector<state::InstanceRecord>& records,
+            const supervisor::TeardownOptions& options, bool purge_created) override {
+    supervisor::teardown_instances(paths, records, options, purge_created);
+  }
+
+  void shutdown(const state::FleetPaths& paths, const supervisor::TeardownOptions& options) override {
+    supervisor::teardown_fleet(paths, options);
+  }
+
+  void clear_for_takeover(const state::FleetPaths& paths, const state::FleetState& fleet) override {
+    supervisor::clear_for_takeover(paths, fleet);
+  }
+
+  void clear_leftovers(const state::FleetPaths& paths, const state::FleetState& fleet,
+                       const std::function<bool(const std::string&)>& wanted) override {
+    supervisor::clear_leftovers(paths, fleet, wanted);
+  }
+
+  bool left_traces(const state::FleetPaths& paths) override { return supervisor::fleet_left_traces(paths); }
+
+  std::vector<std::string> fleets_without_state(const std::string& state_root) override {
+    return supervisor::fleets_without_state(state_root);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<SupervisorClient> control_supervisor() { return std::make_unique<ControlSupervisor>(); }
+
+}  // namespace haco::ops
