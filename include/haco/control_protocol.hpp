@@ -46,7 +46,6 @@
 #include <variant>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 
 #include "haco/spec.hpp"
 #include "haco/state.hpp"
@@ -181,10 +180,5 @@ SpawnRequest decode_spawn_request(std::string_view text);
 SpawnReply decode_spawn_reply(std::string_view text);
 LogPipe decode_log_pipe(std::string_view text);
 PipeDrained decode_pipe_drained(std::string_view text);
-
-// `request` with this binary's protocol version added, for a caller that
-// still builds its start request as JSON (src/cli/cmd_up.cpp); the other
-// callers send typed requests.
-nlohmann::json with_protocol_version(nlohmann::json request);
 
 }  // namespace haco::supervisor::protocol

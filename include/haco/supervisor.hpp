@@ -14,7 +14,6 @@
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 
 #include "haco/cgroup.hpp"
 #include "haco/control_protocol.hpp"
@@ -112,11 +111,6 @@ class ControlClient {
   // `on_event`. A Done with an error is thrown as haco::Error.
   protocol::Done call(const protocol::Request& request,
                       const std::function<void(const protocol::Reply&)>& on_event = {});
-
-  // Kept for src/cli/cmd_up.cpp, which still builds its start request as
-  // JSON and reads the replies from the socket itself: sends `request` with
-  // the protocol version added.
-  void send(nlohmann::json request);
 
   int fd() const { return fd_.get(); }
   UniqueFd release_fd() { return std::move(fd_); }

@@ -1,46 +1,53 @@
 // The supervisor client of haco-fleet: supervisor::ControlClient and the
 // supervisor module's start and teardown functions. The only file of the
 // ops library that knows the control protocol's messages.
+#include <variant>
 #include <utility>  // boost 1.74 asio/awaitable.hpp uses std::exchange without it
 
 #include <boost/asio.hpp>
 
+#include "haco/control_protocol.hpp"
 #include "haco/error.hpp"
 #include "haco/ops.hpp"
+#include "haco/overloaded.hpp"
 
 namespace haco::ops {
 namespace {
 
 namespace asio = boost::asio;
+namespace protocol = supervisor::protocol;
 
-// One line of the supervisor's answer to {"op":"start"}.
-StartEvent start_event_from_json(const nlohmann::json& line) {
+// One reply of the supervisor to a StartRequest, as `up` sees it.
+StartEvent start_event_from(const protocol::Reply& reply) {
   StartEvent event;
-  if (line.value("done", false)) {
-    event.kind = StartEvent::Kind::done;
-    event.error = line.value("error", std::string());
-    return event;
-  }
-  event.instance = line.value("instance", std::string());
-  const std::string kind = line.value("event", std::string());
-  if (kind == "exited") {
-    event.kind = StartEvent::Kind::exited;
-    event.restarting = line.value("restarting", false);
-    event.exit = line.value("exit", std::string("?"));
-  } else if (kind == "started") {
-    event.kind = StartEvent::Kind::started;
-    event.clone_started = Clock::time_point{std::chrono::nanoseconds(line.at("clone_started_ns").get<std::int64_t>())};
-    event.exec_done = Clock::time_point{std::chrono::nanoseconds(line.at("exec_done_ns").get<std::int64_t>())};
-    event.process = {line.at("pid").get<pid_t>(), line.at("start_time").get<std::uint64_t>()};
-  } else {
-    event.kind = StartEvent::Kind::failed;
-    event.error = line.value("error", std::string());
-  }
+  std::visit(Overloaded{[&](const protocol::StartedEvent& e) {
+                          event.kind = StartEvent::Kind::started;
+                          event.instance = e.instance;
+                          event.process = {e.pid, e.start_time};
+                          event.clone_started = Clock::time_point{std::chrono::nanoseconds(e.clone_started_ns)};
+                          event.exec_done = Clock::time_point{std::chrono::nanoseconds(e.exec_done_ns)};
+                        },
+                        [&](const protocol::FailedEvent& e) {
+                          event.kind = StartEvent::Kind::failed;
+                          event.instance = e.instance;
+                          event.error = e.error;
+                        },
+                        [&](const protocol::ExitedEvent& e) {
+                          event.kind = StartEvent::Kind::exited;
+                          event.instance = e.instance;
+                          event.exit = e.exit;
+                          event.restarting = e.restarting;
+                        },
+                        [&](const protocol::Done& d) {
+                          event.kind = StartEvent::Kind::done;
+                          event.error = d.error.value_or(std::string());
+                        }},
+             reply);
   return event;
 }
 
-// Reads the answers, one JSON object per line, until the connection ends
-// or the io_context stops.
+// Reads the answers, one line each, until the connection ends or the
+// io_context stops.
 class ControlStartCall : public StartCall {
  public:
   ControlStartCall(asio::io_context& io, UniqueFd fd, std::function<void(const StartEvent&)> on_event)
@@ -58,9 +65,9 @@ class ControlStartCall : public StartCall {
         on_event_(gone);
         return;
       }
-      std::string line(asio::buffers_begin(input_.data()), asio::buffers_begin(input_.data()) + size);
+      std::string line(asio::buffers_begin(input_.data()), asio::buffers_begin(input_.data()) + size - 1);
       input_.consume(size);
-      on_event_(start_event_from_json(nlohmann::json::parse(line)));
+      on_event_(start_event_from(protocol::decode_reply(line)));
       read_next();
     });
   }
@@ -83,11 +90,9 @@ class ControlSupervisor : public SupervisorClient {
   std::unique_ptr<StartCall> start(asio::io_context& io, const state::FleetPaths& paths,
                                    const std::vector<state::InstanceRecord>& records,
                                    std::function<void(const StartEvent&)> on_event) override {
-    nlohmann::json batch = nlohmann::json::array();
-    for (const auto& r : records) batch.push_back(state::to_json(r));
     auto client = supervisor::ControlClient::connect(paths);
     if (!client) throw Error("the supervisor of fleet '" + paths.fleet + "' is not listening");
-    client->send({{"op", "start"}, {"instances", batch}});
+    client->send(supervisor::protocol::StartRequest{records});
     return std::make_unique<ControlStartCall>(io, client->release_fd(), std::move(on_event));
   }
 

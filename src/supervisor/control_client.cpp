@@ -27,10 +27,6 @@ std::optional<ControlClient> ControlClient::connect(const state::FleetPaths& pat
 
 void ControlClient::send(const protocol::Request& request) { send_line(protocol::encode(request)); }
 
-void ControlClient::send(nlohmann::json request) {
-  send_line(protocol::with_protocol_version(std::move(request)).dump());
-}
-
 void ControlClient::send_line(std::string line) {
   line += '\n';
   std::size_t done = 0;

@@ -5,21 +5,16 @@
 #include <type_traits>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "haco/error.hpp"
+#include "haco/overloaded.hpp"
 #include "haco/spec_json.hpp"
 
 namespace haco::supervisor::protocol {
 namespace {
 
 using nlohmann::json;
-
-template <typename... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <typename... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 // Parses `text` as one JSON object; `what` names the message in errors.
 json parse_object(std::string_view text, const std::string& what) {
@@ -155,7 +150,8 @@ std::string encode(const Request& request) {
                  [](const PingRequest&) { return json::object(); }},
       request);
   j["op"] = std::string(request_name(request));
-  return with_protocol_version(std::move(j)).dump();
+  j["version"] = kControlProtocolVersion;
+  return j.dump();
 }
 
 Request decode_request(std::string_view text) {
@@ -270,11 +266,6 @@ std::string encode(const PipeDrained& drained) { return json{{"drained", drained
 PipeDrained decode_pipe_drained(std::string_view text) {
   json j = parse_object(text, kPipeDrainedText);
   return PipeDrained{Fields(j, kPipeDrainedText).get<std::uint64_t>("drained")};
-}
-
-nlohmann::json with_protocol_version(nlohmann::json request) {
-  request["version"] = kControlProtocolVersion;
-  return request;
 }
 
 }  // namespace haco::supervisor::protocol
