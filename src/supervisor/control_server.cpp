@@ -68,10 +68,7 @@ void ControlServer::accept_next() {
   });
 }
 
-void ControlServer::close() {
-  boost::system::error_code ignored;
-  acceptor_.close(ignored);
-}
+void ControlServer::close() { acceptor_.close(); }
 
 UniqueFd listen_on_control_socket(const std::string& path) {
   sockaddr_un address{};

@@ -1,5 +1,6 @@
-// The supervisor process: spawner pool, log writer, pidfd watches, restart
-// policy, state file and the control socket, all on one single-threaded
+// The supervisor process: the wiring between the fleet machine (its
+// decisions), the spawner pool, the control server, the log writer, the
+// pidfd watches, timers and the state file, all on one single-threaded
 // io_context.
 #include <fcntl.h>
 #include <poll.h>
@@ -7,14 +8,11 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <deque>
 #include <map>
 #include <memory>
-#include <set>
 #include <variant>
 
 #include <utility>  // boost 1.74 asio/awaitable.hpp uses std::exchange without it
@@ -27,11 +25,15 @@
 #include "haco/error.hpp"
 #include "haco/fault_point.hpp"
 #include "haco/open_files.hpp"
+#include "haco/overloaded.hpp"
 #include "haco/supervisor.hpp"
 #include "haco/systemd_unit.hpp"
+#include "supervisor/control_server.hpp"
+#include "supervisor/fleet_machine.hpp"
 #include "supervisor/instance_log.hpp"
 #include "supervisor/log_writer.hpp"
 #include "supervisor/spawner.hpp"
+#include "supervisor/spawner_pool.hpp"
 #include "supervisor/supervisor_log.hpp"
 
 #ifndef P_PIDFD
@@ -42,8 +44,6 @@ namespace haco::supervisor {
 namespace {
 
 namespace asio = boost::asio;
-using state::InstanceRecord;
-using state::InstanceState;
 
 // A change of state is written within this delay, or, when fleet.json
 // takes long to write (its size grows with the fleet, and fsync waits on
@@ -73,75 +73,20 @@ int pidfd_signal(int pidfd, int signal) {
   return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, signal, nullptr, 0));
 }
 
-class Supervisor;
-
-// One client of the control socket; lines out are queued and written in order.
-class Session : public std::enable_shared_from_this<Session> {
- public:
-  Session(asio::local::stream_protocol::socket socket, Supervisor& owner)
-      : socket_(std::move(socket)), owner_(owner) {}
-  void start() { read_next(); }
-  void send(const protocol::Reply& reply);
-
- private:
-  void read_next();
-  void write_next();
-
-  asio::local::stream_protocol::socket socket_;
-  Supervisor& owner_;
-  asio::streambuf input_;
-  std::deque<std::string> outbox_;
-  bool writing_ = false;
-};
-
-// A `start` request: answered with "done" once each of its instances started
-// or failed.
-struct StartOperation {
-  std::weak_ptr<Session> session;
-  std::set<std::string> waiting;
-};
-
-// A `stop` or `shutdown` request: answered once each instance has exited.
-struct StopOperation {
-  std::weak_ptr<Session> session;
-  std::set<std::string> waiting;
-  bool forget = false;
-  bool shutdown = false;
-  std::unique_ptr<asio::steady_timer> deadline;
-};
-
-class Instance {
- public:
-  const InstanceRecord& record() const { return record_; }
-  // Every change of the record goes through here: the text of the record
-  // last written to fleet.json is dropped, and made again at the next write.
-  InstanceRecord& change() {
-    state_text_.reset();
-    return record_;
-  }
-  // The record as fleet.json holds it.
-  const std::string& state_text() {
-    if (!state_text_) state_text_ = state::instance_record_text(record_);
-    return *state_text_;
-  }
-
+// What the supervisor holds for an instance beside its record (which is the
+// fleet machine's).
+struct InstanceWatch {
   std::unique_ptr<asio::posix::stream_descriptor> pidfd;  // while the init runs
   std::unique_ptr<asio::steady_timer> restart_timer;
   std::uint64_t output_pipe = 0;  // id of the last launch's output pipe
-  bool stop_requested = false;
-  bool launching = false;
   // Started by a previous supervisor: not our child, so its exit status
   // cannot be read (its new parent reaps it).
   bool adopted = false;
-
- private:
-  InstanceRecord record_;
-  std::optional<std::string> state_text_;
 };
 
 // An event for an `up` that waits until the launch's output is in its log.
 struct HeldEvent {
-  std::weak_ptr<Session> session;
+  std::weak_ptr<ControlSession> session;
   protocol::ExitedEvent event;
 };
 
@@ -161,20 +106,23 @@ struct LogWriter {
   std::chrono::steady_clock::time_point started;
 };
 
-struct Spawner {
-  unsigned index = 0;
-  state::ProcessIdentity process;
-  std::unique_ptr<asio::posix::stream_descriptor> socket;
-  std::unique_ptr<asio::posix::stream_descriptor> pidfd;
-  std::string busy_with;  // instance being launched, empty when idle
-};
-
+// The wiring: the fleet machine decides, this class carries its effects out
+// on one io_context (spawner pool, control server, pidfd watches, timers,
+// the log writer and fleet.json).
 class Supervisor {
  public:
-  Supervisor(SupervisorConfig config, asio::local::stream_protocol::acceptor::native_handle_type listener,
-             std::vector<SpawnerProcess> spawners, LogWriterProcess log_writer)
+  Supervisor(SupervisorConfig config, UniqueFd listener, std::vector<SpawnerProcess> spawners,
+             LogWriterProcess log_writer)
       : config_(std::move(config)),
-        acceptor_(io_, asio::local::stream_protocol(), listener),
+        machine_({config_.restart, std::max(1u, config_.spawners), config_.stagger}, clock_),
+        server_(io_, std::move(listener),
+                [this](const std::shared_ptr<ControlSession>& session, protocol::Request request) {
+                  handle_request(session, std::move(request));
+                }),
+        pool_(io_, std::move(spawners), config_.cgroup, config_.container_open_files,
+              {[this](unsigned spawner, ReceivedSpawnReply reply) { on_spawner_reply(spawner, std::move(reply)); },
+               [this](unsigned spawner, const std::string& error) { apply(machine_.spawner_lost(spawner, error)); },
+               [this](unsigned spawner) { on_spawner_exit(spawner); }}),
         signals_(io_, SIGTERM, SIGINT),
         state_timer_(io_),
         log_writer_timer_(io_),
@@ -185,32 +133,35 @@ class Supervisor {
     state_.created_at_unix_ms = state::unix_now_ms();
     state_.supervisor = *state::identify(::getpid());
     state_.cgroup = config_.cgroup;
-    for (auto& process : spawners) adopt_spawner(std::move(process), static_cast<unsigned>(spawners_.size()));
     adopt_log_writer(std::move(log_writer));
     if (config_.adopt) adopt_recorded_instances();
-    refresh_state_processes();
+    state_.spawners = pool_.processes();
     save_state_now();
   }
 
   int run() {
-    accept_next();
+    server_.start();
     signals_.async_wait([this](const boost::system::error_code& ec, int signal) {
       if (ec) return;
       log_line(fmt::format("received signal {}: stopping the fleet", signal));
-      begin_stop({}, all_names(), std::chrono::milliseconds(10000), false, true);
+      apply(machine_.stop(new_operation(nullptr), machine_.names(), std::chrono::milliseconds(10000), false, true));
     });
     io_.run();
     return 0;
   }
 
-  void handle_request(const std::shared_ptr<Session>& session, protocol::Request request) {
+ private:
+  void handle_request(const std::shared_ptr<ControlSession>& session, protocol::Request request) {
     try {
       if (auto* start = std::get_if<protocol::StartRequest>(&request)) {
-        start_instances(session, std::move(start->instances));
+        auto operation = new_operation(session);
+        auto problem = machine_.shutting_down() ? std::nullopt : open_files_problem(start->instances.size());
+        apply(problem ? machine_.refuse_start(operation, start->instances, *problem)
+                      : machine_.start(operation, std::move(start->instances)));
       } else if (auto* stop = std::get_if<protocol::StopRequest>(&request)) {
-        begin_stop(session, stop->instances, stop->timeout, stop->forget, false);
+        apply(machine_.stop(new_operation(session), stop->instances, stop->timeout, stop->forget, false));
       } else if (auto* shutdown = std::get_if<protocol::ShutdownRequest>(&request)) {
-        begin_stop(session, all_names(), shutdown->timeout, false, true);
+        apply(machine_.stop(new_operation(session), machine_.names(), shutdown->timeout, false, true));
       } else if (std::holds_alternative<protocol::PingRequest>(request)) {
         session->send(protocol::Done{std::nullopt, ::getpid()});
       }
@@ -219,21 +170,77 @@ class Supervisor {
     }
   }
 
- private:
-  void adopt_spawner(SpawnerProcess process, unsigned index) {
-    auto spawner = std::make_unique<Spawner>();
-    spawner->index = index;
-    spawner->process = process.process;
-    spawner->socket = std::make_unique<asio::posix::stream_descriptor>(io_, process.socket.release());
-    spawner->pidfd = std::make_unique<asio::posix::stream_descriptor>(io_, process.pidfd.release());
-    Spawner* raw = spawner.get();
-    raw->pidfd->async_wait(asio::posix::stream_descriptor::wait_read,
-                           [this, raw](const boost::system::error_code& ec) {
-                             if (!ec) on_spawner_exit(raw);
-                           });
-    if (index < spawners_.size()) spawners_[index] = std::move(spawner);
-    else spawners_.push_back(std::move(spawner));
+  // An operation's replies go to its session for as long as the client
+  // stays; operations of clients that left are dropped here.
+  OperationId new_operation(const std::shared_ptr<ControlSession>& session) {
+    std::erase_if(sessions_, [](const auto& entry) { return entry.second.expired(); });
+    const OperationId operation = next_operation_++;
+    if (session) sessions_[operation] = session;
+    return operation;
   }
+
+  std::shared_ptr<ControlSession> session_of(OperationId operation) const {
+    auto it = sessions_.find(operation);
+    return it == sessions_.end() ? nullptr : it->second.lock();
+  }
+
+  // --- carrying out the machine's effects ---------------------------------------
+
+  void apply(Effects effects) {
+    for (auto& effect : effects)
+      std::visit(Overloaded{
+                     [this](effect::Launch& launch) { send_to_spawner(launch.instance, launch.spawner); },
+                     [this](effect::SignalStop& stop) { signal_stop(stop.instances, stop.kill_if_deaf); },
+                     [this](effect::Kill& kill) { kill_instances(kill.instances); },
+                     [this](effect::ArmRestartTimer& arm) { arm_restart_timer(arm.instance, arm.delay); },
+                     [this](effect::ArmStaggerTimer& arm) { arm_stagger_timer(arm.at); },
+                     [this](effect::ArmStopDeadline& arm) { arm_stop_deadline(arm.operation, arm.after); },
+                     [this](effect::CancelStopDeadline& cancel) { deadlines_.erase(cancel.operation); },
+                     [](effect::PrepareLog& prepare) { prepare_instance_log(prepare.path); },
+                     [this](effect::Reply& reply) {
+                       if (auto session = session_of(reply.operation)) session->send(reply.reply);
+                     },
+                     [this](effect::ReplyAfterOutput& reply) {
+                       auto watch = watches_.find(reply.event.instance);
+                       send_after_output(watch == watches_.end() ? 0 : watch->second.output_pipe,
+                                         session_of(reply.operation), std::move(reply.event));
+                     },
+                     [this](effect::Forgotten& forgotten) {
+                       watches_.erase(forgotten.instance);
+                       record_texts_.erase(forgotten.instance);
+                     },
+                     [this](effect::SaveStateNow&) { save_state_now(); },
+                     [this](effect::StateChanged&) { mark_dirty(); },
+                     [this](effect::ShutDown&) { finish_shutdown(); },
+                     [](effect::Log& log) { log_line(log.line); },
+                 },
+                 effect);
+  }
+
+  void arm_restart_timer(const std::string& name, std::chrono::milliseconds delay) {
+    auto& timer = watches_[name].restart_timer;
+    timer = std::make_unique<asio::steady_timer>(io_, delay);
+    timer->async_wait([this, name](const boost::system::error_code& ec) {
+      if (!ec) apply(machine_.restart_due(name));
+    });
+  }
+
+  void arm_stagger_timer(std::chrono::steady_clock::time_point at) {
+    stagger_timer_.expires_at(at);
+    stagger_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) apply(machine_.stagger_due());
+    });
+  }
+
+  void arm_stop_deadline(OperationId operation, std::chrono::milliseconds after) {
+    auto& timer = deadlines_[operation];
+    timer = std::make_unique<asio::steady_timer>(io_, after);
+    timer->async_wait([this, operation](const boost::system::error_code& ec) {
+      if (!ec) apply(machine_.stop_deadline_passed(operation));
+    });
+  }
+
+  // --- adopting a fleet -------------------------------------------------------
 
   // The previous supervisor of the fleet died: every instance it recorded is
   // kept (a tree or a mount it holds is still `down`'s to remove), and each
@@ -245,6 +252,7 @@ class Supervisor {
     // Restarts go on as the fleet was started.
     try {
       config_.restart = parse_restart_policy(previous->restart_policy);
+      machine_.set_restart_policy(config_.restart);
       state_.restart_policy = previous->restart_policy;
     } catch (const Error& e) {
       log_line(fmt::format("the recorded restart policy is not valid ({}); keeping {}", e.what(),
@@ -253,62 +261,221 @@ class Supervisor {
     std::size_t adopted = 0, ended = 0;
     for (auto& record : previous->instances) {
       const std::string name = record.name();
-      Instance& instance = instances_[name];
-      instance.change() = std::move(record);
-      state_order_.push_back(name);
-      if (watch_adopted(instance)) {
-        ++adopted;
-      } else if (is_active(instance.record().state)) {
-        InstanceRecord& ended_record = instance.change();
-        ended_record.state = InstanceState::failed;
-        ended_record.process = {};
-        ended_record.error = "ended while no supervisor ran (exit status unknown)";
-        ++ended;
+      const pid_t pid = record.process.pid;
+      UniqueFd pidfd = open_recorded_init(record.process);
+      switch (machine_.adopt(std::move(record), bool(pidfd))) {
+        case FleetMachine::Adopted::running:
+          watch_init(name, std::move(pidfd), true);
+          log_line(fmt::format("{} adopted: pid {}", name, pid));
+          ++adopted;
+          break;
+        case FleetMachine::Adopted::ended:
+          ++ended;
+          break;
+        case FleetMachine::Adopted::kept:
+          break;
       }
     }
     log_line(fmt::format("took over fleet '{}': {} instance(s) still running adopted, {} ended meanwhile",
                          config_.paths.fleet, adopted, ended));
   }
 
-  static bool is_active(InstanceState s) {
-    return s == InstanceState::running || s == InstanceState::starting || s == InstanceState::restarting ||
-           s == InstanceState::stopping;
-  }
-
-  // A pidfd for the recorded init, opened by pid and then checked by start
+  // A pidfd for a recorded init, opened by pid and then checked by start
   // time, so a recycled pid is never adopted.
-  bool watch_adopted(Instance& instance) {
-    const auto& record = instance.record();
-    if (record.process.pid <= 0) return false;
-    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, record.process.pid, 0)));
-    if (!pidfd || !state::is_alive(record.process)) return false;
-    instance.change().state = InstanceState::running;
-    instance.adopted = true;
-    instance.pidfd = std::make_unique<asio::posix::stream_descriptor>(io_, pidfd.release());
-    const std::string name = record.name();
-    instance.pidfd->async_wait(asio::posix::stream_descriptor::wait_read,
-                               [this, name](const boost::system::error_code& ec) {
-                                 if (!ec) on_instance_exit(name);
-                               });
-    log_line(fmt::format("{} adopted: pid {}", name, record.process.pid));
-    return true;
+  static UniqueFd open_recorded_init(const state::ProcessIdentity& process) {
+    if (process.pid <= 0) return {};
+    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, process.pid, 0)));
+    if (!pidfd || !state::is_alive(process)) return {};
+    return pidfd;
   }
 
-  void on_spawner_exit(Spawner* spawner) {
+  void watch_init(const std::string& name, UniqueFd pidfd, bool adopted) {
+    InstanceWatch& watch = watches_[name];
+    watch.adopted = adopted;
+    watch.pidfd = std::make_unique<asio::posix::stream_descriptor>(io_, pidfd.release());
+    wait_for_exit(name);
+  }
+
+  void wait_for_exit(const std::string& name) {
+    watches_[name].pidfd->async_wait(asio::posix::stream_descriptor::wait_read,
+                                     [this, name](const boost::system::error_code& ec) {
+                                       if (!ec) on_instance_exit(name);
+                                     });
+  }
+
+  // --- spawners -----------------------------------------------------------------
+
+  void on_spawner_exit(unsigned index) {
+    if (machine_.shutting_down()) return;
+    log_line(fmt::format("spawner {} (pid {}) exited; starting a new one", index, pool_.processes()[index].pid));
+    apply(machine_.spawner_lost(index, "the spawner died while starting it"));
+    pool_.replace(index);
+    state_.spawners = pool_.processes();
+    apply(machine_.spawner_replaced(index));
+  }
+
+  void send_to_spawner(const std::string& name, unsigned spawner) {
+    const state::InstanceRecord& record = *machine_.record(name);
+    try {
+      // A fresh pipe per launch; the write end is closed here once sent.
+      UniqueFd output = open_output_pipe(record);
+      pool_.send(spawner, {record.spec, record.log_path}, output.get());
+    } catch (const Error& e) {
+      apply(machine_.launch_failed(spawner, e.what()));
+    }
+  }
+
+  void on_spawner_reply(unsigned spawner, ReceivedSpawnReply reply) {
+    const auto name = machine_.launching_on(spawner);
+    if (auto* failed = std::get_if<protocol::SpawnFailed>(&reply.message)) {
+      apply(machine_.launch_failed(spawner, failed->error));
+      return;
+    }
+    const auto& started = std::get<protocol::SpawnStarted>(reply.message);
+    if (reply.pidfd_lost) {
+      apply(machine_.launch_failed(spawner, kill_untracked(name.value_or(""), started.pid)));
+      return;
+    }
+    if (name && machine_.record(*name)) {
+      fault_point("supervisor-launched");
+      watch_init(*name, std::move(reply.pidfd), false);
+    }
+    const state::ProcessIdentity process{started.pid, state::read_start_time(started.pid).value_or(0)};
+    apply(machine_.launch_succeeded(spawner, process, started.cgroup_paths, started.clone_started_ns,
+                                    started.exec_done_ns));
+  }
+
+  // A container this process is the parent of but holds no pidfd for: it
+  // could never be watched, so it is killed (its pid cannot be reused until
+  // it is reaped here) with whatever its cgroup holds. Returns the reason.
+  std::string kill_untracked(const std::string& name, pid_t pid) {
+    rlimit lim{};
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+    std::string reason = fmt::format(
+        "started as pid {}, but its pidfd did not reach the supervisor (MSG_CTRUNC: no descriptor free under its "
+        "limit of {} open files); killed",
+        pid, lim.rlim_cur);
+    ::kill(pid, SIGKILL);
+    try {
+      if (auto cgroup = cgroups::InstanceCgroup::open(config_.cgroup, name)) cgroup->kill_all(kKillWait);
+    } catch (const std::exception& e) {
+      log_line(fmt::format("{}: {}", name, e.what()));
+    }
+    auto deadline = std::chrono::steady_clock::now() + kKillWait;
+    while (::waitpid(pid, nullptr, WNOHANG | __WALL) == 0 && std::chrono::steady_clock::now() < deadline)
+      ::usleep(10000);
+    return reason;
+  }
+
+  // Each instance started holds a pidfd and a pipe here: refused up front
+  // when they would not fit in the open-file limit, rather than lost on the
+  // way in.
+  std::optional<std::string> open_files_problem(std::uint64_t more) const {
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return std::nullopt;
+    std::uint64_t open = lim.rlim_cur;  // when even /proc/self/fd cannot be opened
+    try {
+      open = open_descriptor_count();
+    } catch (const Error&) {
+    }
+    if (open + more * kOpenFilesPerInstance + kOpenFilesBesideInstances <= lim.rlim_cur) return std::nullopt;
+    return fmt::format("the supervisor cannot hold a pidfd and an output pipe for {} more instances: it has {} files "
+                       "open and may have {} (its soft limit of open files; the hard limit is {}); raise the hard "
+                       "limit (ulimit -Hn, LimitNOFILE=)",
+                       more, open, lim.rlim_cur, lim.rlim_max);
+  }
+
+  // --- exits and stops ------------------------------------------------------------
+
+  void on_instance_exit(const std::string& name) {
+    auto it = watches_.find(name);
+    if (it == watches_.end() || !it->second.pidfd) return;
+    InstanceWatch& watch = it->second;
     siginfo_t info{};
-    ::waitid(static_cast<idtype_t>(P_PIDFD), spawner->pidfd->native_handle(), &info, WEXITED | WNOHANG);
-    if (stopping_all_) return;
-    log_line(fmt::format("spawner {} (pid {}) exited; starting a new one", spawner->index, spawner->process.pid));
-    std::string interrupted = spawner->busy_with;
-    unsigned index = spawner->index;
-    spawner->socket->cancel();
-    spawner->pidfd->cancel();
-    // Forking here is safe: this process runs no other thread.
-    adopt_spawner(fork_spawner(config_.cgroup, config_.container_open_files, index), index);
-    if (!interrupted.empty()) launch_failed(interrupted, "the spawner died while starting it");
-    refresh_state_processes();
-    mark_dirty();
-    dispatch();
+    bool status_unknown = false;
+    if (::waitid(static_cast<idtype_t>(P_PIDFD), watch.pidfd->native_handle(), &info, WEXITED | WNOHANG) != 0 ||
+        info.si_pid == 0) {
+      // Not reapable yet (or not ours: adopted, reaped elsewhere): wait for
+      // the next readiness.
+      if (errno == ECHILD || watch.adopted) {
+        status_unknown = true;
+      } else {
+        wait_for_exit(name);
+        return;
+      }
+    }
+    watch.pidfd.reset();
+    watch.adopted = false;
+    state::ExitRecord exit;
+    if (status_unknown) exit.code = state::ExitRecord::kUnknown;
+    else if (info.si_code == CLD_EXITED) exit.code = info.si_status;
+    else exit.signal = info.si_status;
+    apply(machine_.instance_exited(name, exit));
+  }
+
+  void signal_stop(const std::vector<std::string>& names, bool kill_if_deaf) {
+    std::vector<std::string> deaf;
+    for (const auto& name : names) {
+      auto watch = watches_.find(name);
+      const state::InstanceRecord* record = machine_.record(name);
+      if (watch == watches_.end() || !watch->second.pidfd || !record) continue;
+      const auto& container = record->spec.container;
+      pidfd_signal(watch->second.pidfd->native_handle(), container.stop_signal);
+      if (kill_if_deaf && state::signal_would_be_dropped(record->process.pid, container.stop_signal,
+                                                         container.has_namespace(Namespace::pid)))
+        deaf.push_back(name);
+    }
+    if (deaf.empty()) return;
+    log_line(fmt::format("{} instance(s) cannot receive the stop signal: killing them now", deaf.size()));
+    kill_instances(deaf);
+  }
+
+  void kill_instances(const std::vector<std::string>& names) {
+    for (const auto& name : names) {
+      auto watch = watches_.find(name);
+      if (watch != watches_.end() && watch->second.pidfd)
+        pidfd_signal(watch->second.pidfd->native_handle(), SIGKILL);
+      try {
+        if (auto cgroup = cgroups::InstanceCgroup::open(config_.cgroup, name)) cgroup->kill_all(kKillWait);
+      } catch (const std::exception& e) {
+        log_line(fmt::format("{}: {}", name, e.what()));
+      }
+    }
+  }
+
+  void finish_shutdown() {
+    log_line("all instances stopped; supervisor exits");
+    pool_.close_and_reap();
+    state_.spawners.clear();
+    // The log writer reads end-of-file and ends once the stopped instances'
+    // pipes are drained: waited for a moment, so that the logs are complete
+    // when this process ends (a unit without ExitType=cgroup ends with it).
+    // One still writing stays in the state, for `down`.
+    shut_down_ = true;
+    log_writer_timer_.cancel();
+    if (log_writer_) {
+      log_writer_->pidfd->cancel();
+      log_writer_->socket.reset();
+      pollfd ended{log_writer_->pidfd->native_handle(), POLLIN, 0};
+      siginfo_t info{};
+      if (::poll(&ended, 1, static_cast<int>(kOutputDrainWait.count())) == 1 &&
+          ::waitid(static_cast<idtype_t>(P_PIDFD), ended.fd, &info, WEXITED | WNOHANG) == 0 && info.si_pid != 0)
+        state_.log_writer = {};
+      log_writer_.reset();
+    }
+    save_state_now();
+    ::unlink(config_.paths.control_socket().c_str());
+    // Let the last replies reach their clients before the loop ends.
+    asio::post(io_, [this] {
+      server_.close();
+      signals_.cancel();
+      state_timer_.cancel();
+      stagger_timer_.cancel();
+      deadlines_.clear();
+      watches_.clear();
+      pipes_.clear();
+      io_.stop();
+    });
   }
 
   // --- the log writer ---------------------------------------------------------
@@ -402,14 +569,14 @@ class Supervisor {
 
   // A new output pipe for a launch of `instance`: its read end goes to the
   // log writer (and stays here), its write end is returned for the spawner.
-  UniqueFd open_output_pipe(Instance& instance) {
+  UniqueFd open_output_pipe(const state::InstanceRecord& record) {
     int ends[2];
-    check_sys(::pipe2(ends, O_CLOEXEC), "pipe2", "the output pipe of " + instance.record().name());
+    check_sys(::pipe2(ends, O_CLOEXEC), "pipe2", "the output pipe of " + record.name());
     UniqueFd write_end(ends[1]);
     OutputPipe pipe;
     pipe.read_end.reset(ends[0]);
-    pipe.about = {next_pipe_id_++, instance.record().name(), instance.record().log_path};
-    instance.output_pipe = pipe.about.id;
+    pipe.about = {next_pipe_id_++, record.name(), record.log_path};
+    watches_[record.name()].output_pipe = pipe.about.id;
     hand_to_log_writer(pipe);
     pipes_.emplace(pipe.about.id, std::move(pipe));
     return write_end;
@@ -424,7 +591,7 @@ class Supervisor {
 
   // Sends `event` once what the launch `pipe_id` wrote is in its log (or
   // after kOutputDrainWait), so that an `up` reading the log sees it.
-  void send_after_output(std::uint64_t pipe_id, const std::weak_ptr<Session>& session, protocol::ExitedEvent event) {
+  void send_after_output(std::uint64_t pipe_id, const std::weak_ptr<ControlSession>& session, protocol::ExitedEvent event) {
     auto it = pipes_.find(pipe_id);
     if (it == pipes_.end()) {
       if (auto s = session.lock()) s->send(event);
@@ -446,431 +613,8 @@ class Supervisor {
     pipe.held.clear();
   }
 
-  std::vector<std::string> all_names() const {
-    std::vector<std::string> names;
-    for (const auto& [name, instance] : instances_) names.push_back(name);
-    return names;
-  }
-
-  // --- starting -----------------------------------------------------------
-
-  void start_instances(const std::shared_ptr<Session>& session, std::vector<InstanceRecord> records) {
-    if (stopping_all_) throw Error("the fleet is shutting down");
-    if (auto problem = open_files_problem(records.size())) {
-      for (const auto& record : records) session->send(protocol::FailedEvent{record.name(), *problem});
-      session->send(protocol::Done{});
-      return;
-    }
-    auto operation = std::make_shared<StartOperation>();
-    operation->session = session;
-    std::vector<std::string> accepted;
-    for (auto& record : records) {
-      auto name = record.name();
-      auto existing = instances_.find(name);
-      if (existing != instances_.end() && (existing->second.pidfd || existing->second.launching ||
-                                           existing->second.record().state == InstanceState::restarting)) {
-        session->send(protocol::FailedEvent{name, "already running"});
-        continue;
-      }
-      record.state = InstanceState::starting;
-      record.process = {};
-      record.error.clear();
-      auto& instance = instances_[name];
-      instance = Instance{};
-      instance.change() = std::move(record);
-      prepare_instance_log(instance.record().log_path);
-      operation->waiting.insert(name);
-      starting_[name] = operation;
-      watchers_[name] = session;
-      accepted.push_back(name);
-    }
-    auto& ordered = state_order_;
-    for (const auto& name : accepted)
-      if (std::find(ordered.begin(), ordered.end(), name) == ordered.end()) ordered.push_back(name);
-    for (const auto& name : accepted) queue_.push_back(name);
-    // On disk before any of them is cloned: a supervisor killed from here on
-    // leaves records that the next `up` or `down` goes by.
-    save_state_now();
-    if (operation->waiting.empty()) finish_start(*operation);
-    dispatch();
-  }
-
-  // Each instance started holds a pidfd and a pipe here: refused up front
-  // when they would not fit in the open-file limit, rather than lost on the
-  // way in.
-  std::optional<std::string> open_files_problem(std::uint64_t more) const {
-    rlimit lim{};
-    if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return std::nullopt;
-    std::uint64_t open = lim.rlim_cur;  // when even /proc/self/fd cannot be opened
-    try {
-      open = open_descriptor_count();
-    } catch (const Error&) {
-    }
-    if (open + more * kOpenFilesPerInstance + kOpenFilesBesideInstances <= lim.rlim_cur) return std::nullopt;
-    return fmt::format("the supervisor cannot hold a pidfd and an output pipe for {} more instances: it has {} files "
-                       "open and may have {} (its soft limit of open files; the hard limit is {}); raise the hard "
-                       "limit (ulimit -Hn, LimitNOFILE=)",
-                       more, open, lim.rlim_cur, lim.rlim_max);
-  }
-
-  void dispatch() {
-    while (!queue_.empty()) {
-      Spawner* idle = nullptr;
-      for (auto& spawner : spawners_)
-        if (spawner->busy_with.empty()) {
-          idle = spawner.get();
-          break;
-        }
-      if (!idle) return;
-      auto now = std::chrono::steady_clock::now();
-      if (config_.stagger.count() > 0 && now < last_dispatch_ + config_.stagger) {
-        if (!stagger_armed_) {
-          stagger_armed_ = true;
-          stagger_timer_.expires_at(last_dispatch_ + config_.stagger);
-          stagger_timer_.async_wait([this](const boost::system::error_code& ec) {
-            stagger_armed_ = false;
-            if (!ec) dispatch();
-          });
-        }
-        return;
-      }
-      auto name = queue_.front();
-      queue_.pop_front();
-      auto it = instances_.find(name);
-      if (it == instances_.end() || it->second.stop_requested) continue;
-      last_dispatch_ = now;
-      send_to_spawner(*idle, it->second);
-    }
-  }
-
-  void send_to_spawner(Spawner& spawner, Instance& instance) {
-    const auto& name = instance.record().name();
-    try {
-      // A fresh pipe per launch; the write end is closed here once sent.
-      UniqueFd output = open_output_pipe(instance);
-      send_spawn_request(spawner.socket->native_handle(), {instance.record().spec, instance.record().log_path},
-                         output.get());
-    } catch (const Error& e) {
-      launch_failed(name, e.what());
-      return;
-    }
-    spawner.busy_with = name;
-    instance.launching = true;
-    Spawner* raw = &spawner;
-    spawner.socket->async_wait(asio::posix::stream_descriptor::wait_read,
-                               [this, raw](const boost::system::error_code& ec) {
-                                 if (!ec) on_spawner_reply(*raw);
-                               });
-  }
-
-  void on_spawner_reply(Spawner& spawner) {
-    std::string name = std::exchange(spawner.busy_with, std::string());
-    ReceivedSpawnReply reply;
-    try {
-      reply = receive_spawn_reply(spawner.socket->native_handle());
-    } catch (const std::exception& e) {
-      // The spawner died; on_spawner_exit replaces it.
-      spawner.busy_with.clear();
-      launch_failed(name, std::string("spawner: ") + e.what());
-      return;
-    }
-    auto it = instances_.find(name);
-    if (it == instances_.end()) {
-      dispatch();
-      return;
-    }
-    auto& instance = it->second;
-    instance.launching = false;
-    if (auto* failed = std::get_if<protocol::SpawnFailed>(&reply.message)) {
-      launch_failed(name, failed->error);
-    } else if (const auto& started = std::get<protocol::SpawnStarted>(reply.message); reply.pidfd_lost) {
-      launch_failed(name, kill_untracked(name, started.pid));
-    } else {
-      launch_succeeded(instance, started, std::move(reply.pidfd));
-    }
-    dispatch();
-  }
-
-  void launch_succeeded(Instance& instance, const protocol::SpawnStarted& started, UniqueFd pidfd) {
-    fault_point("supervisor-launched");
-    auto& record = instance.change();
-    auto identity = state::read_start_time(started.pid);
-    record.process = {started.pid, identity.value_or(0)};
-    record.cgroup_paths = started.cgroup_paths;
-    record.state = InstanceState::running;
-    record.started_at_unix_ms = state::unix_now_ms();
-    record.error.clear();
-    instance.pidfd = std::make_unique<asio::posix::stream_descriptor>(io_, pidfd.release());
-    auto name = record.name();
-    instance.pidfd->async_wait(asio::posix::stream_descriptor::wait_read,
-                               [this, name](const boost::system::error_code& ec) {
-                                 if (!ec) on_instance_exit(name);
-                               });
-    log_line(fmt::format("{} started: pid {}", name, started.pid));
-    notify_started(name, protocol::StartedEvent{name, started.pid, record.process.start_time,
-                                                started.clone_started_ns, started.exec_done_ns});
-    if (instance.stop_requested) pidfd_signal(instance.pidfd->native_handle(), record.spec.container.stop_signal);
-    mark_dirty();
-  }
-
-  // A container this process is the parent of but holds no pidfd for: it
-  // could never be watched, so it is killed (its pid cannot be reused until
-  // it is reaped here) with whatever its cgroup holds. Returns the reason.
-  std::string kill_untracked(const std::string& name, pid_t pid) {
-    rlimit lim{};
-    ::getrlimit(RLIMIT_NOFILE, &lim);
-    std::string reason = fmt::format(
-        "started as pid {}, but its pidfd did not reach the supervisor (MSG_CTRUNC: no descriptor free under its "
-        "limit of {} open files); killed",
-        pid, lim.rlim_cur);
-    ::kill(pid, SIGKILL);
-    try {
-      if (auto cgroup = cgroups::InstanceCgroup::open(config_.cgroup, name)) cgroup->kill_all(kKillWait);
-    } catch (const std::exception& e) {
-      log_line(fmt::format("{}: {}", name, e.what()));
-    }
-    auto deadline = std::chrono::steady_clock::now() + kKillWait;
-    while (::waitpid(pid, nullptr, WNOHANG | __WALL) == 0 && std::chrono::steady_clock::now() < deadline)
-      ::usleep(10000);
-    return reason;
-  }
-
-  void launch_failed(const std::string& name, const std::string& error) {
-    auto it = instances_.find(name);
-    if (it == instances_.end()) return;
-    auto& instance = it->second;
-    instance.launching = false;
-    auto& record = instance.change();
-    record.state = instance.stop_requested ? InstanceState::stopped : InstanceState::failed;
-    record.error = error;
-    log_line(fmt::format("{} failed to start: {}", name, error));
-    notify_started(name, protocol::FailedEvent{name, error});
-    instance_gone(name);
-    mark_dirty();
-  }
-
-  void notify_started(const std::string& name, const protocol::Reply& event) {
-    auto it = starting_.find(name);
-    if (it == starting_.end()) return;
-    auto operation = it->second;
-    starting_.erase(it);
-    if (auto session = operation->session.lock()) session->send(event);
-    operation->waiting.erase(name);
-    if (operation->waiting.empty()) finish_start(*operation);
-  }
-
-  void finish_start(StartOperation& operation) {
-    save_state_now();
-    if (auto session = operation.session.lock()) session->send(protocol::Done{});
-  }
-
-  // --- exits and restarts ---------------------------------------------------
-
-  void on_instance_exit(const std::string& name) {
-    auto it = instances_.find(name);
-    if (it == instances_.end() || !it->second.pidfd) return;
-    auto& instance = it->second;
-    siginfo_t info{};
-    bool status_unknown = false;
-    if (::waitid(static_cast<idtype_t>(P_PIDFD), instance.pidfd->native_handle(), &info, WEXITED | WNOHANG) != 0 ||
-        info.si_pid == 0) {
-      // Not reapable yet (or not ours: adopted, reaped elsewhere): wait for
-      // the next readiness.
-      if (errno == ECHILD || instance.adopted) {
-        status_unknown = true;
-      } else {
-        instance.pidfd->async_wait(asio::posix::stream_descriptor::wait_read,
-                                   [this, name](const boost::system::error_code& ec) {
-                                     if (!ec) on_instance_exit(name);
-                                   });
-        return;
-      }
-    }
-    instance.pidfd.reset();
-    auto& record = instance.change();
-    instance.adopted = false;
-    state::ExitRecord exit;
-    exit.at_unix_ms = state::unix_now_ms();
-    if (status_unknown) exit.code = state::ExitRecord::kUnknown;
-    else if (info.si_code == CLD_EXITED) exit.code = info.si_status;
-    else exit.signal = info.si_status;
-    record.last_exit = exit;
-    record.process = {};
-    log_line(fmt::format("{} ended: {}", name, state::describe_exit(exit)));
-    if (instance.stop_requested) {
-      record.state = InstanceState::stopped;
-    } else if (should_restart(config_.restart, exit, record.restarts)) {
-      record.state = InstanceState::restarting;
-      auto delay = restart_delay(record.restarts);
-      ++record.restarts;
-      instance.restart_timer = std::make_unique<asio::steady_timer>(io_, delay);
-      instance.restart_timer->async_wait([this, name](const boost::system::error_code& ec) {
-        if (ec) return;
-        auto again = instances_.find(name);
-        if (again == instances_.end() || again->second.stop_requested) return;
-        again->second.change().state = InstanceState::starting;
-        queue_.push_back(name);
-        dispatch();
-      });
-    } else {
-      record.state = (exit.signal == 0 && exit.code == 0) ? InstanceState::exited : InstanceState::failed;
-    }
-    // The `up` that started it may still wait for it to be ready; it reads
-    // the log, so the event goes once what the init wrote is there.
-    if (auto watcher = watchers_.find(name); watcher != watchers_.end())
-      send_after_output(instance.output_pipe, watcher->second,
-                        protocol::ExitedEvent{name, state::describe_exit(exit),
-                                              record.state == InstanceState::restarting});
-    instance_gone(name);
-    mark_dirty();
-  }
-
-  // --- stopping ---------------------------------------------------------------
-
-  void begin_stop(const std::shared_ptr<Session>& session, const std::vector<std::string>& names,
-                  std::chrono::milliseconds timeout, bool forget, bool shutdown) {
-    if (shutdown) stopping_all_ = true;
-    auto operation = std::make_shared<StopOperation>();
-    operation->session = session;
-    operation->forget = forget;
-    operation->shutdown = shutdown;
-    std::set<std::string> deaf;
-    for (const auto& name : names) {
-      auto it = instances_.find(name);
-      if (it == instances_.end()) continue;
-      auto& instance = it->second;
-      instance.stop_requested = true;
-      if (instance.restart_timer) instance.restart_timer->cancel();
-      if (instance.pidfd) {
-        instance.change().state = InstanceState::stopping;
-        const auto& container = instance.record().spec.container;
-        pidfd_signal(instance.pidfd->native_handle(), container.stop_signal);
-        if (state::signal_would_be_dropped(instance.record().process.pid, container.stop_signal,
-                                    container.has_namespace(Namespace::pid)))
-          deaf.insert(name);
-        operation->waiting.insert(name);
-      } else if (instance.launching) {
-        instance.change().state = InstanceState::stopping;
-        operation->waiting.insert(name);
-      } else if (instance.record().state == InstanceState::starting ||
-                 instance.record().state == InstanceState::restarting) {
-        instance.change().state = InstanceState::stopped;
-        notify_started(name, protocol::FailedEvent{name, "stopped before it started"});
-      }
-    }
-    for (const auto& name : names) forget_later_.erase(name);
-    if (forget)
-      for (const auto& name : names) forget_later_.insert(name);
-    if (!deaf.empty()) {
-      log_line(fmt::format("{} instance(s) cannot receive the stop signal: killing them now", deaf.size()));
-      kill_instances(deaf);
-    }
-    operation->deadline = std::make_unique<asio::steady_timer>(io_, timeout);
-    std::weak_ptr<StopOperation> weak = operation;
-    operation->deadline->async_wait([this, weak](const boost::system::error_code& ec) {
-      auto op = weak.lock();
-      if (!ec && op) kill_remaining(*op);
-    });
-    stops_.push_back(operation);
-    mark_dirty();
-    check_stops();
-  }
-
-  // The stop signal was not enough: SIGKILL through the cgroup (every process
-  // of the instance, not only its init).
-  void kill_remaining(StopOperation& operation) {
-    for (const auto& name : operation.waiting) log_line(fmt::format("{} did not stop in time: killing its cgroup", name));
-    kill_instances(operation.waiting);
-  }
-
-  void kill_instances(const std::set<std::string>& names) {
-    for (const auto& name : names) {
-      auto it = instances_.find(name);
-      if (it != instances_.end() && it->second.pidfd) pidfd_signal(it->second.pidfd->native_handle(), SIGKILL);
-      try {
-        if (auto cgroup = cgroups::InstanceCgroup::open(config_.cgroup, name)) cgroup->kill_all(kKillWait);
-      } catch (const std::exception& e) {
-        log_line(fmt::format("{}: {}", name, e.what()));
-      }
-    }
-  }
-
-  // Called whenever an instance stops running (exit, failed launch).
-  void instance_gone(const std::string& name) {
-    for (auto& operation : stops_) operation->waiting.erase(name);
-    check_stops();
-  }
-
-  void check_stops() {
-    for (auto it = stops_.begin(); it != stops_.end();) {
-      auto operation = *it;
-      if (!operation->waiting.empty()) {
-        ++it;
-        continue;
-      }
-      it = stops_.erase(it);
-      operation->deadline->cancel();
-      if (operation->forget) {
-        for (const auto& name : forget_later_) {
-          instances_.erase(name);
-          watchers_.erase(name);
-          state_order_.erase(std::remove(state_order_.begin(), state_order_.end(), name), state_order_.end());
-        }
-        forget_later_.clear();
-      }
-      save_state_now();
-      auto session = operation->session.lock();
-      if (session) session->send(protocol::Done{});
-      if (operation->shutdown) finish_shutdown();
-    }
-  }
-
-  void finish_shutdown() {
-    log_line("all instances stopped; supervisor exits");
-    for (auto& spawner : spawners_) {
-      spawner->pidfd->cancel();
-      spawner->socket.reset();  // the spawner reads end-of-file and exits
-    }
-    for (auto& spawner : spawners_) {
-      siginfo_t info{};
-      ::waitid(static_cast<idtype_t>(P_PIDFD), spawner->pidfd->native_handle(), &info, WEXITED);
-    }
-    state_.spawners.clear();
-    // The log writer reads end-of-file and ends once the stopped instances'
-    // pipes are drained: waited for a moment, so that the logs are complete
-    // when this process ends (a unit without ExitType=cgroup ends with it).
-    // One still writing stays in the state, for `down`.
-    shut_down_ = true;
-    log_writer_timer_.cancel();
-    if (log_writer_) {
-      log_writer_->pidfd->cancel();
-      log_writer_->socket.reset();
-      pollfd ended{log_writer_->pidfd->native_handle(), POLLIN, 0};
-      siginfo_t info{};
-      if (::poll(&ended, 1, static_cast<int>(kOutputDrainWait.count())) == 1 &&
-          ::waitid(static_cast<idtype_t>(P_PIDFD), ended.fd, &info, WEXITED | WNOHANG) == 0 && info.si_pid != 0)
-        state_.log_writer = {};
-      log_writer_.reset();
-    }
-    save_state_now();
-    ::unlink(config_.paths.control_socket().c_str());
-    // Let the last replies reach their clients before the loop ends.
-    asio::post(io_, [this] {
-      acceptor_.close();
-      signals_.cancel();
-      state_timer_.cancel();
-      stagger_timer_.cancel();
-      pipes_.clear();
-      io_.stop();
-    });
-  }
 
   // --- state ------------------------------------------------------------------
-
-  void refresh_state_processes() {
-    state_.spawners.clear();
-    for (const auto& spawner : spawners_) state_.spawners.push_back(spawner->process);
-  }
 
   void mark_dirty() {
     if (state_write_pending_) return;
@@ -886,11 +630,17 @@ class Supervisor {
   void save_state_now() {
     state_write_pending_ = false;
     const auto start = std::chrono::steady_clock::now();
+    for (const auto& name : machine_.take_changed()) record_texts_.erase(name);
     std::vector<std::string_view> records;
-    records.reserve(state_order_.size());
-    for (const auto& name : state_order_) {
-      auto it = instances_.find(name);
-      if (it != instances_.end()) records.push_back(it->second.state_text());
+    records.reserve(machine_.order().size());
+    for (const auto& name : machine_.order()) {
+      auto text = record_texts_.find(name);
+      if (text == record_texts_.end()) {
+        const state::InstanceRecord* record = machine_.record(name);
+        if (!record) continue;
+        text = record_texts_.emplace(name, state::instance_record_text(*record)).first;
+      }
+      records.push_back(text->second);
     }
     try {
       state::save_state(config_.paths, state_, records);
@@ -900,98 +650,30 @@ class Supervisor {
     last_state_write_ = std::chrono::steady_clock::now() - start;
   }
 
-  void accept_next() {
-    acceptor_.async_accept([this](const boost::system::error_code& ec, asio::local::stream_protocol::socket socket) {
-      if (ec) return;
-      std::make_shared<Session>(std::move(socket), *this)->start();
-      accept_next();
-    });
-  }
-
   SupervisorConfig config_;
   asio::io_context io_;
-  asio::local::stream_protocol::acceptor acceptor_;
+  SystemClock clock_;
+  FleetMachine machine_;
+  ControlServer server_;
+  SpawnerPool pool_;
   asio::signal_set signals_;
   asio::steady_timer state_timer_;
   asio::steady_timer log_writer_timer_;
   asio::steady_timer stagger_timer_;
-  bool stagger_armed_ = false;
   bool state_write_pending_ = false;
   std::chrono::steady_clock::duration last_state_write_{};
-  bool stopping_all_ = false;
   bool shut_down_ = false;
-  std::chrono::steady_clock::time_point last_dispatch_{};
   state::FleetState state_;
-  std::vector<std::unique_ptr<Spawner>> spawners_;
   std::unique_ptr<LogWriter> log_writer_;
   std::map<std::uint64_t, OutputPipe> pipes_;
   std::uint64_t next_pipe_id_ = 1;
-  std::map<std::string, Instance> instances_;
-  std::vector<std::string> state_order_;  // instances in the order they were started
-  std::deque<std::string> queue_;         // waiting for a spawner
-  std::map<std::string, std::shared_ptr<StartOperation>> starting_;
-  std::map<std::string, std::weak_ptr<Session>> watchers_;  // who started each instance
-  std::vector<std::shared_ptr<StopOperation>> stops_;
-  std::set<std::string> forget_later_;
+  std::map<std::string, InstanceWatch> watches_;
+  // Each record's text as fleet.json holds it, made again once it changed.
+  std::map<std::string, std::string> record_texts_;
+  std::map<OperationId, std::weak_ptr<ControlSession>> sessions_;
+  OperationId next_operation_ = 1;
+  std::map<OperationId, std::unique_ptr<asio::steady_timer>> deadlines_;
 };
-
-void Session::send(const protocol::Reply& reply) {
-  outbox_.push_back(protocol::encode(reply) + "\n");
-  if (!writing_) write_next();
-}
-
-void Session::write_next() {
-  if (outbox_.empty()) {
-    writing_ = false;
-    return;
-  }
-  writing_ = true;
-  auto self = shared_from_this();
-  asio::async_write(socket_, asio::buffer(outbox_.front()), [self](const boost::system::error_code& ec, std::size_t) {
-    if (ec) {
-      self->outbox_.clear();
-      self->writing_ = false;
-      return;
-    }
-    self->outbox_.pop_front();
-    self->write_next();
-  });
-}
-
-void Session::read_next() {
-  auto self = shared_from_this();
-  asio::async_read_until(socket_, input_, '\n', [self](const boost::system::error_code& ec, std::size_t size) {
-    if (ec) return;
-    std::string line(asio::buffers_begin(self->input_.data()), asio::buffers_begin(self->input_.data()) + size);
-    self->input_.consume(size);
-    // A request of another protocol version, or one that is not a request,
-    // is answered with its reason; the connection stays open.
-    std::optional<protocol::Request> request;
-    try {
-      request = protocol::decode_request(line);
-    } catch (const std::exception& e) {
-      self->send(protocol::Done{e.what(), std::nullopt});
-    }
-    if (request) self->owner_.handle_request(self, std::move(*request));
-    self->read_next();
-  });
-}
-
-int listen_on(const std::string& path) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(address.sun_path)) throw Error("control socket path too long: " + path);
-  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
-  // The fleet lock is held by the `up` that starts us: a socket file left
-  // here belongs to a supervisor that is gone.
-  ::unlink(path.c_str());
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  check_sys(fd.get(), "socket");
-  check_sys(::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), "bind", path);
-  ::chmod(path.c_str(), 0600);
-  check_sys(::listen(fd.get(), 64), "listen", path);
-  return fd.release();
-}
 
 void notify(int fd, const std::string& message) {
   if (fd < 0) return;
@@ -1028,14 +710,14 @@ int run_supervisor(SupervisorConfig config) {
     if (config.cgroup.layout != cgroups::Layout::v1_hybrid)
       log_line(fmt::format("cgroups: {} in {}{}", cgroups::layout_name(config.cgroup.layout), config.cgroup.dir,
                            config.cgroup.unit.empty() ? "" : " (unit " + config.cgroup.unit + ")"));
-    UniqueFd listener(listen_on(config.paths.control_socket()));
+    UniqueFd listener = listen_on_control_socket(config.paths.control_socket());
     // The spawners and the log writer are forked first, while this process
     // is small and has no io_context yet; they stay in its cgroup.
     std::vector<SpawnerProcess> spawners;
     for (unsigned k = 0; k < std::max(1u, config.spawners); ++k)
       spawners.push_back(fork_spawner(config.cgroup, config.container_open_files, k));
     LogWriterProcess log_writer = fork_log_writer(config.paths.fleet, config.log_max_bytes);
-    Supervisor supervisor(config, listener.release(), std::move(spawners), std::move(log_writer));
+    Supervisor supervisor(config, std::move(listener), std::move(spawners), std::move(log_writer));
     notify(std::exchange(config.notify_fd, -1), "ready");
     // As the main process of its own unit: systemd-run waits for this.
     if (systemd::notify("READY=1\nSTATUS=supervising fleet " + config.paths.fleet)) ::unsetenv("NOTIFY_SOCKET");
