@@ -1,6 +1,5 @@
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +11,7 @@
 
 #include "haco/cgroup.hpp"
 #include "haco/error.hpp"
+#include "haco/pidfd.hpp"
 #include "haco/unique_fd.hpp"
 #include "runtime/cgroup_backends.hpp"
 #include "runtime/file_io.hpp"
@@ -67,7 +67,7 @@ void kill_cgroup_members(const std::string& dir) {
   }
   std::vector<std::pair<pid_t, UniqueFd>> pinned;
   for (pid_t pid : listed) {
-    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    UniqueFd pidfd(::pidfd_open(pid, 0));
     if (!pidfd) {
       if (errno == ESRCH) continue;  // ended meanwhile
       throw Error::from_errno("pidfd_open", std::to_string(pid), errno);
@@ -85,7 +85,7 @@ void kill_cgroup_members(const std::string& dir) {
   }
   for (const auto& [pid, pidfd] : pinned) {
     if (std::find(still.begin(), still.end(), pid) == still.end()) continue;
-    if (::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0) != 0 && errno != ESRCH)
+    if (::pidfd_send_signal(pidfd.get(), SIGKILL, nullptr, 0) != 0 && errno != ESRCH)
       throw Error::from_errno("pidfd_send_signal", std::to_string(pid), errno);
   }
 }

@@ -5,13 +5,14 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
+
+#include "haco/pidfd.hpp"
 
 namespace haco::testing {
 
@@ -57,8 +58,8 @@ void FleetTest::TearDown() {
   }
   haco("down --all --purge --timeout 1");
   if (last && state::is_alive(last->log_writer)) {
-    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, last->log_writer.pid, 0)));
-    if (pidfd && state::is_alive(last->log_writer)) ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
+    UniqueFd pidfd(::pidfd_open(last->log_writer.pid, 0));
+    if (pidfd && state::is_alive(last->log_writer)) ::pidfd_send_signal(pidfd.get(), SIGKILL, nullptr, 0);
   }
   // Whatever `down` could not remove.
   for (const auto& dir : fleet_cgroup_dirs()) {
