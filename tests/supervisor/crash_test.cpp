@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <sstream>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -17,6 +16,7 @@
 #include <thread>
 
 #include "fleet_fixture.hpp"
+#include "haco/cgroup.hpp"
 
 namespace haco::testing {
 namespace {
@@ -288,9 +288,8 @@ class FaultTest : public CrashTest, public ::testing::WithParamInterface<FaultCa
       EXPECT_TRUE(state::is_alive(r.process)) << r.name();
       for (const auto& dir : r.cgroup_paths) {
         if (!fs::exists(dir + "/cgroup.procs")) continue;
-        std::istringstream procs(read_text(dir + "/cgroup.procs"));
         bool init_seen = false;
-        for (pid_t p; procs >> p;) {
+        for (pid_t p : cgroups::read_procs(dir)) {
           init_seen = init_seen || p == r.process.pid;
           EXPECT_TRUE(descends_from(p, r.process.pid))
               << r.name() << ": pid " << p << " in " << dir << " is not its init " << r.process.pid << " or a child";
