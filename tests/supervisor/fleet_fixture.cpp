@@ -7,11 +7,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
+#include "haco/cgroup.hpp"
+#include "haco/error.hpp"
 #include "haco/pidfd.hpp"
 
 namespace haco::testing {
@@ -63,9 +66,11 @@ void FleetTest::TearDown() {
   }
   // Whatever `down` could not remove.
   for (const auto& dir : fleet_cgroup_dirs()) {
-    std::ifstream procs(dir + "/cgroup.procs");
-    pid_t pid;
-    while (procs >> pid) ::kill(pid, SIGKILL);
+    try {
+      cgroups::kill_cgroup_members(dir);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "cleaning up the test cgroup %s: %s\n", dir.c_str(), e.what());
+    }
   }
   for (int attempt = 0; attempt < 50 && !fleet_cgroup_dirs().empty(); ++attempt) {
     auto dirs = fleet_cgroup_dirs();
