@@ -30,7 +30,8 @@ inline constexpr mode_t kRootfsBaseMode = 0700;
 
 // mkdir -p: creates each missing directory of `path`, each with exactly
 // `mode` (whatever the umask). Returns the directories it created, outermost
-// first. Throws haco::Error naming the directory that could not be made.
+// first. Throws haco::Error naming the directory that could not be made, or
+// the file (ENOTDIR) that stands where a directory should be.
 std::vector<std::string> make_directories(const std::string& path, mode_t mode);
 
 // `path` as a private directory: it and its missing parents are made with

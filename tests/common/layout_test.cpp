@@ -40,8 +40,24 @@ TEST(Layout, MakeDirectoriesUsesExactlyTheModeAndSaysWhatItMade) {
   for (const auto& d : made) EXPECT_EQ(mode_of(d), 0755u) << d;
   EXPECT_TRUE(make_directories(deep, 0755).empty());
   EXPECT_TRUE(make_directories(deep + "/", 0755).empty());
-  dir.file("file", "x");
-  EXPECT_THROW(make_directories(dir.path().string() + "/file/sub", 0755), Error);
+}
+
+// A file where a directory should be is named in the error, whether it is
+// the path itself or one of its parents, and nothing is made below it.
+TEST(Layout, MakeDirectoriesOverAFileNamesTheFile) {
+  TempDir dir;
+  const std::string file = dir.file("file", "x");
+  for (const std::string& path : {file, file + "/sub", file + "/sub/deeper/"}) {
+    try {
+      make_directories(path, 0755);
+      ADD_FAILURE() << "made " << path;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.sys_errno(), ENOTDIR) << e.what();
+      EXPECT_EQ(e.path(), file) << e.what();
+      EXPECT_NE(std::string(e.what()).find(file), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(testing::read_text_file(file), "x");
 }
 
 TEST(Layout, PrivateDirectoryIsMadeAndTightenedWithANotice) {
