@@ -89,6 +89,12 @@ void mark_rootfs_complete(const std::string& data_root, const std::string& insta
 // syncfs(2) of the filesystem of each path (once per filesystem).
 void sync_filesystems(const std::vector<std::string>& paths);
 
+// Whether `path` holds a tree: a directory (a symlink to one is followed)
+// with at least one entry. What a definition without a bootstrap must name,
+// and what a bootstrap does not make again. False when `path` is missing or
+// not a directory; throws haco::Error naming it when it cannot be read.
+bool rootfs_populated(const std::string& path);
+
 // Lower-level API, also used by tests and benchmarks.
 
 // Where one image entry's ids go on the host.
@@ -139,6 +145,11 @@ struct ExtractOptions {
 // of file data, whatever the number of targets.
 ExtractStats extract_archive(const std::string& archive, const std::vector<ExtractTarget>& targets,
                              const ExtractOptions& options = {});
+
+// Whether the directory `path` (not a symlink: O_NOFOLLOW) has any entry
+// besides . and ..; throws haco::Error naming it when it cannot be opened
+// (ENOTDIR, ELOOP for a symlink) or read.
+bool directory_has_entries(const std::string& path);
 
 // Removes a tree without following symlinks or crossing mount points;
 // refuses (throws) if anything is mounted inside it. Missing path: no-op.

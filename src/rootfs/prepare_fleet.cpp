@@ -2,7 +2,6 @@
 // Boost.Asio thread pool. extract: one extract_archive per image (one
 // decompression, all trees written together). overlay: one cache fill per
 // image, then one idmapped overlay mount per instance, `parallel` at a time.
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -42,12 +41,7 @@ bool directory_in_use(const std::string& path) {
     throw Error::from_errno("lstat", path, errno);
   }
   if (!S_ISDIR(st.st_mode)) throw Error(fmt::format("rootfs {} exists and is not a directory", path));
-  if (is_mount_point(path)) return true;
-  std::unique_ptr<DIR, int (*)(DIR*)> dir(opendir(path.c_str()), closedir);
-  if (!dir) throw Error::from_errno("opendir", path, errno);
-  while (dirent* d = readdir(dir.get()))
-    if (std::string_view(d->d_name) != "." && std::string_view(d->d_name) != "..") return true;
-  return false;
+  return is_mount_point(path) || directory_has_entries(path);
 }
 
 // Errors that mean "this kernel or filesystem cannot do it", not "it went wrong".
