@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "haco/layout.hpp"
 #include "haco/spec.hpp"
 
 namespace haco::rootfs {
@@ -41,7 +42,7 @@ struct InstanceRootfs {
 
 struct PrepareOptions {
   Strategy strategy = Strategy::overlay;     // the measured default; falls back to extract (said once) when impossible
-  std::string data_root = "/var/lib/haco-fleet";  // image cache, overlay upper/work dirs
+  std::string data_root = layout::kDefaultDataRoot;  // image cache, overlay upper/work dirs
   unsigned parallel = 0;                     // concurrent jobs; 0 = number of CPUs
   std::function<void(const std::string& instance, std::string_view event)> progress;  // may be empty
   const std::atomic<bool>* cancel = nullptr; // set by Ctrl-C: stop, remove partial trees, unmount

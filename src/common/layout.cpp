@@ -70,6 +70,10 @@ std::string DataRoot::instance_dir(std::string_view instance) const {
   return instances() + "/" + std::string(instance);
 }
 
+std::string DataRoot::image_digest_memo(dev_t device, ino_t inode) const {
+  return fmt::format("{}/{}-{}", image_digests(), device, inode);
+}
+
 std::string DataRoot::fleet_logs(std::string_view fleet) const {
   check_name("fleet name", fleet);
   return logs() + "/" + std::string(fleet);

@@ -46,8 +46,7 @@ std::string remembered_digest(const std::string& archive, const std::string& dat
   if (stat(archive.c_str(), &st) != 0) throw Error::from_errno("stat", archive, errno);
   const std::string key = fmt::format("{} {} {} {}.{} {}.{}", st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec,
                                       st.st_mtim.tv_nsec, st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
-  const std::string memo_dir = layout::DataRoot(data_root).image_digests();
-  const std::string memo = fmt::format("{}/{}-{}", memo_dir, st.st_dev, st.st_ino);
+  const std::string memo = layout::DataRoot(data_root).image_digest_memo(st.st_dev, st.st_ino);
   {
     std::ifstream in(memo);
     std::string line;
@@ -74,9 +73,9 @@ CachedImage ensure_cached_image(const std::string& archive, const std::string& d
   const std::string images = layout.images();
   CachedImage image;
   image.digest = remembered_digest(archive, data_root);
-  image.tree = images + "/" + image.digest;
-  const std::string ids_file = image.tree + ".ids";
-  const std::string lock_path = image.tree + ".lock";
+  image.tree = layout.image_tree(image.digest);
+  const std::string ids_file = layout.image_ids(image.digest);
+  const std::string lock_path = layout.image_lock(image.digest);
 
   UniqueFd lock(open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (!lock) throw Error::from_errno("open", lock_path, errno);

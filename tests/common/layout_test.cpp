@@ -116,10 +116,26 @@ TEST(Layout, DataRootHasItsPrivateDirectories) {
   EXPECT_EQ(data.fleet_logs("web"), data.path() + "/logs/web");
 }
 
+// Where the rootfs engine keeps an instance's layers and the image cache its
+// entries: the paths that teardown and the next `up` find again.
+TEST(Layout, InstanceAndImagePathsAreUnderTheirDirectories) {
+  DataRoot data("/var/lib/haco-fleet");
+  EXPECT_EQ(data.instance_upper("web-1"), "/var/lib/haco-fleet/instances/web-1/upper");
+  EXPECT_EQ(data.instance_work("web-1"), "/var/lib/haco-fleet/instances/web-1/work");
+  EXPECT_EQ(data.instance_image_digest("web-1"), "/var/lib/haco-fleet/instances/web-1/image");
+  EXPECT_EQ(data.rootfs_incomplete_marker("web-1"), "/var/lib/haco-fleet/instances/web-1/rootfs-incomplete");
+  EXPECT_EQ(data.image_tree("ab12"), "/var/lib/haco-fleet/images/ab12");
+  EXPECT_EQ(data.image_ids("ab12"), "/var/lib/haco-fleet/images/ab12.ids");
+  EXPECT_EQ(data.image_lock("ab12"), "/var/lib/haco-fleet/images/ab12.lock");
+  EXPECT_EQ(data.image_digest_memo(2049, 1234567), "/var/lib/haco-fleet/image-digests/2049-1234567");
+}
+
 TEST(Layout, NoPathIsBuiltFromABadName) {
   DataRoot data("/var/lib/haco-fleet");
   for (const char* name : {"..", "../x", "a/b", ".", "", "-x"}) {
     EXPECT_THROW(data.instance_dir(name), InputError) << name;
+    EXPECT_THROW(data.instance_upper(name), InputError) << name;
+    EXPECT_THROW(data.rootfs_incomplete_marker(name), InputError) << name;
     EXPECT_THROW(data.fleet_logs(name), InputError) << name;
   }
 }

@@ -17,6 +17,7 @@
 
 #include "fleet_fixture.hpp"
 #include "haco/cgroup.hpp"
+#include "haco/layout.hpp"
 
 namespace haco::testing {
 namespace {
@@ -55,7 +56,7 @@ class CrashTest : public FleetTest {
   std::string output_file() const { return temp_->path().string() + "/killed-up.out"; }
   std::string rootfs(unsigned index = 0) const { return rootfs_base_ + "/t-" + std::to_string(port_base_ + index); }
   std::string marker(unsigned index = 0) const {
-    return data_ + "/instances/t-" + std::to_string(port_base_ + index) + "/rootfs-incomplete";
+    return layout::DataRoot(data_).rootfs_incomplete_marker("t-" + std::to_string(port_base_ + index));
   }
   // After the second up: every instance runs; after down --purge nothing of
   // the fleet is left, in the data root either.
