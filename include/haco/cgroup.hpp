@@ -113,6 +113,10 @@ class InstanceCgroup {
   virtual std::vector<std::string> paths() const = 0;
 };
 
+// The pids listed in dir/cgroup.procs. A cgroup that is gone (ENOENT, or
+// ENODEV while systemd takes a stopped unit's tree away) holds none.
+std::vector<pid_t> read_procs(const std::string& dir);
+
 // SIGKILL to every process listed in dir/cgroup.procs, each through a pidfd
 // and only while it is still listed there, so that a pid that ended and was
 // reused elsewhere is never signalled. A missing directory holds nothing.

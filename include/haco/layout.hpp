@@ -30,7 +30,8 @@ inline constexpr mode_t kRootfsBaseMode = 0700;
 
 // mkdir -p: creates each missing directory of `path`, each with exactly
 // `mode` (whatever the umask). Returns the directories it created, outermost
-// first. Throws haco::Error naming the directory that could not be made.
+// first. Throws haco::Error naming the directory that could not be made, or
+// the file (ENOTDIR) that stands where a directory should be.
 std::vector<std::string> make_directories(const std::string& path, mode_t mode);
 
 // `path` as a private directory: it and its missing parents are made with
@@ -39,7 +40,9 @@ std::vector<std::string> make_directories(const std::string& path, mode_t mode);
 // stderr.
 void make_private_directory(const std::string& path);
 
-// The data root's layout (--data-root, default /var/lib/haco-fleet). Paths
+inline constexpr const char* kDefaultDataRoot = "/var/lib/haco-fleet";
+
+// The data root's layout (--data-root, default kDefaultDataRoot). Paths
 // that contain a fleet or instance name check it first (haco::check_name).
 class DataRoot {
  public:
@@ -48,11 +51,27 @@ class DataRoot {
   const std::string& path() const { return path_; }
   // The overlay strategy's image cache: <digest>/ trees, .ids and .lock files.
   std::string images() const { return path_ + "/images"; }
+  // One cached image tree, named by its archive's sha256 (hex), and beside
+  // it the file of its owners, written last as the entry's completion
+  // marker, and the lock held while the entry is checked or filled.
+  std::string image_tree(std::string_view digest) const { return images() + "/" + std::string(digest); }
+  std::string image_ids(std::string_view digest) const { return image_tree(digest) + ".ids"; }
+  std::string image_lock(std::string_view digest) const { return image_tree(digest) + ".lock"; }
   // The remembered sha256 of each image archive.
   std::string image_digests() const { return path_ + "/image-digests"; }
+  // The one of the archive file with this device and inode number.
+  std::string image_digest_memo(dev_t device, ino_t inode) const;
   std::string instances() const { return path_ + "/instances"; }
-  // One instance's overlay upper and work layers.
+  // One instance's data directory: its overlay's upper and work layers, the
+  // digest of the image the upper layer was made over, and the marker of a
+  // rootfs being written (src/rootfs/completion.cpp).
   std::string instance_dir(std::string_view instance) const;
+  std::string instance_upper(std::string_view instance) const { return instance_dir(instance) + "/upper"; }
+  std::string instance_work(std::string_view instance) const { return instance_dir(instance) + "/work"; }
+  std::string instance_image_digest(std::string_view instance) const { return instance_dir(instance) + "/image"; }
+  std::string rootfs_incomplete_marker(std::string_view instance) const {
+    return instance_dir(instance) + "/rootfs-incomplete";
+  }
   std::string logs() const { return path_ + "/logs"; }
   // One fleet's instance logs.
   std::string fleet_logs(std::string_view fleet) const;

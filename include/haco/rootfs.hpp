@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "haco/layout.hpp"
 #include "haco/spec.hpp"
 
 namespace haco::rootfs {
@@ -41,7 +42,7 @@ struct InstanceRootfs {
 
 struct PrepareOptions {
   Strategy strategy = Strategy::overlay;     // the measured default; falls back to extract (said once) when impossible
-  std::string data_root = "/var/lib/haco-fleet";  // image cache, overlay upper/work dirs
+  std::string data_root = layout::kDefaultDataRoot;  // image cache, overlay upper/work dirs
   unsigned parallel = 0;                     // concurrent jobs; 0 = number of CPUs
   std::function<void(const std::string& instance, std::string_view event)> progress;  // may be empty
   const std::atomic<bool>* cancel = nullptr; // set by Ctrl-C: stop, remove partial trees, unmount
@@ -88,6 +89,12 @@ bool rootfs_marked_incomplete(const std::string& data_root, const std::string& i
 void mark_rootfs_complete(const std::string& data_root, const std::string& instance);
 // syncfs(2) of the filesystem of each path (once per filesystem).
 void sync_filesystems(const std::vector<std::string>& paths);
+
+// Whether `path` holds a tree: a directory (a symlink to one is followed)
+// with at least one entry. What a definition without a bootstrap must name,
+// and what a bootstrap does not make again. False when `path` is missing or
+// not a directory; throws haco::Error naming it when it cannot be read.
+bool rootfs_populated(const std::string& path);
 
 // Lower-level API, also used by tests and benchmarks.
 
@@ -139,6 +146,11 @@ struct ExtractOptions {
 // of file data, whatever the number of targets.
 ExtractStats extract_archive(const std::string& archive, const std::vector<ExtractTarget>& targets,
                              const ExtractOptions& options = {});
+
+// Whether the directory `path` (not a symlink: O_NOFOLLOW) has any entry
+// besides . and ..; throws haco::Error naming it when it cannot be opened
+// (ENOTDIR, ELOOP for a symlink) or read.
+bool directory_has_entries(const std::string& path);
 
 // Removes a tree without following symlinks or crossing mount points;
 // refuses (throws) if anything is mounted inside it. Missing path: no-op.

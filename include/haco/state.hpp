@@ -142,11 +142,6 @@ nlohmann::json to_json(const FleetState& state);
 // version does not read.
 FleetState fleet_state_from_json(const nlohmann::json& j);
 
-// Writes `content` to `path` atomically: a temporary file in the same
-// directory (mode 0600: state holds the definitions' environ values), fsync,
-// rename, fsync of the directory.
-void write_file_atomically(const std::string& path, const std::string& content);
-
 // A JSON file; nullopt when it does not exist. Throws haco::Error naming
 // the file when it cannot be read or is not JSON.
 std::optional<nlohmann::json> read_json_file(const std::string& path);

@@ -18,8 +18,8 @@ namespace haco::observe {
 // "args":{"ok":false,"error":"..."}.
 nlohmann::json chrome_trace(const LatencyRecorder& recorder, const std::string& process_name);
 
-// Writes chrome_trace() to `path` atomically (a temporary file in the same
-// directory, fsync, rename). Throws haco::Error naming the path.
+// Writes chrome_trace() to `path` (mode 0644) with write_file_atomically
+// (haco/atomic_file.hpp). Throws haco::Error naming the path.
 void write_chrome_trace(const LatencyRecorder& recorder, const std::string& process_name, const std::string& path);
 
 }  // namespace haco::observe

@@ -3,6 +3,7 @@
 
 #include "cli/commands.hpp"
 #include "haco/error.hpp"
+#include "haco/layout.hpp"
 #include "haco/names.hpp"
 #include "haco/printable.hpp"
 
@@ -52,7 +53,7 @@ int run(int argc, char** argv) {
 
   GlobalOptions global;
   global.state_root = env_or("HACO_FLEET_ROOT", "/run/haco-fleet");
-  global.data_root = env_or("HACO_FLEET_DATA_ROOT", "/var/lib/haco-fleet");
+  global.data_root = env_or("HACO_FLEET_DATA_ROOT", layout::kDefaultDataRoot);
   app.add_option("--root", global.state_root,
                  "State root: fleet state, locks and sockets (env HACO_FLEET_ROOT)")
       ->capture_default_str();

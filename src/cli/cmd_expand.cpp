@@ -1,16 +1,14 @@
 // haco-fleet expand: what `up` would start, as a table or as JSON.
 #include <fmt/format.h>
 
-#include <sys/stat.h>
-
 #include <cstdio>
-#include <filesystem>
 #include <functional>
 
 #include "cli/commands.hpp"
 #include "cli/expand_options.hpp"
 #include "haco/bootstrap_plan.hpp"
 #include "haco/fleet.hpp"
+#include "haco/rootfs.hpp"
 #include "haco/spec_json.hpp"
 
 namespace haco::cli {
@@ -59,8 +57,7 @@ std::string bootstrap_text(const ContainerSpec& s) {
     case BootstrapKind::tarball: return "tarball " + s.bootstrap.archive_path;
     case BootstrapKind::shell: return "shell script, when the rootfs does not exist yet";
     case BootstrapKind::block: {
-      struct stat st {};
-      if (::stat(s.rootfs.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && !std::filesystem::is_empty(s.rootfs))
+      if (rootfs::rootfs_populated(s.rootfs))
         return "the definition's block; not run, the rootfs exists";
       if (!s.bootstrap.recording_error.empty())
         return "the definition's block, run as written when the rootfs does not exist yet (it needs what its "

@@ -23,7 +23,8 @@ std::vector<std::string> make_directories(const std::string& path, mode_t mode) 
       if (!S_ISDIR(st.st_mode)) throw Error::from_errno("mkdir", p, ENOTDIR);
       break;
     }
-    if (errno != ENOENT) throw Error::from_errno("stat", p, errno);
+    // ENOTDIR: a parent is not a directory; the walk up names it.
+    if (errno != ENOENT && errno != ENOTDIR) throw Error::from_errno("stat", p, errno);
     missing.push_back(p);
     std::size_t slash = p.rfind('/');
     if (slash == std::string::npos || slash == 0) break;
@@ -67,6 +68,10 @@ void DataRoot::make_directories() const {
 std::string DataRoot::instance_dir(std::string_view instance) const {
   check_name("instance name", instance);
   return instances() + "/" + std::string(instance);
+}
+
+std::string DataRoot::image_digest_memo(dev_t device, ino_t inode) const {
+  return fmt::format("{}/{}-{}", image_digests(), device, inode);
 }
 
 std::string DataRoot::fleet_logs(std::string_view fleet) const {

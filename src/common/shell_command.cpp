@@ -4,13 +4,13 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
 
 #include "haco/error.hpp"
+#include "haco/pidfd.hpp"
 #include "haco/unique_fd.hpp"
 
 extern char** environ;
@@ -85,7 +85,7 @@ ShellResult run_shell(const std::string& code, const ShellOptions& options) {
   out_write.reset();
 
   ShellResult result;
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  UniqueFd pidfd(::pidfd_open(pid, 0));
   check_sys(pidfd.get(), "pidfd_open", "bootstrap shell");
   std::optional<Clock::time_point> kill_at;
   bool exited = false;

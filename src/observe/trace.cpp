@@ -1,15 +1,9 @@
 #include "haco/trace.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstdlib>
-#include <string_view>
 
+#include "haco/atomic_file.hpp"
 #include "haco/error.hpp"
-#include "haco/unique_fd.hpp"
 
 namespace haco::observe {
 
@@ -25,15 +19,6 @@ std::string track_name(const std::vector<InstanceTrack>& tracks, InstanceId id) 
     if (t.id == id) return t.name;
   }
   return "instance " + std::to_string(id);
-}
-
-void write_all(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    check_sys(n, "write", path);
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
 }
 
 }  // namespace
@@ -80,24 +65,8 @@ nlohmann::json chrome_trace(const LatencyRecorder& recorder, const std::string& 
 }
 
 void write_chrome_trace(const LatencyRecorder& recorder, const std::string& process_name, const std::string& path) {
-  with_context("writing the trace " + path, [&] {
-    const std::string text = chrome_trace(recorder, process_name).dump() + "\n";
-    std::string temporary = path + ".XXXXXX";
-    UniqueFd fd(static_cast<int>(check_sys(::mkostemp(temporary.data(), O_CLOEXEC), "mkostemp", temporary)));
-    // Removes the temporary file unless the rename below put it in place.
-    struct Unlinker {
-      const std::string* path;
-      ~Unlinker() {
-        if (path) ::unlink(path->c_str());
-      }
-    } unlinker{&temporary};
-    check_sys(::fchmod(fd.get(), 0644), "fchmod", temporary);
-    write_all(fd.get(), text, temporary);
-    check_sys(::fsync(fd.get()), "fsync", temporary);
-    check_sys(::close(fd.release()), "close", temporary);
-    check_sys(::rename(temporary.c_str(), path.c_str()), "rename", path);
-    unlinker.path = nullptr;
-  });
+  with_context("writing the trace " + path,
+               [&] { write_file_atomically(path, chrome_trace(recorder, process_name).dump() + "\n", 0644); });
 }
 
 }  // namespace haco::observe

@@ -17,12 +17,6 @@
 namespace haco::rootfs {
 namespace {
 
-constexpr const char* kIncompleteMarker = "rootfs-incomplete";
-
-std::string marker_path(const std::string& data_root, const std::string& instance) {
-  return layout::DataRoot(data_root).instance_dir(instance) + "/" + kIncompleteMarker;
-}
-
 void fsync_path(const std::string& path, int flags) {
   UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC));
   if (!fd) throw Error::from_errno("open", path, errno);
@@ -36,7 +30,7 @@ void mark_rootfs_incomplete(const std::string& data_root, const std::string& ins
   root.make_directories();
   const std::string dir = root.instance_dir(instance);
   if (::mkdir(dir.c_str(), layout::kPrivateMode) < 0 && errno != EEXIST) throw Error::from_errno("mkdir", dir, errno);
-  const std::string marker = dir + "/" + kIncompleteMarker;
+  const std::string marker = root.rootfs_incomplete_marker(instance);
   UniqueFd fd(::open(marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd) throw Error::from_errno("open", marker, errno);
   // On disk before the tree's first entry, so no crash can leave an
@@ -47,15 +41,16 @@ void mark_rootfs_incomplete(const std::string& data_root, const std::string& ins
 
 bool rootfs_marked_incomplete(const std::string& data_root, const std::string& instance) {
   struct stat st {};
-  return ::lstat(marker_path(data_root, instance).c_str(), &st) == 0;
+  return ::lstat(layout::DataRoot(data_root).rootfs_incomplete_marker(instance).c_str(), &st) == 0;
 }
 
 void mark_rootfs_complete(const std::string& data_root, const std::string& instance) {
-  const std::string marker = marker_path(data_root, instance);
+  const layout::DataRoot root(data_root);
+  const std::string marker = root.rootfs_incomplete_marker(instance);
   if (::unlink(marker.c_str()) < 0 && errno != ENOENT) throw Error::from_errno("unlink", marker, errno);
   // The directory only held the marker for an extracted tree (an overlay's
   // keeps its layers there).
-  const std::string dir = layout::DataRoot(data_root).instance_dir(instance);
+  const std::string dir = root.instance_dir(instance);
   ::rmdir(dir.c_str());
 }
 

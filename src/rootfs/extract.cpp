@@ -1,7 +1,6 @@
 // extract_archive: one reader thread decompresses the archive into batches;
 // W writer threads, each with its own io_uring and a share of the trees,
 // write every batch into their trees. Scheduled on a Boost.Asio thread pool.
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -64,13 +63,7 @@ class TreeRoot {
     struct stat st {};
     if (lstat(path.c_str(), &st) == 0) {
       if (!S_ISDIR(st.st_mode)) throw Error(fmt::format("rootfs {} exists and is not a directory", path));
-      UniqueFd probe(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (!probe) throw Error::from_errno("open", path, errno);
-      DIR* d = fdopendir(probe.release());
-      int entries = 0;
-      while (dirent* de = readdir(d)) entries += std::string_view(de->d_name) != "." && std::string_view(de->d_name) != "..";
-      closedir(d);
-      if (entries > 0) throw Error(fmt::format("rootfs {} exists and is not empty", path));
+      if (directory_has_entries(path)) throw Error(fmt::format("rootfs {} exists and is not empty", path));
     } else if (errno == ENOENT) {
       make_parents();
       if (mkdir(path.c_str(), 0700) < 0) throw Error::from_errno("mkdir", path, errno);

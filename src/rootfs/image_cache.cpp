@@ -11,6 +11,7 @@
 
 #include <fstream>
 
+#include "haco/atomic_file.hpp"
 #include "haco/error.hpp"
 #include "haco/fault_point.hpp"
 #include "haco/layout.hpp"
@@ -45,8 +46,7 @@ std::string remembered_digest(const std::string& archive, const std::string& dat
   if (stat(archive.c_str(), &st) != 0) throw Error::from_errno("stat", archive, errno);
   const std::string key = fmt::format("{} {} {} {}.{} {}.{}", st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec,
                                       st.st_mtim.tv_nsec, st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
-  const std::string memo_dir = layout::DataRoot(data_root).image_digests();
-  const std::string memo = fmt::format("{}/{}-{}", memo_dir, st.st_dev, st.st_ino);
+  const std::string memo = layout::DataRoot(data_root).image_digest_memo(st.st_dev, st.st_ino);
   {
     std::ifstream in(memo);
     std::string line;
@@ -56,40 +56,11 @@ std::string remembered_digest(const std::string& archive, const std::string& dat
   }
   std::string digest = file_digest(archive);
   // The memo only saves time: failing to write it is not an error.
-  if (access(memo_dir.c_str(), W_OK) != 0) return digest;
-  std::string tmp = memo + ".tmp-XXXXXX";
-  UniqueFd fd(mkstemp(tmp.data()));
-  if (!fd) return digest;
-  const std::string line = key + " " + digest + "\n";
-  if (write(fd.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size()) ||
-      rename(tmp.c_str(), memo.c_str()) != 0)
-    unlink(tmp.c_str());
-  return digest;
-}
-
-// Writes `text` to `path` through a temporary file, synced, renamed into
-// place, and the directory synced: after it returns the file is whole on
-// disk, and before it does the file is absent or its previous version.
-void write_file_synced(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
-    if (!fd) throw Error::from_errno("open", tmp, errno);
-    std::size_t done = 0;
-    while (done < text.size()) {
-      ssize_t n = write(fd.get(), text.data() + done, text.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) throw Error::from_errno("write", tmp, errno);
-      done += static_cast<std::size_t>(n);
-    }
-    check_sys(fsync(fd.get()), "fsync", tmp);
-    if (close(fd.release()) < 0) throw Error::from_errno("close", tmp, errno);
+  try {
+    write_file_atomically(memo, key + " " + digest + "\n", 0600);
+  } catch (const Error&) {
   }
-  if (rename(tmp.c_str(), path.c_str()) < 0) throw Error::from_errno("rename", path, errno);
-  const std::string dir = path.substr(0, path.rfind('/'));
-  UniqueFd dir_fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dir_fd) throw Error::from_errno("open", dir, errno);
-  check_sys(fsync(dir_fd.get()), "fsync", dir);
+  return digest;
 }
 
 }  // namespace
@@ -102,9 +73,9 @@ CachedImage ensure_cached_image(const std::string& archive, const std::string& d
   const std::string images = layout.images();
   CachedImage image;
   image.digest = remembered_digest(archive, data_root);
-  image.tree = images + "/" + image.digest;
-  const std::string ids_file = image.tree + ".ids";
-  const std::string lock_path = image.tree + ".lock";
+  image.tree = layout.image_tree(image.digest);
+  const std::string ids_file = layout.image_ids(image.digest);
+  const std::string lock_path = layout.image_lock(image.digest);
 
   UniqueFd lock(open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (!lock) throw Error::from_errno("open", lock_path, errno);
@@ -139,8 +110,9 @@ CachedImage ensure_cached_image(const std::string& archive, const std::string& d
     throw Error::from_errno("rename", image.tree, err);
   }
   fault_point("cache-renamed");
-  write_file_synced(ids_file,
-                    nlohmann::json{{"uids", stats.uids}, {"gids", stats.gids}, {"archive", archive}}.dump() + "\n");
+  write_file_atomically(ids_file,
+                        nlohmann::json{{"uids", stats.uids}, {"gids", stats.gids}, {"archive", archive}}.dump() + "\n",
+                        0600);
   image.uids = stats.uids;
   image.gids = stats.gids;
   image.extracted_now = true;

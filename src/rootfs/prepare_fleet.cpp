@@ -2,7 +2,6 @@
 // Boost.Asio thread pool. extract: one extract_archive per image (one
 // decompression, all trees written together). overlay: one cache fill per
 // image, then one idmapped overlay mount per instance, `parallel` at a time.
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -42,12 +41,7 @@ bool directory_in_use(const std::string& path) {
     throw Error::from_errno("lstat", path, errno);
   }
   if (!S_ISDIR(st.st_mode)) throw Error(fmt::format("rootfs {} exists and is not a directory", path));
-  if (is_mount_point(path)) return true;
-  std::unique_ptr<DIR, int (*)(DIR*)> dir(opendir(path.c_str()), closedir);
-  if (!dir) throw Error::from_errno("opendir", path, errno);
-  while (dirent* d = readdir(dir.get()))
-    if (std::string_view(d->d_name) != "." && std::string_view(d->d_name) != "..") return true;
-  return false;
+  return is_mount_point(path) || directory_has_entries(path);
 }
 
 // Errors that mean "this kernel or filesystem cannot do it", not "it went wrong".
@@ -64,28 +58,22 @@ std::optional<std::uint32_t> mapped(const std::vector<IdMapping>& map, std::uint
   return std::nullopt;
 }
 
-std::string instance_dir(const std::string& data_root, const std::string& instance) {
-  return layout::DataRoot(data_root).instance_dir(instance);
-}
-
-// Names the image (its digest) an instance's upper layer was made over.
-constexpr const char* kImageDigestFile = "image";
-
 void write_text_file(const std::string& path, const std::string& text) {
   UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
   check_sys(fd.get(), "open", path);
   check_sys(write(fd.get(), text.data(), text.size()), "write", path);
 }
 
-// The cached tree a kept upper layer of `dir` belongs over, or "" when there
-// is no complete kept layer (or its image is no longer in the cache).
-std::string kept_lower_tree(const std::string& dir, const CachedImage& image) {
-  std::ifstream in(dir + "/" + kImageDigestFile);
+// The cached tree the kept upper layer of `instance` belongs over, or ""
+// when there is no complete kept layer (or its image is no longer in the
+// cache).
+std::string kept_lower_tree(const layout::DataRoot& root, const std::string& instance) {
+  std::ifstream in(root.instance_image_digest(instance));
   std::string digest;
   if (!(in >> digest) || digest.find('/') != std::string::npos || digest.empty()) return {};
   struct stat st {};
-  if (lstat((dir + "/upper").c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return {};
-  std::string tree = image.tree.substr(0, image.tree.rfind('/') + 1) + digest;
+  if (lstat(root.instance_upper(instance).c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return {};
+  std::string tree = root.image_tree(digest);
   if (lstat(tree.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return {};
   return tree;
 }
@@ -116,9 +104,10 @@ class OverlayInstance {
 
  private:
   void mount(const InstanceRootfs& inst, const CachedImage& image, const std::string& data_root) {
-    const std::string dir = instance_dir(data_root, inst.instance);
-    upper_ = dir + "/upper";
-    work_ = dir + "/work";
+    const layout::DataRoot root(data_root);
+    const std::string dir = root.instance_dir(inst.instance);
+    upper_ = root.instance_upper(inst.instance);
+    work_ = root.instance_work(inst.instance);
     for (std::uint32_t uid : image.uids)
       if (!inst.uid_map.empty() && !mapped(inst.uid_map, uid))
         throw Error(fmt::format("the image has files owned by uid {}, outside the instance's uid mapping", uid));
@@ -136,7 +125,7 @@ class OverlayInstance {
     // instance's rootfs as it was left: it is mounted again over the image it
     // was made over. Anything else in the directory was left by an
     // interrupted run and starts over.
-    std::string lower_tree = kept_lower_tree(dir, image);
+    std::string lower_tree = kept_lower_tree(root, inst.instance);
     if (!lower_tree.empty()) {
       reused_ = true;
       remove_tree(work_);
@@ -145,7 +134,7 @@ class OverlayInstance {
     } else {
       lower_tree = image.tree;
       remove_tree(dir);
-      layout::DataRoot(data_root).make_directories();
+      root.make_directories();
       check_sys(mkdir(dir.c_str(), layout::kPrivateMode), "mkdir", dir);
       dir_ = dir;
       struct stat image_root {};
@@ -156,7 +145,7 @@ class OverlayInstance {
       }
       // The merged root takes the upper directory's mode and owner.
       check_sys(chmod(upper_.c_str(), image_root.st_mode & 07777), "chmod", upper_);
-      write_text_file(dir + "/" + kImageDigestFile, image.digest + "\n");
+      write_text_file(root.instance_image_digest(inst.instance), image.digest + "\n");
     }
 
     rootfs_ = inst.rootfs;
@@ -227,13 +216,13 @@ std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& ins
     }
     if (directory_in_use(inst.rootfs)) {
       out[i].reused = true;
-      const std::string dir = instance_dir(options.data_root, inst.instance);
+      const layout::DataRoot root(options.data_root);
       // Recorded as this instance's overlay only when the mount there is
       // proven to be it: teardown unmounts nothing else.
-      if (overlay_mounted_at(inst.rootfs, dir + "/upper")) {
+      if (overlay_mounted_at(inst.rootfs, root.instance_upper(inst.instance))) {
         out[i].strategy = Strategy::overlay;
-        out[i].upper_dir = dir + "/upper";
-        out[i].work_dir = dir + "/work";
+        out[i].upper_dir = root.instance_upper(inst.instance);
+        out[i].work_dir = root.instance_work(inst.instance);
       } else {
         out[i].strategy = Strategy::extract;
       }

@@ -16,6 +16,7 @@
 #include <iostream>
 
 #include "haco/error.hpp"
+#include "haco/layout.hpp"
 #include "haco/rootfs.hpp"
 
 namespace {
@@ -61,7 +62,7 @@ int main(int argc, char** argv) {
   std::uint32_t base = 100000, range = 65536;
   unsigned writers = 0;
   bool chown_pass = false, plain_files = false;
-  std::string archive, dir, data_root = "/var/lib/haco-fleet", strategy = "extract", state;
+  std::string archive, dir, data_root = layout::kDefaultDataRoot, strategy = "extract", state;
   unsigned count = 1, parallel = 0;
   bool purge = false;
   std::vector<std::string> paths;

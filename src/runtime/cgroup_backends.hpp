@@ -24,7 +24,6 @@ void write_setting(const std::string& dir, const CgroupSetting& setting);
 // <hierarchy's own dir>/haco-fleet/<fleet>/<instance>; names are checked.
 std::string instance_dir(const Hierarchy& h, const std::string& fleet, const std::string& instance);
 std::string fleet_dir(const Hierarchy& h, const std::string& fleet);
-std::vector<pid_t> read_procs(const std::string& dir);
 // Creates haco-fleet/<fleet>/<instance> under the hierarchy (existing levels
 // are kept); `prepare(parent, dir)` runs on each level just made.
 std::string make_instance_dirs(const Hierarchy& h, const std::string& fleet, const std::string& instance,

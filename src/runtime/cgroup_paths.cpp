@@ -1,6 +1,5 @@
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +11,7 @@
 
 #include "haco/cgroup.hpp"
 #include "haco/error.hpp"
+#include "haco/pidfd.hpp"
 #include "haco/unique_fd.hpp"
 #include "runtime/cgroup_backends.hpp"
 #include "runtime/file_io.hpp"
@@ -58,16 +58,9 @@ std::vector<pid_t> read_procs(const std::string& dir) {
 }
 
 void kill_cgroup_members(const std::string& dir) {
-  std::vector<pid_t> listed;
-  try {
-    listed = read_procs(dir);
-  } catch (const Error& e) {
-    if (e.sys_errno() == ENOENT) return;  // a removed cgroup holds nothing
-    throw;
-  }
   std::vector<std::pair<pid_t, UniqueFd>> pinned;
-  for (pid_t pid : listed) {
-    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  for (pid_t pid : read_procs(dir)) {
+    UniqueFd pidfd(::pidfd_open(pid, 0));
     if (!pidfd) {
       if (errno == ESRCH) continue;  // ended meanwhile
       throw Error::from_errno("pidfd_open", std::to_string(pid), errno);
@@ -76,16 +69,10 @@ void kill_cgroup_members(const std::string& dir) {
   }
   // A pid that ended between the first read and its pidfd_open may name
   // another process by now: only those still listed are this cgroup's.
-  std::vector<pid_t> still;
-  try {
-    still = read_procs(dir);
-  } catch (const Error& e) {
-    if (e.sys_errno() == ENOENT) return;
-    throw;
-  }
+  const std::vector<pid_t> still = read_procs(dir);
   for (const auto& [pid, pidfd] : pinned) {
     if (std::find(still.begin(), still.end(), pid) == still.end()) continue;
-    if (::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0) != 0 && errno != ESRCH)
+    if (::pidfd_send_signal(pidfd.get(), SIGKILL, nullptr, 0) != 0 && errno != ESRCH)
       throw Error::from_errno("pidfd_send_signal", std::to_string(pid), errno);
   }
 }
@@ -108,15 +95,7 @@ std::string make_instance_dirs(const Hierarchy& h, const std::string& fleet, con
 bool wait_until_empty(const std::string& dir, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   auto pause = std::chrono::microseconds(200);
-  auto has_processes = [&] {
-    try {
-      return !read_procs(dir).empty();
-    } catch (const Error& e) {
-      if (e.sys_errno() == ENOENT) return false;  // a removed cgroup holds nothing
-      throw;
-    }
-  };
-  while (has_processes()) {
+  while (!read_procs(dir).empty()) {
     if (std::chrono::steady_clock::now() >= deadline) return false;
     std::this_thread::sleep_for(pause);
     pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(20));

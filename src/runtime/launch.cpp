@@ -11,6 +11,7 @@
 #include "haco/cgroup.hpp"
 #include "haco/error.hpp"
 #include "haco/fault_point.hpp"
+#include "haco/pidfd.hpp"
 #include "haco/runtime.hpp"
 #include "runtime/child.hpp"
 #include "runtime/handshake.hpp"
@@ -35,7 +36,7 @@ class ChildGuard {
   ChildGuard& operator=(const ChildGuard&) = delete;
   ~ChildGuard() {
     if (!pidfd_) return;
-    sys::pidfd_send_signal(pidfd_.get(), SIGKILL);
+    ::pidfd_send_signal(pidfd_.get(), SIGKILL, nullptr, 0);
     if (reapable_)
       while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
       }

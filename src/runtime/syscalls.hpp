@@ -29,7 +29,6 @@ inline constexpr std::uint64_t kCloneIntoCgroup = 0x200000000ULL;
 // Returns 0 in the child, the child's pid in the parent, -1 with errno.
 long clone3(CloneArgs& args);
 int openat2(int dirfd, const char* path, const open_how& how);
-int pidfd_send_signal(int pidfd, int sig);
 int pivot_root(const char* new_root, const char* put_old);
 
 }  // namespace haco::sys

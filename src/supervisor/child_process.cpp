@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "haco/error.hpp"
+#include "haco/pidfd.hpp"
 
 namespace haco::supervisor {
 
@@ -35,7 +36,7 @@ ChildProcess fork_child(const std::string& what, int socket_buffer, const std::f
   theirs.reset();
   ChildProcess child;
   child.socket = std::move(ours);
-  child.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  child.pidfd.reset(::pidfd_open(pid, 0));
   check_sys(child.pidfd.get(), "pidfd_open", what + " " + std::to_string(pid));
   auto identity = state::identify(pid);
   child.process = identity ? *identity : state::ProcessIdentity{pid, 0};

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "haco/atomic_file.hpp"
 #include "haco/error.hpp"
 #include "haco/layout.hpp"
 #include "haco/names.hpp"
@@ -234,7 +235,7 @@ void claim(const state::FleetPaths& paths, const FleetClaims& claims) {
   throw_if_clashes(paths.fleet, find_clashes(claims.instances, others));
   paths.make_directories();
   with_context("recording the claims of fleet '" + paths.fleet + "'",
-               [&] { state::write_file_atomically(paths.claims_file(), to_json(claims).dump(1) + "\n"); });
+               [&] { write_file_atomically(paths.claims_file(), to_json(claims).dump(1) + "\n", 0600); });
 }
 
 void release(const state::FleetPaths& paths) {

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "haco/atomic_file.hpp"
 #include "haco/error.hpp"
 #include "haco/layout.hpp"
 #include "haco/names.hpp"
@@ -47,16 +48,6 @@ json identity_json(const ProcessIdentity& p) { return {{"pid", p.pid}, {"start_t
 
 ProcessIdentity identity_from_json(const json& j) {
   return {field<pid_t>(j, "pid"), field<std::uint64_t>(j, "start_time")};
-}
-
-void write_all(int fd, const std::string& content, const std::string& path) {
-  std::size_t done = 0;
-  while (done < content.size()) {
-    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    check_sys(n, "write", path);
-    done += static_cast<std::size_t>(n);
-  }
 }
 
 }  // namespace
@@ -217,28 +208,6 @@ FleetState fleet_state_from_json(const json& j) {
   return s;
 }
 
-void write_file_atomically(const std::string& path, const std::string& content) {
-  auto slash = path.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
-  std::string temp = path + ".tmp." + std::to_string(::getpid());
-  UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
-  check_sys(fd.get(), "open", temp);
-  try {
-    // A temporary file left by an older run keeps its mode through O_TRUNC.
-    check_sys(::fchmod(fd.get(), 0600), "fchmod", temp);
-    write_all(fd.get(), content, temp);
-    check_sys(::fsync(fd.get()), "fsync", temp);
-    fd.reset();
-    check_sys(::rename(temp.c_str(), path.c_str()), "rename", temp + " -> " + path);
-  } catch (...) {
-    ::unlink(temp.c_str());
-    throw;
-  }
-  UniqueFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  check_sys(dir_fd.get(), "open", dir);
-  check_sys(::fsync(dir_fd.get()), "fsync", dir);
-}
-
 std::optional<json> read_json_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
@@ -303,7 +272,7 @@ void save_state(const FleetPaths& paths, const FleetState& state, const std::vec
       text.replace(at, kNoInstances.size(), records);
     }
     text += "\n";
-    write_file_atomically(paths.state_file(), text);
+    write_file_atomically(paths.state_file(), text, 0600);
   });
 }
 

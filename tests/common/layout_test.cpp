@@ -40,8 +40,24 @@ TEST(Layout, MakeDirectoriesUsesExactlyTheModeAndSaysWhatItMade) {
   for (const auto& d : made) EXPECT_EQ(mode_of(d), 0755u) << d;
   EXPECT_TRUE(make_directories(deep, 0755).empty());
   EXPECT_TRUE(make_directories(deep + "/", 0755).empty());
-  dir.file("file", "x");
-  EXPECT_THROW(make_directories(dir.path().string() + "/file/sub", 0755), Error);
+}
+
+// A file where a directory should be is named in the error, whether it is
+// the path itself or one of its parents, and nothing is made below it.
+TEST(Layout, MakeDirectoriesOverAFileNamesTheFile) {
+  TempDir dir;
+  const std::string file = dir.file("file", "x");
+  for (const std::string& path : {file, file + "/sub", file + "/sub/deeper/"}) {
+    try {
+      make_directories(path, 0755);
+      ADD_FAILURE() << "made " << path;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.sys_errno(), ENOTDIR) << e.what();
+      EXPECT_EQ(e.path(), file) << e.what();
+      EXPECT_NE(std::string(e.what()).find(file), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(testing::read_text_file(file), "x");
 }
 
 TEST(Layout, PrivateDirectoryIsMadeAndTightenedWithANotice) {
@@ -100,10 +116,26 @@ TEST(Layout, DataRootHasItsPrivateDirectories) {
   EXPECT_EQ(data.fleet_logs("web"), data.path() + "/logs/web");
 }
 
+// Where the rootfs engine keeps an instance's layers and the image cache its
+// entries: the paths that teardown and the next `up` find again.
+TEST(Layout, InstanceAndImagePathsAreUnderTheirDirectories) {
+  DataRoot data("/var/lib/haco-fleet");
+  EXPECT_EQ(data.instance_upper("web-1"), "/var/lib/haco-fleet/instances/web-1/upper");
+  EXPECT_EQ(data.instance_work("web-1"), "/var/lib/haco-fleet/instances/web-1/work");
+  EXPECT_EQ(data.instance_image_digest("web-1"), "/var/lib/haco-fleet/instances/web-1/image");
+  EXPECT_EQ(data.rootfs_incomplete_marker("web-1"), "/var/lib/haco-fleet/instances/web-1/rootfs-incomplete");
+  EXPECT_EQ(data.image_tree("ab12"), "/var/lib/haco-fleet/images/ab12");
+  EXPECT_EQ(data.image_ids("ab12"), "/var/lib/haco-fleet/images/ab12.ids");
+  EXPECT_EQ(data.image_lock("ab12"), "/var/lib/haco-fleet/images/ab12.lock");
+  EXPECT_EQ(data.image_digest_memo(2049, 1234567), "/var/lib/haco-fleet/image-digests/2049-1234567");
+}
+
 TEST(Layout, NoPathIsBuiltFromABadName) {
   DataRoot data("/var/lib/haco-fleet");
   for (const char* name : {"..", "../x", "a/b", ".", "", "-x"}) {
     EXPECT_THROW(data.instance_dir(name), InputError) << name;
+    EXPECT_THROW(data.instance_upper(name), InputError) << name;
+    EXPECT_THROW(data.rootfs_incomplete_marker(name), InputError) << name;
     EXPECT_THROW(data.fleet_logs(name), InputError) << name;
   }
 }

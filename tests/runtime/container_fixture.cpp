@@ -2,7 +2,6 @@
 
 #include <poll.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +13,8 @@
 #include <thread>
 
 #include <fmt/format.h>
+
+#include "haco/pidfd.hpp"
 
 namespace haco::testing {
 namespace {
@@ -101,7 +102,7 @@ Container::Container(const runtime::LaunchRequest& request) : launched_(runtime:
 Container::~Container() {
   if (launched_.pidfd < 0) return;
   if (!reaped_) {
-    ::syscall(SYS_pidfd_send_signal, launched_.pidfd, SIGKILL, nullptr, 0);
+    ::pidfd_send_signal(launched_.pidfd, SIGKILL, nullptr, 0);
     ::waitpid(launched_.pid, nullptr, 0);
   }
   ::close(launched_.pidfd);

@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <sstream>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -17,6 +16,8 @@
 #include <thread>
 
 #include "fleet_fixture.hpp"
+#include "haco/cgroup.hpp"
+#include "haco/layout.hpp"
 
 namespace haco::testing {
 namespace {
@@ -55,7 +56,7 @@ class CrashTest : public FleetTest {
   std::string output_file() const { return temp_->path().string() + "/killed-up.out"; }
   std::string rootfs(unsigned index = 0) const { return rootfs_base_ + "/t-" + std::to_string(port_base_ + index); }
   std::string marker(unsigned index = 0) const {
-    return data_ + "/instances/t-" + std::to_string(port_base_ + index) + "/rootfs-incomplete";
+    return layout::DataRoot(data_).rootfs_incomplete_marker("t-" + std::to_string(port_base_ + index));
   }
   // After the second up: every instance runs; after down --purge nothing of
   // the fleet is left, in the data root either.
@@ -288,9 +289,8 @@ class FaultTest : public CrashTest, public ::testing::WithParamInterface<FaultCa
       EXPECT_TRUE(state::is_alive(r.process)) << r.name();
       for (const auto& dir : r.cgroup_paths) {
         if (!fs::exists(dir + "/cgroup.procs")) continue;
-        std::istringstream procs(read_text(dir + "/cgroup.procs"));
         bool init_seen = false;
-        for (pid_t p; procs >> p;) {
+        for (pid_t p : cgroups::read_procs(dir)) {
           init_seen = init_seen || p == r.process.pid;
           EXPECT_TRUE(descends_from(p, r.process.pid))
               << r.name() << ": pid " << p << " in " << dir << " is not its init " << r.process.pid << " or a child";

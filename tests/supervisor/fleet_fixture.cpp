@@ -5,13 +5,17 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
+
+#include "haco/cgroup.hpp"
+#include "haco/error.hpp"
+#include "haco/pidfd.hpp"
 
 namespace haco::testing {
 
@@ -57,14 +61,16 @@ void FleetTest::TearDown() {
   }
   haco("down --all --purge --timeout 1");
   if (last && state::is_alive(last->log_writer)) {
-    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, last->log_writer.pid, 0)));
-    if (pidfd && state::is_alive(last->log_writer)) ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
+    UniqueFd pidfd(::pidfd_open(last->log_writer.pid, 0));
+    if (pidfd && state::is_alive(last->log_writer)) ::pidfd_send_signal(pidfd.get(), SIGKILL, nullptr, 0);
   }
   // Whatever `down` could not remove.
   for (const auto& dir : fleet_cgroup_dirs()) {
-    std::ifstream procs(dir + "/cgroup.procs");
-    pid_t pid;
-    while (procs >> pid) ::kill(pid, SIGKILL);
+    try {
+      cgroups::kill_cgroup_members(dir);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "cleaning up the test cgroup %s: %s\n", dir.c_str(), e.what());
+    }
   }
   for (int attempt = 0; attempt < 50 && !fleet_cgroup_dirs().empty(); ++attempt) {
     auto dirs = fleet_cgroup_dirs();

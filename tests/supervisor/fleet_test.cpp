@@ -13,6 +13,7 @@
 
 #include "fleet_fixture.hpp"
 #include "haco/control_protocol.hpp"
+#include "haco/layout.hpp"
 #include "haco/supervisor.hpp"
 
 namespace haco::testing {
@@ -73,7 +74,7 @@ TEST_F(FleetTest, UpPsDownLeavesNothing) {
   for (const auto& r : fleet->instances) EXPECT_FALSE(can_connect(r.spec.port)) << r.name();
   // Without --purge the overlay's upper layers stay in the data root, for a
   // later `up` to mount again; the empty mount points go.
-  EXPECT_TRUE(std::filesystem::exists(data_ + "/instances/t-" + std::to_string(port_base_) + "/upper"));
+  EXPECT_TRUE(std::filesystem::exists(layout::DataRoot(data_).instance_upper("t-" + std::to_string(port_base_))));
   EXPECT_FALSE(std::filesystem::exists(rootfs_base_ + "/t-" + std::to_string(port_base_)));
 
 }

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "fleet_fixture.hpp"
+#include "haco/layout.hpp"
 #include "haco/mountinfo.hpp"
 
 namespace haco::testing {
@@ -82,7 +83,7 @@ TEST_F(SymlinkedRootsTest, DownUnmountsEveryOverlayUpAgainWorksAndPurgeLeavesNot
   EXPECT_EQ(overlays_under(real_rootfs_), std::vector<std::string>{}) << "down left an overlay mounted";
   for (unsigned i = 0; i < 2; ++i) {
     EXPECT_FALSE(std::filesystem::exists(real_rootfs_ + "/" + instance(i))) << "the empty mount point is left";
-    EXPECT_EQ(read_text(real_data_ + "/instances/" + instance(i) + "/upper/www/marker"), instance(i) + "\n");
+    EXPECT_EQ(read_text(layout::DataRoot(real_data_).instance_upper(instance(i)) + "/www/marker"), instance(i) + "\n");
   }
 
   auto again = up(2, "--rootfs overlay");
@@ -105,7 +106,7 @@ TEST_F(SymlinkedRootsTest, DownUnmountsEveryOverlayUpAgainWorksAndPurgeLeavesNot
   EXPECT_EQ(overlays_under(real_rootfs_), std::vector<std::string>{});
   for (unsigned i = 0; i < 2; ++i) {
     EXPECT_FALSE(std::filesystem::exists(real_rootfs_ + "/" + instance(i)));
-    EXPECT_FALSE(std::filesystem::exists(real_data_ + "/instances/" + instance(i)));
+    EXPECT_FALSE(std::filesystem::exists(layout::DataRoot(real_data_).instance_dir(instance(i))));
   }
   EXPECT_EQ(image_cache(), cache) << "the image cache changed";
 }
@@ -141,7 +142,7 @@ TEST_F(SymlinkedRootsTest, PurgeRefusesAMountItDidNotMakeAndDeletesNothingOfTheL
   ASSERT_TRUE(fleet.has_value());
   const std::string rootfs = rootfs_base_ + "/" + instance(0);
   const std::string resolved = real_rootfs_ + "/" + instance(0);
-  const std::string upper = real_data_ + "/instances/" + instance(0) + "/upper";
+  const std::string upper = layout::DataRoot(real_data_).instance_upper(instance(0));
   { std::ofstream(rootfs + "/www/precious") << "kept\n"; }
   const auto cache = image_cache();
 
