@@ -1,7 +1,6 @@
 // `down`: which fleets, each under its lock (interrupting an `up` that holds
 // it), taken down through the supervisor client.
 #include <signal.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -10,6 +9,7 @@
 
 #include "haco/error.hpp"
 #include "haco/ops.hpp"
+#include "haco/pidfd.hpp"
 #include "haco/printable.hpp"
 #include "haco/unique_fd.hpp"
 
@@ -22,11 +22,11 @@ namespace {
 state::FleetLock lock_interrupting_up(const state::FleetPaths& paths, Sink& sink) {
   if (auto lock = state::FleetLock::try_acquire(paths, "down")) return std::move(*lock);
   if (auto holder = state::FleetLock::holder(paths); holder && holder->role == "up") {
-    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, holder->process.pid, 0)));
+    UniqueFd pidfd(::pidfd_open(holder->process.pid, 0));
     if (pidfd && state::is_alive(holder->process)) {
       sink.message(fmt::format("{}: an `up` is in progress (pid {}): interrupting it", paths.fleet,
                                holder->process.pid));
-      ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGINT, nullptr, 0);
+      ::pidfd_send_signal(pidfd.get(), SIGINT, nullptr, 0);
     }
   }
   return state::FleetLock::acquire(paths, true, "down");

@@ -1,7 +1,6 @@
 // `up --foreground` once its fleet is up: the caller stays until it is told
 // to stop or the fleet's supervisor ends.
 #include <poll.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +11,7 @@
 
 #include "haco/error.hpp"
 #include "haco/ops.hpp"
+#include "haco/pidfd.hpp"
 #include "haco/systemd_unit.hpp"
 #include "haco/unique_fd.hpp"
 
@@ -35,7 +35,7 @@ bool stay_in_foreground(const UpResult& result, const std::atomic<bool>& interru
   const state::FleetPaths& paths = *result.paths;
   const state::ProcessIdentity& who = result.supervisor;
   systemd::notify("READY=1\nSTATUS=" + result.status_line());
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, who.pid, 0)));
+  UniqueFd pidfd(::pidfd_open(who.pid, 0));
   check_sys(pidfd.get(), "pidfd_open", "supervisor");
   if (!state::is_alive(who)) return supervisor_gone(paths, sink);
   sink.message(fmt::format("fleet {}: {}; in the foreground until SIGTERM or Ctrl-C", paths.fleet,

@@ -11,15 +11,11 @@
 #include "haco/error.hpp"
 #include "haco/fault_point.hpp"
 #include "haco/ops.hpp"
+#include "haco/rootfs.hpp"
 #include "haco/shell_command.hpp"
 
 namespace haco::ops {
 namespace {
-
-bool rootfs_exists(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && !std::filesystem::is_empty(path);
-}
 
 // The definition's own shell bootstrap; `cancel` stops it (its whole process
 // group).
@@ -41,7 +37,7 @@ class EngineRootfs : public RootfsPreparer {
  public:
   explicit EngineRootfs(std::string data_root) : data_root_(std::move(data_root)) {}
 
-  bool exists(const std::string& rootfs) override { return rootfs_exists(rootfs); }
+  bool exists(const std::string& rootfs) override { return rootfs::rootfs_populated(rootfs); }
 
   std::vector<rootfs::PreparedRootfs> prepare_images(const std::vector<rootfs::InstanceRootfs>& images,
                                                      const rootfs::PrepareOptions& options) override {
@@ -49,7 +45,7 @@ class EngineRootfs : public RootfsPreparer {
   }
 
   bool remove_incomplete(const ContainerSpec& container) override {
-    if (!rootfs::rootfs_marked_incomplete(data_root_, container.name) || !rootfs_exists(container.rootfs))
+    if (!rootfs::rootfs_marked_incomplete(data_root_, container.name) || !rootfs::rootfs_populated(container.rootfs))
       return false;
     rootfs::remove_tree(container.rootfs);
     return true;
@@ -65,7 +61,7 @@ class EngineRootfs : public RootfsPreparer {
       dsl::Evaluator evaluator;
       evaluator.run_bootstrap_block(c.source_file, env, cancel);
     }
-    if (!rootfs_exists(c.rootfs)) throw Error("the bootstrap did not create " + c.rootfs);
+    if (!rootfs::rootfs_populated(c.rootfs)) throw Error("the bootstrap did not create " + c.rootfs);
     fault_point("bootstrap-ran");
     rootfs::sync_filesystems({c.rootfs});
     rootfs::mark_rootfs_complete(data_root_, c.name);

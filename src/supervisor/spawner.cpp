@@ -3,7 +3,6 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -15,6 +14,7 @@
 #include "haco/cgroup.hpp"
 #include "haco/error.hpp"
 #include "haco/fd_passing.hpp"
+#include "haco/pidfd.hpp"
 #include "haco/runtime.hpp"
 #include "haco/supervisor.hpp"
 #include "supervisor/spawner.hpp"
@@ -74,7 +74,7 @@ protocol::SpawnStarted launch_one(const cgroups::FleetCgroup& fleet, std::uint64
   output.reset();
   std::int64_t exec_done = steady_ns();
   pidfd.reset(launched.pidfd);
-  if (!pidfd) pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, launched.pid, 0)));
+  if (!pidfd) pidfd.reset(::pidfd_open(launched.pid, 0));
   check_sys(pidfd.get(), "pidfd_open", std::to_string(launched.pid));
   return {launched.pid, cgroup->paths(), clone_started, exec_done};
 }

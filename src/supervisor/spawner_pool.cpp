@@ -2,9 +2,10 @@
 #include "supervisor/spawner_pool.hpp"
 
 #include <signal.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "haco/pidfd.hpp"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -55,7 +56,7 @@ void SpawnerPool::send(unsigned index, const protocol::SpawnRequest& request, in
                                } catch (const std::exception& e) {
                                  // Ended, or broke the protocol: either way it
                                  // is replaced once its pidfd says it ended.
-                                 ::syscall(SYS_pidfd_send_signal, raw->pidfd->native_handle(), SIGKILL, nullptr, 0);
+                                 ::pidfd_send_signal(raw->pidfd->native_handle(), SIGKILL, nullptr, 0);
                                  handlers_.reply_lost(index, std::string("spawner: ") + e.what());
                                  return;
                                }

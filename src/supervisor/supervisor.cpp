@@ -7,7 +7,6 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +25,7 @@
 #include "haco/fault_point.hpp"
 #include "haco/open_files.hpp"
 #include "haco/overloaded.hpp"
+#include "haco/pidfd.hpp"
 #include "haco/supervisor.hpp"
 #include "haco/systemd_unit.hpp"
 #include "supervisor/control_server.hpp"
@@ -68,10 +68,6 @@ constexpr std::uint64_t kOpenFilesPerSpawner = 2;
 // stdio, the listener, the io_context, signals, timers, control sessions and
 // what a state write or a cgroup kill opens for a moment.
 constexpr std::uint64_t kOpenFilesBesideInstances = 64;
-
-int pidfd_signal(int pidfd, int signal) {
-  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, signal, nullptr, 0));
-}
 
 // What the supervisor holds for an instance beside its record (which is the
 // fleet machine's).
@@ -284,7 +280,7 @@ class Supervisor {
   // time, so a recycled pid is never adopted.
   static UniqueFd open_recorded_init(const state::ProcessIdentity& process) {
     if (process.pid <= 0) return {};
-    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, process.pid, 0)));
+    UniqueFd pidfd(::pidfd_open(process.pid, 0));
     if (!pidfd || !state::is_alive(process)) return {};
     return pidfd;
   }
@@ -420,7 +416,7 @@ class Supervisor {
       const state::InstanceRecord* record = machine_.record(name);
       if (watch == watches_.end() || !watch->second.pidfd || !record) continue;
       const auto& container = record->spec.container;
-      pidfd_signal(watch->second.pidfd->native_handle(), container.stop_signal);
+      ::pidfd_send_signal(watch->second.pidfd->native_handle(), container.stop_signal, nullptr, 0);
       if (kill_if_deaf && state::signal_would_be_dropped(record->process.pid, container.stop_signal,
                                                          container.has_namespace(Namespace::pid)))
         deaf.push_back(name);
@@ -434,7 +430,7 @@ class Supervisor {
     for (const auto& name : names) {
       auto watch = watches_.find(name);
       if (watch != watches_.end() && watch->second.pidfd)
-        pidfd_signal(watch->second.pidfd->native_handle(), SIGKILL);
+        ::pidfd_send_signal(watch->second.pidfd->native_handle(), SIGKILL, nullptr, 0);
       try {
         if (auto cgroup = cgroups::InstanceCgroup::open(config_.cgroup, name)) cgroup->kill_all(kKillWait);
       } catch (const std::exception& e) {

@@ -2,7 +2,6 @@
 // processes, cgroups, rootfs mounts (and with purge the trees), state.
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +17,7 @@
 #include "haco/error.hpp"
 #include "haco/fault_point.hpp"
 #include "haco/names.hpp"
+#include "haco/pidfd.hpp"
 #include "haco/registry.hpp"
 #include "haco/rootfs.hpp"
 #include "haco/supervisor.hpp"
@@ -42,9 +42,9 @@ constexpr auto kLogWriterExitWait = std::chrono::milliseconds(5000);
 // the process, then its start time is compared.
 bool signal_if_same(const ProcessIdentity& who, int signal) {
   if (who.pid <= 0) return false;
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, who.pid, 0)));
+  UniqueFd pidfd(::pidfd_open(who.pid, 0));
   if (!pidfd || !state::is_alive(who)) return false;
-  return ::syscall(SYS_pidfd_send_signal, pidfd.get(), signal, nullptr, 0) == 0;
+  return ::pidfd_send_signal(pidfd.get(), signal, nullptr, 0) == 0;
 }
 
 bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
@@ -110,14 +110,6 @@ void stop_unsupervised(const cgroups::FleetCgroup& fleet, const std::vector<Inst
       timeout);
 }
 
-std::vector<pid_t> read_procs(const std::string& dir) {
-  std::vector<pid_t> pids;
-  std::ifstream in(dir + "/cgroup.procs");
-  pid_t pid;
-  while (in >> pid) pids.push_back(pid);
-  return pids;
-}
-
 // The cgroup directories as recorded: InstanceCgroup::open looks under the
 // caller's own cgroup, which is not the one `up` ran in when `down` runs
 // from another session. Killed until empty, then removed with their fleet
@@ -126,7 +118,7 @@ void remove_recorded_cgroup_dirs(const std::vector<std::string>& dirs) {
   for (const auto& dir : dirs) {
     if (!std::filesystem::exists(dir)) continue;
     for (int attempt = 0; attempt < 250; ++attempt) {
-      if (read_procs(dir).empty()) break;
+      if (cgroups::read_procs(dir).empty()) break;
       cgroups::kill_cgroup_members(dir);
       std::this_thread::sleep_for(kPoll);
     }
@@ -241,10 +233,10 @@ void kill_supervisor_cgroup(const cgroups::FleetCgroup& cgroup, std::chrono::mil
   const std::string dir = cgroups::supervisor_cgroup_dir(cgroup);
   if (dir.empty()) return;
   failures.attempt("the supervisor's cgroup " + dir, [&] {
-    if (wait_until([&] { return read_procs(dir).empty(); }, grace)) return;
-    auto members = read_procs(dir);
+    if (wait_until([&] { return cgroups::read_procs(dir).empty(); }, grace)) return;
+    auto members = cgroups::read_procs(dir);
     if (std::find(members.begin(), members.end(), ::getpid()) != members.end()) return;
-    for (int attempt = 0; attempt < 250 && !read_procs(dir).empty(); ++attempt) {
+    for (int attempt = 0; attempt < 250 && !cgroups::read_procs(dir).empty(); ++attempt) {
       cgroups::kill_cgroup_members(dir);
       std::this_thread::sleep_for(kPoll);
     }
@@ -397,7 +389,7 @@ bool fleet_left_traces(const state::FleetPaths& paths) {
   if (cgroup.layout == cgroups::Layout::v2_systemd && systemd::unit_is_active(cgroup.unit)) return true;
   if (!cgroups::instance_cgroup_names(cgroup).empty()) return true;
   const std::string supervisor = cgroups::supervisor_cgroup_dir(cgroup);
-  return !supervisor.empty() && !read_procs(supervisor).empty();
+  return !supervisor.empty() && !cgroups::read_procs(supervisor).empty();
 }
 
 std::vector<std::string> fleets_without_state(const std::string& state_root) {
