@@ -281,7 +281,7 @@ void BM_LaunchTemplateMounts(benchmark::State& state) { run_launches(state, temp
 haco::cgroups::FleetCgroup bench_fleet() {
   auto layout = haco::cgroups::detect_layout();
   if (layout == haco::cgroups::Layout::v1_hybrid) return {"haco-bench", layout, "", ""};
-  return haco::cgroups::prepare_fleet_cgroup({"haco-bench", haco::cgroups::Layout::v2_root, "", ""}, false);
+  return haco::cgroups::prepare_fleet_cgroup({"haco-bench", haco::cgroups::Layout::v2_root, "", ""}, "", false);
 }
 
 // launch() into a cgroup (v1 limits + v2 membership on a hybrid host): the

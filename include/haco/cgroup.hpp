@@ -58,13 +58,40 @@ struct FleetCgroup {
 // the cgroup when it is not delegated (no Delegate=yes on its unit).
 FleetCgroup delegated_own_cgroup(const std::string& fleet);
 
+// The extended attribute on a fleet's cgroup that names the state root
+// (--root) the fleet belongs to: lost-state discovery under one state root
+// leaves the fleets of another alone (docs/cgroups.md).
+inline constexpr const char* kStateRootAttribute = "user.haco-fleet.state-root";
+
+// `state_root` as the attribute records it: absolute, normal, symlinks
+// resolved, so that two spellings of one root compare equal.
+std::string state_root_identity(const std::string& state_root);
+
+// The directory that carries the attribute: on v2 the fleet's directory
+// (under systemd the unit's cgroup); on v1 the fleet's level that holds
+// `.supervisor`. Empty when there is none.
+std::string state_root_attribute_dir(const FleetCgroup& fleet);
+
+// The state root recorded on the fleet's cgroup; nullopt when the cgroup or
+// the attribute is missing (a fleet started before the attribute existed,
+// or a cgroupfs without user.* attributes).
+std::optional<std::string> recorded_state_root(const FleetCgroup& fleet);
+
 // Makes the fleet's levels (once, before any instance starts): the
 // directories and the controllers enabled down to instances/; with
 // `join_supervisor_leaf` it moves the calling process (single-threaded) and
-// any other in the fleet's directory into supervisor/ first. For v1_hybrid it
-// does nothing. `where` comes from delegated_own_cgroup() under systemd; for
-// v2_root and v1_hybrid only its fleet and layout count.
-FleetCgroup prepare_fleet_cgroup(FleetCgroup where, bool join_supervisor_leaf = true);
+// any other in the fleet's directory into supervisor/ first. For v1_hybrid
+// it only makes, with `join_supervisor_leaf`, the fleet's level that holds
+// `.supervisor` and moves the caller there. `where` comes from
+// delegated_own_cgroup() under systemd; for v2_root and v1_hybrid only its
+// fleet and layout count.
+// With a `state_root`, the fleet's cgroup is marked with it
+// (kStateRootAttribute) before any process joins it; a cgroupfs that takes
+// no user.* attribute (ENOTSUP) leaves it unmarked, which
+// recorded_state_root() shows. A cgroup already marked with another state
+// root throws: the fleet of that name there runs (or left its cgroups)
+// under that root, and its cgroups would be shared.
+FleetCgroup prepare_fleet_cgroup(FleetCgroup where, const std::string& state_root, bool join_supervisor_leaf = true);
 
 // The pids.max every instance gets unless its definition sets one.
 inline constexpr const char* kDefaultPidsMax = "512";

@@ -110,9 +110,11 @@ class SupervisorClient {
   virtual void clear_for_takeover(const state::FleetPaths& paths, const state::FleetState& fleet) = 0;
   virtual void clear_leftovers(const state::FleetPaths& paths, const state::FleetState& fleet,
                                const std::function<bool(const std::string&)>& wanted) = 0;
-  // supervisor::fleet_left_traces and supervisor::fleets_without_state.
+  // supervisor::fleet_left_traces, supervisor::fleets_without_state and
+  // supervisor::other_state_root.
   virtual bool left_traces(const state::FleetPaths& paths) = 0;
   virtual std::vector<std::string> fleets_without_state(const std::string& state_root) = 0;
+  virtual std::optional<std::string> other_state_root(const state::FleetPaths& paths) = 0;
 };
 
 // Makes the rootfs of instances.

@@ -136,7 +136,9 @@ struct TeardownOptions {
 
 // The whole fleet: instances, supervisor, spawners, cgroups, rootfs, state
 // (and with purge the instance logs). The caller holds the fleet lock.
-// Throws listing what could not be removed.
+// Throws listing what could not be removed; throws haco::InputError before
+// touching anything when the fleet's cgroup names another state root
+// (other_state_root).
 void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& options);
 
 // Only `records` (what one `up` started): stopped and forgotten by a running
@@ -156,11 +158,24 @@ void clear_for_takeover(const state::FleetPaths& paths, const state::FleetState&
 
 // A fleet without state (lost, or never written) that still has something
 // on the host: claims, instance cgroups, a supervisor in its cgroup, a unit.
+// Cgroups and a unit whose cgroup names another state root
+// (cgroups::kStateRootAttribute) are that root's fleet's, not traces.
 bool fleet_left_traces(const state::FleetPaths& paths);
 
 // The fleets found on the host but without state under `state_root`:
-// claims without fleet.json, fleets' cgroups, fleets' units.
+// claims without fleet.json, fleets' cgroups, fleets' units. A fleet found
+// by cgroup or unit is taken only when its cgroup names `state_root` or no
+// state root at all (one started before the mark existed).
 std::vector<std::string> fleets_without_state(const std::string& state_root);
+
+// The other state root that the fleet's cgroup (as its state records it, or
+// found by its name) names, when it names one that is not
+// `paths.state_root`: a fleet of that name under another state root holds
+// the cgroups, and nothing of them is this root's to touch. teardown_fleet
+// refuses such a fleet with belongs_to_other_root's sentence (InputError).
+std::optional<std::string> other_state_root(const state::FleetPaths& paths);
+// "fleet 'web' belongs to state root /x (use --root /x)".
+std::string belongs_to_other_root(const std::string& fleet, const std::string& other_root);
 
 // What an `up` or a supervisor killed half-way left of the instances for
 // which `wanted` says yes and that do not run: a container found in their

@@ -32,13 +32,16 @@ state::FleetLock lock_interrupting_up(const state::FleetPaths& paths, Sink& sink
   return state::FleetLock::acquire(paths, true, "down");
 }
 
-// The fleets a request names: --name (which must have left something),
-// --all (with those whose state is lost), or the only one.
+// The fleets a request names: --name (which must have left something, and
+// not be another state root's fleet of that name), --all (with those whose
+// state is lost), or the only one.
 std::vector<std::string> fleets_to_take_down(const DownRequest& request, SupervisorClient& supervisor) {
   if (request.all && !request.fleet.empty()) throw InputError("down: --name and --all exclude each other");
   auto existing = state::list_fleets(request.state_root);
   if (!request.fleet.empty()) {
     state::FleetPaths paths{request.state_root, request.data_root, request.fleet};
+    if (auto other = supervisor.other_state_root(paths))
+      throw InputError(supervisor::belongs_to_other_root(request.fleet, *other));
     // A state that is unreadable, or lost while the fleet's cgroups, claims
     // or unit remain, still has something to take down.
     if (!std::filesystem::exists(paths.state_file()) && !supervisor.left_traces(paths))
@@ -70,6 +73,10 @@ DownResult down(const DownRequest& request, SupervisorClient& supervisor, Sink& 
     teardown.purge = request.purge;
     teardown.progress = [&](std::string_view step) { sink.message(fmt::format("{}: {}", fleet, step)); };
     try {
+      // Claims of this root under the name of another root's running fleet:
+      // refused before the lock, which would make state here.
+      if (auto other = supervisor.other_state_root(paths))
+        throw InputError(supervisor::belongs_to_other_root(fleet, *other));
       auto lock = lock_interrupting_up(paths, sink);
       supervisor.shutdown(paths, teardown);
       sink.step("down", fleet, std::nullopt);

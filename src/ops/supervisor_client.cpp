@@ -119,6 +119,10 @@ class ControlSupervisor : public SupervisorClient {
   std::vector<std::string> fleets_without_state(const std::string& state_root) override {
     return supervisor::fleets_without_state(state_root);
   }
+
+  std::optional<std::string> other_state_root(const state::FleetPaths& paths) override {
+    return supervisor::other_state_root(paths);
+  }
 };
 
 }  // namespace

@@ -10,7 +10,9 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -96,7 +98,59 @@ void move_processes(const std::string& from, const std::string& to) {
   throw Error(fmt::format("processes keep appearing in {}; cannot move them to {}", from, to));
 }
 
+// The attribute's value on `dir`; nullopt when the directory or the
+// attribute is missing, or cannot be read (then the fleet counts as one
+// started before the attribute existed).
+std::optional<std::string> read_state_root_attribute(const std::string& dir) {
+  ssize_t size = ::getxattr(dir.c_str(), kStateRootAttribute, nullptr, 0);
+  if (size <= 0) return std::nullopt;
+  std::string value(static_cast<std::size_t>(size), '\0');
+  size = ::getxattr(dir.c_str(), kStateRootAttribute, value.data(), value.size());
+  if (size <= 0) return std::nullopt;
+  value.resize(static_cast<std::size_t>(size));
+  return value;
+}
+
+// Marks `dir` (the fleet's cgroup) as belonging to `state_root`. Refuses a
+// cgroup marked by another state root: two fleets of one name under two
+// roots would share their cgroups. A cgroupfs without user.* attributes
+// leaves it unmarked.
+void mark_state_root(const std::string& fleet, const std::string& dir, const std::string& state_root) {
+  if (state_root.empty()) return;
+  const std::string identity = state_root_identity(state_root);
+  if (auto marked = read_state_root_attribute(dir); marked && *marked != identity)
+    throw Error(fmt::format("the cgroup {} of fleet '{}' belongs to state root {}: a fleet of that name runs (or left "
+                            "its cgroups) there; take it down with `haco-fleet --root {} down --name {}` or choose "
+                            "another name",
+                            dir, fleet, *marked, *marked, fleet));
+  if (::setxattr(dir.c_str(), kStateRootAttribute, identity.data(), identity.size(), 0) != 0 && errno != ENOTSUP &&
+      errno != EOPNOTSUPP)
+    throw Error::from_errno("setxattr", dir + " (" + kStateRootAttribute + ")", errno);
+}
+
 }  // namespace
+
+std::string state_root_identity(const std::string& state_root) {
+  std::error_code ec;
+  std::filesystem::path absolute = std::filesystem::absolute(state_root, ec);
+  if (ec) absolute = state_root;
+  std::filesystem::path resolved = std::filesystem::weakly_canonical(absolute, ec);
+  std::string text = (ec ? absolute.lexically_normal() : resolved).string();
+  while (text.size() > 1 && text.back() == '/') text.pop_back();
+  return text;
+}
+
+std::string state_root_attribute_dir(const FleetCgroup& fleet) {
+  if (fleet.layout != Layout::v1_hybrid) return fleet.dir;
+  const std::string supervisor = supervisor_cgroup_dir(fleet);
+  return supervisor.empty() ? std::string() : supervisor.substr(0, supervisor.rfind('/'));
+}
+
+std::optional<std::string> recorded_state_root(const FleetCgroup& fleet) {
+  const std::string dir = state_root_attribute_dir(fleet);
+  if (dir.empty()) return std::nullopt;
+  return read_state_root_attribute(dir);
+}
 
 std::string_view layout_name(Layout layout) {
   switch (layout) {
@@ -138,7 +192,7 @@ FleetCgroup delegated_own_cgroup(const std::string& fleet) {
   return {fleet, Layout::v2_systemd, dir, unit};
 }
 
-FleetCgroup prepare_fleet_cgroup(FleetCgroup where, bool join_supervisor_leaf) {
+FleetCgroup prepare_fleet_cgroup(FleetCgroup where, const std::string& state_root, bool join_supervisor_leaf) {
   if (where.layout == Layout::v1_hybrid) {
     // The instance cgroups are placed from this process's cgroups as they
     // are now: discovered (and kept for the spawners it forks) before it
@@ -150,6 +204,7 @@ FleetCgroup prepare_fleet_cgroup(FleetCgroup where, bool join_supervisor_leaf) {
         std::string fleet_level = dir.substr(0, dir.rfind('/'));
         make_dir(fleet_level.substr(0, fleet_level.rfind('/')));
         make_dir(fleet_level);
+        mark_state_root(where.fleet, fleet_level, state_root);
         make_dir(dir);
         write_kernel_file(dir + "/cgroup.procs", std::to_string(::getpid()));
       });
@@ -166,6 +221,7 @@ FleetCgroup prepare_fleet_cgroup(FleetCgroup where, bool join_supervisor_leaf) {
     } else if (where.dir.empty()) {
       where = delegated_own_cgroup(where.fleet);
     }
+    mark_state_root(where.fleet, where.dir, state_root);
     make_dir(where.supervisor_dir());
     if (join_supervisor_leaf) {
       write_kernel_file(where.supervisor_dir() + "/cgroup.procs", std::to_string(::getpid()));

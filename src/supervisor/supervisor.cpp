@@ -702,7 +702,9 @@ int run_supervisor(SupervisorConfig config) {
     // The fleet's cgroup levels exist before any instance starts, with this
     // process in a leaf of its own (the spawners it forks stay there).
     config.cgroup.fleet = config.paths.fleet;
-    config.cgroup = cgroups::prepare_fleet_cgroup(config.cgroup);
+    config.cgroup = cgroups::prepare_fleet_cgroup(config.cgroup, config.paths.state_root);
+    if (!cgroups::recorded_state_root(config.cgroup))
+      log_line("cgroups: the fleet's cgroup does not name its state root (no user.* attribute there)");
     if (config.cgroup.layout != cgroups::Layout::v1_hybrid)
       log_line(fmt::format("cgroups: {} in {}{}", cgroups::layout_name(config.cgroup.layout), config.cgroup.dir,
                            config.cgroup.unit.empty() ? "" : " (unit " + config.cgroup.unit + ")"));

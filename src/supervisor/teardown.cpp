@@ -182,16 +182,30 @@ std::optional<ControlClient> connect_with_deadline(const state::FleetPaths& path
   return client;
 }
 
-// Where the fleet's cgroups are: as its state recorded them, or (state
-// lost) where a fleet of that name has them on this host.
-cgroups::FleetCgroup recorded_cgroup(const state::FleetPaths& paths, const std::optional<state::FleetState>& fleet) {
-  if (fleet) return fleet->cgroup;
-  auto where = cgroups::unrecorded_fleet_cgroup(paths.fleet);
+// Where a fleet of that name has its cgroups on this host (its state lost).
+cgroups::FleetCgroup cgroup_by_name(const std::string& fleet) {
+  auto where = cgroups::unrecorded_fleet_cgroup(fleet);
   if (where.layout == cgroups::Layout::v2_systemd) {
-    where.unit = systemd::fleet_unit_name(paths.fleet);
+    where.unit = systemd::fleet_unit_name(fleet);
     where.dir = systemd::unit_cgroup_dir(where.unit);
   }
   return where;
+}
+
+// Where the fleet's cgroups are: as its state recorded them, or (state
+// lost) where a fleet of that name has them on this host.
+cgroups::FleetCgroup recorded_cgroup(const state::FleetPaths& paths, const std::optional<state::FleetState>& fleet) {
+  return fleet ? fleet->cgroup : cgroup_by_name(paths.fleet);
+}
+
+// The state root `cgroup` is marked with (cgroups::kStateRootAttribute) when
+// it is not `state_root`. A cgroup without the mark (made by a binary from
+// before it, or on a cgroupfs without user.* attributes) counts as
+// `state_root`'s, as every fleet did before.
+std::optional<std::string> marked_for_other_root(const cgroups::FleetCgroup& cgroup, const std::string& state_root) {
+  auto marked = cgroups::recorded_state_root(cgroup);
+  if (!marked || *marked == cgroups::state_root_identity(state_root)) return std::nullopt;
+  return marked;
 }
 
 // The instances of the fleet that its state does not record (`recorded`):
@@ -245,7 +259,24 @@ void kill_supervisor_cgroup(const cgroups::FleetCgroup& cgroup, std::chrono::mil
 
 }  // namespace
 
+std::optional<std::string> other_state_root(const state::FleetPaths& paths) {
+  std::optional<state::FleetState> fleet;
+  try {
+    fleet = state::load_state(paths);
+  } catch (const Error&) {
+    // Unreadable: the cgroup is looked for by the fleet's name.
+  }
+  return marked_for_other_root(recorded_cgroup(paths, fleet), paths.state_root);
+}
+
+std::string belongs_to_other_root(const std::string& fleet, const std::string& other_root) {
+  return fmt::format("fleet '{}' belongs to state root {} (use --root {})", fleet, other_root, other_root);
+}
+
 void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& options) {
+  // Another state root's fleet of the same name (its cgroups are where this
+  // one's would be): nothing of it is touched.
+  if (auto other = other_state_root(paths)) throw InputError(belongs_to_other_root(paths.fleet, *other));
   Failures failures;
   std::set<std::string> stopped;
   std::optional<state::FleetState> fleet;
@@ -385,7 +416,9 @@ void teardown_instances(const state::FleetPaths& paths, const std::vector<Instan
 
 bool fleet_left_traces(const state::FleetPaths& paths) {
   if (std::filesystem::exists(paths.claims_file())) return true;
-  const auto cgroup = recorded_cgroup(paths, std::nullopt);
+  const auto cgroup = cgroup_by_name(paths.fleet);
+  // The cgroups and unit of another state root's fleet are not this one's traces.
+  if (marked_for_other_root(cgroup, paths.state_root)) return false;
   if (cgroup.layout == cgroups::Layout::v2_systemd && systemd::unit_is_active(cgroup.unit)) return true;
   if (!cgroups::instance_cgroup_names(cgroup).empty()) return true;
   const std::string supervisor = cgroups::supervisor_cgroup_dir(cgroup);
@@ -398,9 +431,14 @@ std::vector<std::string> fleets_without_state(const std::string& state_root) {
   for (const auto& entry : std::filesystem::directory_iterator(state_root, ec))
     if (is_valid_name(entry.path().filename().string()) && std::filesystem::exists(entry.path() / "claims.json"))
       found.insert(entry.path().filename().string());
-  for (const auto& f : cgroups::fleets_with_cgroups()) found.insert(f);
+  // Found by cgroup or unit: only the fleets whose cgroup names this state
+  // root, or names none (started by a binary from before the mark: taken,
+  // as they always were).
+  std::vector<std::string> on_host = cgroups::fleets_with_cgroups();
   if (cgroups::detect_layout() == cgroups::Layout::v2_systemd)
-    for (const auto& f : systemd::fleets_with_units()) found.insert(f);
+    for (const auto& f : systemd::fleets_with_units()) on_host.push_back(f);
+  for (const auto& f : on_host)
+    if (!found.count(f) && !marked_for_other_root(cgroup_by_name(f), state_root)) found.insert(f);
   for (const auto& f : state::list_fleets(state_root)) found.erase(f);
   return {found.begin(), found.end()};
 }

@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
+
 #include <gtest/gtest.h>
 
 #include "fakes.hpp"
@@ -98,6 +100,37 @@ TEST_F(DownTest, ANameIsTakenDownWhenItsFleetLeftTracesWithoutState) {
   EXPECT_EQ(error_of_run(), "no fleet named 'gone' under " + request_.state_root);
   supervisor_.traces = {"gone"};
   EXPECT_EQ(run().fleets, (Names{"gone"}));
+}
+
+// A fleet of that name under another state root holds the cgroups: down
+// says whose it is and asks the supervisor client for nothing, not even the
+// fleet's lock.
+TEST_F(DownTest, ANameWhoseCgroupNamesAnotherStateRootIsRefusedUntouched) {
+  supervisor_.traces = {"web"};
+  supervisor_.other_roots = {{"web", "/tmp/other-root"}};
+  request_.fleet = "web";
+  EXPECT_EQ(error_of_run(), "fleet 'web' belongs to state root /tmp/other-root (use --root /tmp/other-root)");
+  EXPECT_TRUE(supervisor_.calls.empty());
+  EXPECT_FALSE(std::filesystem::exists(paths("web").lock_file()));
+
+  record_fleet("web");
+  EXPECT_EQ(error_of_run(), "fleet 'web' belongs to state root /tmp/other-root (use --root /tmp/other-root)");
+  EXPECT_TRUE(supervisor_.calls.empty());
+}
+
+// --all: the claims this root left under the name of another root's fleet
+// cannot go while that fleet holds the cgroups; reported, the others go.
+TEST_F(DownTest, AllReportsAFleetWhoseCgroupNamesAnotherStateRootAndTakesDownTheOthers) {
+  record_fleet("a");
+  supervisor_.traces = {"web"};
+  supervisor_.other_roots = {{"web", "/tmp/other-root"}};
+  request_.all = true;
+  auto result = run();
+  EXPECT_EQ(result.failed, 1u);
+  EXPECT_EQ(supervisor_.shut_down, (Names{"a"}));
+  EXPECT_EQ(sink_.failures,
+            (Names{"web: fleet 'web' belongs to state root /tmp/other-root (use --root /tmp/other-root)"}));
+  EXPECT_FALSE(std::filesystem::exists(paths("web").lock_file()));
 }
 
 TEST_F(DownTest, NameAndAllExcludeEachOther) {

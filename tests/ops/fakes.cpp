@@ -90,6 +90,12 @@ std::vector<std::string> FakeSupervisor::fleets_without_state(const std::string&
   return {traces.begin(), traces.end()};
 }
 
+std::optional<std::string> FakeSupervisor::other_state_root(const state::FleetPaths& paths) {
+  auto it = other_roots.find(paths.fleet);
+  if (it == other_roots.end()) return std::nullopt;
+  return it->second;
+}
+
 std::vector<rootfs::PreparedRootfs> FakeRootfs::prepare_images(const std::vector<rootfs::InstanceRootfs>& wanted,
                                                                const rootfs::PrepareOptions&) {
   std::vector<rootfs::PreparedRootfs> out;

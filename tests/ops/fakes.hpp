@@ -4,6 +4,8 @@
 #pragma once
 
 #include <atomic>
+#include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -22,6 +24,7 @@ class FakeSupervisor : public SupervisorClient {
   bool throw_on_start = false;            // start() throws (no supervisor listening)
   std::set<std::string> traces;           // fleets that left traces without state
   std::set<std::string> fail_shutdown;    // shutdown() throws for these fleets
+  std::map<std::string, std::string> other_roots;  // fleet -> the other state root its cgroup names
 
   // What was asked, in order: "launch", "start", "stop", "shutdown",
   // "clear_leftovers", "clear_for_takeover".
@@ -45,6 +48,7 @@ class FakeSupervisor : public SupervisorClient {
                        const std::function<bool(const std::string&)>& wanted) override;
   bool left_traces(const state::FleetPaths& paths) override;
   std::vector<std::string> fleets_without_state(const std::string& state_root) override;
+  std::optional<std::string> other_state_root(const state::FleetPaths& paths) override;
 };
 
 class FakeRootfs : public RootfsPreparer {

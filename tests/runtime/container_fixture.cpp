@@ -82,7 +82,7 @@ ContainerSpec busybox_spec(const std::string& name, const TempRootfs& rootfs, st
 cgroups::FleetCgroup test_fleet_cgroup(const std::string& fleet) {
   auto layout = cgroups::detect_layout();
   if (layout == cgroups::Layout::v1_hybrid) return {fleet, layout, "", ""};
-  return cgroups::prepare_fleet_cgroup({fleet, cgroups::Layout::v2_root, "", ""}, false);
+  return cgroups::prepare_fleet_cgroup({fleet, cgroups::Layout::v2_root, "", ""}, "", false);
 }
 
 CgroupGuard::~CgroupGuard() {
