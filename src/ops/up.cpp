@@ -100,6 +100,10 @@ class Up {
                          request_.open_files, fmt::format("a fleet of {} instances", instances.size()));
     paths_.emplace(request_.state_root, request_.data_root, request_.fleet);
     result_.paths.emplace(*paths_);
+    // A fleet of this name under another state root holds the same cgroups
+    // (and, under systemd, the same unit): refused before anything is made.
+    if (auto other = services_.supervisor.other_state_root(*paths_))
+      throw InputError(supervisor::belongs_to_other_root(paths_->fleet, *other));
     layout::DataRoot(request_.data_root).make_directories();
 
     // Ctrl-C while waiting for the lock simply ends `up`: nothing started.

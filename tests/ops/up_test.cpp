@@ -137,6 +137,19 @@ TEST_F(UpTest, AChangedDefinitionOfARunningInstanceIsRefusedBeforeAnythingStarts
   EXPECT_TRUE(supervisor_.calls.empty());
 }
 
+TEST_F(UpTest, AFleetNameHeldUnderAnotherStateRootIsRefusedBeforeAnythingIsMade) {
+  want(2);
+  supervisor_.other_roots = {{"f", "/tmp/other-root"}};
+  try {
+    run();
+    FAIL() << "a fleet of another state root was brought up again";
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()), "fleet 'f' belongs to state root /tmp/other-root (use --root /tmp/other-root)");
+  }
+  EXPECT_TRUE(supervisor_.calls.empty());
+  EXPECT_FALSE(std::filesystem::exists(paths().dir())) << "state was made";
+}
+
 TEST_F(UpTest, WithAtomicAFailedStartRemovesEverythingThisUpStarted) {
   want(3);
   request_.atomic = true;

@@ -5,25 +5,14 @@
 #include "haco/control_protocol.hpp"
 #include "haco/error.hpp"
 #include "haco/spec_json.hpp"
+#include "sample_instance.hpp"
 
 namespace haco::supervisor::protocol {
 namespace {
 
 using nlohmann::json;
 
-InstanceSpec sample_instance(std::uint16_t port) {
-  InstanceSpec i;
-  i.index = 1;
-  i.port = port;
-  i.container.name = "web-" + std::to_string(port);
-  i.container.command = {"/bin/busybox", "httpd", "-f"};
-  i.container.rootfs = "/tmp/rootfs/web-" + std::to_string(port);
-  i.container.namespaces = {Namespace::user, Namespace::pid};
-  i.container.uid_map = {{0, port * 100u, 100}};
-  i.container.gid_map = {{0, port * 100u, 100}};
-  i.container.cgroup = {{"pids.max", "64"}};
-  return i;
-}
+using haco::testing::sample_instance;
 
 state::InstanceRecord sample_record(std::uint16_t port) {
   state::InstanceRecord r;

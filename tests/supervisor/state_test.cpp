@@ -11,24 +11,13 @@
 
 #include "haco/error.hpp"
 #include "haco/state.hpp"
+#include "sample_instance.hpp"
 #include "test_support.hpp"
 
 namespace haco::state {
 namespace {
 
-InstanceSpec sample_instance(std::uint16_t port) {
-  InstanceSpec i;
-  i.index = 3;
-  i.port = port;
-  i.container.name = "web-" + std::to_string(port);
-  i.container.command = {"/bin/busybox", "httpd", "-f"};
-  i.container.rootfs = "/tmp/rootfs/web-" + std::to_string(port);
-  i.container.namespaces = {Namespace::user, Namespace::pid};
-  i.container.uid_map = {{0, port * 100u, 100}};
-  i.container.gid_map = {{0, port * 100u, 100}};
-  i.container.cgroup = {{"pids.max", "64"}};
-  return i;
-}
+using haco::testing::sample_instance;
 
 FleetState sample_state() {
   FleetState s;
