@@ -5,6 +5,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/option_ranges.hpp"
+#include "cli/privilege.hpp"
 #include "cli/progress_sink.hpp"
 #include "haco/ops.hpp"
 
@@ -28,6 +29,10 @@ void add_down_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
       ->capture_default_str();
   cmd->add_flag("--purge", options->purge, "Also remove the rootfs trees and instance logs");
   cmd->callback([options, &global, &exit_status] {
+    if (!running_as_root("down")) {
+      exit_status = kExitBadInput;
+      return;
+    }
     ops::DownRequest request;
     request.state_root = global.state_root;
     request.data_root = global.data_root;

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.hpp"
+#include "cli/privilege.hpp"
 #include "haco/error.hpp"
 #include "haco/printable.hpp"
 #include "haco/state.hpp"
@@ -121,6 +122,10 @@ void add_ps_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
   cmd->add_option("--name", *name, "Only this fleet")->check(fleet_name_rule());
   cmd->add_flag("--json", *json, "Print JSON, with the memory of the supervisor and spawners (RSS, PSS)");
   cmd->callback([name, json, &global, &exit_status] {
+    if (!can_read_state_root("ps", global.state_root)) {
+      exit_status = kExitBadInput;
+      return;
+    }
     std::vector<std::string> fleets = name->empty() ? state::list_fleets(global.state_root)
                                                     : std::vector<std::string>{*name};
     nlohmann::json out = nlohmann::json::array();

@@ -14,6 +14,7 @@
 #include "cli/commands.hpp"
 #include "cli/expand_options.hpp"
 #include "cli/option_ranges.hpp"
+#include "cli/privilege.hpp"
 #include "cli/progress_sink.hpp"
 #include "haco/error.hpp"
 #include "haco/observe.hpp"
@@ -224,7 +225,13 @@ void add_up_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
                 "Ctrl-C then stops the fleet like `down` without --purge");
   cmd->add_flag("--allow-host-root", options->allow_host_root,
                 "Accept instances without a user namespace, whose root is the host's root (warned on stderr)");
-  cmd->callback([options, &global, &exit_status] { exit_status = run_up(global, *options); });
+  cmd->callback([options, &global, &exit_status] {
+    if (!running_as_root("up")) {
+      exit_status = kExitBadInput;
+      return;
+    }
+    exit_status = run_up(global, *options);
+  });
   add_supervise_command(app, global, exit_status);
 }
 
