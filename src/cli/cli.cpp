@@ -67,6 +67,15 @@ int run(int argc, char** argv) {
   add_ps_command(app, global, exit_status);
   add_down_command(app, global, exit_status);
 
+  // After the subcommands: each has its own, a footer set earlier would be
+  // inherited by them.
+  app.footer(
+      "Example: a fleet of 100 phpinfo containers, listed, then stopped:\n"
+      "  haco-fleet up --ports 10001-10100 templates/phpinfo.haco\n"
+      "  haco-fleet ps\n"
+      "  haco-fleet down\n"
+      "Each command's --help has an example of its own.");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -28,6 +28,9 @@ void add_down_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
       ->check(seconds_in(kDownTimeoutRange))
       ->capture_default_str();
   cmd->add_flag("--purge", options->purge, "Also remove the rootfs trees and instance logs");
+  cmd->footer(
+      "Example: stop the fleet phpinfo, SIGKILL after 5 seconds, and remove its rootfs trees and logs too:\n"
+      "  haco-fleet down --name phpinfo --timeout 5 --purge");
   cmd->callback([options, &global, &exit_status] {
     if (!running_as_root("down")) {
       exit_status = kExitBadInput;

@@ -121,6 +121,9 @@ void add_ps_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
   auto json = std::make_shared<bool>(false);
   cmd->add_option("--name", *name, "Only this fleet")->check(fleet_name_rule());
   cmd->add_flag("--json", *json, "Print JSON, with the memory of the supervisor and spawners (RSS, PSS)");
+  cmd->footer(
+      "Example: the instances of the fleet phpinfo as JSON, with the supervisor's memory:\n"
+      "  haco-fleet ps --name phpinfo --json");
   cmd->callback([name, json, &global, &exit_status] {
     if (!can_read_state_root("ps", global.state_root)) {
       exit_status = kExitBadInput;

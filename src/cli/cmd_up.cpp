@@ -225,6 +225,10 @@ void add_up_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
                 "Ctrl-C then stops the fleet like `down` without --purge");
   cmd->add_flag("--allow-host-root", options->allow_host_root,
                 "Accept instances without a user namespace, whose root is the host's root (warned on stderr)");
+  cmd->footer(
+      "Example: one Apache+PHP instance per port 10001-10100, 8 started at a time, each ready once /index.php\n"
+      "answers 2xx:\n"
+      "  haco-fleet up --ports 10001-10100 --parallel 8 --ready http:/index.php templates/phpinfo.haco");
   cmd->callback([options, &global, &exit_status] {
     if (!running_as_root("up")) {
       exit_status = kExitBadInput;
