@@ -1,5 +1,4 @@
 #include <cstdio>
-#include <cstdlib>
 
 #include "cli/commands.hpp"
 #include "haco/error.hpp"
@@ -8,15 +7,6 @@
 #include "haco/printable.hpp"
 
 namespace haco::cli {
-namespace {
-
-std::string env_or(const char* name, const char* fallback) {
-  const char* value = std::getenv(name);
-  return value && *value ? value : fallback;
-}
-
-}  // namespace
-
 CLI::Validator fleet_name_rule() {
   return CLI::Validator(
       [](std::string& name) {
@@ -52,13 +42,14 @@ int run(int argc, char** argv) {
   });
 
   GlobalOptions global;
-  global.state_root = env_or("HACO_FLEET_ROOT", "/run/haco-fleet");
-  global.data_root = env_or("HACO_FLEET_DATA_ROOT", layout::kDefaultDataRoot);
-  app.add_option("--root", global.state_root,
-                 "State root: fleet state, locks and sockets (env HACO_FLEET_ROOT)")
+  global.state_root = "/run/haco-fleet";
+  global.data_root = layout::kDefaultDataRoot;
+  // An empty variable counts as unset.
+  app.add_option("--root", global.state_root, "State root: fleet state, locks and sockets")
+      ->envname("HACO_FLEET_ROOT")
       ->capture_default_str();
-  app.add_option("--data-root", global.data_root,
-                 "Data root: image cache, overlay layers, instance data (env HACO_FLEET_DATA_ROOT)")
+  app.add_option("--data-root", global.data_root, "Data root: image cache, overlay layers, instance data")
+      ->envname("HACO_FLEET_DATA_ROOT")
       ->capture_default_str();
 
   int exit_status = kExitOk;

@@ -13,6 +13,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/expand_options.hpp"
+#include "cli/option_forms.hpp"
 #include "cli/option_ranges.hpp"
 #include "cli/privilege.hpp"
 #include "cli/progress_sink.hpp"
@@ -61,10 +62,9 @@ void catch_interrupts() {
   ::sigaction(SIGTERM, &action, nullptr);
 }
 
+// The option parser holds --rootfs to these two.
 rootfs::Strategy parse_strategy(const std::string& text) {
-  if (text == "overlay") return rootfs::Strategy::overlay;
-  if (text == "extract") return rootfs::Strategy::extract;
-  throw InputError("--rootfs '" + text + "': expected overlay or extract");
+  return text == "extract" ? rootfs::Strategy::extract : rootfs::Strategy::overlay;
 }
 
 void report(const ops::UpResult& result, const UpOptions& options) {
@@ -196,8 +196,11 @@ void add_up_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
   cmd->add_option("--stagger", options->stagger_ms, "Milliseconds between two starts: " + range_text(kStaggerMsRange))
       ->check(whole_number_in(kStaggerMsRange))
       ->capture_default_str();
-  cmd->add_option("--restart", options->restart, "Restart policy: no, on-failure[:N], always")->capture_default_str();
+  cmd->add_option("--restart", options->restart, "Restart policy: no, on-failure[:N], always")
+      ->check(restart_policy_form())
+      ->capture_default_str();
   cmd->add_option("--ready", options->ready, "Readiness: tcp (the port accepts) or http:PATH (2xx)")
+      ->check(ready_form())
       ->capture_default_str();
   cmd->add_option("--timeout", options->timeout_s,
                   "Seconds to wait until every instance is ready: " + range_text(kUpTimeoutRange))
@@ -209,6 +212,7 @@ void add_up_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
   cmd->add_flag("--json", options->json, "Print the summary as JSON");
   cmd->add_option("--rootfs", options->rootfs_strategy,
                   "Rootfs strategy for tarball images: overlay (shared image cache) or extract (a copy each)")
+      ->check(CLI::IsMember({"overlay", "extract"}))
       ->capture_default_str();
   cmd->add_option("--bootstrap", options->bootstrap,
                   "A bootstrap block of mkdir/tar/chown/mknod commands: auto (served by the rootfs engine when every "
