@@ -51,6 +51,13 @@ int run(int argc, char** argv) {
   app.add_option("--data-root", global.data_root, "Data root: image cache, overlay layers, instance data")
       ->envname("HACO_FLEET_DATA_ROOT")
       ->capture_default_str();
+  auto* log_level = app.add_option("--log-level", global.log_level,
+                                   "What is said on stderr: error, warn, info (progress too) or debug (every progress "
+                                   "event on a line of its own); stdout is not affected")
+                        ->check(CLI::IsMember(std::vector<std::string>(std::begin(kLogLevelNames),
+                                                                      std::end(kLogLevelNames))))
+                        ->capture_default_str();
+  app.add_flag("-q,--quiet", global.quiet, "Only warnings and errors on stderr (--log-level warn)")->excludes(log_level);
 
   int exit_status = kExitOk;
   add_expand_command(app, global, exit_status);

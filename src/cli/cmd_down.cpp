@@ -44,7 +44,7 @@ void add_down_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
     request.timeout = std::chrono::milliseconds(std::lround(options->timeout_s * 1000));
     request.purge = options->purge;
     auto supervisor = ops::control_supervisor();
-    ProgressSink sink("down", {"down"});
+    ProgressSink sink("down", {"down"}, global.level());
     auto result = ops::down(request, *supervisor, sink);
     if (result.fleets.empty()) std::printf("no fleet under %s\n", global.state_root.c_str());
     exit_status = result.failed == 0 ? kExitOk : kExitFailed;

@@ -147,7 +147,7 @@ void add_expand_command(CLI::App& app, GlobalOptions& global, int& exit_status) 
       "  haco-fleet expand --ports 10001-10003 templates/phpinfo.haco");
   cmd->callback([options, json, &global, &exit_status] {
     auto expanded = expand_from_options(*options);
-    check_against_other_fleets(global.state_root, expanded);
+    check_against_other_fleets(global.state_root, expanded, global.level());
     if (*json)
       std::printf("%s\n", expand_document(expanded.fleet_name, expanded.instances).dump(2).c_str());
     else

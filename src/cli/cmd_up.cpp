@@ -17,6 +17,7 @@
 #include "cli/option_ranges.hpp"
 #include "cli/privilege.hpp"
 #include "cli/progress_sink.hpp"
+#include "cli/rootfs_messages.hpp"
 #include "haco/error.hpp"
 #include "haco/observe.hpp"
 #include "haco/open_files.hpp"
@@ -122,8 +123,8 @@ int run_up(const GlobalOptions& global, const UpOptions& options) {
   request.on_locked = catch_interrupts;
 
   auto supervisor = ops::control_supervisor();
-  auto rootfs = ops::engine_rootfs(global.data_root);
-  ProgressSink sink("up", {"rootfs", "started", "ready"}, options.foreground);
+  ProgressSink sink("up", {"rootfs", "started", "ready"}, global.level(), options.foreground);
+  auto rootfs = rootfs_reporting_to(ops::engine_rootfs(global.data_root), sink);
   auto result = ops::up(request, {*supervisor, *rootfs, ops::observed_readiness(request.ready), sink});
   switch (result.outcome) {
     case ops::UpResult::Outcome::already_running:
