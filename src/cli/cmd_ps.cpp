@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.hpp"
+#include "cli/json_schemas.hpp"
 #include "cli/privilege.hpp"
 #include "haco/error.hpp"
 #include "haco/printable.hpp"
@@ -159,7 +160,7 @@ void add_ps_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
       }
       first = false;
     }
-    if (*json) std::printf("%s\n", nlohmann::json{{"fleets", out}}.dump(2).c_str());
+    if (*json) std::printf("%s\n", nlohmann::json{{"schema", kPsSchemaVersion}, {"fleets", out}}.dump(2).c_str());
     else if (first) std::printf("no fleet under %s\n", global.state_root.c_str());
   });
 }

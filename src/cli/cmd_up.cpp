@@ -13,6 +13,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/expand_options.hpp"
+#include "cli/json_schemas.hpp"
 #include "cli/option_forms.hpp"
 #include "cli/option_ranges.hpp"
 #include "cli/privilege.hpp"
@@ -75,7 +76,8 @@ void report(const ops::UpResult& result, const UpOptions& options) {
   if (options.json) {
     nlohmann::json failed = nlohmann::json::array();
     for (const auto& [name, reason] : result.failures) failed.push_back({{"instance", name}, {"error", reason}});
-    nlohmann::json out = {{"fleet", fleet},
+    nlohmann::json out = {{"schema", kUpSchemaVersion},
+                          {"fleet", fleet},
                           {"started", result.started},
                           {"failed", failed},
                           {"atomic_rollback", result.atomic_rollback},

@@ -42,6 +42,19 @@ TEST_F(FleetTest, QuietUpPrintsItsSummaryAlone) {
   EXPECT_EQ(down.output, "");
 }
 
+// up --json carries its schema, as expand --json and ps --json do; with -q
+// stdout and stderr together are the document alone.
+TEST_F(FleetTest, UpJsonCarriesItsSchema) {
+  auto result = haco("-q up --json --name " + fleet_ + " --ports " + ports(2) + " --timeout 20 " + definition());
+  ASSERT_EQ(result.status, 0) << result.output;
+  auto doc = nlohmann::json::parse(result.output);
+  EXPECT_EQ(doc.at("schema"), 1);
+  EXPECT_EQ(doc.at("fleet"), fleet_);
+  EXPECT_EQ(doc.at("started"), 2);
+  EXPECT_EQ(doc.at("failed"), nlohmann::json::array());
+  EXPECT_EQ(haco("-q down --name " + fleet_).status, 0);
+}
+
 TEST_F(FleetTest, UpPsDownLeavesNothing) {
   auto result = up(4, "--parallel 2");
   ASSERT_EQ(result.status, 0) << result.output;
@@ -78,6 +91,7 @@ TEST_F(FleetTest, UpPsDownLeavesNothing) {
   }
 
   auto ps = ps_json();
+  EXPECT_EQ(ps["schema"], 1);
   ASSERT_EQ(ps["fleets"].size(), 1u);
   const auto& listed = ps["fleets"][0];
   EXPECT_TRUE(listed["supervisor"]["running"].get<bool>());
