@@ -1,5 +1,4 @@
 #include <cstdio>
-#include <cstdlib>
 
 #include "cli/commands.hpp"
 #include "haco/error.hpp"
@@ -8,15 +7,6 @@
 #include "haco/printable.hpp"
 
 namespace haco::cli {
-namespace {
-
-std::string env_or(const char* name, const char* fallback) {
-  const char* value = std::getenv(name);
-  return value && *value ? value : fallback;
-}
-
-}  // namespace
-
 CLI::Validator fleet_name_rule() {
   return CLI::Validator(
       [](std::string& name) {
@@ -52,20 +42,37 @@ int run(int argc, char** argv) {
   });
 
   GlobalOptions global;
-  global.state_root = env_or("HACO_FLEET_ROOT", "/run/haco-fleet");
-  global.data_root = env_or("HACO_FLEET_DATA_ROOT", layout::kDefaultDataRoot);
-  app.add_option("--root", global.state_root,
-                 "State root: fleet state, locks and sockets (env HACO_FLEET_ROOT)")
+  global.state_root = "/run/haco-fleet";
+  global.data_root = layout::kDefaultDataRoot;
+  // An empty variable counts as unset.
+  app.add_option("--root", global.state_root, "State root: fleet state, locks and sockets")
+      ->envname("HACO_FLEET_ROOT")
       ->capture_default_str();
-  app.add_option("--data-root", global.data_root,
-                 "Data root: image cache, overlay layers, instance data (env HACO_FLEET_DATA_ROOT)")
+  app.add_option("--data-root", global.data_root, "Data root: image cache, overlay layers, instance data")
+      ->envname("HACO_FLEET_DATA_ROOT")
       ->capture_default_str();
+  auto* log_level = app.add_option("--log-level", global.log_level,
+                                   "What is said on stderr: error, warn, info (progress too) or debug (every progress "
+                                   "event on a line of its own); stdout is not affected")
+                        ->check(CLI::IsMember(std::vector<std::string>(std::begin(kLogLevelNames),
+                                                                      std::end(kLogLevelNames))))
+                        ->capture_default_str();
+  app.add_flag("-q,--quiet", global.quiet, "Only warnings and errors on stderr (--log-level warn)")->excludes(log_level);
 
   int exit_status = kExitOk;
   add_expand_command(app, global, exit_status);
   add_up_command(app, global, exit_status);
   add_ps_command(app, global, exit_status);
   add_down_command(app, global, exit_status);
+
+  // After the subcommands: each has its own, a footer set earlier would be
+  // inherited by them.
+  app.footer(
+      "Example: a fleet of 100 phpinfo containers, listed, then stopped:\n"
+      "  haco-fleet up --ports 10001-10100 templates/phpinfo.haco\n"
+      "  haco-fleet ps\n"
+      "  haco-fleet down\n"
+      "Each command's --help has an example of its own.");
 
   try {
     app.parse(argc, argv);

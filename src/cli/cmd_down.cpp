@@ -5,6 +5,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/option_ranges.hpp"
+#include "cli/privilege.hpp"
 #include "cli/progress_sink.hpp"
 #include "haco/ops.hpp"
 
@@ -27,7 +28,14 @@ void add_down_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
       ->check(seconds_in(kDownTimeoutRange))
       ->capture_default_str();
   cmd->add_flag("--purge", options->purge, "Also remove the rootfs trees and instance logs");
+  cmd->footer(
+      "Example: stop the fleet phpinfo, SIGKILL after 5 seconds, and remove its rootfs trees and logs too:\n"
+      "  haco-fleet down --name phpinfo --timeout 5 --purge");
   cmd->callback([options, &global, &exit_status] {
+    if (!running_as_root("down")) {
+      exit_status = kExitBadInput;
+      return;
+    }
     ops::DownRequest request;
     request.state_root = global.state_root;
     request.data_root = global.data_root;
@@ -36,7 +44,7 @@ void add_down_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
     request.timeout = std::chrono::milliseconds(std::lround(options->timeout_s * 1000));
     request.purge = options->purge;
     auto supervisor = ops::control_supervisor();
-    ProgressSink sink("down", {"down"});
+    ProgressSink sink("down", {"down"}, global.level());
     auto result = ops::down(request, *supervisor, sink);
     if (result.fleets.empty()) std::printf("no fleet under %s\n", global.state_root.c_str());
     exit_status = result.failed == 0 ? kExitOk : kExitFailed;

@@ -142,9 +142,12 @@ void add_expand_command(CLI::App& app, GlobalOptions& global, int& exit_status) 
   add_expand_options(*cmd, *options);
   auto json = std::make_shared<bool>(false);
   cmd->add_flag("--json", *json, "Print a JSON document (schema 1) instead of a table");
+  cmd->footer(
+      "Example: the three instances ports 10001-10003 give, as a table, without starting any:\n"
+      "  haco-fleet expand --ports 10001-10003 templates/phpinfo.haco");
   cmd->callback([options, json, &global, &exit_status] {
     auto expanded = expand_from_options(*options);
-    check_against_other_fleets(global.state_root, expanded);
+    check_against_other_fleets(global.state_root, expanded, global.level());
     if (*json)
       std::printf("%s\n", expand_document(expanded.fleet_name, expanded.instances).dump(2).c_str());
     else

@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 
 #include "cli/commands.hpp"
+#include "cli/json_schemas.hpp"
+#include "cli/privilege.hpp"
 #include "haco/error.hpp"
 #include "haco/printable.hpp"
 #include "haco/state.hpp"
@@ -120,7 +122,14 @@ void add_ps_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
   auto json = std::make_shared<bool>(false);
   cmd->add_option("--name", *name, "Only this fleet")->check(fleet_name_rule());
   cmd->add_flag("--json", *json, "Print JSON, with the memory of the supervisor and spawners (RSS, PSS)");
+  cmd->footer(
+      "Example: the instances of the fleet phpinfo as JSON, with the supervisor's memory:\n"
+      "  haco-fleet ps --name phpinfo --json");
   cmd->callback([name, json, &global, &exit_status] {
+    if (!can_read_state_root("ps", global.state_root)) {
+      exit_status = kExitBadInput;
+      return;
+    }
     std::vector<std::string> fleets = name->empty() ? state::list_fleets(global.state_root)
                                                     : std::vector<std::string>{*name};
     nlohmann::json out = nlohmann::json::array();
@@ -151,7 +160,7 @@ void add_ps_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
       }
       first = false;
     }
-    if (*json) std::printf("%s\n", nlohmann::json{{"fleets", out}}.dump(2).c_str());
+    if (*json) std::printf("%s\n", nlohmann::json{{"schema", kPsSchemaVersion}, {"fleets", out}}.dump(2).c_str());
     else if (first) std::printf("no fleet under %s\n", global.state_root.c_str());
   });
 }

@@ -13,8 +13,12 @@
 
 #include "cli/commands.hpp"
 #include "cli/expand_options.hpp"
+#include "cli/json_schemas.hpp"
+#include "cli/option_forms.hpp"
 #include "cli/option_ranges.hpp"
+#include "cli/privilege.hpp"
 #include "cli/progress_sink.hpp"
+#include "cli/rootfs_messages.hpp"
 #include "haco/error.hpp"
 #include "haco/observe.hpp"
 #include "haco/open_files.hpp"
@@ -60,10 +64,9 @@ void catch_interrupts() {
   ::sigaction(SIGTERM, &action, nullptr);
 }
 
+// The option parser holds --rootfs to these two.
 rootfs::Strategy parse_strategy(const std::string& text) {
-  if (text == "overlay") return rootfs::Strategy::overlay;
-  if (text == "extract") return rootfs::Strategy::extract;
-  throw InputError("--rootfs '" + text + "': expected overlay or extract");
+  return text == "extract" ? rootfs::Strategy::extract : rootfs::Strategy::overlay;
 }
 
 void report(const ops::UpResult& result, const UpOptions& options) {
@@ -73,7 +76,8 @@ void report(const ops::UpResult& result, const UpOptions& options) {
   if (options.json) {
     nlohmann::json failed = nlohmann::json::array();
     for (const auto& [name, reason] : result.failures) failed.push_back({{"instance", name}, {"error", reason}});
-    nlohmann::json out = {{"fleet", fleet},
+    nlohmann::json out = {{"schema", kUpSchemaVersion},
+                          {"fleet", fleet},
                           {"started", result.started},
                           {"failed", failed},
                           {"atomic_rollback", result.atomic_rollback},
@@ -121,8 +125,8 @@ int run_up(const GlobalOptions& global, const UpOptions& options) {
   request.on_locked = catch_interrupts;
 
   auto supervisor = ops::control_supervisor();
-  auto rootfs = ops::engine_rootfs(global.data_root);
-  ProgressSink sink("up", {"rootfs", "started", "ready"}, options.foreground);
+  ProgressSink sink("up", {"rootfs", "started", "ready"}, global.level(), options.foreground);
+  auto rootfs = rootfs_reporting_to(ops::engine_rootfs(global.data_root), sink);
   auto result = ops::up(request, {*supervisor, *rootfs, ops::observed_readiness(request.ready), sink});
   switch (result.outcome) {
     case ops::UpResult::Outcome::already_running:
@@ -195,8 +199,11 @@ void add_up_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
   cmd->add_option("--stagger", options->stagger_ms, "Milliseconds between two starts: " + range_text(kStaggerMsRange))
       ->check(whole_number_in(kStaggerMsRange))
       ->capture_default_str();
-  cmd->add_option("--restart", options->restart, "Restart policy: no, on-failure[:N], always")->capture_default_str();
+  cmd->add_option("--restart", options->restart, "Restart policy: no, on-failure[:N], always")
+      ->check(restart_policy_form())
+      ->capture_default_str();
   cmd->add_option("--ready", options->ready, "Readiness: tcp (the port accepts) or http:PATH (2xx)")
+      ->check(ready_form())
       ->capture_default_str();
   cmd->add_option("--timeout", options->timeout_s,
                   "Seconds to wait until every instance is ready: " + range_text(kUpTimeoutRange))
@@ -208,6 +215,7 @@ void add_up_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
   cmd->add_flag("--json", options->json, "Print the summary as JSON");
   cmd->add_option("--rootfs", options->rootfs_strategy,
                   "Rootfs strategy for tarball images: overlay (shared image cache) or extract (a copy each)")
+      ->check(CLI::IsMember({"overlay", "extract"}))
       ->capture_default_str();
   cmd->add_option("--bootstrap", options->bootstrap,
                   "A bootstrap block of mkdir/tar/chown/mknod commands: auto (served by the rootfs engine when every "
@@ -224,7 +232,17 @@ void add_up_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
                 "Ctrl-C then stops the fleet like `down` without --purge");
   cmd->add_flag("--allow-host-root", options->allow_host_root,
                 "Accept instances without a user namespace, whose root is the host's root (warned on stderr)");
-  cmd->callback([options, &global, &exit_status] { exit_status = run_up(global, *options); });
+  cmd->footer(
+      "Example: one Apache+PHP instance per port 10001-10100, 8 started at a time, each ready once /index.php\n"
+      "answers 2xx:\n"
+      "  haco-fleet up --ports 10001-10100 --parallel 8 --ready http:/index.php templates/phpinfo.haco");
+  cmd->callback([options, &global, &exit_status] {
+    if (!running_as_root("up")) {
+      exit_status = kExitBadInput;
+      return;
+    }
+    exit_status = run_up(global, *options);
+  });
   add_supervise_command(app, global, exit_status);
 }
 

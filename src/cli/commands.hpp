@@ -5,6 +5,8 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "cli/log_level.hpp"
+
 namespace haco::cli {
 
 // Exit statuses that mean something to scripts.
@@ -15,6 +17,10 @@ inline constexpr int kExitBadInput = 2;  // bad input: nothing was started or ch
 struct GlobalOptions {
   std::string state_root;  // --root / HACO_FLEET_ROOT, default /run/haco-fleet
   std::string data_root;   // --data-root / HACO_FLEET_DATA_ROOT, default /var/lib/haco-fleet
+  bool quiet = false;             // -q/--quiet: as --log-level warn
+  std::string log_level = "info";  // --log-level
+
+  LogLevel level() const { return quiet ? LogLevel::warn : log_level_named(log_level); }
 };
 
 // For every --name: haco::check_name's rule, so that a bad name (an empty one

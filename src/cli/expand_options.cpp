@@ -63,10 +63,12 @@ std::vector<registry::InstanceClaim> claims_of(const std::vector<InstanceSpec>& 
   return claims;
 }
 
-void check_against_other_fleets(const std::string& state_root, const ExpandedFleet& fleet) {
+void check_against_other_fleets(const std::string& state_root, const ExpandedFleet& fleet, LogLevel level) {
   auto others = registry::read_other_fleets(state_root, fleet.fleet_name);
-  for (const auto& line : others.unreadable)
-    std::fprintf(stderr, "haco-fleet: warning: %s; what that fleet holds is not checked\n", line.c_str());
+  if (shows(level, LogLevel::warn)) {
+    for (const auto& line : others.unreadable)
+      std::fprintf(stderr, "haco-fleet: warning: %s; what that fleet holds is not checked\n", line.c_str());
+  }
   registry::throw_if_clashes(fleet.fleet_name, registry::find_clashes(claims_of(fleet.instances), others));
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/log_level.hpp"
 #include "haco/cgroup.hpp"
 #include "haco/fleet.hpp"
 #include "haco/registry.hpp"
@@ -43,6 +44,8 @@ std::vector<registry::InstanceClaim> claims_of(const std::vector<InstanceSpec>& 
 // Checks the fleet against what the other fleets under `state_root` hold,
 // without taking the registry lock (`expand` only looks; `up` claims under
 // the lock): InputError naming the other fleet on a clash.
-void check_against_other_fleets(const std::string& state_root, const ExpandedFleet& fleet);
+// A fleet whose claims cannot be read is a warning, printed when `level` shows
+// warnings.
+void check_against_other_fleets(const std::string& state_root, const ExpandedFleet& fleet, LogLevel level);
 
 }  // namespace haco::cli

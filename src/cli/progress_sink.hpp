@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/log_level.hpp"
 #include "haco/observe.hpp"
 #include "haco/ops.hpp"
 
@@ -15,10 +16,14 @@ namespace haco::cli {
 class ProgressSink : public ops::Sink {
  public:
   // `operation` starts the live line ("up"); `steps` are counted on it.
+  // `level`: what is printed (failures always are; progress from info on).
   // `notify_status`: status() goes to the service manager (up --foreground).
-  ProgressSink(std::string operation, std::vector<std::string> steps, bool notify_status = false);
+  ProgressSink(std::string operation, std::vector<std::string> steps, LogLevel level, bool notify_status = false);
 
+  // Classified by level_of_message.
   void message(std::string_view text) override;
+  // A line whose level the caller knows; printed when the level shows it.
+  void say(LogLevel level, std::string_view text);
   void begin(std::size_t total) override;
   void step(std::string_view step, std::string_view instance,
             std::optional<std::chrono::nanoseconds> took) override;
@@ -30,6 +35,7 @@ class ProgressSink : public ops::Sink {
  private:
   std::string operation_;
   std::vector<std::string> steps_;
+  LogLevel level_;
   bool notify_status_;
   std::unique_ptr<observe::ProgressReporter> progress_;
 };

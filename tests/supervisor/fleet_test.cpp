@@ -21,6 +21,40 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// -q keeps stderr to warnings and errors: `up` then prints its summary alone.
+TEST_F(FleetTest, QuietUpPrintsItsSummaryAlone) {
+  auto loud = up(1);
+  ASSERT_EQ(loud.status, 0) << loud.output;
+  std::string instance = "t-" + std::to_string(port_base_);
+  // stderr is a pipe: one plain line per progress event.
+  EXPECT_NE(loud.output.find("ready " + instance + " in "), std::string::npos) << loud.output;
+  // The rootfs engine's line about the image is information too.
+  EXPECT_NE(loud.output.find("haco-fleet: image "), std::string::npos) << loud.output;
+  ASSERT_EQ(haco("-q down --name " + fleet_).status, 0);
+
+  auto quiet = haco("-q up --name " + fleet_ + " --ports " + ports(1) + " --timeout 20 " + definition());
+  ASSERT_EQ(quiet.status, 0) << quiet.output;
+  EXPECT_EQ(quiet.output.rfind("fleet " + fleet_ + ": 1 of 1 instances ready\n", 0), 0u) << quiet.output;
+  EXPECT_EQ(quiet.output.find(instance + " in "), std::string::npos) << quiet.output;
+  EXPECT_EQ(quiet.output.find("haco-fleet: image "), std::string::npos) << quiet.output;
+  auto down = haco("-q down --name " + fleet_);
+  EXPECT_EQ(down.status, 0) << down.output;
+  EXPECT_EQ(down.output, "");
+}
+
+// up --json carries its schema, as expand --json and ps --json do; with -q
+// stdout and stderr together are the document alone.
+TEST_F(FleetTest, UpJsonCarriesItsSchema) {
+  auto result = haco("-q up --json --name " + fleet_ + " --ports " + ports(2) + " --timeout 20 " + definition());
+  ASSERT_EQ(result.status, 0) << result.output;
+  auto doc = nlohmann::json::parse(result.output);
+  EXPECT_EQ(doc.at("schema"), 1);
+  EXPECT_EQ(doc.at("fleet"), fleet_);
+  EXPECT_EQ(doc.at("started"), 2);
+  EXPECT_EQ(doc.at("failed"), nlohmann::json::array());
+  EXPECT_EQ(haco("-q down --name " + fleet_).status, 0);
+}
+
 TEST_F(FleetTest, UpPsDownLeavesNothing) {
   auto result = up(4, "--parallel 2");
   ASSERT_EQ(result.status, 0) << result.output;
@@ -57,6 +91,7 @@ TEST_F(FleetTest, UpPsDownLeavesNothing) {
   }
 
   auto ps = ps_json();
+  EXPECT_EQ(ps["schema"], 1);
   ASSERT_EQ(ps["fleets"].size(), 1u);
   const auto& listed = ps["fleets"][0];
   EXPECT_TRUE(listed["supervisor"]["running"].get<bool>());
