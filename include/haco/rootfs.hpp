@@ -44,7 +44,14 @@ struct PrepareOptions {
   Strategy strategy = Strategy::overlay;     // the measured default; falls back to extract (said once) when impossible
   std::string data_root = layout::kDefaultDataRoot;  // image cache, overlay upper/work dirs
   unsigned parallel = 0;                     // concurrent jobs; 0 = number of CPUs
-  std::function<void(const std::string& instance, std::string_view event)> progress;  // may be empty
+  // Each step of an instance ("overlay mounted"), and with an empty instance
+  // what the engine did for the whole fleet ("image 3f2a... found in the
+  // cache"). May be empty: fleet-wide lines then go to stderr.
+  std::function<void(const std::string& instance, std::string_view event)> progress;
+  // What the engine could not do as asked (an image's device nodes not
+  // created, the overlay strategy unavailable). May be empty: they then go
+  // to `progress` as fleet-wide lines.
+  std::function<void(std::string_view line)> warning;
   const std::atomic<bool>* cancel = nullptr; // set by Ctrl-C: stop, remove partial trees, unmount
 };
 

@@ -13,11 +13,14 @@ class ReportingRootfs : public ops::RootfsPreparer {
   std::vector<rootfs::PreparedRootfs> prepare_images(const std::vector<rootfs::InstanceRootfs>& images,
                                                      const rootfs::PrepareOptions& options) override {
     rootfs::PrepareOptions reporting = options;
-    if (!reporting.progress) {
+    if (!reporting.progress)
       reporting.progress = [this](const std::string& instance, std::string_view line) {
-        if (instance.empty()) sink_.say(level_of_rootfs_line(line), "haco-fleet: " + std::string(line));
+        if (instance.empty()) sink_.say(LogLevel::info, "haco-fleet: " + std::string(line));
       };
-    }
+    if (!reporting.warning)
+      reporting.warning = [this](std::string_view line) {
+        sink_.say(LogLevel::warn, "haco-fleet: " + std::string(line));
+      };
     return engine_->prepare_images(images, reporting);
   }
 
@@ -32,24 +35,11 @@ class ReportingRootfs : public ops::RootfsPreparer {
   ProgressSink& sink_;
 };
 
-bool starts_with(std::string_view text, std::string_view prefix) { return text.substr(0, prefix.size()) == prefix; }
-
-bool ends_with(std::string_view text, std::string_view suffix) {
-  return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
-}
-
 }  // namespace
 
 std::unique_ptr<ops::RootfsPreparer> rootfs_reporting_to(std::unique_ptr<ops::RootfsPreparer> engine,
                                                          ProgressSink& sink) {
   return std::make_unique<ReportingRootfs>(std::move(engine), sink);
-}
-
-LogLevel level_of_rootfs_line(std::string_view line) {
-  if (starts_with(line, "image ") || starts_with(line, "overlay: an idmapped layer can only shift ids") ||
-      ends_with(line, ": rootfs left incomplete by an interrupted run: made again"))
-    return LogLevel::info;
-  return LogLevel::warn;
 }
 
 }  // namespace haco::cli

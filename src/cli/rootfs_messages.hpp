@@ -10,14 +10,11 @@
 
 namespace haco::cli {
 
-// `engine` with its fleet-wide lines sent to `sink`, as "haco-fleet: LINE".
-// Lines about one instance stay unprinted, as the engine leaves them.
+// `engine` with its fleet-wide lines sent to `sink`, as "haco-fleet: LINE":
+// what it did as information, what it could not do as asked
+// (PrepareOptions::warning) as warnings. Lines about one instance stay
+// unprinted, as the engine leaves them.
 std::unique_ptr<ops::RootfsPreparer> rootfs_reporting_to(std::unique_ptr<ops::RootfsPreparer> engine,
                                                          ProgressSink& sink);
-
-// The level of one of those lines: what the engine did (the image found or
-// extracted, a tree made again, ids shifted by extracting) is information;
-// anything else, a line it has no other way to warn with, is a warning.
-LogLevel level_of_rootfs_line(std::string_view line);
 
 }  // namespace haco::cli

@@ -198,6 +198,11 @@ std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& ins
     else if (instance.empty())
       std::cerr << "haco-fleet: " << event << "\n";
   };
+  auto warn = [&](std::string_view line) {
+    if (!options.warning) return say("", line);
+    std::lock_guard lock(progress_mutex);
+    options.warning(line);
+  };
   auto cancelled = [&] { return options.cancel && options.cancel->load(); };
 
   std::vector<PreparedRootfs> out(instances.size());
@@ -273,7 +278,7 @@ std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& ins
         say("", fmt::format("image {} {} in {:.3f} s", image.digest.substr(0, 12),
                             image.extracted_now ? "extracted into the cache" : "found in the cache",
                             std::chrono::duration<double>(Clock::now() - start).count()));
-        for (const std::string& w : image.warnings) say("", w);
+        for (const std::string& w : image.warnings) warn(w);
         images.emplace(archive, std::move(image));
       }
       // The first mount tells whether this kernel and filesystem can do it.
@@ -286,7 +291,7 @@ std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& ins
         say(instances[first].instance, "overlay mounted");
       } catch (const Error& e) {
         if (!overlay_unsupported(e)) throw;
-        say("", fmt::format("overlay strategy unavailable here ({}); extracting every rootfs instead", e.what()));
+        warn(fmt::format("overlay strategy unavailable here ({}); extracting every rootfs instead", e.what()));
         for (std::size_t i : overlay_todo) {
           out[i].strategy = Strategy::extract;
           extract_todo.push_back(i);
@@ -351,7 +356,7 @@ std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& ins
         out[i].elapsed = elapsed;
         say(instances[i].instance, "rootfs extracted");
       }
-      for (const std::string& w : stats.warnings) say("", w);
+      for (const std::string& w : stats.warnings) warn(w);
     }
   } catch (Error& e) {
     undo();

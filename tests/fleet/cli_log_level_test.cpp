@@ -78,15 +78,37 @@ TEST(CliLogLevel, MessagesAreClassifiedByTheirPrefix) {
   EXPECT_EQ(cli::log_level_named("error"), LogLevel::error);
 }
 
-TEST(CliLogLevel, TheRootfsEnginesLinesAreInformationUnlessWarnings) {
-  EXPECT_EQ(cli::level_of_rootfs_line("image 3f2a19c0d1e2 found in the cache in 0.002 s"), LogLevel::info);
-  EXPECT_EQ(cli::level_of_rootfs_line("image 3f2a19c0d1e2 extracted into the cache in 1.250 s"), LogLevel::info);
-  EXPECT_EQ(cli::level_of_rootfs_line("web-1: rootfs left incomplete by an interrupted run: made again"),
-            LogLevel::info);
-  EXPECT_EQ(cli::level_of_rootfs_line("8 device node(s) of the image not created, as for every image: /dev/null"),
-            LogLevel::warn);
-  EXPECT_EQ(cli::level_of_rootfs_line("overlay strategy unavailable here (EINVAL); extracting every rootfs instead"),
-            LogLevel::warn);
+// An engine that reports one thing it did for the fleet, one step of an
+// instance and one thing it could not do as asked.
+class ReportingEngine : public ops::RootfsPreparer {
+ public:
+  bool exists(const std::string&) override { return true; }
+  std::vector<rootfs::PreparedRootfs> prepare_images(const std::vector<rootfs::InstanceRootfs>&,
+                                                     const rootfs::PrepareOptions& options) override {
+    options.progress("", "image 3f2a19c0d1e2 found in the cache in 0.002 s");
+    options.progress("web-1", "overlay mounted");
+    options.warning("8 device node(s) of the image not created, as for every image: /dev/null");
+    return {};
+  }
+  bool remove_incomplete(const ContainerSpec&) override { return false; }
+  void bootstrap(const InstanceSpec&, const dsl::Environment&, const std::atomic<bool>*) override {}
+};
+
+std::string rootfs_lines_at(LogLevel level) {
+  return stderr_of([level] {
+    cli::ProgressSink sink("up", {"rootfs"}, level);
+    auto engine = cli::rootfs_reporting_to(std::make_unique<ReportingEngine>(), sink);
+    engine->prepare_images({}, {});
+  });
+}
+
+TEST(CliLogLevel, TheRootfsEnginesWarningsShowFromWarnItsOtherFleetLinesFromInfo) {
+  const std::string did = "haco-fleet: image 3f2a19c0d1e2 found in the cache in 0.002 s\n";
+  const std::string could_not =
+      "haco-fleet: 8 device node(s) of the image not created, as for every image: /dev/null\n";
+  EXPECT_EQ(rootfs_lines_at(LogLevel::error), "");
+  EXPECT_EQ(rootfs_lines_at(LogLevel::warn), could_not);
+  EXPECT_EQ(rootfs_lines_at(LogLevel::info), did + could_not);
 }
 
 TEST(CliLogLevel, TheOptionsAreCheckedByTheOptionParser) {
