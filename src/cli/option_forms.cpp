@@ -8,34 +8,36 @@
 
 namespace haco::cli {
 
-// The parsers stay the one definition of each form; their own messages name
-// the option already, so the option parser's line says what was expected.
-CLI::Validator restart_policy_form() {
+namespace {
+
+// A validator over `parse`, the one definition of the form: a text it
+// refuses gets `expected` and the text quoted.
+template <typename Parse>
+CLI::Validator form(Parse parse, std::string expected) {
   return CLI::Validator(
-      [](std::string& text) {
+      [parse, expected](std::string& text) {
         try {
-          supervisor::parse_restart_policy(text);
+          parse(text);
           return std::string();
         } catch (const InputError&) {
-          return fmt::format("expected no, always, on-failure or on-failure:N (N >= 1), got '{}'", text);
+          return fmt::format("expected {}, got '{}'", expected, text);
         }
       },
       "");
 }
 
+}  // namespace
+
+// The parsers stay the one definition of each form; their own messages name
+// the option already, so the option parser's line says what was expected.
+CLI::Validator restart_policy_form() {
+  return form([](const std::string& text) { supervisor::parse_restart_policy(text); },
+              "no, always, on-failure or on-failure:N (N >= 1)");
+}
+
 CLI::Validator ready_form() {
-  return CLI::Validator(
-      [](std::string& text) {
-        try {
-          observe::parse_ready_spec(text);
-          return std::string();
-        } catch (const InputError&) {
-          return fmt::format(
-              "expected tcp or http:PATH (PATH starting with '/', without spaces or control characters), got '{}'",
-              text);
-        }
-      },
-      "");
+  return form([](const std::string& text) { observe::parse_ready_spec(text); },
+              "tcp or http:PATH (PATH starting with '/', without spaces or control characters)");
 }
 
 }  // namespace haco::cli
