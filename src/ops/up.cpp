@@ -7,15 +7,11 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <deque>
 #include <filesystem>
-#include <fstream>
 #include <set>
 
 #include <utility>  // boost 1.74 asio/awaitable.hpp uses std::exchange without it
 
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
 
 #include "haco/bootstrap_plan.hpp"
@@ -26,11 +22,11 @@
 #include "haco/printable.hpp"
 #include "haco/registry.hpp"
 #include "haco/systemd_unit.hpp"
+#include "ops/launch_wait.hpp"
 
 namespace haco::ops {
 namespace {
 
-namespace asio = boost::asio;
 using state::InstanceRecord;
 
 struct Interrupted {};
@@ -67,22 +63,6 @@ void check_host_root(const std::vector<InstanceSpec>& instances, bool allowed, S
   sink.message(fmt::format("haco-fleet: warning: {} {} no user namespace: {} root is the host's root "
                            "(--allow-host-root)",
                            listed, names.size() == 1 ? "has" : "have", names.size() == 1 ? "its" : "their"));
-}
-
-// The last lines an instance wrote, for a failure message.
-std::string log_tail(const std::string& path) {
-  std::ifstream in(path);
-  std::deque<std::string> lines;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    lines.push_back(line);
-    if (lines.size() > 3) lines.pop_front();
-  }
-  if (lines.empty()) return "";
-  std::string text = "; its log (" + path + ") ends with:";
-  for (const auto& l : lines) text += "\n      " + printable(l);
-  return text;
 }
 
 class Up {
@@ -447,141 +427,21 @@ class Up {
     return nullptr;
   }
 
-  InstanceRecord* record_by_index(std::size_t index) {
-    for (auto& r : records_)
-      if (r.spec.index == index) return &r;
-    return nullptr;
-  }
-
-  // A reason can carry what a container wrote (its log, its init's error):
-  // kept only in printable form, for the terminal and for --json alike.
-  void fail(const std::string& name, const std::string& reason) {
-    if (failures_.count(name)) return;
-    std::string shown = printable(reason, LineBreaks::keep);
-    failures_[name] = shown;
-    sink_.failed(name, shown);
-  }
-
-  bool awaiting_ready(observe::InstanceId id) const {
-    return exec_done_.count(id) && !exit_reasons_.count(id) && !request_.no_wait;
-  }
+  void fail(const std::string& name, const std::string& reason) { record_failure(failures_, sink_, name, reason); }
 
   // Sends the start request and follows the supervisor's answers, probing
   // each started instance until it is ready.
   void launch_and_wait() {
-    std::vector<InstanceRecord> batch;
-    for (const auto& r : records_)
-      if (!failures_.count(r.name())) batch.push_back(r);
-    if (batch.empty()) return;
-
-    asio::io_context io;
-    auto prober = services_.probers(io);
-    asio::steady_timer ticker(io);
-    auto deadline = Clock::now() + request_.timeout;
-    std::size_t expected = batch.size();
-    std::size_t settled = 0;  // ready or failed
-    bool launches_done = false;
-
-    auto maybe_finish = [&] {
-      if (launches_done && (request_.no_wait || settled >= expected)) io.stop();
-    };
-    auto on_ready = [&](observe::InstanceId id, const observe::ProbeResult& result) {
-      auto* record = record_by_index(id);
-      ++settled;
-      if (auto exited = exit_reasons_.find(id); !result.ready && exited != exit_reasons_.end()) {
-        recorder().fail(id, observe::phase::exec_to_ready, exited->second, result.finished_at);
-        fail(record->name(), exited->second);
-      } else if (result.ready) {
-        recorder().end(id, observe::phase::exec_to_ready, result.finished_at);
-        sink_.step("ready", record->name(), result.finished_at - exec_done_[id]);
-        ++ready_count_;
-        if (request_.foreground) sink_.status(fmt::format("starting: {}/{} ready", ready_count_, expected));
-      } else {
-        recorder().fail(id, observe::phase::exec_to_ready, result.error, result.finished_at);
-        fail(record->name(), result.error);
-      }
-      maybe_finish();
-    };
-    auto on_event = [&](const StartEvent& event) {
-      switch (event.kind) {
-        case StartEvent::Kind::done:
-          // A request the supervisor refused as a whole: nothing of it starts.
-          if (!event.error.empty())
-            for (const auto& r : records_)
-              if (r.process.pid <= 0 && !failures_.count(r.name())) {
-                ++settled;
-                fail(r.name(), "the supervisor refused to start it: " + event.error);
-              }
-          launches_done = true;
-          fault_point("up-started");
-          maybe_finish();
-          return;
-        case StartEvent::Kind::gone:
-          if (launches_done) return;
-          for (const auto& r : records_)
-            if (r.process.pid <= 0 && !failures_.count(r.name())) fail(r.name(), "the supervisor went away");
-          launches_done = true;
-          settled = expected;
-          io.stop();
-          return;
-        default:
-          break;
-      }
-      auto* record = find_record(event.instance);
-      if (!record) return;
-      auto id = record->spec.index;
-      if (event.kind == StartEvent::Kind::exited) {
-        // Ended before it was ready, and the restart policy does not bring it
-        // back: fail now with what it wrote, not at the timeout.
-        if (event.restarting || !awaiting_ready(id)) return;
-        exit_reasons_[id] = "exited (" + event.exit + ") before it was ready" + log_tail(record->log_path);
-        prober->cancel(id);
-        return;
-      }
-      if (event.kind == StartEvent::Kind::started) {
-        record->process = event.process;
-        recorder().record(id, observe::phase::clone_to_exec, event.clone_started, event.exec_done);
-        sink_.step("started", event.instance, event.exec_done - event.clone_started);
-        exec_done_[id] = event.exec_done;
-        if (request_.no_wait) return;
-        recorder().begin(id, observe::phase::exec_to_ready, event.exec_done);
-        try {
-          prober->watch(id, record->spec, record->process.pid, deadline, on_ready);
-        } catch (const Error& e) {
-          ++settled;
-          recorder().fail(id, observe::phase::exec_to_ready, e.what());
-          fail(event.instance, e.what());
-        }
-      } else {
-        ++settled;
-        recorder().fail(id, observe::phase::clone_to_exec, event.error.empty() ? "failed" : event.error);
-        fail(event.instance, event.error.empty() ? "failed to start" : event.error);
-      }
-      maybe_finish();
-    };
-    std::function<void()> tick = [&] {
-      ticker.expires_after(std::chrono::milliseconds(50));
-      ticker.async_wait([&](const boost::system::error_code& ec) {
-        if (ec) return;
-        sink_.tick();
-        if (interrupt_requested()) {
-          io.stop();
-          return;
-        }
-        // Launches that never answered count against the same deadline.
-        if (Clock::now() > deadline + std::chrono::seconds(5) && !launches_done) {
-          for (const auto& r : records_)
-            if (r.process.pid <= 0) fail(r.name(), "not started before the timeout");
-          io.stop();
-          return;
-        }
-        tick();
-      });
-    };
-    auto call = services_.supervisor.start(io, *paths_, batch, on_event);
-    tick();
-    io.run();
-    prober->cancel_all();
+    LaunchWait how{*paths_, services_.supervisor, services_.probers, sink_};
+    how.timeout = request_.timeout;
+    how.no_wait = request_.no_wait;
+    how.interrupted = request_.interrupted;
+    how.recorder = &recorder();
+    if (request_.foreground)
+      how.on_ready = [this](std::size_t ready, std::size_t expected) {
+        sink_.status(fmt::format("starting: {}/{} ready", ready, expected));
+      };
+    ops::launch_and_wait(how, records_, failures_);
   }
 
   // Stops and removes what this `up` started: its instances, their cgroups
@@ -605,14 +465,11 @@ class Up {
   std::optional<state::FleetPaths> paths_;  // once the fleet's name is known and checked
   std::vector<InstanceRecord> records_;
   std::map<std::string, std::string> failures_;
-  std::map<std::size_t, Clock::time_point> exec_done_;
-  std::map<std::size_t, std::string> exit_reasons_;
   bool supervisor_running_ = false;
   bool started_supervisor_ = false;
   bool had_instances_ = false;
   bool adopting_ = false;                      // the recorded supervisor is gone: a new one takes over
   std::optional<state::FleetState> existing_;  // the fleet's state when its supervisor runs
-  std::size_t ready_count_ = 0;
 };
 
 }  // namespace
