@@ -73,6 +73,9 @@ class DataRoot {
     return instance_dir(instance) + "/rootfs-incomplete";
   }
   std::string logs() const { return path_ + "/logs"; }
+  // What a `down` without --purge kept of each fleet (haco/kept_trees.hpp).
+  std::string kept() const { return path_ + "/kept"; }
+  std::string fleet_kept_record(std::string_view fleet) const;
   // One fleet's instance logs.
   std::string fleet_logs(std::string_view fleet) const;
 

@@ -98,11 +98,17 @@ class SupervisorClient {
   virtual std::unique_ptr<StartCall> start(boost::asio::io_context& io, const state::FleetPaths& paths,
                                            const std::vector<state::InstanceRecord>& records,
                                            std::function<void(const StartEvent&)> on_event) = 0;
-  // Stops `records` (through the supervisor, which forgets them, when it
-  // answers; by signal otherwise), removes their cgroups and rootfs
-  // (supervisor::teardown_instances).
-  virtual void stop(const state::FleetPaths& paths, const std::vector<state::InstanceRecord>& records,
-                    const supervisor::TeardownOptions& options, bool purge_created) = 0;
+  // Removes `records` from the fleet: stops them (through the supervisor,
+  // which forgets them, when it answers; by signal otherwise), removes their
+  // cgroups, tears down their rootfs as `trees` says and releases their
+  // claims (supervisor::teardown_instances).
+  virtual void remove(const state::FleetPaths& paths, const std::vector<state::InstanceRecord>& records,
+                      const supervisor::TeardownOptions& options, supervisor::TreePurge trees) = 0;
+  // Stops instances and keeps them in the fleet (state `stopped`, their
+  // rootfs and cgroups kept to start again): a StopRequest without forget.
+  // Throws when the supervisor does not answer or refuses.
+  virtual void stop(const state::FleetPaths& paths, const std::vector<std::string>& instances,
+                    std::chrono::milliseconds timeout) = 0;
   // The whole fleet (supervisor::teardown_fleet): the supervisor's shutdown
   // when it answers, signals and cgroups otherwise, then every trace.
   virtual void shutdown(const state::FleetPaths& paths, const supervisor::TeardownOptions& options) = 0;
@@ -115,6 +121,9 @@ class SupervisorClient {
   virtual bool left_traces(const state::FleetPaths& paths) = 0;
   virtual std::vector<std::string> fleets_without_state(const std::string& state_root) = 0;
   virtual std::optional<std::string> other_state_root(const state::FleetPaths& paths) = 0;
+  // The fleets of the data root with trees kept by a `down` without --purge
+  // (haco/kept_trees.hpp).
+  virtual std::vector<std::string> fleets_with_kept_trees(const std::string& data_root) = 0;
 };
 
 // Makes the rootfs of instances.
@@ -231,6 +240,9 @@ struct DownRequest {
   std::string data_root;
   std::string fleet;  // --name; empty: the only fleet, or all with `all`
   bool all = false;
+  // --ports: only these instances leave the fleet (scale down), which keeps
+  // running; empty: the whole fleet.
+  std::string ports;
   std::chrono::milliseconds timeout{10000};
   bool purge = false;
 };
@@ -238,12 +250,17 @@ struct DownRequest {
 struct DownResult {
   std::vector<std::string> fleets;  // what was taken down (or tried)
   std::size_t failed = 0;
+  std::vector<std::string> removed;  // with --ports: the instances removed
 };
 
 // Takes fleets down (supervisor::teardown_fleet through `supervisor`), each
-// under its lock; an `up` holding it is interrupted first. A fleet that
-// fails is reported on `sink` and the others still go down. Throws
-// haco::InputError when the request names no fleet it can find.
+// under its lock; an `up` (or `start`, `restart`) holding it is interrupted
+// first. A fleet that fails is reported on `sink` and the others still go
+// down. A fleet already down whose trees were kept is purged by name with
+// `purge` (and by `all` with `purge`). With `ports`, only those instances
+// are removed (SupervisorClient::remove) from a fleet whose supervisor runs;
+// all of its ports take the whole fleet down. Throws haco::InputError when
+// the request names no fleet or port it can find.
 DownResult down(const DownRequest& request, SupervisorClient& supervisor, Sink& sink);
 
 // The ENV of an instance's bootstrap script: the one the definition was

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -80,6 +81,10 @@ void claim(const state::FleetPaths& paths, const FleetClaims& claims);
 
 // Drops the fleet's claims (no error when it has none).
 void release(const state::FleetPaths& paths);
+
+// Drops the claims of these instances of the fleet (scale down), under the
+// registry lock; their names, ports, ids and trees are free for others.
+void release_instances(const state::FleetPaths& paths, const std::set<std::string>& instances);
 
 // The fleet's own claims file; nullopt when it has none.
 std::optional<FleetClaims> load_claims(const state::FleetPaths& paths);

@@ -124,6 +124,11 @@ class ControlClient {
   std::string buffer_;
 };
 
+// A client of the fleet's supervisor whose replies may take `timeout` plus
+// 10 s (SO_RCVTIMEO): a stop waits that long for the instances. nullopt when
+// nothing listens.
+std::optional<ControlClient> connect_with_deadline(const state::FleetPaths& paths, std::chrono::milliseconds timeout);
+
 // What `down` and a cancelled `up` do to instances: stop them (through the
 // supervisor when it answers, else by signal and by cgroup, guarded by pid
 // plus start time), kill what is left in their cgroups, remove the cgroups,
@@ -141,11 +146,19 @@ struct TeardownOptions {
 // (other_state_root).
 void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& options);
 
-// Only `records` (what one `up` started): stopped and forgotten by a running
-// supervisor, their cgroups removed, their rootfs torn down (purged when
-// `purge_created` and this `up` created the tree).
+// Which rootfs trees teardown_instances removes: none (unmounted and kept,
+// for a later `down --purge`), those its records created (`up` undoing
+// itself: a tree that existed before, `reused`, stays), or all of them with
+// the instances' logs (`down --ports R --purge`).
+enum class TreePurge { none, created, all };
+
+// Only `records` (what one `up` started, or `down --ports`): stopped and
+// forgotten by a running supervisor, their cgroups removed, their rootfs torn
+// down as `trees` says, their claims released (registry::release_instances).
+// What is kept is remembered (haco/kept_trees.hpp). Only what is proven
+// stopped loses its tree and claims.
 void teardown_instances(const state::FleetPaths& paths, const std::vector<state::InstanceRecord>& records,
-                        const TeardownOptions& options, bool purge_created);
+                        const TeardownOptions& options, TreePurge trees);
 
 // Before a new supervisor takes over a fleet whose supervisor is gone (it
 // does not answer on its control socket): the recorded supervisor and

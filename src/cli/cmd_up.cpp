@@ -1,7 +1,6 @@
 // haco-fleet up: the options, ops::up over the real supervisor, rootfs engine
 // and readiness probes, the report and the exit status. Also the hidden
 // `supervise` subcommand that the supervisor process runs.
-#include <signal.h>
 
 #include <atomic>
 #include <cmath>
@@ -12,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/interrupts.hpp"
 #include "cli/expand_options.hpp"
 #include "cli/json_schemas.hpp"
 #include "cli/option_forms.hpp"
@@ -49,20 +49,6 @@ struct UpOptions {
   bool foreground = false;
   bool allow_host_root = false;
 };
-
-// Ctrl-C (and SIGTERM) during `up`: noted here, acted on by ops::up, which
-// stops and removes what this `up` started.
-std::atomic<bool> g_interrupted{false};
-
-void on_interrupt(int) { g_interrupted.store(true); }
-
-void catch_interrupts() {
-  struct sigaction action {};
-  action.sa_handler = on_interrupt;
-  sigemptyset(&action.sa_mask);
-  ::sigaction(SIGINT, &action, nullptr);
-  ::sigaction(SIGTERM, &action, nullptr);
-}
 
 // The option parser holds --rootfs to these two.
 rootfs::Strategy parse_strategy(const std::string& text) {
@@ -121,7 +107,7 @@ int run_up(const GlobalOptions& global, const UpOptions& options) {
   request.foreground = options.foreground;
   request.allow_host_root = options.allow_host_root;
   request.log_max_bytes = options.log_max_bytes;
-  request.interrupted = &g_interrupted;
+  request.interrupted = &interrupted_flag();
   request.on_locked = catch_interrupts;
 
   auto supervisor = ops::control_supervisor();
@@ -139,7 +125,7 @@ int run_up(const GlobalOptions& global, const UpOptions& options) {
   report(result, options);
   if (options.foreground) {
     if (result.atomic_rollback) return kExitFailed;
-    return ops::stay_in_foreground(result, g_interrupted, *supervisor, sink) ? kExitOk : kExitFailed;
+    return ops::stay_in_foreground(result, interrupted_flag(), *supervisor, sink) ? kExitOk : kExitFailed;
   }
   return result.failures.empty() ? kExitOk : kExitFailed;
 }

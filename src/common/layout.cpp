@@ -74,6 +74,11 @@ std::string DataRoot::image_digest_memo(dev_t device, ino_t inode) const {
   return fmt::format("{}/{}-{}", image_digests(), device, inode);
 }
 
+std::string DataRoot::fleet_kept_record(std::string_view fleet) const {
+  check_name("fleet name", fleet);
+  return kept() + "/" + std::string(fleet) + ".json";
+}
+
 std::string DataRoot::fleet_logs(std::string_view fleet) const {
   check_name("fleet name", fleet);
   return logs() + "/" + std::string(fleet);

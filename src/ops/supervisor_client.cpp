@@ -8,6 +8,7 @@
 
 #include "haco/control_protocol.hpp"
 #include "haco/error.hpp"
+#include "haco/kept_trees.hpp"
 #include "haco/ops.hpp"
 #include "haco/overloaded.hpp"
 
@@ -96,9 +97,16 @@ class ControlSupervisor : public SupervisorClient {
     return std::make_unique<ControlStartCall>(io, client->release_fd(), std::move(on_event));
   }
 
-  void stop(const state::FleetPaths& paths, const std::vector<state::InstanceRecord>& records,
-            const supervisor::TeardownOptions& options, bool purge_created) override {
-    supervisor::teardown_instances(paths, records, options, purge_created);
+  void remove(const state::FleetPaths& paths, const std::vector<state::InstanceRecord>& records,
+              const supervisor::TeardownOptions& options, supervisor::TreePurge trees) override {
+    supervisor::teardown_instances(paths, records, options, trees);
+  }
+
+  void stop(const state::FleetPaths& paths, const std::vector<std::string>& instances,
+            std::chrono::milliseconds timeout) override {
+    auto client = supervisor::connect_with_deadline(paths, timeout);
+    if (!client) throw Error("the supervisor of fleet '" + paths.fleet + "' is not listening");
+    client->call(supervisor::protocol::StopRequest{instances, timeout, false});
   }
 
   void shutdown(const state::FleetPaths& paths, const supervisor::TeardownOptions& options) override {
@@ -122,6 +130,10 @@ class ControlSupervisor : public SupervisorClient {
 
   std::optional<std::string> other_state_root(const state::FleetPaths& paths) override {
     return supervisor::other_state_root(paths);
+  }
+
+  std::vector<std::string> fleets_with_kept_trees(const std::string& data_root) override {
+    return supervisor::fleets_with_kept_trees(data_root);
   }
 };
 

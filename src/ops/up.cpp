@@ -451,7 +451,7 @@ class Up {
     supervisor::TeardownOptions teardown;
     teardown.timeout = std::chrono::milliseconds(5000);
     try {
-      services_.supervisor.stop(*paths_, records_, teardown, true);
+      services_.supervisor.remove(*paths_, records_, teardown, supervisor::TreePurge::created);
       if (started_supervisor_ && !had_instances_) services_.supervisor.shutdown(*paths_, teardown);
     } catch (const Error& e) {
       sink_.message("haco-fleet: " + printable(e.what(), LineBreaks::keep));

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -241,6 +242,16 @@ void claim(const state::FleetPaths& paths, const FleetClaims& claims) {
 void release(const state::FleetPaths& paths) {
   if (::unlink(paths.claims_file().c_str()) != 0 && errno != ENOENT)
     throw Error::from_errno("unlink", paths.claims_file(), errno);
+}
+
+void release_instances(const state::FleetPaths& paths, const std::set<std::string>& instances) {
+  if (instances.empty()) return;
+  auto lock = RegistryLock::acquire(paths.state_root);
+  auto claims = read_claims_file(paths.claims_file());
+  if (!claims) return;
+  std::erase_if(claims->instances, [&](const InstanceClaim& c) { return instances.count(c.instance) > 0; });
+  with_context("recording the claims of fleet '" + paths.fleet + "'",
+               [&] { write_file_atomically(paths.claims_file(), to_json(*claims).dump(1) + "\n", 0600); });
 }
 
 std::optional<FleetClaims> load_claims(const state::FleetPaths& paths) {

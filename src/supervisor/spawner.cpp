@@ -59,9 +59,19 @@ protocol::SpawnStarted launch_one(const cgroups::FleetCgroup& fleet, std::uint64
   const auto& instance = request.instance;
   const auto& name = instance.container.name;
   if (!output) throw Error("the output pipe of " + name + " did not reach the spawner");
+  // Every launch gets fresh cgroups, made with the spec's limits: the
+  // directories of a previous run are removed first. Reused, they would keep
+  // limits written for another spec, and a v2 cgroup that was ever killed
+  // through cgroup.kill SIGKILLs what CLONE_INTO_CGROUP puts in it on recent
+  // kernels (seen on 6.18), so a stopped instance could not start again.
   auto cgroup = with_context("cgroup of " + name, [&] {
-    auto existing = cgroups::InstanceCgroup::open(fleet, name);
-    return existing ? std::move(existing) : cgroups::InstanceCgroup::create(fleet, name, instance.container.cgroup);
+    if (auto previous = cgroups::InstanceCgroup::open(fleet, name)) {
+      if (auto left = previous->processes(); !left.empty())
+        throw Error(fmt::format("a previous run of {} still has {} process(es) in its cgroup (pid {})", name,
+                                left.size(), left.front()));
+      previous->remove();
+    }
+    return cgroups::InstanceCgroup::create(fleet, name, instance.container.cgroup);
   });
   runtime::LaunchRequest launch{instance, request.log_path, output.get(), cgroup.get(), true, container_open_files};
   std::int64_t clone_started = steady_ns();

@@ -16,6 +16,7 @@
 #include "haco/cgroup.hpp"
 #include "haco/error.hpp"
 #include "haco/fault_point.hpp"
+#include "haco/kept_trees.hpp"
 #include "haco/names.hpp"
 #include "haco/pidfd.hpp"
 #include "haco/registry.hpp"
@@ -173,14 +174,6 @@ void teardown_rootfs(const std::string& data_root, const std::vector<InstanceRec
   if (!kept.empty()) failures.attempt("unmounting rootfs", [&] { rootfs::teardown_fleet(kept, false); });
 }
 
-std::optional<ControlClient> connect_with_deadline(const state::FleetPaths& paths, std::chrono::milliseconds timeout) {
-  auto client = ControlClient::connect(paths);
-  if (!client) return client;
-  auto total = timeout + std::chrono::seconds(10);
-  timeval tv{static_cast<time_t>(std::chrono::duration_cast<std::chrono::seconds>(total).count()), 0};
-  ::setsockopt(client->fd(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  return client;
-}
 
 // Where a fleet of that name has its cgroups on this host (its state lost).
 cgroups::FleetCgroup cgroup_by_name(const std::string& fleet) {
@@ -258,6 +251,15 @@ void kill_supervisor_cgroup(const cgroups::FleetCgroup& cgroup, std::chrono::mil
 }
 
 }  // namespace
+
+std::optional<ControlClient> connect_with_deadline(const state::FleetPaths& paths, std::chrono::milliseconds timeout) {
+  auto client = ControlClient::connect(paths);
+  if (!client) return client;
+  auto total = timeout + std::chrono::seconds(10);
+  timeval tv{static_cast<time_t>(std::chrono::duration_cast<std::chrono::seconds>(total).count()), 0};
+  ::setsockopt(client->fd(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return client;
+}
 
 std::optional<std::string> other_state_root(const state::FleetPaths& paths) {
   std::optional<state::FleetState> fleet;
@@ -362,11 +364,19 @@ void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& optio
     for (const auto& r : unrecorded)
       if (unrecorded_stopped.count(r.name())) proven.push_back(r);
     teardown_rootfs(paths.data_root, proven, [&](const InstanceRecord&) { return options.purge; }, failures);
+    // Kept for a later `down --purge`, which finds them by this record once
+    // the state is gone.
+    if (!options.purge) failures.attempt("recording the kept trees", [&] { remember_kept(paths, proven); });
   }
-  if (options.purge)
+  if (options.purge) {
+    failures.attempt("what an earlier down kept", [&] {
+      auto purge = purge_kept(paths, options.progress);
+      for (const auto& line : purge.skipped) report(options, "kept: " + line);
+    });
     failures.attempt("instance logs", [&] {
       if (std::filesystem::exists(paths.log_dir())) rootfs::remove_tree(paths.log_dir());
     });
+  }
   failures.throw_if_any("down of fleet '" + paths.fleet + "' is incomplete (state kept in " + paths.dir() + ")");
 
   report(options, "removing state");
@@ -387,7 +397,7 @@ void teardown_fleet(const state::FleetPaths& paths, const TeardownOptions& optio
 }
 
 void teardown_instances(const state::FleetPaths& paths, const std::vector<InstanceRecord>& records,
-                        const TeardownOptions& options, bool purge_created) {
+                        const TeardownOptions& options, TreePurge trees) {
   if (records.empty()) return;
   Failures failures;
   bool supervised = false;
@@ -409,9 +419,23 @@ void teardown_instances(const state::FleetPaths& paths, const std::vector<Instan
   std::vector<InstanceRecord> proven;
   for (const auto& r : records)
     if (stopped.count(r.name())) proven.push_back(r);
-  teardown_rootfs(paths.data_root, proven, [&](const InstanceRecord& r) { return purge_created && !r.rootfs->reused; },
-                  failures);
-  failures.throw_if_any("removing the instances this `up` started");
+  auto purged = [&](const InstanceRecord& r) {
+    return trees == TreePurge::all || (trees == TreePurge::created && r.rootfs && !r.rootfs->reused);
+  };
+  teardown_rootfs(paths.data_root, proven, purged, failures);
+  std::vector<InstanceRecord> kept;
+  std::set<std::string> released;
+  for (const auto& r : proven) {
+    if (!purged(r)) kept.push_back(r);
+    released.insert(r.name());
+  }
+  failures.attempt("recording the kept trees", [&] { remember_kept(paths, kept); });
+  if (trees == TreePurge::all)
+    failures.attempt("instance logs", [&] {
+      for (const auto& r : proven) remove_instance_logs(paths, r.name());
+    });
+  failures.attempt("releasing the claims", [&] { registry::release_instances(paths, released); });
+  failures.throw_if_any("removing " + std::to_string(records.size()) + " instance(s) of fleet '" + paths.fleet + "'");
 }
 
 bool fleet_left_traces(const state::FleetPaths& paths) {

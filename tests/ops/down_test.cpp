@@ -176,7 +176,7 @@ TEST_F(DownTest, AnUpHoldingTheLockIsInterruptedFirst) {
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT);
   EXPECT_EQ(result.failed, 0u);
   EXPECT_EQ(supervisor_.shut_down, (Names{"a"}));
-  EXPECT_TRUE(sink_.said("a: an `up` is in progress (pid " + std::to_string(up) + "): interrupting it"));
+  EXPECT_TRUE(sink_.said("a: `up` is in progress (pid " + std::to_string(up) + "): interrupting it"));
 }
 
 }  // namespace

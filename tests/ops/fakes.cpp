@@ -60,12 +60,20 @@ std::unique_ptr<StartCall> FakeSupervisor::start(boost::asio::io_context& io, co
   return std::make_unique<StartCall>();
 }
 
-void FakeSupervisor::stop(const state::FleetPaths&, const std::vector<state::InstanceRecord>& records,
-                          const supervisor::TeardownOptions&, bool) {
-  calls.push_back("stop");
+void FakeSupervisor::remove(const state::FleetPaths&, const std::vector<state::InstanceRecord>& records,
+                            const supervisor::TeardownOptions&, supervisor::TreePurge trees) {
+  calls.push_back("remove");
   std::vector<std::string> names;
   for (const auto& r : records) names.push_back(r.name());
-  stopped.push_back(names);
+  removed.push_back(names);
+  removed_trees.push_back(trees);
+}
+
+void FakeSupervisor::stop(const state::FleetPaths& paths, const std::vector<std::string>& instances,
+                          std::chrono::milliseconds) {
+  calls.push_back("stop");
+  if (fail_stop) throw Error("the supervisor of fleet '" + paths.fleet + "' is not listening");
+  stopped.push_back(instances);
 }
 
 void FakeSupervisor::shutdown(const state::FleetPaths& paths, const supervisor::TeardownOptions& options) {
@@ -94,6 +102,10 @@ std::optional<std::string> FakeSupervisor::other_state_root(const state::FleetPa
   auto it = other_roots.find(paths.fleet);
   if (it == other_roots.end()) return std::nullopt;
   return it->second;
+}
+
+std::vector<std::string> FakeSupervisor::fleets_with_kept_trees(const std::string&) {
+  return {kept.begin(), kept.end()};
 }
 
 std::vector<rootfs::PreparedRootfs> FakeRootfs::prepare_images(const std::vector<rootfs::InstanceRootfs>& wanted,

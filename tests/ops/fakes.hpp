@@ -26,10 +26,15 @@ class FakeSupervisor : public SupervisorClient {
   std::set<std::string> fail_shutdown;    // shutdown() throws for these fleets
   std::map<std::string, std::string> other_roots;  // fleet -> the other state root its cgroup names
 
-  // What was asked, in order: "launch", "start", "stop", "shutdown",
-  // "clear_leftovers", "clear_for_takeover".
+  std::set<std::string> kept;             // fleets with kept trees (fleets_with_kept_trees)
+  bool fail_stop = false;                 // stop() throws
+
+  // What was asked, in order: "launch", "start", "remove", "stop",
+  // "shutdown", "clear_leftovers", "clear_for_takeover".
   std::vector<std::string> calls;
   std::vector<std::string> started;                // names sent in start requests
+  std::vector<std::vector<std::string>> removed;   // names of each remove()
+  std::vector<supervisor::TreePurge> removed_trees;  // and its tree rule
   std::vector<std::vector<std::string>> stopped;   // names of each stop()
   std::vector<std::string> shut_down;              // fleets
   std::vector<supervisor::SupervisorConfig> launched;
@@ -40,8 +45,10 @@ class FakeSupervisor : public SupervisorClient {
   std::unique_ptr<StartCall> start(boost::asio::io_context& io, const state::FleetPaths& paths,
                                    const std::vector<state::InstanceRecord>& records,
                                    std::function<void(const StartEvent&)> on_event) override;
-  void stop(const state::FleetPaths& paths, const std::vector<state::InstanceRecord>& records,
-            const supervisor::TeardownOptions& options, bool purge_created) override;
+  void remove(const state::FleetPaths& paths, const std::vector<state::InstanceRecord>& records,
+              const supervisor::TeardownOptions& options, supervisor::TreePurge trees) override;
+  void stop(const state::FleetPaths& paths, const std::vector<std::string>& instances,
+            std::chrono::milliseconds timeout) override;
   void shutdown(const state::FleetPaths& paths, const supervisor::TeardownOptions& options) override;
   void clear_for_takeover(const state::FleetPaths& paths, const state::FleetState& fleet) override;
   void clear_leftovers(const state::FleetPaths& paths, const state::FleetState& fleet,
@@ -49,6 +56,7 @@ class FakeSupervisor : public SupervisorClient {
   bool left_traces(const state::FleetPaths& paths) override;
   std::vector<std::string> fleets_without_state(const std::string& state_root) override;
   std::optional<std::string> other_state_root(const state::FleetPaths& paths) override;
+  std::vector<std::string> fleets_with_kept_trees(const std::string& data_root) override;
 };
 
 class FakeRootfs : public RootfsPreparer {

@@ -157,10 +157,10 @@ TEST_F(UpTest, WithAtomicAFailedStartRemovesEverythingThisUpStarted) {
   auto result = run();
   EXPECT_TRUE(result.atomic_rollback);
   EXPECT_EQ(result.failures.at("t-2"), "exec /no/such/init: No such file or directory");
-  ASSERT_EQ(supervisor_.stopped.size(), 1u);
-  EXPECT_EQ(supervisor_.stopped[0], (Names{"t-1", "t-2", "t-3"}));
+  ASSERT_EQ(supervisor_.removed.size(), 1u);
+  EXPECT_EQ(supervisor_.removed[0], (Names{"t-1", "t-2", "t-3"}));
   // The fleet had nothing before: its supervisor goes too.
-  EXPECT_EQ(supervisor_.calls, (Names{"launch", "start", "stop", "shutdown"}));
+  EXPECT_EQ(supervisor_.calls, (Names{"launch", "start", "remove", "shutdown"}));
   EXPECT_TRUE(sink_.said("1 of 3 instances failed; --atomic: removing the others this `up` started"));
 }
 
@@ -171,8 +171,8 @@ TEST_F(UpTest, WithAtomicOverARunningFleetOnlyThisUpsInstancesAreRemoved) {
   supervisor_.fail_to_start = {"t-3"};
   auto result = run();
   EXPECT_TRUE(result.atomic_rollback);
-  ASSERT_EQ(supervisor_.stopped.size(), 1u);
-  EXPECT_EQ(supervisor_.stopped[0], (Names{"t-2", "t-3"}));
+  ASSERT_EQ(supervisor_.removed.size(), 1u);
+  EXPECT_EQ(supervisor_.removed[0], (Names{"t-2", "t-3"}));
   EXPECT_TRUE(supervisor_.shut_down.empty()) << "the fleet's supervisor and t-1 stay";
 }
 
@@ -182,7 +182,7 @@ TEST_F(UpTest, WithoutAtomicAFailedStartLeavesTheOthersRunning) {
   auto result = run();
   EXPECT_FALSE(result.atomic_rollback);
   EXPECT_EQ(result.failures.size(), 1u);
-  EXPECT_TRUE(supervisor_.stopped.empty());
+  EXPECT_TRUE(supervisor_.removed.empty());
   EXPECT_EQ(result.status_line(), "2/3 ready, 1 failed");
   EXPECT_EQ(probes_.watched, (Names{"t-1", "t-3"}));
 }
@@ -192,9 +192,9 @@ TEST_F(UpTest, AnInterruptDuringTheReadinessWaitRemovesWhatThisUpStarted) {
   probes_.interrupt_on_watch = &interrupted_;
   auto result = run();
   EXPECT_EQ(result.outcome, UpResult::Outcome::interrupted);
-  ASSERT_EQ(supervisor_.stopped.size(), 1u);
-  EXPECT_EQ(supervisor_.stopped[0], (Names{"t-1", "t-2"}));
-  EXPECT_EQ(supervisor_.calls, (Names{"launch", "start", "stop", "shutdown"}));
+  ASSERT_EQ(supervisor_.removed.size(), 1u);
+  EXPECT_EQ(supervisor_.removed[0], (Names{"t-1", "t-2"}));
+  EXPECT_EQ(supervisor_.calls, (Names{"launch", "start", "remove", "shutdown"}));
   EXPECT_TRUE(sink_.said("interrupted: stopping and removing what this `up` started"));
   EXPECT_TRUE(sink_.finished);
 }
@@ -203,9 +203,9 @@ TEST_F(UpTest, AnErrorBeforeTheLaunchesAnswerUndoesAndIsRethrown) {
   want(2);
   supervisor_.throw_on_start = true;
   EXPECT_THROW(run(), Error);
-  EXPECT_EQ(supervisor_.calls, (Names{"launch", "start", "stop", "shutdown"}));
-  ASSERT_EQ(supervisor_.stopped.size(), 1u);
-  EXPECT_EQ(supervisor_.stopped[0], (Names{"t-1", "t-2"}));
+  EXPECT_EQ(supervisor_.calls, (Names{"launch", "start", "remove", "shutdown"}));
+  ASSERT_EQ(supervisor_.removed.size(), 1u);
+  EXPECT_EQ(supervisor_.removed[0], (Names{"t-1", "t-2"}));
 }
 
 TEST_F(UpTest, AnInstanceThatExitsBeforeItIsReadyFailsWithItsExitNotAtTheTimeout) {

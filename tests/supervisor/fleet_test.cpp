@@ -538,7 +538,7 @@ TEST_F(FleetTest, DownDuringUpInterruptsItAndLeavesNothing) {
   int status = 0;
   ::waitpid(up_pid, &status, 0);
   EXPECT_EQ(down.status, 0) << down.output;
-  EXPECT_NE(down.output.find("an `up` is in progress"), std::string::npos) << down.output;
+  EXPECT_NE(down.output.find("`up` is in progress"), std::string::npos) << down.output;
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 130) << read_text(out);
   ASSERT_TRUE(seen.has_value());
   expect_nothing_left(*seen);
