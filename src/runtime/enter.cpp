@@ -292,9 +292,33 @@ void pass_on(const ForwardedSignals& signals, const CommandProcess& command, con
   }
 }
 
+// A signal ignored while the object lives; the old disposition comes back.
+class IgnoredSignal {
+ public:
+  explicit IgnoredSignal(int sig) : sig_(sig) {
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    check_sys(::sigaction(sig, &ignore, &old_), "sigaction");
+  }
+  ~IgnoredSignal() { ::sigaction(sig_, &old_, nullptr); }
+  IgnoredSignal(const IgnoredSignal&) = delete;
+  IgnoredSignal& operator=(const IgnoredSignal&) = delete;
+
+ private:
+  int sig_;
+  struct sigaction old_ {};
+};
+
 CommandEnd wait_for_command(CommandProcess& command, const ForwardedSignals& signals, PseudoTerminal* pty) {
+  // A stdout closed early (`exec -t ... | head`) fails writes with EPIPE
+  // instead of killing exec with its terminal raw; the command's output is
+  // still read (and dropped), so that it never blocks on a full pty.
+  std::optional<IgnoredSignal> no_sigpipe;
   std::optional<RawMode> raw;
-  if (pty) raw.emplace(STDIN_FILENO);
+  if (pty) {
+    no_sigpipe.emplace(SIGPIPE);
+    raw.emplace(STDIN_FILENO);
+  }
   bool input_open = pty != nullptr;
   bool output_open = pty != nullptr;
   for (;;) {

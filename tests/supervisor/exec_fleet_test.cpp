@@ -268,6 +268,17 @@ TEST_F(ExecFleetTest, WithATtyTheCommandGetsATerminalOfItsOwn) {
   EXPECT_EQ(plain.output, "/dev/null\n");
 }
 
+// A reader that stops early does not kill exec -t (SIGPIPE): the command
+// runs to its end and its status is exec's.
+TEST_F(ExecFleetTest, WithATtyAClosedStdoutLeavesTheCommandItsStatus) {
+  ASSERT_GT(start_one(), 0);
+  std::string status_file = temp_->path().string() + "/exec-status";
+  auto r = run_command("{ " + haco_command("exec --name " + fleet_ + " -t " + port() +
+                                           " -- sh -c 'yes | head -c 300000; exit 4'") +
+                       " </dev/null; echo $? >" + status_file + "; } | head -c 10 >/dev/null");
+  EXPECT_EQ(read_text(status_file), "4\n") << r.output;
+}
+
 TEST_F(ExecFleetTest, AnUnknownPortOrNameIsBadInput) {
   ASSERT_GT(start_one(), 0);
   auto port_result = exec(std::to_string(port_base_ + 9), "true");
