@@ -2,6 +2,9 @@
 // entered, as whom, with which environment, and the exit status; fleet state
 // is real files in a temporary directory, the entry a fake that records what
 // it was asked. The command line's own refusals at the end.
+#include <unistd.h>
+
+#include <algorithm>
 #include <csignal>
 
 #include <gtest/gtest.h>
@@ -316,6 +319,14 @@ TEST(ExecCommandLine, NoFleetIsBadInput) {
   auto r = haco::testing::run_command(std::string(HACO_BINARY) + " --root " + root.path().string() +
                                       " exec --name web 10001 -- id 2>&1");
   EXPECT_EQ(r.status, 2) << r.output;
+}
+
+TEST(ExecCommandLine, AnotherUserThanRootIsStoppedWithOneLine) {
+  // As nobody when the tests run as root.
+  std::string as_user = ::geteuid() == 0 ? "setpriv --reuid=65534 --regid=65534 --clear-groups " : "";
+  auto r = haco::testing::run_command(as_user + HACO_BINARY + " --root /nonexistent exec 10001 -- id");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_EQ(r.output, "haco-fleet exec: must run as root (containers, cgroups and mounts need it)\n");
 }
 
 }  // namespace
