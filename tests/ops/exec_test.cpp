@@ -147,7 +147,8 @@ TEST(ExecIds, WithoutMapsHostIdsAreTakenAsTheyAre) {
 
 TEST(ExecEnvironment, TheInitsEnvironmentWithItsDefaultPath) {
   auto env = exec_environment(container("c"), {}, false, "xterm");
-  EXPECT_EQ(env, (std::vector<std::string>{"MARK=a", "LANG=C", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}));
+  EXPECT_EQ(env, (std::vector<std::string>{"MARK=a", "LANG=C",
+                                           "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}));
   EXPECT_EQ(env, runtime::init_environment(container("c")));
 }
 
