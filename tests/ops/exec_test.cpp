@@ -2,6 +2,7 @@
 // entered, as whom, with which environment, and the exit status; fleet state
 // is real files in a temporary directory, the entry a fake that records what
 // it was asked. The command line's own refusals at the end.
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -297,6 +298,29 @@ TEST_F(ExecTest, ACommandThatCouldNotStartGivesItsStatusAndReason) {
   auto result = exec(request("10001", {"nosuch"}), entry_);
   EXPECT_EQ(result.status, 127);
   EXPECT_EQ(result.end.error, "exec nosuch: No such file or directory");
+}
+
+// The real entry never enters a process whose start time is not the
+// recorded one: a pid recycled for another process is not the init.
+TEST(KernelEntry, APidWithAnotherStartTimeIsNotEntered) {
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  auto identity = state::identify(child);
+  ASSERT_TRUE(identity.has_value());
+  auto entry = kernel_entry();
+  EXPECT_TRUE(entry->alive(*identity));
+  state::ProcessIdentity recycled{child, identity->start_time + 1};
+  EXPECT_FALSE(entry->alive(recycled));
+  runtime::EnterRequest request;
+  request.command = {"true"};
+  EXPECT_THROW(entry->enter(recycled, request), NotRunningError);
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  EXPECT_THROW(entry->enter(*identity, request), NotRunningError);
 }
 
 // The option parser's refusals, before anything is looked up (as root or not).

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -200,72 +201,108 @@ TEST_F(ExecFleetTest, AUserInsideTheRangeRunsWithoutCapabilitiesAndOneOutsideIsR
   EXPECT_NE(outside.output.find("maps uids 0-99 only"), std::string::npos) << outside.output;
 }
 
+// A terminal the test opens: a command runs on it (a session of its own,
+// the slave as its controlling terminal) while the test reads the master.
+class TestTerminal {
+ public:
+  TestTerminal(unsigned short rows, unsigned short cols) {
+    master_.reset(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!master_ || ::grantpt(master_.get()) != 0 || ::unlockpt(master_.get()) != 0) return;
+    slave_.reset(::open(::ptsname(master_.get()), O_RDWR | O_NOCTTY | O_CLOEXEC));
+    resize(rows, cols);
+  }
+  bool ok() const { return master_ && slave_; }
+  int slave() const { return slave_.get(); }
+  // The kernel sends SIGWINCH to the terminal's foreground group.
+  void resize(unsigned short rows, unsigned short cols) const {
+    winsize size{rows, cols, 0, 0};
+    ::ioctl(slave_.get(), TIOCSWINSZ, &size);
+  }
+
+  // Runs `command` with sh on the terminal; `on_output` sees the output so
+  // far each time more arrives. The exit status, or -1 after 20 s.
+  int run(const std::string& command, const std::function<void(const std::string&)>& on_output = {}) {
+    pid_t pid = ::fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+      ::setsid();
+      ::ioctl(slave_.get(), TIOCSCTTY, 0);
+      for (int fd : {0, 1, 2}) ::dup2(slave_.get(), fd);
+      ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+      ::_exit(99);
+    }
+    int status = 0;
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    for (bool ended = false; !ended;) {
+      ended = ::waitpid(pid, &status, WNOHANG) == pid;
+      // After the end too: what is still in the pty.
+      for (pollfd p{master_.get(), POLLIN, 0}; ::poll(&p, 1, ended ? 100 : 50) > 0;) {
+        char buf[1024];
+        ssize_t n = ::read(master_.get(), buf, sizeof buf);
+        if (n <= 0) break;
+        output.append(buf, static_cast<std::size_t>(n));
+        if (on_output) on_output(output);
+      }
+      if (!ended && std::chrono::steady_clock::now() > deadline) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+        return -1;
+      }
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+  std::string output;
+
+ private:
+  UniqueFd master_, slave_;
+};
+
 // exec -t on a terminal the test opens: the command's stdin and stdout are a
 // pseudo-terminal with the caller's window size, and the caller's terminal
 // settings come back afterwards.
 TEST_F(ExecFleetTest, WithATtyTheCommandGetsATerminalOfItsOwn) {
   ASSERT_GT(start_one(), 0);
-  int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-  ASSERT_GE(master, 0);
-  ASSERT_EQ(::grantpt(master), 0);
-  ASSERT_EQ(::unlockpt(master), 0);
-  int slave = ::open(::ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
-  ASSERT_GE(slave, 0);
-  winsize size{33, 77, 0, 0};
-  ASSERT_EQ(::ioctl(slave, TIOCSWINSZ, &size), 0);
+  TestTerminal terminal(33, 77);
+  ASSERT_TRUE(terminal.ok());
   termios before{};
-  ASSERT_EQ(::tcgetattr(slave, &before), 0);
+  ASSERT_EQ(::tcgetattr(terminal.slave(), &before), 0);
 
   std::string script = "test -t 0 && test -t 1 && echo terminal; readlink /proc/self/fd/0; stty size; exit 5";
-  std::string command = haco_command("exec --name " + fleet_ + " -t " + port() + " -- sh -c " + shell_quote(script));
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::setsid();
-    ::ioctl(slave, TIOCSCTTY, 0);
-    for (int fd : {0, 1, 2}) ::dup2(slave, fd);
-    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-    ::_exit(99);
-  }
-  std::string output;
-  int status = 0;
-  auto deadline = std::chrono::steady_clock::now() + 20s;
-  for (;;) {
-    pollfd p{master, POLLIN, 0};
-    if (::poll(&p, 1, 50) > 0) {
-      char buf[1024];
-      ssize_t n = ::read(master, buf, sizeof buf);
-      if (n > 0) output.append(buf, static_cast<std::size_t>(n));
-    }
-    if (::waitpid(pid, &status, WNOHANG) == pid) break;
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      FAIL() << "exec -t did not end: " << output;
-    }
-  }
-  for (pollfd p{master, POLLIN, 0}; ::poll(&p, 1, 100) > 0;) {
-    char buf[1024];
-    ssize_t n = ::read(master, buf, sizeof buf);
-    if (n <= 0) break;
-    output.append(buf, static_cast<std::size_t>(n));
-  }
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 5) << output;
-  EXPECT_NE(output.find("terminal"), std::string::npos) << output;
-  EXPECT_NE(output.find("/dev/pts/"), std::string::npos) << output;
-  EXPECT_NE(output.find("33 77"), std::string::npos) << output;
+  int status = terminal.run(haco_command("exec --name " + fleet_ + " -t " + port() + " -- sh -c " + shell_quote(script)));
+  EXPECT_EQ(status, 5) << terminal.output;
+  EXPECT_NE(terminal.output.find("terminal"), std::string::npos) << terminal.output;
+  EXPECT_NE(terminal.output.find("/dev/pts/"), std::string::npos) << terminal.output;
+  EXPECT_NE(terminal.output.find("33 77"), std::string::npos) << terminal.output;
   termios after{};
-  ASSERT_EQ(::tcgetattr(slave, &after), 0);
+  ASSERT_EQ(::tcgetattr(terminal.slave(), &after), 0);
   EXPECT_EQ(after.c_lflag, before.c_lflag);
   EXPECT_EQ(after.c_iflag, before.c_iflag);
   EXPECT_EQ(after.c_oflag, before.c_oflag);
-  ::close(slave);
-  ::close(master);
 
   // Without -t the command has exec's stdin (here /dev/null), not a terminal.
   auto plain = sh("test -t 0 && echo terminal; readlink /proc/self/fd/0");
   EXPECT_EQ(plain.output, "/dev/null\n");
+}
+
+// The caller's terminal resized while the command runs: the command's
+// terminal gets the new size, and the command its SIGWINCH.
+TEST_F(ExecFleetTest, WithATtyAResizeReachesTheCommand) {
+  ASSERT_GT(start_one(), 0);
+  TestTerminal terminal(24, 80);
+  ASSERT_TRUE(terminal.ok());
+  std::string script = "trap 'stty size; exit 6' WINCH; echo ready; while :; do sleep 0.05; done";
+  bool resized = false;
+  int status = terminal.run(
+      haco_command("exec --name " + fleet_ + " -t " + port() + " -- sh -c " + shell_quote(script)),
+      [&](const std::string& output) {
+        if (!resized && output.find("ready") != std::string::npos) {
+          resized = true;
+          terminal.resize(40, 100);
+        }
+      });
+  EXPECT_EQ(status, 6) << terminal.output;
+  EXPECT_NE(terminal.output.find("40 100"), std::string::npos) << terminal.output;
 }
 
 // A reader that stops early does not kill exec -t (SIGPIPE): the command
