@@ -20,9 +20,9 @@
 
 #include <fmt/format.h>
 
+#include "haco/enter.hpp"
 #include "haco/error.hpp"
 #include "haco/unique_fd.hpp"
-#include "haco/enter.hpp"
 #include "runtime/caps.hpp"
 #include "runtime/exec_plan.hpp"
 #include "runtime/mounts.hpp"

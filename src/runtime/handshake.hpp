@@ -17,6 +17,9 @@
 //                        end-of-file after about_to_exec as success.
 //   At any step the child may send child_failed (step, errno, message) instead
 //   and exit; the parent turns it into haco::Error.
+// `exec` (enter.cpp) speaks the same messages with steps of its own: its
+// entering and command processes send child_failed, the command process
+// about_to_exec, and its execve closes the socket.
 #pragma once
 
 #include <cstdint>
