@@ -67,6 +67,7 @@ int run(int argc, char** argv) {
   add_stop_command(app, global, exit_status);
   add_start_command(app, global, exit_status);
   add_restart_command(app, global, exit_status);
+  add_exec_command(app, global, exit_status);
 
   // After the subcommands: each has its own, a footer set earlier would be
   // inherited by them.

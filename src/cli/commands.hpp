@@ -34,6 +34,7 @@ void add_down_command(CLI::App& app, GlobalOptions& global, int& exit_status);
 void add_stop_command(CLI::App& app, GlobalOptions& global, int& exit_status);
 void add_start_command(CLI::App& app, GlobalOptions& global, int& exit_status);
 void add_restart_command(CLI::App& app, GlobalOptions& global, int& exit_status);
+void add_exec_command(CLI::App& app, GlobalOptions& global, int& exit_status);
 
 // Builds the whole command line; returns the exit status.
 int run(int argc, char** argv);

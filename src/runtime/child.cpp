@@ -16,32 +16,21 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "haco/enter.hpp"
 #include "haco/error.hpp"
 #include "haco/unique_fd.hpp"
 #include "runtime/caps.hpp"
+#include "runtime/exec_plan.hpp"
 #include "runtime/mounts.hpp"
 #include "runtime/seccomp.hpp"
 #include "runtime/user_ns.hpp"
 
 namespace haco::runtime {
 namespace {
-
-constexpr const char* kDefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-// The caller may ignore or block signals (a supervisor ignores SIGHUP); the
-// init command starts with the defaults.
-void reset_signals() {
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
-  for (int sig = 1; sig < NSIG; ++sig)
-    if (sig != SIGKILL && sig != SIGSTOP) ::signal(sig, SIG_DFL);
-}
 
 void bring_up_loopback() {
   UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
@@ -72,77 +61,6 @@ void setup_stdio(const ContainerSpec& c, const ChildStdio& stdio) {
   }
   // Whatever else the caller had open stays out of the container.
   check_sys(::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC), "close_range");
-}
-
-std::vector<std::string> environment_of(const ContainerSpec& c) {
-  std::vector<std::string> env = c.environment;
-  bool has_path = false;
-  for (const auto& e : env) has_path = has_path || e.rfind("PATH=", 0) == 0;
-  if (!has_path) env.emplace_back(kDefaultPath);
-  return env;
-}
-
-// The execve calls of the init command, prepared before the seccomp filter
-// is installed so that nothing between the filter and exec allocates. A
-// name without '/' is looked up in the container's PATH, as a shell would.
-class ExecPlan {
- public:
-  ExecPlan(const std::vector<std::string>& command, std::vector<std::string> env)
-      : command_(command), env_(std::move(env)) {
-    for (const auto& a : command_) argv_.push_back(const_cast<char*>(a.c_str()));
-    argv_.push_back(nullptr);
-    for (const auto& e : env_) envp_.push_back(const_cast<char*>(e.c_str()));
-    envp_.push_back(nullptr);
-    const std::string& name = command_.front();
-    if (name.find('/') != std::string::npos) {
-      candidates_.push_back(name);
-      direct_ = true;
-      return;
-    }
-    std::string path;
-    for (const auto& e : env_)
-      if (e.rfind("PATH=", 0) == 0) path = e.substr(5);
-    std::size_t pos = 0;
-    while (pos <= path.size()) {
-      auto end = path.find(':', pos);
-      if (end == std::string::npos) end = path.size();
-      candidates_.push_back((end > pos ? path.substr(pos, end - pos) : ".") + "/" + name);
-      pos = end + 1;
-    }
-  }
-
-  // argv_ and envp_ point into the strings held here.
-  ExecPlan(const ExecPlan&) = delete;
-  ExecPlan& operator=(const ExecPlan&) = delete;
-
-  // Returns only on failure, with the errno to report.
-  int exec() const {
-    int err = ENOENT;
-    for (const auto& candidate : candidates_) {
-      ::execve(candidate.c_str(), argv_.data(), envp_.data());
-      if (direct_ || (errno != ENOENT && errno != ENOTDIR)) err = errno;
-    }
-    return err;
-  }
-
- private:
-  bool direct_ = false;
-  std::vector<std::string> command_;
-  std::vector<std::string> env_;
-  std::vector<char*> argv_, envp_;
-  std::vector<std::string> candidates_;
-};
-
-// Best effort: the parent may be gone, and nothing may escape the child.
-template <typename What>
-void report_failure(const Channel& channel, ChildStep step, const What& what) noexcept {
-  try {
-    if constexpr (std::is_same_v<What, Error>)
-      channel.send(failure_message(step, what));
-    else
-      channel.send(failure_message(step, Error(what)));
-  } catch (...) {
-  }
 }
 
 }  // namespace
@@ -180,7 +98,7 @@ void run_child(const LaunchRequest& request, const Channel& channel, const Child
     check_sys(::chdir(c.workdir.c_str()), "chdir", c.workdir);
     step = ChildStep::exec;
     if (c.command.empty()) throw Error("the definition has no init command");
-    const ExecPlan plan(c.command, environment_of(c));
+    const ExecPlan plan(c.command, init_environment(c));
     step = ChildStep::no_new_privs;
     if (c.no_new_privs) check_sys(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl PR_SET_NO_NEW_PRIVS");
     step = ChildStep::seccomp;

@@ -43,6 +43,11 @@ std::string_view child_step_name(ChildStep s) {
     case ChildStep::no_new_privs: return "setting no_new_privs";
     case ChildStep::seccomp: return "installing the seccomp filters";
     case ChildStep::exec: return "starting the init command";
+    case ChildStep::join_cgroup: return "joining the instance's cgroups";
+    case ChildStep::rlimits: return "taking the init's rlimits";
+    case ChildStep::enter_namespaces: return "entering the instance's namespaces";
+    case ChildStep::fork_into_namespaces: return "starting a process in the instance's pid namespace";
+    case ChildStep::become_user: return "taking the command's uid and gid";
   }
   return "unknown";
 }

@@ -17,11 +17,15 @@
 //                        end-of-file after about_to_exec as success.
 //   At any step the child may send child_failed (step, errno, message) instead
 //   and exit; the parent turns it into haco::Error.
+// `exec` (enter.cpp) speaks the same messages with steps of its own: its
+// entering and command processes send child_failed, the command process
+// about_to_exec, and its execve closes the socket.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <type_traits>
 
 #include "haco/error.hpp"
 #include "haco/unique_fd.hpp"
@@ -44,6 +48,12 @@ enum class ChildStep : std::uint32_t {
   no_new_privs,
   seccomp,
   exec,
+  // A command entered into a running container (enter.hpp).
+  join_cgroup,
+  rlimits,
+  enter_namespaces,
+  fork_into_namespaces,
+  become_user,
 };
 
 std::string_view message_type_name(MessageType t);
@@ -80,5 +90,18 @@ class Channel {
  private:
   UniqueFd fd_;
 };
+
+// A child's failure sent to its parent, best effort: the parent may be gone,
+// and nothing may escape the child.
+template <typename What>
+void report_failure(const Channel& channel, ChildStep step, const What& what) noexcept {
+  try {
+    if constexpr (std::is_same_v<What, Error>)
+      channel.send(failure_message(step, what));
+    else
+      channel.send(failure_message(step, Error(what)));
+  } catch (...) {
+  }
+}
 
 }  // namespace haco::runtime

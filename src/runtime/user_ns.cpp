@@ -51,11 +51,15 @@ void become_root(const ContainerSpec& c) {
   if (!wants_user_namespace(c)) return;
   if (!maps_inside_zero(c.uid_map) || !maps_inside_zero(c.gid_map))
     throw Error("the uid and gid mappings must both map id 0 inside the container");
-  check_sys(::setresgid(0, 0, 0), "setresgid", "0");
+  become_user(0, 0);
+}
+
+void become_user(uid_t uid, gid_t gid) {
+  check_sys(::setresgid(gid, gid, gid), "setresgid", std::to_string(gid));
   // Refused (EPERM) only when setgroups was denied; the host's groups are
   // then unmapped anyway.
   if (::setgroups(0, nullptr) != 0 && errno != EPERM) throw Error::from_errno("setgroups", errno);
-  check_sys(::setresuid(0, 0, 0), "setresuid", "0");
+  check_sys(::setresuid(uid, uid, uid), "setresuid", std::to_string(uid));
 }
 
 }  // namespace haco::runtime

@@ -20,4 +20,10 @@ void write_id_maps(pid_t pid, const ContainerSpec& c);
 // outside), no supplementary groups.
 void become_root(const ContainerSpec& c);
 
+// uid and gid (ids of the caller's user namespace) for real, effective and
+// saved ids, no supplementary groups. For a process that entered a user
+// namespace as host root, the capabilities it holds there stay until exec
+// (it never was that namespace's root, so the kernel drops none).
+void become_user(uid_t uid, gid_t gid);
+
 }  // namespace haco::runtime
