@@ -74,8 +74,23 @@ TEST(ControlProtocol, StopShutdownAndPingRoundTrip) {
   EXPECT_TRUE(std::holds_alternative<PingRequest>(decode_request(encode(Request{PingRequest{}}))));
 }
 
+TEST(ControlProtocol, UpdateLimitsRoundTripsAndRefusesAMalformedSetting) {
+  UpdateLimitsRequest update{{{"web-1", {{"pids.max", "100"}, {"cpu.cfs_quota_us", "30000"}}}, {"web-2", {}}}};
+  auto back = decode_request(encode(Request{update}));
+  ASSERT_TRUE(std::holds_alternative<UpdateLimitsRequest>(back));
+  EXPECT_EQ(std::get<UpdateLimitsRequest>(back).instances, update.instances);
+  EXPECT_EQ(request_name(back), "update-limits");
+
+  auto j = json::parse(encode(Request{update}));
+  j["instances"][0]["cgroup"][0].erase("value");
+  auto error = error_of([&] { decode_request(j.dump()); });
+  EXPECT_NE(error.find("update-limits"), std::string::npos) << error;
+  EXPECT_NE(error.find("'value'"), std::string::npos) << error;
+}
+
 TEST(ControlProtocol, EveryRequestCarriesTheVersion) {
-  for (const Request& request : std::vector<Request>{StartRequest{}, StopRequest{}, ShutdownRequest{}, PingRequest{}})
+  for (const Request& request :
+       std::vector<Request>{StartRequest{}, StopRequest{}, ShutdownRequest{}, PingRequest{}, UpdateLimitsRequest{}})
     EXPECT_EQ(json::parse(encode(request)).at("version"), kControlProtocolVersion) << request_name(request);
 }
 
