@@ -115,6 +115,12 @@ class SupervisorClient {
   virtual bool left_traces(const state::FleetPaths& paths) = 0;
   virtual std::vector<std::string> fleets_without_state(const std::string& state_root) = 0;
   virtual std::optional<std::string> other_state_root(const state::FleetPaths& paths) = 0;
+  // New cgroup settings for instances (`reload`), instance -> settings,
+  // through the fleet's supervisor; returns why, for each instance it did
+  // not apply them to. Throws when no supervisor answers or it refuses the
+  // request as a whole.
+  virtual std::map<std::string, std::string> update_limits(
+      const state::FleetPaths& paths, const std::map<std::string, std::vector<CgroupSetting>>& limits) = 0;
 };
 
 // Makes the rootfs of instances.

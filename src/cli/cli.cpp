@@ -65,6 +65,7 @@ int run(int argc, char** argv) {
   add_ps_command(app, global, exit_status);
   add_down_command(app, global, exit_status);
   add_inspect_command(app, global, exit_status);
+  add_reload_command(app, global, exit_status);
 
   // After the subcommands: each has its own, a footer set earlier would be
   // inherited by them.

@@ -32,6 +32,7 @@ void add_up_command(CLI::App& app, GlobalOptions& global, int& exit_status);
 void add_ps_command(CLI::App& app, GlobalOptions& global, int& exit_status);
 void add_down_command(CLI::App& app, GlobalOptions& global, int& exit_status);
 void add_inspect_command(CLI::App& app, GlobalOptions& global, int& exit_status);
+void add_reload_command(CLI::App& app, GlobalOptions& global, int& exit_status);
 
 // Builds the whole command line; returns the exit status.
 int run(int argc, char** argv);

@@ -12,5 +12,7 @@ inline constexpr int kUpSchemaVersion = 1;
 // inspect --json: {"schema", "fleet", "instance", "spec", "init", "pids", "namespaces", "cgroup", "mounts", "logs",
 // "recent_exits", ...} (docs/inspect.md).
 inline constexpr int kInspectSchemaVersion = 1;
+// reload --json: {"schema", "fleet", "dry_run", "instances": [...]} (docs/inspect.md).
+inline constexpr int kReloadSchemaVersion = 1;
 
 }  // namespace haco::cli
