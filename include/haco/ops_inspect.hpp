@@ -17,8 +17,9 @@
 
 namespace haco::ops {
 
-// One namespace of the init: /proc/PID/ns/NAME against the host's
-// (/proc/1/ns/NAME).
+// One namespace of the init: /proc/PID/ns/NAME against the one haco-fleet
+// itself runs in (/proc/self/ns/NAME: the host's, run on the host; pid 1's
+// may be unreadable even to root).
 struct NamespaceView {
   std::string name;       // "pid", "mnt", "user", ...
   std::string link;       // "pid:[4026532345]"

@@ -121,9 +121,9 @@ std::vector<NamespaceView> read_namespaces(pid_t pid) {
   for (const auto& name : names) {
     NamespaceView view{name, read_link(dir + "/" + name), ""};
     try {
-      view.host_link = read_link("/proc/1/ns/" + name);
+      view.host_link = read_link("/proc/self/ns/" + name);
     } catch (const Error&) {
-      // Another user's init, or a namespace kind the host's init lacks.
+      // A namespace kind this process cannot read.
     }
     out.push_back(std::move(view));
   }
