@@ -202,6 +202,14 @@ TEST(ControlProtocol, AWrongTypeNamesTheMessageAndTheKey) {
   EXPECT_EQ(error_of([&] { decode_reply(R"({"event":"rebooted"})"); }), "unknown control event 'rebooted'");
 }
 
+// A request this supervisor does not know (one a newer binary added, as
+// update-limits was) is refused by name, which the control server sends
+// back as Done's error: what lets `reload` tell an older supervisor apart
+// without a new protocol version.
+TEST(ControlProtocol, AnUnknownRequestOfThisVersionIsRefusedByName) {
+  EXPECT_EQ(error_of([&] { decode_request(R"({"op":"rewind","version":1})"); }), "unknown control request 'rewind'");
+}
+
 TEST(ControlProtocol, ARequestOfAnotherVersionIsRefusedNamingBothVersions) {
   // A future request whose shape this binary does not know: the version is
   // what it is told, not a key it misses.
