@@ -95,8 +95,9 @@ std::vector<LimitView> read_limits(const std::vector<CgroupSetting>& settings, c
     auto dir = std::find_if(candidates.begin(), candidates.end(),
                             [&](const std::string& d) { return exists(d + "/" + setting.key); });
     if (dir == candidates.end()) {
-      view.error = candidates.empty() ? "the instance's cgroup directories are gone"
-                                      : "no cgroup directory of the instance has " + setting.key;
+      view.error = dirs.empty()         ? "no cgroup directory recorded"
+                   : candidates.empty() ? "the instance's cgroup directories are gone"
+                                        : "no cgroup directory of the instance has " + setting.key;
     } else {
       view.dir = *dir;
       try {
