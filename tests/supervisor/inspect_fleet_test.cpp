@@ -242,7 +242,12 @@ TEST_F(InspectFleetTest, ReloadOfAnEndedInstanceAndOfADeadSupervisor) {
             std::string::npos)
       << result.output;
   EXPECT_EQ(kernel_pids_max(fleet.instances[0]), "80");
+  // The killed container still inspects: its end, no namespaces to read.
   auto history = inspect_json(port(1));
+  EXPECT_EQ(history.at("state"), "failed");
+  EXPECT_EQ(history.at("init").at("running"), false);
+  EXPECT_FALSE(history.at("namespaces_error").is_null());
+  EXPECT_EQ(history.at("last_exit"), "signal 9 (Killed)");
   ASSERT_EQ(history.at("recent_exits").size(), 1u);
   EXPECT_EQ(history.at("recent_exits").at(0).at("signal"), 9);
 
