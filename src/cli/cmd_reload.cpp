@@ -67,7 +67,7 @@ void print_reload(const ops::ReloadResult& r, bool dry_run) {
     }
     for (const auto& l : i.diff.limits)
       std::printf("  %s: %s: %s\n", i.instance.c_str(), limit_text(l).c_str(), outcome_text(i).c_str());
-    if (i.limits == ops::LimitsOutcome::applied) ++applied;
+    if (i.limits == ops::LimitsOutcome::applied || i.limits == ops::LimitsOutcome::would_apply) ++applied;
     if (!i.diff.needs_restart.empty()) {
       ++restart;
       std::string what;

@@ -175,6 +175,7 @@ TEST_F(InspectFleetTest, ReloadAppliesANewPidsMaxWithoutARestart) {
   auto dry = reload("HACO_TEST_PIDS_MAX=100", "--dry-run");
   EXPECT_EQ(dry.status, 0) << dry.output;
   EXPECT_NE(dry.output.find("pids.max 64 -> 100: would be applied"), std::string::npos) << dry.output;
+  EXPECT_NE(dry.output.find("2 instances with limits to apply"), std::string::npos) << dry.output;
   for (const auto& r : before.instances) EXPECT_EQ(kernel_pids_max(r), "64");
 
   auto applied = reload("HACO_TEST_PIDS_MAX=100");
