@@ -131,6 +131,12 @@ class InstanceCgroup {
   // hierarchies that clone did not (the v1 ones).
   virtual void add_cloned_process(pid_t pid) const = 0;
   virtual std::vector<pid_t> processes() const = 0;
+  // Writes `settings` (a definition's keys, translated for the hierarchies
+  // that hold this cgroup) into it and reads each back, as create() does:
+  // a running instance's limits changed in place. Throws naming the key and
+  // the controller when this cgroup has no directory for it (a v1
+  // controller that no setting used when the instance started).
+  virtual void update_settings(const std::vector<CgroupSetting>& settings) const = 0;
   // SIGKILL to every process (cgroup.kill on v2, freeze + kill + thaw on v1),
   // then waits until the cgroup is empty or the timeout passes.
   virtual void kill_all(std::chrono::milliseconds timeout) const = 0;

@@ -14,6 +14,20 @@
 //   ShutdownRequest -> Done once every instance has exited; the supervisor,
 //                      its spawners and its log writer then end.
 //   PingRequest     -> Done carrying the supervisor's pid.
+//   UpdateLimitsRequest (`reload`)
+//                   -> a FailedEvent for each named instance whose limits
+//                      were not applied (with why: not running, being
+//                      started or stopped, a value the kernel refused, a
+//                      controller its cgroup does not have), then Done. Every
+//                      other instance had each setting written into its
+//                      cgroup and read back (a running one), or taken for
+//                      its next launch (one waiting to restart), and its
+//                      record (spec and spec_hash) holds them.
+//
+// A supervisor from before UpdateLimitsRequest answers it with a Done whose
+// error is "unknown control request 'update-limits'" (the requests are
+// decoded by name after the version check), so the version stays 1: the
+// client turns that answer into a sentence of its own.
 //
 // Every request carries kControlProtocolVersion. The supervisor answers a
 // request of another version (or without one: from a haco-fleet older than
@@ -81,7 +95,21 @@ struct ShutdownRequest {
 // Is the supervisor there, and which process is it?
 struct PingRequest {};
 
-using Request = std::variant<StartRequest, StopRequest, ShutdownRequest, PingRequest>;
+// One instance's cgroup settings as its definition now gives them, in the
+// definition's keys (v1 or v2, translated by the runtime).
+struct InstanceLimits {
+  std::string instance;
+  std::vector<CgroupSetting> cgroup;
+  bool operator==(const InstanceLimits&) const = default;
+};
+
+// Apply new cgroup limits to running instances without restarting them
+// (`reload`): each instance's `cgroup` replaces its recorded settings.
+struct UpdateLimitsRequest {
+  std::vector<InstanceLimits> instances;
+};
+
+using Request = std::variant<StartRequest, StopRequest, ShutdownRequest, PingRequest, UpdateLimitsRequest>;
 
 // The request's name on the wire ("start", "stop", ...), for messages.
 std::string_view request_name(const Request& request);

@@ -124,6 +124,12 @@ class SupervisorClient {
   // The fleets of the data root with trees kept by a `down` without --purge
   // (haco/kept_trees.hpp).
   virtual std::vector<std::string> fleets_with_kept_trees(const std::string& data_root) = 0;
+  // New cgroup settings for instances (`reload`), instance -> settings,
+  // through the fleet's supervisor; returns why, for each instance it did
+  // not apply them to. Throws when no supervisor answers or it refuses the
+  // request as a whole.
+  virtual std::map<std::string, std::string> update_limits(
+      const state::FleetPaths& paths, const std::map<std::string, std::vector<CgroupSetting>>& limits) = 0;
 };
 
 // Makes the rootfs of instances.

@@ -100,6 +100,26 @@ struct ExitRecord {
 // "exit 0", "exit 3", "signal 9 (Killed)", "ended, exit status unknown".
 std::string describe_exit(const ExitRecord& e);
 
+// One end of an instance's init, for its restart history.
+struct RecentExit {
+  ExitRecord exit;
+  bool restarted = false;       // the restart policy started it again
+  bool stop_requested = false;  // it ended because it was asked to stop
+  bool operator==(const RecentExit&) const = default;
+};
+// How many ends a record keeps (the oldest go first).
+inline constexpr std::size_t kRecentExitsKept = 10;
+
+// What an instance's definition was expanded with beside the caller's
+// environment (fleet::ExpandOptions), so that `reload` evaluates it as `up`
+// did.
+struct RecordedExpansion {
+  std::vector<std::string> port_env_names;  // --port-env
+  std::string default_pids_max;             // --pids-max
+  bool allow_shared_rootfs = false;         // --allow-shared-rootfs
+  bool operator==(const RecordedExpansion&) const = default;
+};
+
 struct InstanceRecord {
   InstanceSpec spec;
   std::string spec_hash;
@@ -112,6 +132,9 @@ struct InstanceRecord {
   unsigned restarts = 0;
   std::optional<ExitRecord> last_exit;
   std::string error;                // why it failed (launch error), empty otherwise
+  std::vector<RecentExit> recent_exits;  // oldest first, at most kRecentExitsKept
+  // nullopt in a record written before expansions were recorded.
+  std::optional<RecordedExpansion> expansion;
 
   const std::string& name() const { return spec.container.name; }
 };

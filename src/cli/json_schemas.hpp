@@ -9,5 +9,10 @@ namespace haco::cli {
 inline constexpr int kPsSchemaVersion = 1;
 // up --json: {"schema", "fleet", "started", "failed", "atomic_rollback", "latency"}.
 inline constexpr int kUpSchemaVersion = 1;
+// inspect --json: {"schema", "fleet", "instance", "spec", "init", "pids", "namespaces", "cgroup", "mounts", "logs",
+// "recent_exits", ...} (docs/inspect.md).
+inline constexpr int kInspectSchemaVersion = 1;
+// reload --json: {"schema", "fleet", "dry_run", "instances": [...]} (docs/inspect.md).
+inline constexpr int kReloadSchemaVersion = 1;
 
 }  // namespace haco::cli

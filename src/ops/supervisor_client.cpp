@@ -5,6 +5,7 @@
 #include <utility>  // boost 1.74 asio/awaitable.hpp uses std::exchange without it
 
 #include <boost/asio.hpp>
+#include <fmt/format.h>
 
 #include "haco/control_protocol.hpp"
 #include "haco/error.hpp"
@@ -134,6 +135,32 @@ class ControlSupervisor : public SupervisorClient {
 
   std::vector<std::string> fleets_with_kept_trees(const std::string& data_root) override {
     return supervisor::fleets_with_kept_trees(data_root);
+  }
+
+  std::map<std::string, std::string> update_limits(
+      const state::FleetPaths& paths, const std::map<std::string, std::vector<CgroupSetting>>& limits) override {
+    auto client = supervisor::ControlClient::connect(paths);
+    if (!client) throw Error("the supervisor of fleet '" + paths.fleet + "' is not listening");
+    protocol::UpdateLimitsRequest request;
+    for (const auto& [instance, settings] : limits) request.instances.push_back({instance, settings});
+    client->send(request);
+    std::map<std::string, std::string> failures;
+    for (;;) {
+      auto reply = client->receive();
+      if (auto* failed = std::get_if<protocol::FailedEvent>(&reply)) {
+        failures[failed->instance] = failed->error;
+        continue;
+      }
+      auto* done = std::get_if<protocol::Done>(&reply);
+      if (!done) continue;
+      if (!done->error) return failures;
+      // A supervisor started by a haco-fleet from before `reload`.
+      if (done->error->find("unknown control request") != std::string::npos)
+        throw Error(fmt::format("the supervisor of fleet '{}' was started by a haco-fleet without `reload` ({}): "
+                                "`down` the fleet and `up` it again with this one to reload it",
+                                paths.fleet, *done->error));
+      throw Error("the supervisor refused 'update-limits': " + *done->error);
+    }
   }
 };
 

@@ -338,6 +338,10 @@ class Up {
       record.spec = i;
       record.spec_hash = state::spec_hash(i);
       record.log_path = paths_->instance_log(i.container.name);
+      // What `reload` evaluates the definition with again.
+      record.expansion = state::RecordedExpansion{request_.expansion.port_env_names,
+                                                  request_.expansion.default_pids_max,
+                                                  request_.expansion.allow_shared_rootfs};
       records_.push_back(std::move(record));
       const auto& c = i.container;
       if (c.bootstrap.kind == BootstrapKind::tarball)

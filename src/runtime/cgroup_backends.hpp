@@ -52,6 +52,7 @@ class V2Cgroup final : public InstanceCgroup {
   int clone_into_fd() const override { return dir_fd_.get(); }
   void add_cloned_process(pid_t) const override {}
   std::vector<pid_t> processes() const override;
+  void update_settings(const std::vector<CgroupSetting>& settings) const override;
   void kill_all(std::chrono::milliseconds timeout) const override;
   void remove() const override;
   std::vector<std::string> paths() const override { return {dir_}; }
@@ -75,6 +76,7 @@ class V1Cgroup final : public InstanceCgroup {
   int clone_into_fd() const override { return membership_ ? membership_->clone_into_fd() : -1; }
   void add_cloned_process(pid_t pid) const override;
   std::vector<pid_t> processes() const override;
+  void update_settings(const std::vector<CgroupSetting>& settings) const override;
   void kill_all(std::chrono::milliseconds timeout) const override;
   void remove() const override;
   std::vector<std::string> paths() const override;

@@ -116,6 +116,29 @@ std::vector<pid_t> V1Cgroup::processes() const {
   return dirs_.empty() ? std::vector<pid_t>{} : read_procs(d ? d->path : dirs_.front().path);
 }
 
+void V1Cgroup::update_settings(const std::vector<CgroupSetting>& settings) const {
+  std::vector<std::pair<const Dir*, CgroupSetting>> writes;
+  for (const auto& s : translate_to_v1(settings)) {
+    const Dir* d = dir_with(controller_of(s.key));
+    if (!d)
+      throw Error(fmt::format("{}: the instance's cgroup has no \"{}\" directory (no setting of that controller when "
+                              "it started): it takes effect once the instance starts again",
+                              s.key, controller_of(s.key)));
+    writes.emplace_back(d, s);
+  }
+  // One v1 setting may bound another (memsw never below the memory limit):
+  // one the kernel refused is written again once the others are in.
+  std::vector<std::pair<const Dir*, CgroupSetting>> refused;
+  for (const auto& [d, s] : writes) {
+    try {
+      write_setting(d->path, s);
+    } catch (const Error&) {
+      refused.emplace_back(d, s);
+    }
+  }
+  for (const auto& [d, s] : refused) write_setting(d->path, s);
+}
+
 void V1Cgroup::kill_all(std::chrono::milliseconds timeout) const {
   if (membership_) {
     membership_->kill_all(timeout);

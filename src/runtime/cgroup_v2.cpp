@@ -105,6 +105,16 @@ std::vector<pid_t> V2Cgroup::processes() const {
   }
 }
 
+void V2Cgroup::update_settings(const std::vector<CgroupSetting>& settings) const {
+  for (const auto& s : translate_to_v2(settings)) {
+    struct stat st {};
+    if (::stat((dir_ + "/" + s.key).c_str(), &st) != 0)
+      throw Error(fmt::format("{}: the cgroup {} has no {} file (the controller \"{}\" is not enabled for it)", s.key,
+                              dir_, s.key, controller_of(s.key)));
+    write_setting(dir_, s);
+  }
+}
+
 void V2Cgroup::kill_all(std::chrono::milliseconds timeout) const {
   struct stat st {};
   if (::stat(dir_.c_str(), &st) != 0 && errno == ENOENT) return;  // removed with its systemd unit

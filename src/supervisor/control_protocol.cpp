@@ -126,13 +126,33 @@ std::vector<state::InstanceRecord> records_from_json(const Fields& fields) {
   return records;
 }
 
+std::vector<InstanceLimits> limits_from_json(const Fields& fields) {
+  const json& list = fields.nested("instances", &json::is_array);
+  std::vector<InstanceLimits> out;
+  for (std::size_t k = 0; k < list.size(); ++k) {
+    const std::string what = fmt::format("{}: instance {}", fields.what(), k);
+    if (!list[k].is_object()) throw Error(what + ": not a JSON object");
+    Fields item(list[k], what);
+    InstanceLimits limits{item.get<std::string>("instance"), {}};
+    const json& cgroup = item.nested("cgroup", &json::is_array);
+    for (const auto& setting : cgroup) {
+      if (!setting.is_object()) throw Error(what + ": a cgroup setting that is not a JSON object");
+      Fields pair(setting, what + ": cgroup setting");
+      limits.cgroup.push_back({pair.get<std::string>("key"), pair.get<std::string>("value")});
+    }
+    out.push_back(std::move(limits));
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string_view request_name(const Request& request) {
   return std::visit(Overloaded{[](const StartRequest&) { return "start"; },
                                [](const StopRequest&) { return "stop"; },
                                [](const ShutdownRequest&) { return "shutdown"; },
-                               [](const PingRequest&) { return "ping"; }},
+                               [](const PingRequest&) { return "ping"; },
+                               [](const UpdateLimitsRequest&) { return "update-limits"; }},
                     request);
 }
 
@@ -147,7 +167,17 @@ std::string encode(const Request& request) {
                    return json{{"instances", r.instances}, {"timeout_ms", r.timeout.count()}, {"forget", r.forget}};
                  },
                  [](const ShutdownRequest& r) { return json{{"timeout_ms", r.timeout.count()}}; },
-                 [](const PingRequest&) { return json::object(); }},
+                 [](const PingRequest&) { return json::object(); },
+                 [](const UpdateLimitsRequest& r) {
+                   json instances = json::array();
+                   for (const auto& limits : r.instances) {
+                     json cgroup = json::array();
+                     for (const auto& setting : limits.cgroup)
+                       cgroup.push_back({{"key", setting.key}, {"value", setting.value}});
+                     instances.push_back({{"instance", limits.instance}, {"cgroup", std::move(cgroup)}});
+                   }
+                   return json{{"instances", std::move(instances)}};
+                 }},
       request);
   j["op"] = std::string(request_name(request));
   j["version"] = kControlProtocolVersion;
@@ -165,6 +195,7 @@ Request decode_request(std::string_view text) {
                        std::chrono::milliseconds(fields.get<std::int64_t>("timeout_ms")), fields.get<bool>("forget")};
   if (op == "shutdown") return ShutdownRequest{std::chrono::milliseconds(fields.get<std::int64_t>("timeout_ms"))};
   if (op == "ping") return PingRequest{};
+  if (op == "update-limits") return UpdateLimitsRequest{limits_from_json(fields)};
   throw Error("unknown control request '" + op + "'");
 }
 

@@ -98,6 +98,8 @@ Effects FleetMachine::start(OperationId operation, std::vector<InstanceRecord> r
     record.state = InstanceState::starting;
     record.process = {};
     record.error.clear();
+    // Its history goes on across a new start.
+    if (existing != instances_.end()) record.recent_exits = existing->second.record.recent_exits;
     Instance& instance = instances_[name];
     instance = Instance{};
     instance.record = std::move(record);
@@ -260,6 +262,8 @@ Effects FleetMachine::instance_exited(const std::string& name, state::ExitRecord
   } else {
     record.state = (exit.signal == 0 && exit.code == 0) ? InstanceState::exited : InstanceState::failed;
   }
+  record.recent_exits.push_back({exit, record.state == InstanceState::restarting, instance.stop_requested});
+  if (record.recent_exits.size() > state::kRecentExitsKept) record.recent_exits.erase(record.recent_exits.begin());
   // The `up` that started it may still wait for it to be ready; it reads the
   // log, so the event goes once what the init wrote is there.
   if (instance.watcher != 0)
@@ -280,6 +284,61 @@ Effects FleetMachine::restart_due(const std::string& name) {
   queue_.push_back(name);
   dispatch(out);
   return out;
+}
+
+// --- new limits -----------------------------------------------------------------
+
+Effects FleetMachine::update_limits(OperationId operation, const std::vector<protocol::InstanceLimits>& updates) {
+  Effects out;
+  auto refuse = [&](const std::string& name, const std::string& why) {
+    out.push_back(effect::Reply{operation, protocol::FailedEvent{name, why}});
+  };
+  for (const auto& limits : updates) {
+    auto it = instances_.find(limits.instance);
+    if (it == instances_.end()) {
+      refuse(limits.instance, "the fleet has no such instance");
+      continue;
+    }
+    Instance& instance = it->second;
+    const std::string state_name(state::instance_state_name(instance.record.state));
+    if (instance.stop_requested)
+      refuse(limits.instance, "it is being stopped (" + state_name + ")");
+    else if (instance.launching)
+      refuse(limits.instance, "it is being started: reload again once it runs");
+    else if (instance.running)
+      out.push_back(effect::WriteLimits{operation, limits});
+    else if (instance.restart_pending)
+      take_limits(instance, limits, out);
+    else
+      refuse(limits.instance, "it is not running (" + state_name + ")");
+  }
+  out.push_back(effect::SaveStateNow{});
+  out.push_back(effect::Reply{operation, protocol::Done{}});
+  return out;
+}
+
+Effects FleetMachine::limits_written(OperationId operation, const protocol::InstanceLimits& limits,
+                                     const std::string& error) {
+  Effects out;
+  auto it = instances_.find(limits.instance);
+  if (!error.empty() || it == instances_.end()) {
+    const std::string why = error.empty() ? "the fleet has no such instance" : error;
+    out.push_back(effect::Log{fmt::format("{}: new cgroup limits not applied: {}", limits.instance, why)});
+    out.push_back(effect::Reply{operation, protocol::FailedEvent{limits.instance, why}});
+    return out;
+  }
+  take_limits(it->second, limits, out);
+  return out;
+}
+
+void FleetMachine::take_limits(Instance& instance, const protocol::InstanceLimits& limits, Effects& out) {
+  InstanceRecord& record = change(instance);
+  record.spec.container.cgroup = limits.cgroup;
+  record.spec_hash = state::spec_hash(record.spec);
+  std::string settings;
+  for (const auto& s : limits.cgroup) settings += fmt::format(" {}={}", s.key, s.value);
+  out.push_back(effect::Log{fmt::format("{}: cgroup limits now{}", limits.instance, settings)});
+  out.push_back(effect::StateChanged{});
 }
 
 // --- stopping -------------------------------------------------------------------

@@ -113,13 +113,20 @@ struct ShutDown {};
 struct Log {
   std::string line;
 };
+// Write `limits` into the running instance's cgroup now (read back from the
+// kernel) and report the outcome with limits_written before the next effect.
+struct WriteLimits {
+  OperationId operation = 0;
+  protocol::InstanceLimits limits;
+};
 
 }  // namespace effect
 
 using Effect = std::variant<effect::Launch, effect::SignalStop, effect::Kill, effect::ArmRestartTimer,
                             effect::ArmStaggerTimer, effect::ArmStopDeadline, effect::CancelStopDeadline,
                             effect::PrepareLog, effect::Reply, effect::ReplyAfterOutput, effect::Forgotten,
-                            effect::SaveStateNow, effect::StateChanged, effect::ShutDown, effect::Log>;
+                            effect::SaveStateNow, effect::StateChanged, effect::ShutDown, effect::Log,
+                            effect::WriteLimits>;
 using Effects = std::vector<Effect>;
 
 struct FleetMachineConfig {
@@ -156,6 +163,17 @@ class FleetMachine {
   // they stopped.
   Effects stop(OperationId operation, const std::vector<std::string>& names, std::chrono::milliseconds timeout,
                bool forget, bool shutdown);
+
+  // New cgroup limits (reload). A running instance gets them written into
+  // its cgroup (effect::WriteLimits, answered by limits_written); one
+  // waiting to restart takes them for its next launch; any other (being
+  // started or stopped, not running, unknown) is answered with a
+  // FailedEvent saying why. Then the state is saved and Done is sent.
+  Effects update_limits(OperationId operation, const std::vector<protocol::InstanceLimits>& updates);
+  // The outcome of an effect::WriteLimits: `error` empty when every setting
+  // is in the cgroup, and the record (its cgroup settings and spec_hash)
+  // then holds them.
+  Effects limits_written(OperationId operation, const protocol::InstanceLimits& limits, const std::string& error);
 
   // --- spawners --------------------------------------------------------------
 
@@ -215,6 +233,7 @@ class FleetMachine {
   void notify_started(const std::string& name, protocol::Reply event, Effects& out);
   void instance_gone(const std::string& name, Effects& out);
   void finish_stops(Effects& out);
+  void take_limits(Instance& instance, const protocol::InstanceLimits& limits, Effects& out);
 
   FleetMachineConfig config_;
   const FleetClock& clock_;

@@ -135,6 +135,20 @@ json to_json(const InstanceRecord& r) {
                                 : json()},
       {"error", r.error},
   };
+  if (!r.recent_exits.empty()) {
+    json exits = json::array();
+    for (const auto& e : r.recent_exits)
+      exits.push_back({{"code", e.exit.code},
+                       {"signal", e.exit.signal},
+                       {"at_unix_ms", e.exit.at_unix_ms},
+                       {"restarted", e.restarted},
+                       {"stop_requested", e.stop_requested}});
+    out["recent_exits"] = std::move(exits);
+  }
+  if (r.expansion)
+    out["expansion"] = {{"port_env", r.expansion->port_env_names},
+                        {"default_pids_max", r.expansion->default_pids_max},
+                        {"allow_shared_rootfs", r.expansion->allow_shared_rootfs}};
   return out;
 }
 
@@ -152,6 +166,15 @@ InstanceRecord instance_record_from_json(const json& j) {
   if (const auto& e = field<json>(j, "last_exit"); !e.is_null())
     r.last_exit = ExitRecord{field<int>(e, "code"), field<int>(e, "signal"), field<std::int64_t>(e, "at_unix_ms")};
   r.error = field<std::string>(j, "error");
+  // Both are absent from records written before they existed.
+  if (auto exits = j.find("recent_exits"); exits != j.end())
+    for (const auto& e : *exits)
+      r.recent_exits.push_back({{field<int>(e, "code"), field<int>(e, "signal"), field<std::int64_t>(e, "at_unix_ms")},
+                                field<bool>(e, "restarted"),
+                                field<bool>(e, "stop_requested")});
+  if (auto e = j.find("expansion"); e != j.end())
+    r.expansion = RecordedExpansion{field<std::vector<std::string>>(*e, "port_env"),
+                                    field<std::string>(*e, "default_pids_max"), field<bool>(*e, "allow_shared_rootfs")};
   return r;
 }
 

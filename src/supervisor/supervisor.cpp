@@ -158,6 +158,8 @@ class Supervisor {
         apply(machine_.stop(new_operation(session), stop->instances, stop->timeout, stop->forget, false));
       } else if (auto* shutdown = std::get_if<protocol::ShutdownRequest>(&request)) {
         apply(machine_.stop(new_operation(session), machine_.names(), shutdown->timeout, false, true));
+      } else if (auto* update = std::get_if<protocol::UpdateLimitsRequest>(&request)) {
+        apply(machine_.update_limits(new_operation(session), update->instances));
       } else if (std::holds_alternative<protocol::PingRequest>(request)) {
         session->send(protocol::Done{std::nullopt, ::getpid()});
       }
@@ -209,8 +211,23 @@ class Supervisor {
                      [this](effect::StateChanged&) { mark_dirty(); },
                      [this](effect::ShutDown&) { finish_shutdown(); },
                      [](effect::Log& log) { log_line(log.line); },
+                     [this](effect::WriteLimits& write) { write_limits(write.operation, write.limits); },
                  },
                  effect);
+  }
+
+  // A running instance's new limits, written where its cgroup is and read
+  // back; the machine records them (or answers why not) at once.
+  void write_limits(OperationId operation, const protocol::InstanceLimits& limits) {
+    std::string error;
+    try {
+      auto cgroup = cgroups::InstanceCgroup::open(config_.cgroup, limits.instance);
+      if (!cgroup) throw Error("its cgroup is gone");
+      cgroup->update_settings(limits.cgroup);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    apply(machine_.limits_written(operation, limits, error));
   }
 
   void arm_restart_timer(const std::string& name, std::chrono::milliseconds delay) {

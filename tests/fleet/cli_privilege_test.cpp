@@ -40,7 +40,7 @@ class Unprivileged : public ::testing::Test {
 };
 
 TEST_F(Unprivileged, UpAndDownStopAtOnceWithOneLine) {
-  for (const std::string verb : {"up", "down"}) {
+  for (const std::string verb : {"up", "down", "reload"}) {
     std::string args = verb == "up" ? " --ports 10001 " + seed() : "";
     auto r = run_command(haco(state_root()) + " " + verb + args);
     EXPECT_EQ(r.status, 2) << verb << ": " << r.output;
@@ -67,11 +67,21 @@ TEST_F(Unprivileged, PsNeedsRootOnlyForARootOnlyStateRoot) {
   EXPECT_EQ(r.output, "no fleet under " + missing + "\n");
 }
 
+// inspect reads as ps does.
+TEST_F(Unprivileged, InspectNeedsRootOnlyForARootOnlyStateRoot) {
+  if (::geteuid() != 0) GTEST_SKIP() << "the state root is the caller's own";
+  auto r = run_command(haco(state_root()) + " inspect 10001");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_EQ(r.output, "haco-fleet inspect: must run as root to read the state root " + state_root() +
+                          " (Permission denied)\n");
+}
+
 TEST_F(Unprivileged, ExpandAndHelpWork) {
   auto r = run_command(haco(state_root()) + " expand --ports 10001-10002 " + seed() + " 2>&1");
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("haconiwa-test-10002"), std::string::npos) << r.output;
-  for (const std::string command : {"--help", "up --help", "down --help", "ps --help", "expand --help"}) {
+  for (const std::string command :
+       {"--help", "up --help", "down --help", "ps --help", "expand --help", "inspect --help", "reload --help"}) {
     r = run_command(haco(state_root()) + " " + command);
     EXPECT_EQ(r.status, 0) << command << ": " << r.output;
     EXPECT_NE(r.output.find("Usage:"), std::string::npos) << command << ": " << r.output;

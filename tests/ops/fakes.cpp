@@ -108,6 +108,16 @@ std::vector<std::string> FakeSupervisor::fleets_with_kept_trees(const std::strin
   return {kept.begin(), kept.end()};
 }
 
+std::map<std::string, std::string> FakeSupervisor::update_limits(
+    const state::FleetPaths&, const std::map<std::string, std::vector<CgroupSetting>>& limits) {
+  calls.push_back("update_limits");
+  limit_updates.push_back(limits);
+  std::map<std::string, std::string> failures;
+  for (const auto& [instance, settings] : limits)
+    if (auto it = refuse_limits.find(instance); it != refuse_limits.end()) failures[instance] = it->second;
+  return failures;
+}
+
 std::vector<rootfs::PreparedRootfs> FakeRootfs::prepare_images(const std::vector<rootfs::InstanceRootfs>& wanted,
                                                                const rootfs::PrepareOptions&) {
   std::vector<rootfs::PreparedRootfs> out;

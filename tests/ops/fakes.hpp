@@ -39,6 +39,8 @@ class FakeSupervisor : public SupervisorClient {
   std::vector<std::string> shut_down;              // fleets
   std::vector<supervisor::SupervisorConfig> launched;
   std::vector<supervisor::TeardownOptions> teardowns;  // of each shutdown()
+  std::map<std::string, std::string> refuse_limits;   // update_limits(): instance -> why not applied
+  std::vector<std::map<std::string, std::vector<CgroupSetting>>> limit_updates;  // of each update_limits()
 
   bool answers(const state::FleetPaths& paths) override;
   state::ProcessIdentity launch(const supervisor::SupervisorConfig& config) override;
@@ -57,6 +59,8 @@ class FakeSupervisor : public SupervisorClient {
   std::vector<std::string> fleets_without_state(const std::string& state_root) override;
   std::optional<std::string> other_state_root(const state::FleetPaths& paths) override;
   std::vector<std::string> fleets_with_kept_trees(const std::string& data_root) override;
+  std::map<std::string, std::string> update_limits(
+      const state::FleetPaths& paths, const std::map<std::string, std::vector<CgroupSetting>>& limits) override;
 };
 
 class FakeRootfs : public RootfsPreparer {

@@ -222,6 +222,52 @@ TEST_F(CgroupTest, MemoryAndSwapLimitsAreReadBackFromTheKernel) {
   }
 }
 
+// `reload`: new limits written into an existing cgroup and read back. On
+// v1, memsw must never be below the memory limit: raising both past the old
+// memsw works in the definition's order. A controller the cgroup has no
+// directory for (v1) is refused with the key, not written elsewhere.
+TEST_F(CgroupTest, UpdateSettingsRewritesLimitsInPlace) {
+  auto fleet = test_fleet_cgroup(kFleet);
+  std::vector<CgroupSetting> settings{{"memory.limit_in_bytes", "67108864"},
+                                      {"memory.memsw.limit_in_bytes", "100663296"},
+                                      {"pids.max", "64"}};
+  std::unique_ptr<cgroups::InstanceCgroup> created;
+  try {
+    created = cgroups::InstanceCgroup::create(fleet, "update", settings);
+  } catch (const haco::Error& e) {
+    cgroups::remove_fleet_cgroups(fleet);
+    std::string what = e.what();
+    if (what.find("memsw") != std::string::npos || what.find("swap") != std::string::npos)
+      GTEST_SKIP() << "no swap accounting here: " << what;
+    throw;
+  }
+  CgroupGuard cg(std::move(created), fleet);
+  auto reopened = cgroups::InstanceCgroup::open(fleet, "update");
+  ASSERT_NE(reopened, nullptr);
+  reopened->update_settings({{"memory.limit_in_bytes", "134217728"},
+                             {"memory.memsw.limit_in_bytes", "167772160"},
+                             {"pids.max", "100"}});
+  if (fleet.layout == cgroups::Layout::v1_hybrid) {
+    const auto& h = cgroups::discover_hierarchies();
+    std::string memory = cgroups::instance_dir(*h.v1_for("memory"), kFleet, "update");
+    EXPECT_EQ(trimmed(read_file(memory + "/memory.limit_in_bytes")), "134217728");
+    EXPECT_EQ(trimmed(read_file(memory + "/memory.memsw.limit_in_bytes")), "167772160");
+    EXPECT_EQ(trimmed(read_file(cgroups::instance_dir(*h.v1_for("pids"), kFleet, "update") + "/pids.max")), "100");
+    try {
+      reopened->update_settings({{"cpu.cfs_quota_us", "30000"}});
+      ADD_FAILURE() << "a cpu limit was taken by a cgroup without a cpu directory";
+    } catch (const haco::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("cpu.cfs_quota_us"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("starts again"), std::string::npos) << e.what();
+    }
+  } else {
+    std::string dir = cg->paths().front();
+    EXPECT_EQ(trimmed(read_file(dir + "/memory.max")), "134217728");
+    EXPECT_EQ(trimmed(read_file(dir + "/memory.swap.max")), "33554432");
+    EXPECT_EQ(trimmed(read_file(dir + "/pids.max")), "100");
+  }
+}
+
 TEST_F(CgroupTest, RemoveLeavesNoDirectoryBehind) {
   std::vector<std::string> paths;
   {

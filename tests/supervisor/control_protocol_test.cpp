@@ -74,8 +74,23 @@ TEST(ControlProtocol, StopShutdownAndPingRoundTrip) {
   EXPECT_TRUE(std::holds_alternative<PingRequest>(decode_request(encode(Request{PingRequest{}}))));
 }
 
+TEST(ControlProtocol, UpdateLimitsRoundTripsAndRefusesAMalformedSetting) {
+  UpdateLimitsRequest update{{{"web-1", {{"pids.max", "100"}, {"cpu.cfs_quota_us", "30000"}}}, {"web-2", {}}}};
+  auto back = decode_request(encode(Request{update}));
+  ASSERT_TRUE(std::holds_alternative<UpdateLimitsRequest>(back));
+  EXPECT_EQ(std::get<UpdateLimitsRequest>(back).instances, update.instances);
+  EXPECT_EQ(request_name(back), "update-limits");
+
+  auto j = json::parse(encode(Request{update}));
+  j["instances"][0]["cgroup"][0].erase("value");
+  auto error = error_of([&] { decode_request(j.dump()); });
+  EXPECT_NE(error.find("update-limits"), std::string::npos) << error;
+  EXPECT_NE(error.find("'value'"), std::string::npos) << error;
+}
+
 TEST(ControlProtocol, EveryRequestCarriesTheVersion) {
-  for (const Request& request : std::vector<Request>{StartRequest{}, StopRequest{}, ShutdownRequest{}, PingRequest{}})
+  for (const Request& request :
+       std::vector<Request>{StartRequest{}, StopRequest{}, ShutdownRequest{}, PingRequest{}, UpdateLimitsRequest{}})
     EXPECT_EQ(json::parse(encode(request)).at("version"), kControlProtocolVersion) << request_name(request);
 }
 
@@ -185,6 +200,14 @@ TEST(ControlProtocol, AWrongTypeNamesTheMessageAndTheKey) {
   EXPECT_EQ(error_of([&] { decode_spawn_reply(R"({"ok":1})"); }), "spawn reply: key 'ok' has the wrong type (number)");
   EXPECT_EQ(error_of([&] { decode_reply("not json"); }).rfind("control reply: not JSON", 0), 0u);
   EXPECT_EQ(error_of([&] { decode_reply(R"({"event":"rebooted"})"); }), "unknown control event 'rebooted'");
+}
+
+// A request this supervisor does not know (one a newer binary added, as
+// update-limits was) is refused by name, which the control server sends
+// back as Done's error: what lets `reload` tell an older supervisor apart
+// without a new protocol version.
+TEST(ControlProtocol, AnUnknownRequestOfThisVersionIsRefusedByName) {
+  EXPECT_EQ(error_of([&] { decode_request(R"({"op":"rewind","version":1})"); }), "unknown control request 'rewind'");
 }
 
 TEST(ControlProtocol, ARequestOfAnotherVersionIsRefusedNamingBothVersions) {

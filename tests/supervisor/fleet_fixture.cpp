@@ -48,6 +48,7 @@ void FleetTest::SetUp() {
   ::unsetenv("HACO_TEST_FAIL_PORT");
   ::unsetenv("HACO_TEST_BOOTSTRAP_BLOCK");
   ::unsetenv("HACO_TEST_BOOTSTRAP_EXTRA");
+  ::unsetenv("HACO_TEST_PIDS_MAX");
 }
 
 void FleetTest::TearDown() {

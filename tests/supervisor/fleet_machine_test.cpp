@@ -404,5 +404,100 @@ TEST_F(FleetMachineTest, AdoptedInstancesRunOrEnd) {
   EXPECT_FALSE(has<effect::ReplyAfterOutput>(effects));
 }
 
+// Each end of an init is kept in the record's history (when, how, whether
+// the policy restarted it, whether it was asked to stop), the last ten only;
+// a new start of the instance keeps it.
+TEST_F(FleetMachineTest, RecentExitsKeepTheLastTenEnds) {
+  auto& m = make(1, "on-failure:10");
+  m.start(1, records({"a"}));
+  succeed(0);
+  for (int code = 1; code <= 11; ++code) {
+    clock_.advance(1000ms);
+    m.instance_exited("a", exit_code(code));
+    if (m.record("a")->state == InstanceState::restarting) {
+      m.restart_due("a");
+      succeed(0);
+    }
+  }
+  ASSERT_EQ(m.record("a")->state, InstanceState::failed);
+  auto exits = m.record("a")->recent_exits;
+  ASSERT_EQ(exits.size(), state::kRecentExitsKept);
+  // The first end (exit 1) went; exit 2 .. exit 11 are kept, oldest first.
+  EXPECT_EQ(exits.front().exit.code, 2);
+  EXPECT_EQ(exits.back().exit.code, 11);
+  EXPECT_EQ(exits.back().exit.at_unix_ms, clock_.unix_now_ms());
+  EXPECT_TRUE(exits.front().restarted);
+  // The eleventh end found on-failure:10 spent.
+  EXPECT_FALSE(exits.back().restarted);
+  EXPECT_FALSE(exits.back().stop_requested);
+
+  m.start(2, records({"a"}));
+  succeed(0);
+  m.stop(3, {"a"}, 1000ms, false, false);
+  state::ExitRecord stopped;
+  stopped.signal = 15;
+  m.instance_exited("a", stopped);
+  exits = m.record("a")->recent_exits;
+  ASSERT_EQ(exits.size(), state::kRecentExitsKept);
+  EXPECT_EQ(exits.front().exit.code, 3);
+  EXPECT_EQ(exits[exits.size() - 2].exit.code, 11);
+  EXPECT_EQ(exits.back().exit.signal, 15);
+  EXPECT_TRUE(exits.back().stop_requested);
+  EXPECT_FALSE(exits.back().restarted);
+}
+
+// reload: a running instance's limits are written into its cgroup and
+// recorded (with the spec's new hash) once written; one waiting to restart
+// takes them for its next launch; the others are answered why not.
+TEST_F(FleetMachineTest, UpdateLimitsWritesRunningInstancesAndRefusesTheOthers) {
+  auto& m = make(2, "always");
+  m.start(1, records({"run", "wait", "launching", "ended"}));
+  succeed(0, 101);  // run
+  succeed(1, 102);  // wait
+  m.instance_exited("wait", exit_code(1));  // restarting, timer armed
+  ASSERT_EQ(state_of("wait"), InstanceState::restarting);
+  // "launching" is on spawner 0 now, "ended" on spawner 1.
+  succeed(1, 104);
+  m.stop(5, {"ended"}, 1000ms, false, false);
+  m.instance_exited("ended", exit_code(0));
+  ASSERT_EQ(state_of("ended"), InstanceState::stopped);
+  const std::string old_hash = m.record("run")->spec_hash;
+
+  std::vector<CgroupSetting> limits{{"pids.max", "100"}};
+  auto effects = m.update_limits(7, {{"run", limits}, {"wait", limits}, {"launching", limits}, {"ended", limits},
+                                     {"nobody", limits}});
+  auto writes = all<effect::WriteLimits>(effects);
+  ASSERT_EQ(writes.size(), 1u);
+  EXPECT_EQ(writes[0].limits.instance, "run");
+  EXPECT_EQ(writes[0].operation, 7u);
+  EXPECT_EQ(replies(effects, 7), "failed:launching failed:ended failed:nobody done");
+  // The write comes before the answer and the save.
+  auto write_at = std::find_if(effects.begin(), effects.end(),
+                               [](const Effect& e) { return std::holds_alternative<effect::WriteLimits>(e); });
+  auto save_at = std::find_if(effects.begin(), effects.end(),
+                              [](const Effect& e) { return std::holds_alternative<effect::SaveStateNow>(e); });
+  EXPECT_LT(write_at, save_at);
+  // Waiting to restart: recorded at once, for its next launch.
+  EXPECT_EQ(m.record("wait")->spec.container.cgroup, limits);
+  EXPECT_EQ(m.record("wait")->spec_hash, state::spec_hash(m.record("wait")->spec));
+  // Running: unchanged until the supervisor says it wrote them.
+  EXPECT_EQ(m.record("run")->spec_hash, old_hash);
+  m.take_changed();
+  auto written = m.limits_written(7, writes[0].limits, "");
+  EXPECT_EQ(replies(written, 7), "");
+  EXPECT_EQ(m.record("run")->spec.container.cgroup, limits);
+  EXPECT_NE(m.record("run")->spec_hash, old_hash);
+  EXPECT_EQ(m.record("run")->spec_hash, state::spec_hash(m.record("run")->spec));
+  EXPECT_EQ(m.take_changed(), std::set<std::string>{"run"});
+  EXPECT_EQ(state_of("run"), InstanceState::running);
+
+  // A write the kernel refused is answered with its reason; the record keeps
+  // what it had.
+  std::vector<CgroupSetting> more{{"pids.max", "200"}};
+  auto refused = m.limits_written(8, {"run", more}, "pids.max: wrote \"200\" but the kernel reads back \"100\"");
+  EXPECT_EQ(replies(refused, 8), "failed:run");
+  EXPECT_EQ(m.record("run")->spec.container.cgroup, limits);
+}
+
 }  // namespace
 }  // namespace haco::supervisor

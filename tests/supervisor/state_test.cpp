@@ -69,6 +69,28 @@ TEST(FleetState, RoundTripsThroughJson) {
   EXPECT_EQ(to_json(s)["schema"], kStateSchemaVersion);
 }
 
+// The restart history and the recorded expansion round-trip; a record
+// written before they existed (neither key) still loads, without them.
+TEST(FleetState, RecentExitsAndExpansionAreOptionalKeys) {
+  auto s = sample_state();
+  s.instances[0].recent_exits = {{ExitRecord{3, 0, 1700000000100}, true, false},
+                                 {ExitRecord{-1, 15, 1700000000200}, false, true}};
+  s.instances[0].expansion = RecordedExpansion{{"HTTP_PORT"}, "max", true};
+  auto back = fleet_state_from_json(nlohmann::json::parse(to_json(s).dump()));
+  EXPECT_EQ(back.instances[0].recent_exits, s.instances[0].recent_exits);
+  EXPECT_EQ(back.instances[0].expansion, s.instances[0].expansion);
+  EXPECT_FALSE(to_json(s)["instances"][1].contains("recent_exits"));
+  EXPECT_FALSE(to_json(s)["instances"][1].contains("expansion"));
+
+  auto older = to_json(s);
+  older["instances"][0].erase("recent_exits");
+  older["instances"][0].erase("expansion");
+  auto loaded = fleet_state_from_json(older);
+  EXPECT_TRUE(loaded.instances[0].recent_exits.empty());
+  EXPECT_FALSE(loaded.instances[0].expansion.has_value());
+  EXPECT_EQ(loaded.instances[0].last_exit, s.instances[0].last_exit);
+}
+
 TEST(FleetState, RefusesAnotherSchemaAndMissingFields) {
   auto j = to_json(sample_state());
   j["schema"] = kStateSchemaVersion + 1;
