@@ -64,6 +64,7 @@ int run(int argc, char** argv) {
   add_up_command(app, global, exit_status);
   add_ps_command(app, global, exit_status);
   add_down_command(app, global, exit_status);
+  add_logs_command(app, global, exit_status);
 
   // After the subcommands: each has its own, a footer set earlier would be
   // inherited by them.

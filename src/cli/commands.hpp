@@ -31,6 +31,7 @@ void add_expand_command(CLI::App& app, GlobalOptions& global, int& exit_status);
 void add_up_command(CLI::App& app, GlobalOptions& global, int& exit_status);
 void add_ps_command(CLI::App& app, GlobalOptions& global, int& exit_status);
 void add_down_command(CLI::App& app, GlobalOptions& global, int& exit_status);
+void add_logs_command(CLI::App& app, GlobalOptions& global, int& exit_status);
 
 // Builds the whole command line; returns the exit status.
 int run(int argc, char** argv);
