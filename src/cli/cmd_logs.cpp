@@ -48,12 +48,13 @@ void add_logs_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
                 "Ctrl-C or until the fleet is taken down");
   cmd->add_option("--since", options->since,
                   "Only lines written at or after this time: RFC 3339 (2026-11-30T13:00:00Z) or a duration before "
-                  "now (90s, 10m, 2h, 1d)");
+                  "now (90s, 10m, 2h, 1d)")
+      ->type_name("TIME");
   auto* tail = cmd->add_option("-n,--tail", options->tail, "Only the last N lines of each instance")
                    ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--no-prefix", options->no_prefix, "Print the lines without 'INSTANCE | ' before them");
-  cmd->add_option("ports", options->ports, "Only the instances on these ports (10001-10003,10007); default: all")
-      ->type_name("PORTS");
+  cmd->add_option("PORTS", options->ports, "Only the instances on these ports (10001-10003,10007); default: all")
+      ->type_name("RANGES");
   cmd->footer(
       "Example: the last 20 lines of the instances on ports 10001-10003 of the fleet phpinfo, then what they\n"
       "write next:\n"
