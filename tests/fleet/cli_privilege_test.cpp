@@ -67,11 +67,17 @@ TEST_F(Unprivileged, PsNeedsRootOnlyForARootOnlyStateRoot) {
   EXPECT_EQ(r.output, "no fleet under " + missing + "\n");
 }
 
+TEST_F(Unprivileged, LogsStopsAtOnceWithOneLine) {
+  auto r = run_command(haco(state_root()) + " logs -n 5");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_EQ(r.output, "haco-fleet logs: must run as root (instance logs are readable by root only)\n");
+}
+
 TEST_F(Unprivileged, ExpandAndHelpWork) {
   auto r = run_command(haco(state_root()) + " expand --ports 10001-10002 " + seed() + " 2>&1");
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("haconiwa-test-10002"), std::string::npos) << r.output;
-  for (const std::string command : {"--help", "up --help", "down --help", "ps --help", "expand --help"}) {
+  for (const std::string command : {"--help", "up --help", "down --help", "ps --help", "expand --help", "logs --help"}) {
     r = run_command(haco(state_root()) + " " + command);
     EXPECT_EQ(r.status, 0) << command << ": " << r.output;
     EXPECT_NE(r.output.find("Usage:"), std::string::npos) << command << ": " << r.output;
