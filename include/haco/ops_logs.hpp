@@ -39,7 +39,8 @@ class LogSink {
 };
 
 // "NAME | line" like compose (names padded to the longest announced so far),
-// or the bare line without `prefix`; notices go to `notices`.
+// or the bare line without `prefix`, the line through haco::printable (a
+// control character is written \xNN); notices go to `notices`.
 class PrefixedLogStream : public LogSink {
  public:
   PrefixedLogStream(std::ostream& out, std::ostream& notices, bool prefix)

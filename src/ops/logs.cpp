@@ -8,6 +8,7 @@
 #include "haco/error.hpp"
 #include "haco/ops_logs.hpp"
 #include "haco/ops_select.hpp"
+#include "haco/printable.hpp"
 #include "ops/log_files.hpp"
 
 namespace haco::ops {
@@ -20,7 +21,9 @@ void PrefixedLogStream::line(std::string_view instance, std::string_view text) {
     for (std::size_t i = instance.size(); i < width_; ++i) out_ << ' ';
     out_ << " | ";
   }
-  out_ << text << '\n';
+  // A container cannot recolour, retitle or clear the terminal, nor forge
+  // a line of another instance (docs/security.md, "Terminals").
+  out_ << printable(text) << '\n';
 }
 
 void PrefixedLogStream::notice(std::string_view text) {

@@ -258,6 +258,16 @@ TEST_F(FleetLogsTest, InstancesAreMergedInTimeOrderWithPaddedPrefixes) {
   EXPECT_EQ(bare.str(), "two b\none c\n");
 }
 
+TEST_F(FleetLogsTest, ControlCharactersOfALineAreEscaped) {
+  add_instance("web-1", 10001);
+  record();
+  write_log(log_of("web-1"), "\x1b[31mred\x1b[0m\rforged\n", std::vector<TimeMark>{{0, 1000}});
+  std::ostringstream out, err;
+  PrefixedLogStream sink(out, err, true);
+  logs(request(), sink);
+  EXPECT_EQ(out.str(), "web-1 | \\x1b[31mred\\x1b[0m\\x0dforged\n");
+}
+
 TEST_F(FleetLogsTest, PortsChooseInstancesAndAnUnknownPortIsBadInput) {
   add_instance("web-1", 10001);
   add_instance("web-2", 10002);
