@@ -60,11 +60,14 @@ std::optional<LogPart> open_part(const std::string& path) {
 }
 
 InstanceLog::InstanceLog(const std::string& log_path) {
-  if (auto older = open_part(log_path + ".1")) parts_.push_back(std::move(*older));
-  if (auto current = open_part(log_path)) {
-    // Rotated between the two opens: <log>.1 is the file just opened as
-    // <log> would have been, and the new <log> is read next time.
-    if (!parts_.empty() && parts_.front().dev == current->dev && parts_.front().ino == current->ino) return;
+  // <log> first: rotated before <log>.1 is opened, the file opened as <log>
+  // is <log>.1 by then, and is read once, as the current generation (a
+  // follower then finds the new <log> by name).
+  auto current = open_part(log_path);
+  auto older = open_part(log_path + ".1");
+  if (older && !(current && older->dev == current->dev && older->ino == current->ino))
+    parts_.push_back(std::move(*older));
+  if (current) {
     parts_.push_back(std::move(*current));
     has_current_ = true;
   }

@@ -77,13 +77,15 @@ class Follower {
   }
 
  private:
-  void watch_log_dir() {
-    if (log_watch_ >= 0) return;
+  // True when the watch is new: what its files hold was not watched.
+  bool watch_log_dir() {
+    if (log_watch_ >= 0) return false;
     log_watch_ = ::inotify_add_watch(inotify_.get(), paths_.log_dir().c_str(), kLogDirEvents);
     // A fleet whose instances have not started yet may have no log
     // directory: it is watched once the state changes.
     if (log_watch_ < 0 && errno != ENOENT)
       throw Error::from_errno("inotify_add_watch", paths_.log_dir(), errno);
+    return log_watch_ >= 0;
   }
 
   // Reads the events waiting; false once the fleet's state is gone.
@@ -139,7 +141,7 @@ class Follower {
       return true;
     }
     if (!fleet) return false;
-    watch_log_dir();
+    if (watch_log_dir()) pump_all();
     if (!all_instances_) return true;
     for (const auto& record : fleet->instances) {
       const std::string path = record.log_path.empty() ? paths_.instance_log(record.name()) : record.log_path;
