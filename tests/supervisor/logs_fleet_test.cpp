@@ -171,6 +171,32 @@ TEST_F(LogsFleetTest, FollowSeesARestartAndAnInstanceAddedByUp) {
     EXPECT_TRUE(line == name(0) + " | boot a" || line == name(1) + " | boot a") << line;
 }
 
+TEST_F(LogsFleetTest, FollowKeepsEveryLineAcrossRotations) {
+  // About 29 KB in bursts of 50 lines, into logs capped at 4 KiB: rotated
+  // seven times while followed.
+  up_running("i=0; while [ $i -lt 3000 ]; do echo line-$i; i=$((i+1)); "
+             "[ $((i % 50)) -eq 0 ] && usleep 50000; done; echo END; exec sleep 1000",
+             1, "--log-max-bytes 4096");
+  Follower follower(logs_command("-f --no-prefix"), output_file("follow.out"));
+  ASSERT_TRUE(follower.prints("END\n", 60s)) << follower.output().substr(0, 300);
+  EXPECT_TRUE(fs::exists(log_of(0) + ".1.idx"));
+  EXPECT_EQ(follower.interrupt(), 0);
+  // From the first line it printed (the instance may have rotated before it
+  // started), every line once, in order.
+  auto lines = lines_of(follower.output());
+  ASSERT_FALSE(lines.empty());
+  ASSERT_EQ(lines.back(), "END");
+  lines.pop_back();
+  ASSERT_FALSE(lines.empty());
+  ASSERT_EQ(lines.front().rfind("line-", 0), 0u) << lines.front();
+  long expected = std::stol(lines.front().substr(5));
+  for (const auto& line : lines) {
+    ASSERT_EQ(line, "line-" + std::to_string(expected)) << "after line-" << expected - 1;
+    ++expected;
+  }
+  EXPECT_EQ(expected, 3000);
+}
+
 TEST_F(LogsFleetTest, FollowEndsWhenTheFleetIsTakenDown) {
   up_running(kThreeLines, 1);
   ASSERT_TRUE(log_has(0, "three\n"));
