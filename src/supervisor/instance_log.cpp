@@ -123,14 +123,15 @@ void InstanceLogFile::open_index() {
   std::optional<std::vector<log_index::TimeMark>> marks;
   if (size_ > 0) marks = log_index::read(dir_.get(), name, size_);
   if (!marks) {
-    check_sys(::ftruncate(index.get(), 0), "ftruncate", path);
+    if (st.st_size > 0) check_sys(::ftruncate(index.get(), 0), "ftruncate", path);
     write_all_at(index.get(), log_index::header(), 0, path);
     marks.emplace();
+  } else if (const std::uint64_t whole = log_index::kHeaderSize + marks->size() * log_index::kRecordSize;
+             static_cast<std::uint64_t>(st.st_size) != whole) {
+    // A torn last record, or records past the log's end, are cut off.
+    check_sys(::ftruncate(index.get(), static_cast<off_t>(whole)), "ftruncate", path);
   }
   index_size_ = log_index::kHeaderSize + marks->size() * log_index::kRecordSize;
-  // A torn last record, or records past the log's end, are cut off.
-  if (static_cast<std::uint64_t>(st.st_size) != index_size_)
-    check_sys(::ftruncate(index.get(), static_cast<off_t>(index_size_)), "ftruncate", path);
   if (!marks->empty()) last_mark_ms_ = marks->back().unix_ms;
   index_ = std::move(index);
 }
