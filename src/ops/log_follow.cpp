@@ -58,6 +58,7 @@ class Follower {
     // meanwhile.
     if (!reload_state()) return gone();
     pump_all();
+    sink_.flush();
     for (;;) {
       pollfd fds[2] = {{inotify_.get(), POLLIN, 0}, {stop_fd_, POLLIN, 0}};
       const int n = ::poll(fds, stop_fd_ >= 0 ? 2 : 1, -1);
