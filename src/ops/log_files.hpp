@@ -40,6 +40,8 @@ struct LogPart {
 // does not exist. Throws haco::Error.
 std::optional<LogPart> open_part(const std::string& path);
 
+// A place in an InstanceLog: a generation (0 is the oldest opened) and a
+// byte offset in it.
 struct Position {
   std::size_t part = 0;
   std::uint64_t offset = 0;
@@ -66,8 +68,8 @@ class InstanceLog {
   LogPart take_current();
 
  private:
-  // The first line start at or after `offset` in `part` (backing over a
-  // line that began before it).
+  // The first line start at or after `offset` in `part`: the rest of a
+  // line that began before it is skipped.
   Position line_start_from(std::size_t part, std::uint64_t offset) const;
   Position since_start(std::int64_t since_unix_ms) const;
   Position tail_lines_start(std::size_t lines, Position lower) const;
