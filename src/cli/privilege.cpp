@@ -15,6 +15,13 @@ bool running_as_root(std::string_view verb) {
   return false;
 }
 
+bool running_as_root_for_logs(std::string_view verb) {
+  if (::geteuid() == 0) return true;
+  std::fprintf(stderr, "haco-fleet %.*s: must run as root (instance logs are readable by root only)\n",
+               static_cast<int>(verb.size()), verb.data());
+  return false;
+}
+
 bool can_read_state_root(std::string_view verb, const std::string& state_root) {
   if (::geteuid() == 0) return true;
   // A missing root holds no fleet, which anyone may be told.

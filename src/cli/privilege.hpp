@@ -18,4 +18,9 @@ bool running_as_root(std::string_view verb);
 // printing one line in that case.
 bool can_read_state_root(std::string_view verb, const std::string& state_root);
 
+// Instance logs are root's only (what a container writes may be private):
+// `logs` run by another user stops with "haco-fleet VERB: must run as root
+// (instance logs are readable by root only)" and returns false.
+bool running_as_root_for_logs(std::string_view verb);
+
 }  // namespace haco::cli

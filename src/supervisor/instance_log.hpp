@@ -4,13 +4,17 @@
 // they are in the file), and before a write would take <log> past the cap it
 // renames <log> to <log>.1 (replacing the previous generation) and starts a
 // new <log>. Nothing is truncated: below the cap nothing is lost, and an
-// instance's logs hold at most 2 x cap bytes on disk.
+// instance's logs hold at most 2 x cap bytes on disk (plus their time
+// indexes, haco/log_index.hpp: <log>.idx, at most cap / 16 bytes each; an
+// index that is full rotates its log like a full log does).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <optional>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "haco/unique_fd.hpp"
@@ -45,18 +49,31 @@ class InstanceLogFile {
   InstanceLogFile(std::string path, std::uint64_t max_bytes);
 
   // Moves at most `bytes` from the pipe `pipe` (non-blocking) to the end of
-  // the file. Returns how many moved: 0 when the pipe is empty or at end of
-  // file. Throws haco::Error (splice, the log's path, errno).
-  std::size_t append_from_pipe(int pipe, std::size_t bytes);
-  // <log> becomes <log>.1 (replacing it) and a new empty <log> is opened.
+  // the file, and notes their time in the index when its last record is
+  // log_index::kIntervalMs old (`now_unix_ms`: the wall clock, taken by the
+  // caller once per chunk). Returns how many moved: 0 when the pipe is empty
+  // or at end of file. Throws haco::Error (splice, the log's path, errno);
+  // a failure to write the index does not (index_error()).
+  std::size_t append_from_pipe(int pipe, std::size_t bytes, std::int64_t now_unix_ms);
+  // <log> becomes <log>.1 and <log>.idx <log>.1.idx (replacing them), and a
+  // new empty <log> and index are opened.
   void rotate();
 
   const std::string& path() const { return path_; }
   std::uint64_t size() const { return size_; }
   std::uint64_t max_bytes() const { return max_bytes_; }
+  // The index has no room for another record (cap / 16 bytes of records):
+  // the log is rotated before its next chunk.
+  bool index_full() const;
+  // Why the index could not be written since the last call (empty when it
+  // could); the log itself is written on regardless, its new bytes carry the
+  // time of the last record that was written.
+  std::string take_index_error() { return std::exchange(index_error_, {}); }
 
  private:
   void open_file();
+  void open_index();
+  void note_time(std::uint64_t offset, std::int64_t now_unix_ms);
 
   std::string path_;
   std::string name_;
@@ -64,6 +81,11 @@ class InstanceLogFile {
   UniqueFd dir_;
   UniqueFd file_;
   std::uint64_t size_ = 0;
+  // The time index (log_index.hpp): its size and its last record's time.
+  UniqueFd index_;
+  std::uint64_t index_size_ = 0;
+  std::optional<std::int64_t> last_mark_ms_;
+  std::string index_error_;
 };
 
 // A private pipe into which waiting bytes are copied with tee() to be looked

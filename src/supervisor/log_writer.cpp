@@ -124,6 +124,9 @@ class LogWriter {
     try {
       if (!pipe.log) pipe.log = log_for(pipe.about.log_path);
       drained = drain_pipe_into_log(fd, *pipe.log, peek_, kDrainBudget);
+      if (auto index_error = pipe.log->take_index_error(); !index_error.empty())
+        log_line(fmt::format("log writer: {}: {}; its new lines get the time of the last one indexed",
+                             pipe.about.instance, index_error));
       if (pipe.failing) log_line(fmt::format("log writer: {}: writing its log again", pipe.about.instance));
       pipe.failing = false;
     } catch (const Error& e) {

@@ -40,8 +40,8 @@ class Unprivileged : public ::testing::Test {
 };
 
 TEST_F(Unprivileged, UpAndDownStopAtOnceWithOneLine) {
-  for (const std::string verb : {"up", "down", "reload"}) {
-    std::string args = verb == "up" ? " --ports 10001 " + seed() : "";
+  for (const std::string verb : {"up", "down", "reload", "stop", "start", "restart", "exec"}) {
+    std::string args = verb == "up" ? " --ports 10001 " + seed() : verb == "exec" ? " 10001 -- true" : "";
     auto r = run_command(haco(state_root()) + " " + verb + args);
     EXPECT_EQ(r.status, 2) << verb << ": " << r.output;
     EXPECT_EQ(r.output, "haco-fleet " + verb + ": must run as root (containers, cgroups and mounts need it)\n");
@@ -76,12 +76,19 @@ TEST_F(Unprivileged, InspectNeedsRootOnlyForARootOnlyStateRoot) {
                           " (Permission denied)\n");
 }
 
+TEST_F(Unprivileged, LogsStopsAtOnceWithOneLine) {
+  auto r = run_command(haco(state_root()) + " logs -n 5");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_EQ(r.output, "haco-fleet logs: must run as root (instance logs are readable by root only)\n");
+}
+
 TEST_F(Unprivileged, ExpandAndHelpWork) {
   auto r = run_command(haco(state_root()) + " expand --ports 10001-10002 " + seed() + " 2>&1");
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("haconiwa-test-10002"), std::string::npos) << r.output;
-  for (const std::string command :
-       {"--help", "up --help", "down --help", "ps --help", "expand --help", "inspect --help", "reload --help"}) {
+  for (const std::string command : {"--help", "up --help", "down --help", "ps --help", "expand --help",
+                                     "inspect --help", "reload --help", "logs --help", "stop --help",
+                                     "start --help", "restart --help", "exec --help"}) {
     r = run_command(haco(state_root()) + " " + command);
     EXPECT_EQ(r.status, 0) << command << ": " << r.output;
     EXPECT_NE(r.output.find("Usage:"), std::string::npos) << command << ": " << r.output;

@@ -1,9 +1,11 @@
-// Instance logs fed from a pipe: what the log writer does with each chunk,
+// Instance logs fed from a pipe: what the log writer does with each chunk
+// and the time index it keeps beside each log,
 // checked on real pipes and files (no container, no root).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -14,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "haco/error.hpp"
+#include "haco/log_index.hpp"
 #include "supervisor/instance_log.hpp"
 #include "test_support.hpp"
 
@@ -46,6 +49,11 @@ std::string read_all(const std::string& path) {
 }
 
 std::uint64_t file_size(const std::string& path) { return std::filesystem::file_size(path); }
+
+std::int64_t state_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 class InstanceLogTest : public ::testing::Test {
  protected:
@@ -236,10 +244,112 @@ TEST_F(InstanceLogTest, LogsAreForRootOnly) {
   pipe.write(numbered_lines(0, 400));
   drain(file, pipe);
   ::umask(022);
-  for (const auto& path : {log_, log_ + ".1"}) {
+  for (const auto& path : {log_, log_ + ".1", log_ + ".idx", log_ + ".1.idx"}) {
     ASSERT_EQ(::stat(path.c_str(), &st), 0) << path;
     EXPECT_EQ(st.st_mode & 07777, 0600u) << path;
   }
+}
+
+// The time index (haco/log_index.hpp) as the writer leaves it.
+class LogIndexTest : public InstanceLogTest {
+ protected:
+  std::optional<std::vector<log_index::TimeMark>> marks(const std::string& log) {
+    UniqueFd dir(::open(std::filesystem::path(log).parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    return log_index::read(dir.get(), std::filesystem::path(log).filename().string() + ".idx",
+                           std::filesystem::exists(log) ? file_size(log) : 0);
+  }
+  // Moves what waits in `pipe` at the wall-clock time `now_ms`.
+  void append(InstanceLogFile& file, const TestPipe& pipe, const std::string& text, std::int64_t now_ms) {
+    pipe.write(text);
+    std::size_t moved = 0;
+    while (moved < text.size()) moved += file.append_from_pipe(pipe.read_end.get(), text.size() - moved, now_ms);
+  }
+  using Marks = std::vector<log_index::TimeMark>;
+};
+
+TEST_F(LogIndexTest, AChunkIsMarkedWhenTheLastMarkIsAnIntervalOld) {
+  InstanceLogFile file(log_, 1 << 20);
+  TestPipe pipe;
+  append(file, pipe, "a\n", 10'000);
+  append(file, pipe, "bb\n", 10'999);  // within the interval: no record
+  append(file, pipe, "ccc\n", 11'000);
+  append(file, pipe, "d\n", 50'000);  // the first bytes after a quiet spell
+  EXPECT_EQ(marks(log_), (Marks{{0, 10'000}, {5, 11'000}, {9, 50'000}}));
+  EXPECT_EQ(file_size(log_ + ".idx"), log_index::kHeaderSize + 3 * log_index::kRecordSize);
+}
+
+TEST_F(LogIndexTest, AClockSetBackStartsARecord) {
+  InstanceLogFile file(log_, 1 << 20);
+  TestPipe pipe;
+  append(file, pipe, "a\n", 10'000);
+  append(file, pipe, "b\n", 9'500);
+  EXPECT_EQ(marks(log_), (Marks{{0, 10'000}, {2, 9'500}}));
+}
+
+TEST_F(LogIndexTest, DrainingMarksWithTheWallClock) {
+  const auto before = state_now_ms();
+  InstanceLogFile file(log_, 1 << 20);
+  TestPipe pipe;
+  pipe.write("hello\n");
+  drain(file, pipe);
+  const auto after = state_now_ms();
+  auto found = marks(log_);
+  ASSERT_TRUE(found.has_value());
+  ASSERT_EQ(found->size(), 1u);
+  EXPECT_EQ(found->front().offset, 0u);
+  EXPECT_GE(found->front().unix_ms, before);
+  EXPECT_LE(found->front().unix_ms, after);
+}
+
+TEST_F(LogIndexTest, TheIndexRotatesWithItsLog) {
+  InstanceLogFile file(log_, 4096);
+  TestPipe pipe;
+  append(file, pipe, numbered_lines(0, 300), 1'000);  // 3600 bytes
+  file.rotate();
+  append(file, pipe, numbered_lines(300, 10), 5'000);
+  EXPECT_EQ(marks(log_ + ".1"), (Marks{{0, 1'000}}));
+  EXPECT_EQ(marks(log_), (Marks{{0, 5'000}}));
+  // A rotation with no index beside the log leaves no stale <log>.1.idx.
+  std::filesystem::remove(log_ + ".idx");
+  file.rotate();
+  EXPECT_FALSE(std::filesystem::exists(log_ + ".1.idx"));
+}
+
+TEST_F(LogIndexTest, ALogFromBeforeIndexesIsMarkedFromItsEnd) {
+  { std::ofstream(log_) << "old line\n"; }
+  InstanceLogFile file(log_, 1 << 20);
+  TestPipe pipe;
+  append(file, pipe, "new line\n", 7'000);
+  EXPECT_EQ(marks(log_), (Marks{{9, 7'000}}));
+}
+
+TEST_F(LogIndexTest, AReopenedLogGoesOnWithItsIndexAndCutsATornRecord) {
+  {
+    InstanceLogFile file(log_, 1 << 20);
+    TestPipe pipe;
+    append(file, pipe, "one\n", 1'000);
+  }
+  { std::ofstream(log_ + ".idx", std::ios::app) << "torn"; }
+  InstanceLogFile file(log_, 1 << 20);
+  TestPipe pipe;
+  append(file, pipe, "two\n", 1'500);  // within the interval of the record kept
+  append(file, pipe, "three\n", 3'000);
+  EXPECT_EQ(marks(log_), (Marks{{0, 1'000}, {8, 3'000}}));
+  EXPECT_EQ(file_size(log_ + ".idx"), log_index::kHeaderSize + 2 * log_index::kRecordSize);
+}
+
+TEST_F(LogIndexTest, AFullIndexRotatesItsLogAtALine) {
+  // 4096 / 16 = 256 bytes of records: 16 of them.
+  InstanceLogFile file(log_, 4096);
+  TestPipe pipe;
+  for (int i = 0; i < 16; ++i) append(file, pipe, "x\n", 1'000 + i * 1'000);
+  EXPECT_TRUE(file.index_full());
+  pipe.write("next\n");
+  drain(file, pipe);
+  EXPECT_EQ(read_all(log_ + ".1").size(), 32u);
+  EXPECT_EQ(marks(log_ + ".1")->size(), 16u);
+  EXPECT_EQ(read_all(log_), "next\n");
+  EXPECT_EQ(marks(log_)->size(), 1u);
 }
 
 }  // namespace
