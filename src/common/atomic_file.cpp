@@ -9,17 +9,13 @@
 
 #include "haco/error.hpp"
 #include "haco/unique_fd.hpp"
+#include "haco/write_all.hpp"
 
 namespace haco {
 namespace {
 
 void write_all(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    check_sys(n, "write", path);
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
+  if (!haco::write_all(fd, data.data(), data.size())) throw Error::from_errno("write", path, errno);
 }
 
 }  // namespace

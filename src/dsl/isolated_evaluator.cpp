@@ -34,6 +34,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dsl/definition_file.hpp"
+#include "haco/write_all.hpp"
 #include "haco/dsl.hpp"
 #include "haco/error.hpp"
 #include "haco/spec_json.hpp"
@@ -95,17 +96,6 @@ void install_syscall_filter() {
   sock_fprog fprog{static_cast<unsigned short>(program.size()), program.data()};
   check_sys(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)");
   check_sys(::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog), "seccomp(SECCOMP_SET_MODE_FILTER)");
-}
-
-bool write_all(int fd, const char* data, std::size_t size) {
-  while (size > 0) {
-    ssize_t n = ::write(fd, data, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return true;
 }
 
 void append_string(std::string& out, std::string_view s) {

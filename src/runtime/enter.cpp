@@ -12,6 +12,7 @@
 //
 // Failures come back over the launch's typed channel (handshake.hpp) with
 // their step; about_to_exec then end-of-file means execve succeeded.
+#include "haco/write_all.hpp"
 #include "haco/enter.hpp"
 
 #include <fcntl.h>
@@ -253,17 +254,6 @@ pid_t await_entering_process(pid_t pid, int pid_pipe, const Channel& channel) {
   if (m && m->type == MessageType::child_failed)
     throw error_from_failure(*m).with_context(std::string(child_step_name(m->step)));
   throw Error(fmt::format("the process entering the instance ended without a word ({})", describe_status(status)));
-}
-
-bool write_all(int fd, const char* data, std::size_t size) {
-  while (size > 0) {
-    ssize_t n = ::write(fd, data, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return true;
 }
 
 // Copies what `from` has now to `to`; false at end-of-file or error (a
