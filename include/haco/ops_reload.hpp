@@ -47,7 +47,8 @@ enum class LimitsOutcome {
   none,         // no limit changed
   applied,      // in its cgroup and its record
   would_apply,  // --dry-run
-  not_running,  // nothing to apply them to: the next `up` starts it with them
+  not_running,  // --dry-run of an instance that does not run: its next start would get them
+  recorded,     // it does not run: written to its record, its next start (or restart) gets them
   failed,       // the supervisor could not apply them: `error`
 };
 std::string_view limits_outcome_name(LimitsOutcome outcome);

@@ -28,7 +28,9 @@ std::string outcome_text(const ops::ReloadedInstance& i) {
     case ops::LimitsOutcome::applied: return "applied";
     case ops::LimitsOutcome::would_apply: return "would be applied (--dry-run)";
     case ops::LimitsOutcome::not_running:
-      return "not applied: not running (" + i.state + "); its next `up` starts it with them";
+      return "not running (" + i.state + "): its next start would get them";
+    case ops::LimitsOutcome::recorded:
+      return "recorded: not running (" + i.state + "), its next start gets them";
     case ops::LimitsOutcome::failed: return "NOT applied: " + printable(i.error);
     case ops::LimitsOutcome::none: break;
   }
@@ -57,7 +59,7 @@ json reload_json(const ops::ReloadResult& r, bool dry_run) {
 }
 
 void print_reload(const ops::ReloadResult& r, bool dry_run) {
-  std::size_t applied = 0, restart = 0, unchanged = 0;
+  std::size_t applied = 0, recorded = 0, restart = 0, unchanged = 0;
   std::printf("fleet %s: %s evaluated again for %zu instance%s%s\n", r.fleet.c_str(), r.definition.c_str(),
               r.instances.size(), r.instances.size() == 1 ? "" : "s", dry_run ? " (dry run: nothing applied)" : "");
   for (const auto& i : r.instances) {
@@ -68,6 +70,7 @@ void print_reload(const ops::ReloadResult& r, bool dry_run) {
     for (const auto& l : i.diff.limits)
       std::printf("  %s: %s: %s\n", i.instance.c_str(), limit_text(l).c_str(), outcome_text(i).c_str());
     if (i.limits == ops::LimitsOutcome::applied || i.limits == ops::LimitsOutcome::would_apply) ++applied;
+    if (i.limits == ops::LimitsOutcome::recorded) ++recorded;
     if (!i.diff.needs_restart.empty()) {
       ++restart;
       std::string what;
@@ -75,8 +78,10 @@ void print_reload(const ops::ReloadResult& r, bool dry_run) {
       std::printf("  %s: needs a restart, not applied: %s\n", i.instance.c_str(), printable(what).c_str());
     }
   }
-  std::printf("%zu instance%s with limits %s, %zu needing a restart, %zu failed, %zu unchanged\n", applied,
-              applied == 1 ? "" : "s", dry_run ? "to apply" : "applied", restart, r.failed(), unchanged);
+  std::printf("%zu instance%s with limits %s, %zu recorded for the next start, %zu needing a restart, %zu failed, "
+              "%zu unchanged\n",
+              applied, applied == 1 ? "" : "s", dry_run ? "to apply" : "applied", recorded, restart, r.failed(),
+              unchanged);
 }
 
 }  // namespace

@@ -139,6 +139,7 @@ std::string_view limits_outcome_name(LimitsOutcome outcome) {
     case LimitsOutcome::applied: return "applied";
     case LimitsOutcome::would_apply: return "would_apply";
     case LimitsOutcome::not_running: return "not_running";
+    case LimitsOutcome::recorded: return "recorded";
     case LimitsOutcome::failed: return "failed";
   }
   return "none";
@@ -178,10 +179,13 @@ ReloadResult reload(const ReloadRequest& request, SupervisorClient& supervisor, 
     if (now == specs.end()) throw Error(fmt::format("the definition gave no instance for port {}", record.spec.port));
     item.diff = diff_specs(record.spec, now->second);
     if (!item.diff.limits.empty()) {
-      if (!is_active(record.state)) {
-        item.limits = LimitsOutcome::not_running;
-      } else if (request.dry_run) {
-        item.limits = LimitsOutcome::would_apply;
+      if (request.dry_run) {
+        item.limits = is_active(record.state) ? LimitsOutcome::would_apply : LimitsOutcome::not_running;
+      } else if (!is_active(record.state)) {
+        // Every launch makes its cgroups with the record's limits: a later
+        // `start` gets them.
+        item.limits = LimitsOutcome::recorded;
+        to_apply[item.instance] = item.diff.cgroup;
       } else {
         item.limits = LimitsOutcome::applied;
         to_apply[item.instance] = item.diff.cgroup;

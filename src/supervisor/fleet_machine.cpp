@@ -301,16 +301,16 @@ Effects FleetMachine::update_limits(OperationId operation, const std::vector<pro
     }
     Instance& instance = it->second;
     const std::string state_name(state::instance_state_name(instance.record.state));
-    if (instance.stop_requested)
-      refuse(limits.instance, "it is being stopped (" + state_name + ")");
-    else if (instance.launching)
+    if (instance.launching)
       refuse(limits.instance, "it is being started: reload again once it runs");
+    else if (instance.running && instance.stop_requested)
+      refuse(limits.instance, "it is being stopped (" + state_name + ")");
     else if (instance.running)
       out.push_back(effect::WriteLimits{operation, limits});
-    else if (instance.restart_pending)
-      take_limits(instance, limits, out);
     else
-      refuse(limits.instance, "it is not running (" + state_name + ")");
+      // Waiting to restart, stopped, exited or failed: its next launch makes
+      // its cgroups with the record's limits.
+      take_limits(instance, limits, out);
   }
   out.push_back(effect::SaveStateNow{});
   out.push_back(effect::Reply{operation, protocol::Done{}});

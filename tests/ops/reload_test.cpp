@@ -121,18 +121,19 @@ TEST_F(ReloadTest, EvaluatesTheRecordedDefinitionAsUpDid) {
   for (const auto& i : result.instances) EXPECT_TRUE(i.diff.unchanged()) << i.instance;
 }
 
-TEST_F(ReloadTest, ChangedLimitsGoToTheRunningInstancesOnly) {
+TEST_F(ReloadTest, ChangedLimitsGoToTheRunningInstancesAndToTheRecordsOfTheOthers) {
   record_fleet();
   auto result = run(expander([](InstanceSpec& s) { s.container.cgroup = {{"pids.max", "100"}}; }));
   ASSERT_EQ(supervisor_.limit_updates.size(), 1u);
   const auto& sent = supervisor_.limit_updates[0];
-  EXPECT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent.size(), 3u);
   EXPECT_EQ(sent.at("web-10001"), (Settings{{"pids.max", "100"}}));
   EXPECT_EQ(sent.at("web-10002"), (Settings{{"pids.max", "100"}}));
+  EXPECT_EQ(sent.at("web-10003"), (Settings{{"pids.max", "100"}}));
   ASSERT_EQ(result.instances.size(), 3u);
   EXPECT_EQ(result.instances[0].limits, LimitsOutcome::applied);
   EXPECT_EQ(result.instances[1].limits, LimitsOutcome::applied);
-  EXPECT_EQ(result.instances[2].limits, LimitsOutcome::not_running);
+  EXPECT_EQ(result.instances[2].limits, LimitsOutcome::recorded);
   EXPECT_EQ(result.failed(), 0u);
 }
 

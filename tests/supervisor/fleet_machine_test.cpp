@@ -448,8 +448,9 @@ TEST_F(FleetMachineTest, RecentExitsKeepTheLastTenEnds) {
 
 // reload: a running instance's limits are written into its cgroup and
 // recorded (with the spec's new hash) once written; one waiting to restart
-// takes them for its next launch; the others are answered why not.
-TEST_F(FleetMachineTest, UpdateLimitsWritesRunningInstancesAndRefusesTheOthers) {
+// takes them for its next launch, and so does a stopped one; one being
+// launched and an unknown name are answered why not.
+TEST_F(FleetMachineTest, UpdateLimitsWritesRunningInstancesRecordsStoppedOnesAndRefusesTheOthers) {
   auto& m = make(2, "always");
   m.start(1, records({"run", "wait", "launching", "ended"}));
   succeed(0, 101);  // run
@@ -470,7 +471,7 @@ TEST_F(FleetMachineTest, UpdateLimitsWritesRunningInstancesAndRefusesTheOthers) 
   ASSERT_EQ(writes.size(), 1u);
   EXPECT_EQ(writes[0].limits.instance, "run");
   EXPECT_EQ(writes[0].operation, 7u);
-  EXPECT_EQ(replies(effects, 7), "failed:launching failed:ended failed:nobody done");
+  EXPECT_EQ(replies(effects, 7), "failed:launching failed:nobody done");
   // The write comes before the answer and the save.
   auto write_at = std::find_if(effects.begin(), effects.end(),
                                [](const Effect& e) { return std::holds_alternative<effect::WriteLimits>(e); });
@@ -480,6 +481,8 @@ TEST_F(FleetMachineTest, UpdateLimitsWritesRunningInstancesAndRefusesTheOthers) 
   // Waiting to restart: recorded at once, for its next launch.
   EXPECT_EQ(m.record("wait")->spec.container.cgroup, limits);
   EXPECT_EQ(m.record("wait")->spec_hash, state::spec_hash(m.record("wait")->spec));
+  // Stopped: recorded too, for its next `start`.
+  EXPECT_EQ(m.record("ended")->spec.container.cgroup, limits);
   // Running: unchanged until the supervisor says it wrote them.
   EXPECT_EQ(m.record("run")->spec_hash, old_hash);
   m.take_changed();

@@ -228,8 +228,8 @@ TEST_F(InspectFleetTest, ReloadListsAChangedInitCommandAndLeavesItAlone) {
   EXPECT_TRUE(state::is_alive(after.instances[0].process));
 }
 
-// An instance that ended has no cgroup to write: its new limits wait for
-// its next `up`. With the supervisor killed, nothing is applied (exit 1),
+// An instance that ended has no cgroup to write: its record takes the new
+// limits for its next start. With the supervisor killed, nothing is applied (exit 1),
 // and inspect says the supervisor is gone.
 TEST_F(InspectFleetTest, ReloadOfAnEndedInstanceAndOfADeadSupervisor) {
   auto up_result = up(2);
@@ -239,7 +239,7 @@ TEST_F(InspectFleetTest, ReloadOfAnEndedInstanceAndOfADeadSupervisor) {
   wait_for_state(1, state::InstanceState::failed);
   auto result = reload("HACO_TEST_PIDS_MAX=80");
   EXPECT_EQ(result.status, 0) << result.output;
-  EXPECT_NE(result.output.find(fleet.instances[1].name() + ": pids.max 64 -> 80: not applied: not running"),
+  EXPECT_NE(result.output.find(fleet.instances[1].name() + ": pids.max 64 -> 80: recorded: not running"),
             std::string::npos)
       << result.output;
   EXPECT_EQ(kernel_pids_max(fleet.instances[0]), "80");

@@ -161,6 +161,28 @@ TEST_F(InstancesFleetTest, PurgeAfterAPlainDownRemovesWhatItKept) {
   EXPECT_EQ(haco("down" + on_fleet() + " --purge").status, 2);
 }
 
+// A stopped instance's record takes reloaded limits; its next start makes
+// its cgroups with them (fresh cgroups on every launch).
+TEST_F(InstancesFleetTest, AStoppedInstanceStartsWithTheLimitsAReloadRecorded) {
+  ASSERT_EQ(up(2).status, 0);
+  ASSERT_EQ(haco("stop" + on_fleet() + " --ports " + port(1) + " --timeout 1").status, 0);
+  auto reload = run_command("HACO_TEST_PIDS_MAX=100 " + haco_command("reload" + on_fleet()) + " 2>&1");
+  ASSERT_EQ(reload.status, 0) << reload.output;
+  EXPECT_NE(reload.output.find(name(1) + ": pids.max 64 -> 100: recorded"), std::string::npos) << reload.output;
+  auto start = haco("start" + on_fleet() + " --ports " + port(1) + " --timeout 20");
+  ASSERT_EQ(start.status, 0) << start.output;
+  auto fleet = *fleet_state();
+  const auto& started = record(fleet, 1);
+  ASSERT_TRUE(state::is_alive(started.process));
+  bool read = false;
+  for (const auto& dir : started.cgroup_paths)
+    if (fs::exists(dir + "/pids.max")) {
+      EXPECT_EQ(read_text(dir + "/pids.max"), "100\n") << dir;
+      read = true;
+    }
+  EXPECT_TRUE(read) << "no pids.max in the instance's cgroups";
+}
+
 TEST_F(InstancesFleetTest, BadInputIsRefusedWithNothingChanged) {
   ASSERT_EQ(up(2).status, 0);
   auto before = *fleet_state();
