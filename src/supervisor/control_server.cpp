@@ -57,18 +57,39 @@ void ControlSession::read_next() {
   });
 }
 
-ControlServer::ControlServer(asio::io_context& io, UniqueFd listener, RequestHandler handler)
-    : acceptor_(io, asio::local::stream_protocol(), listener.release()), handler_(std::move(handler)) {}
+ControlServer::ControlServer(asio::io_context& io, UniqueFd listener, RequestHandler handler,
+                             std::function<void(const std::string&)> log)
+    : acceptor_(io, asio::local::stream_protocol(), listener.release()),
+      handler_(std::move(handler)),
+      log_(std::move(log)),
+      retry_(io) {}
 
 void ControlServer::accept_next() {
   acceptor_.async_accept([this](const boost::system::error_code& ec, asio::local::stream_protocol::socket socket) {
-    if (ec) return;
+    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+    if (ec) {
+      // EMFILE, ENFILE, ENOBUFS, ENOMEM, ECONNABORTED: the socket still
+      // listens; a supervisor that stopped accepting here could never be
+      // told to stop its instances again.
+      if (!failing_ && log_) log_("control socket: accept failed (" + ec.message() + "): trying again");
+      failing_ = true;
+      retry_.expires_after(std::chrono::milliseconds(100));
+      retry_.async_wait([this](const boost::system::error_code& wait) {
+        if (!wait) accept_next();
+      });
+      return;
+    }
+    if (failing_ && log_) log_("control socket: accepting again");
+    failing_ = false;
     std::make_shared<ControlSession>(std::move(socket), *this)->start();
     accept_next();
   });
 }
 
-void ControlServer::close() { acceptor_.close(); }
+void ControlServer::close() {
+  retry_.cancel();
+  acceptor_.close();
+}
 
 UniqueFd listen_on_control_socket(const std::string& path) {
   sockaddr_un address{};

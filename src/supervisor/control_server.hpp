@@ -46,7 +46,9 @@ class ControlServer {
 
   // `listener`: a listening socket (listen_on_control_socket). Every request
   // that decodes goes to `handler`, in the order each session sent them.
-  ControlServer(boost::asio::io_context& io, UniqueFd listener, RequestHandler handler);
+  // `log` gets a line when accepting fails (once per run of failures).
+  ControlServer(boost::asio::io_context& io, UniqueFd listener, RequestHandler handler,
+                std::function<void(const std::string&)> log = {});
   void start() { accept_next(); }
   // No more clients; sessions already open go on until their client leaves.
   void close();
@@ -57,6 +59,12 @@ class ControlServer {
 
   boost::asio::local::stream_protocol::acceptor acceptor_;
   RequestHandler handler_;
+  std::function<void(const std::string&)> log_;
+  // After a failed accept (out of descriptors, say), the next one waits a
+  // moment: the clients in the backlog stay queued, and a shortage that
+  // lasts does not turn the loop into a spin.
+  boost::asio::steady_timer retry_;
+  bool failing_ = false;
 };
 
 // Binds and listens on `path` (mode 0600), replacing a socket file left there.

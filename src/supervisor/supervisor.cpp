@@ -114,7 +114,8 @@ class Supervisor {
         server_(io_, std::move(listener),
                 [this](const std::shared_ptr<ControlSession>& session, protocol::Request request) {
                   handle_request(session, std::move(request));
-                }),
+                },
+                [](const std::string& line) { log_line(line); }),
         pool_(io_, std::move(spawners), config_.cgroup, config_.container_open_files,
               {[this](unsigned spawner, ReceivedSpawnReply reply) { on_spawner_reply(spawner, std::move(reply)); },
                [this](unsigned spawner, const std::string& error) { apply(machine_.spawner_lost(spawner, error)); },

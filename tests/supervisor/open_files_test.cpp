@@ -3,8 +3,18 @@
 // a pipe per instance, the log writer inherits its limit), the containers
 // start with the caller's, and a fleet that cannot fit under the hard limit
 // is refused before anything starts.
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <sstream>
+#include <thread>
+
+#include "haco/unique_fd.hpp"
 
 #include "fleet_fixture.hpp"
 
@@ -107,6 +117,51 @@ TEST_F(FleetTest, AFleetBeyondTheHardOpenFileLimitIsRefusedBeforeItStarts) {
   EXPECT_FALSE(std::filesystem::exists(root_ + "/" + fleet_)) << "state of the refused fleet";
   EXPECT_FALSE(std::filesystem::exists(rootfs_base_ + "/t-" + std::to_string(port_base_)));
   EXPECT_EQ(fleet_cgroup_dirs(), std::vector<std::string>{});
+}
+
+// A client of the control socket that connects and says nothing.
+UniqueFd silent_client(const std::string& socket_path) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, socket_path.c_str(), sizeof(address.sun_path) - 1);
+  EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0) << std::strerror(errno);
+  return fd;
+}
+
+// The supervisor runs out of descriptors while clients connect: accept
+// fails (EMFILE), and once descriptors are free again it accepts again: a
+// later `stop` is answered. It used to stop accepting for good.
+TEST_F(FleetTest, TheSupervisorAcceptsAgainAfterRunningOutOfDescriptors) {
+  ASSERT_EQ(up(2).status, 0);
+  auto fleet = *fleet_state();
+  const pid_t supervisor = fleet.supervisor.pid;
+  rlimit before{};
+  ASSERT_EQ(::prlimit(supervisor, RLIMIT_NOFILE, nullptr, &before), 0);
+  std::size_t open = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(supervisor) + "/fd")) {
+    (void)e;
+    ++open;
+  }
+  rlimit tight{open, before.rlim_max};
+  ASSERT_EQ(::prlimit(supervisor, RLIMIT_NOFILE, &tight, nullptr), 0);
+  std::vector<UniqueFd> clients;
+  for (int i = 0; i < 4; ++i) clients.push_back(silent_client(root_ + "/" + fleet_ + "/control.sock"));
+  const std::string log = root_ + "/" + fleet_ + "/supervisor.log";
+  bool failed = false;
+  for (int i = 0; i < 100 && !failed; ++i) {
+    failed = read_text(log).find("control socket: accept failed") != std::string::npos;
+    if (!failed) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(failed) << read_text(log);
+  ASSERT_EQ(::prlimit(supervisor, RLIMIT_NOFILE, &before, nullptr), 0);
+  clients.clear();
+
+  auto started = std::chrono::steady_clock::now();
+  auto stop = haco("stop --name " + fleet_ + " --ports " + std::to_string(port_base_) + " --timeout 1");
+  EXPECT_EQ(stop.status, 0) << stop.output;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5)) << stop.output;
+  EXPECT_NE(read_text(log).find("control socket: accepting again"), std::string::npos) << read_text(log);
 }
 
 }  // namespace
