@@ -40,8 +40,14 @@ using observe::Clock;
 class Sink {
  public:
   virtual ~Sink() = default;
-  // A line of its own. Before begin(), a plain line on its own.
+  // A line of its own, for information. Before begin(), a plain line on its
+  // own.
   virtual void message(std::string_view text) = 0;
+  // Something to know even when only warnings are shown (haco-fleet:
+  // "haco-fleet: warning: TEXT").
+  virtual void warning(std::string_view text) = 0;
+  // An error that does not end the operation (haco-fleet: "haco-fleet: TEXT").
+  virtual void error(std::string_view text) = 0;
   // The counted part starts: `total` instances (or fleets).
   virtual void begin(std::size_t total) = 0;
   // `instance` completed `step` ("rootfs", "started", "ready", "down"),

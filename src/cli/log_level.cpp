@@ -9,12 +9,4 @@ LogLevel log_level_named(std::string_view name) {
   return LogLevel::info;
 }
 
-LogLevel level_of_message(std::string_view text) {
-  constexpr std::string_view kProgram = "haco-fleet: ";
-  constexpr std::string_view kWarning = "haco-fleet: warning: ";
-  if (text.substr(0, kWarning.size()) == kWarning) return LogLevel::warn;
-  if (text.substr(0, kProgram.size()) == kProgram) return LogLevel::error;
-  return LogLevel::info;
-}
-
 }  // namespace haco::cli

@@ -22,11 +22,6 @@ inline constexpr const char* kLogLevelNames[] = {"error", "warn", "info", "debug
 // One of kLogLevelNames (the option parser holds --log-level to them).
 LogLevel log_level_named(std::string_view name);
 
-// The level of a line that src/ops hands to ops::Sink::message: the ops
-// library writes a warning as "haco-fleet: warning: ...", an error as
-// "haco-fleet: ..." and anything else is information.
-LogLevel level_of_message(std::string_view text);
-
 inline bool shows(LogLevel level, LogLevel line) { return line <= level; }
 
 }  // namespace haco::cli

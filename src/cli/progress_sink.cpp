@@ -22,7 +22,11 @@ ProgressSink::ProgressSink(std::string operation, std::vector<std::string> steps
                            bool notify_status)
     : operation_(std::move(operation)), steps_(std::move(steps)), level_(level), notify_status_(notify_status) {}
 
-void ProgressSink::message(std::string_view text) { say(level_of_message(text), text); }
+void ProgressSink::message(std::string_view text) { say(LogLevel::info, text); }
+
+void ProgressSink::warning(std::string_view text) { say(LogLevel::warn, "haco-fleet: warning: " + std::string(text)); }
+
+void ProgressSink::error(std::string_view text) { say(LogLevel::error, "haco-fleet: " + std::string(text)); }
 
 void ProgressSink::say(LogLevel level, std::string_view text) {
   if (shows(level_, level)) print_line(progress_.get(), text);

@@ -20,8 +20,10 @@ class ProgressSink : public ops::Sink {
   // `notify_status`: status() goes to the service manager (up --foreground).
   ProgressSink(std::string operation, std::vector<std::string> steps, LogLevel level, bool notify_status = false);
 
-  // Classified by level_of_message.
+  // At info, warn and error.
   void message(std::string_view text) override;
+  void warning(std::string_view text) override;
+  void error(std::string_view text) override;
   // A line whose level the caller knows; printed when the level shows it.
   void say(LogLevel level, std::string_view text);
   void begin(std::size_t total) override;

@@ -23,7 +23,7 @@ bool supervisor_gone(const state::FleetPaths& paths, Sink& sink) {
     sink.message(fmt::format("fleet {}: taken down", paths.fleet));
     return true;
   }
-  sink.message(fmt::format("haco-fleet: the supervisor of fleet '{}' exited (see {})", paths.fleet,
+  sink.error(fmt::format("the supervisor of fleet '{}' exited (see {})", paths.fleet,
                            paths.supervisor_log()));
   return false;
 }

@@ -87,7 +87,7 @@ std::map<std::uint16_t, InstanceSpec> evaluate(const state::FleetState& fleet, c
     else group->second.push_back(r.spec.port);
   }
   if (unrecorded > 0)
-    sink.message(fmt::format("haco-fleet: warning: {} instance(s) of fleet {} were started before `up` recorded its "
+    sink.warning(fmt::format("{} instance(s) of fleet {} were started before `up` recorded its "
                              "--port-env and --pids-max: evaluated with the defaults",
                              unrecorded, fleet.fleet));
   std::map<std::uint16_t, InstanceSpec> specs;

@@ -60,7 +60,7 @@ void check_host_root(const std::vector<InstanceSpec>& instances, bool allowed, S
     throw InputError(fmt::format("{} {} no user namespace: {} root would be the host's root (nothing was started); "
                                  "pass --allow-host-root to accept this",
                                  listed, names.size() == 1 ? "has" : "have", names.size() == 1 ? "its" : "their"));
-  sink.message(fmt::format("haco-fleet: warning: {} {} no user namespace: {} root is the host's root "
+  sink.warning(fmt::format("{} {} no user namespace: {} root is the host's root "
                            "(--allow-host-root)",
                            listed, names.size() == 1 ? "has" : "have", names.size() == 1 ? "its" : "their"));
 }
@@ -458,7 +458,7 @@ class Up {
       services_.supervisor.remove(*paths_, records_, teardown, supervisor::TreePurge::created);
       if (started_supervisor_ && !had_instances_) services_.supervisor.shutdown(*paths_, teardown);
     } catch (const Error& e) {
-      sink_.message("haco-fleet: " + printable(e.what(), LineBreaks::keep));
+      sink_.error(printable(e.what(), LineBreaks::keep));
     }
   }
 

@@ -97,6 +97,8 @@ struct RecordingSink : Sink {
   bool finished = false;
 
   void message(std::string_view text) override { messages.emplace_back(text); }
+  void warning(std::string_view text) override { messages.push_back("haco-fleet: warning: " + std::string(text)); }
+  void error(std::string_view text) override { messages.push_back("haco-fleet: " + std::string(text)); }
   void begin(std::size_t n) override { total = n; }
   void step(std::string_view step, std::string_view instance, std::optional<std::chrono::nanoseconds>) override {
     steps.push_back(std::string(step) + " " + std::string(instance));
