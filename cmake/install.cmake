@@ -40,3 +40,34 @@ if(HACO_MAN_PAGE)
   add_custom_target(man-page ALL DEPENDS ${HACO_MAN_PAGE_FILE})
   install(FILES ${HACO_MAN_PAGE_FILE} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 endif()
+
+# The .deb (scripts/package.sh configures a build with CMAKE_INSTALL_PREFIX
+# /usr and runs cpack -G DEB). Its Depends are the libraries the program
+# links, as dpkg-shlibdeps finds them; what it runs besides is essential in
+# Debian (/bin/sh) or there whenever it is used (systemd-run and systemctl,
+# only when systemd is the init). The image builders need busybox-static and
+# mmdebstrap: recommended, as a fleet may use images of its own.
+set(HACO_PACKAGE_MAINTAINER "haco-fleet developers <haco-fleet@localhost>" CACHE STRING "Maintainer field of the .deb")
+set(CPACK_GENERATOR DEB)
+set(CPACK_PACKAGE_NAME haco-fleet)
+set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
+set(CPACK_PACKAGE_CONTACT ${HACO_PACKAGE_MAINTAINER})
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "launcher for fleets of isolated Linux containers")
+set(CPACK_PACKAGING_INSTALL_PREFIX ${CMAKE_INSTALL_PREFIX})
+set(CPACK_STRIP_FILES ON)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_MAINTAINER ${HACO_PACKAGE_MAINTAINER})
+set(CPACK_DEBIAN_PACKAGE_SECTION admin)
+set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "busybox-static, mmdebstrap")
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "bash-completion")
+# CPack puts the summary first and indents these lines (an empty one becomes " .").
+set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "haco-fleet brings up hundreds of isolated containers as one fleet from a
+haconiwa-style .haco definition and a port range: one instance per port,
+each with its own namespaces, uid/gid range, cgroups and root filesystem,
+supervised, listed, stopped and restarted as a whole or one by one.
+
+Ships example definitions, the scripts that build their images, a systemd
+unit template (haco-fleet@NAME.service), bash completion and a man page.")
+include(CPack)
