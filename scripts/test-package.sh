@@ -48,6 +48,7 @@ if [ "${1:-}" = --checks ]; then
   last=${ports##*-}
   # Whatever happens below, no fleet stays up.
   trap 'haco-fleet down --all --purge >/dev/null 2>&1 || true' EXIT
+  trap 'exit 130' INT TERM
 
   say "inside: haco-fleet --version"
   version=$(haco-fleet --version)
@@ -116,6 +117,7 @@ cleanup() {
   exit $status
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 say "mmdebstrap --variant=minbase $SUITE -> $root"
 mmdebstrap --quiet --mode=root --variant=minbase --skip=cleanup/apt/lists "$SUITE" "$root" "${mirror_files[@]}"
