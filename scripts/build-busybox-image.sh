@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds the tiny static test image: Debian's busybox-static with its applet
 # symlinks, a root and a www user, and a page for busybox httpd.
-#   scripts/build-busybox-image.sh [OUT]   (default: build/images/busybox.tar.gz)
+#   scripts/build-busybox-image.sh [OUT]
+# OUT defaults to /var/lib/haco-fleet/images/busybox.tar.gz, where
+# templates/busybox-httpd.haco reads it; tests pass one in their build tree.
 # Prints the image's path. A second run with an up-to-date image does nothing.
 set -euo pipefail
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-out="${1:-$repo/build/images/busybox.tar.gz}"
+out="${1:-/var/lib/haco-fleet/images/busybox.tar.gz}"
 busybox=/bin/busybox
 
 if [ ! -x "$busybox" ] || ! "$busybox" --list-full >/dev/null 2>&1; then

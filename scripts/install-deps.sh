@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, everything haco-fleet needs to build, test,
-# benchmark, build its images and boot its test guest. Idempotent and non-interactive.
+# benchmark, package, build its images and boot its test guest. Idempotent and non-interactive.
 set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config git
-  liburing-dev libarchive-dev libboost-dev libboost-system-dev
-  libcli11-dev libmruby-dev
+  # libraries the binary links (libboost-dev: Boost.Asio, header-only)
+  liburing-dev libarchive-dev libboost-dev libcli11-dev libmruby-dev
+  nlohmann-json3-dev libfmt-dev libseccomp-dev libssl-dev libsystemd-dev
+  # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
-  nlohmann-json3-dev libfmt-dev libspdlog-dev
-  libcap-dev libseccomp-dev libssl-dev libsystemd-dev
+  # the man page (help2man) and the .deb (scripts/package.sh: dpkg-shlibdeps, file)
+  help2man dpkg-dev file
+  # image builders, tests and benchmark scripts
   mmdebstrap busybox-static curl jq
-  tar gzip xz-utils zstd bzip2 util-linux iproute2 procps attr libcap2-bin
+  tar gzip xz-utils zstd bzip2 util-linux iproute2 procps
   # the Debian 12 test guest (scripts/vm/, docs/vm.md)
   qemu-system-x86 qemu-utils e2fsprogs
 )
