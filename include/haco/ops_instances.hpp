@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -44,8 +45,11 @@ struct StartInstancesRequest {
   InstanceSelection which;
   std::chrono::milliseconds timeout{60000};  // until ready
   bool no_wait = false;
-  // Ctrl-C: stop waiting (what started keeps running).
+  // Ctrl-C: stop waiting (what started keeps running). `on_locked` runs
+  // once the fleet's lock is held (the caller starts catching Ctrl-C there:
+  // before, Ctrl-C just ends the command, which has changed nothing).
   const std::atomic<bool>* interrupted = nullptr;
+  std::function<void()> on_locked;
 };
 
 struct StartInstancesResult {

@@ -57,6 +57,7 @@ ops::StartInstancesRequest start_request_of(const Selection& s, const WaitOption
   request.timeout = std::chrono::milliseconds(std::lround(w.timeout_s * 1000));
   request.no_wait = w.no_wait;
   request.interrupted = &interrupted_flag();
+  request.on_locked = catch_interrupts;
   return request;
 }
 
@@ -133,7 +134,6 @@ void add_start_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
       exit_status = kExitBadInput;
       return;
     }
-    catch_interrupts();
     auto supervisor = ops::control_supervisor();
     ProgressSink sink("start", {"started", "ready"}, global.level());
     auto result = ops::start_instances(start_request_of(options->selection, options->wait, global),
@@ -174,7 +174,6 @@ void add_restart_command(CLI::App& app, GlobalOptions& global, int& exit_status)
       exit_status = kExitBadInput;
       return;
     }
-    catch_interrupts();
     ops::RestartInstancesRequest request;
     request.start = start_request_of(options->selection, options->wait, global);
     request.stop_timeout = std::chrono::milliseconds(std::lround(options->stop_timeout_s * 1000));

@@ -27,9 +27,11 @@ struct Chosen {
   std::vector<InstanceRecord> records;
 };
 
-Chosen choose(const InstanceSelection& which, std::string_view role, SupervisorClient& supervisor) {
+Chosen choose(const InstanceSelection& which, std::string_view role, SupervisorClient& supervisor,
+              const std::function<void()>& on_locked = {}) {
   auto paths = choose_fleet(which.state_root, which.data_root, which.fleet);
   auto lock = state::FleetLock::acquire(paths, true, role);
+  if (on_locked) on_locked();
   auto fleet = load_fleet(paths);
   std::vector<InstanceRecord> records;
   if (which.ports.empty()) {
@@ -75,7 +77,7 @@ StopInstancesResult stop_instances(const StopInstancesRequest& request, Supervis
 }
 
 StartInstancesResult start_instances(const StartInstancesRequest& request, InstanceServices services) {
-  auto chosen = choose(request.which, "start", services.supervisor);
+  auto chosen = choose(request.which, "start", services.supervisor, request.on_locked);
   StartInstancesResult result;
   result.fleet = chosen.paths.fleet;
   std::vector<InstanceRecord> to_start;
@@ -95,7 +97,7 @@ StartInstancesResult start_instances(const StartInstancesRequest& request, Insta
 }
 
 StartInstancesResult restart_instances(const RestartInstancesRequest& request, InstanceServices services) {
-  auto chosen = choose(request.start.which, "restart", services.supervisor);
+  auto chosen = choose(request.start.which, "restart", services.supervisor, request.start.on_locked);
   StartInstancesResult result;
   result.fleet = chosen.paths.fleet;
   if (chosen.records.empty()) return result;

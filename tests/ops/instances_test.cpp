@@ -124,6 +124,21 @@ TEST_F(InstancesTest, StartSendsTheStoppedRecordsAndWaitsUntilReady) {
   EXPECT_TRUE(result.failures.empty());
 }
 
+// Ctrl-C is caught only from here on: waiting for the lock, it just ends
+// the command.
+TEST_F(InstancesTest, StartCallsOnLockedOnceItHoldsTheFleetsLock) {
+  record_fleet({stopped});
+  StartInstancesRequest request{which_};
+  std::string holder;
+  request.on_locked = [&] {
+    auto h = state::FleetLock::holder(paths());
+    holder = h ? h->role : "none";
+    EXPECT_FALSE(state::FleetLock::try_acquire(paths(), "test").has_value());
+  };
+  start_instances(request, services());
+  EXPECT_EQ(holder, "start");
+}
+
 TEST_F(InstancesTest, StartReportsAnInstanceThatFailsAndTheOthersStillStart) {
   record_fleet({stopped, stopped});
   supervisor_.fail_to_start = {"web-1"};
