@@ -11,6 +11,8 @@ packages=(
   nlohmann-json3-dev libfmt-dev libspdlog-dev
   libcap-dev libseccomp-dev libssl-dev libsystemd-dev
   mmdebstrap busybox-static curl jq
+  # bench-startup.sh draws its ready-time CDF with gnuplot; its test reads the SVG with xmllint
+  gnuplot-nox libxml2-utils
   tar gzip xz-utils zstd bzip2 util-linux iproute2 procps attr libcap2-bin
   # the Debian 12 test guest (scripts/vm/, docs/vm.md)
   qemu-system-x86 qemu-utils e2fsprogs
