@@ -18,8 +18,9 @@
 #                        "pss_kb","ready_ms":[sorted],"p50_ms","p90_ms","max_ms"}]}
 #                        (percentiles by nearest rank, as `up` reports them)
 #   DIR/startup-cdf.svg  instances ready (count) against time since the run's
-#                        start (ms), one step curve per method, for the
-#                        largest N of the run
+#                        start (ms, logarithmic: the seed's loop takes 10-100
+#                        times longer than the others), one step curve per
+#                        method, for the largest N of the run
 # Methods: a (seed loop), b_cold / b_warm (haco-fleet cold / warm), c (host
 # floor), s_cold / s_warm (seed definition), w_cold (seed definition as
 # written). Needs awk, jq and gnuplot (gnuplot-nox).
@@ -97,23 +98,24 @@ i=0
 while read -r method n; do
   [ "$n" = "$largest" ] || continue
   data=$tmp/cdf-$method.dat
-  # A step from 0 at time 0, then one step up per instance at its ready time.
-  { echo "0 0"
-    awk -F, -v m="$method" -v n="$n" '$1 == m && $2 == n { print $4 }' "$dir/ready.csv" | sort -g |
-      awk '{ print $1, NR }'; } >"$data"
+  # From 0 at the first ready time (the x axis is logarithmic: no time 0),
+  # then one step up per instance at its ready time.
+  awk -F, -v m="$method" -v n="$n" '$1 == m && $2 == n { print $4 }' "$dir/ready.csv" | sort -g |
+    awk 'NR == 1 { print ($1 > 0 ? $1 : 1), 0 } { print ($1 > 0 ? $1 : 1), NR }' >"$data"
   i=$((i + 1))
   plot+=("'$data' using 1:2 with steps linestyle $i title '$(label_of "$method")'")
 done <"$tmp/runs"
 joined=$(IFS=,; echo "${plot[*]}")
 gnuplot <<GNUPLOT
-set terminal svg size 800,480 dynamic font 'sans,12' background '#ffffff'
+set terminal svg size 900,480 dynamic font 'sans,12' background '#ffffff'
 set output '$tmp/startup-cdf.svg'
 set title 'Startup of N=$largest phpinfo instances: ready over time'
-set xlabel 'time since the start of the run (ms)'
+set xlabel 'time since the start of the run (ms, logarithmic)'
 set ylabel 'instances ready (count)'
-set key left top box
-set grid
-set xrange [0:*]
+set key outside right top box
+set grid xtics mxtics ytics
+set logscale x 10
+set format x '%.0f'
 set yrange [0:$largest * 1.05]
 set style line 1 linewidth 2 linecolor rgb '#d62728'
 set style line 2 linewidth 2 linecolor rgb '#1f77b4'
