@@ -3,7 +3,7 @@
 # three ways, in one run (see docs/images.md for how to read the output).
 #
 #   scripts/bench-startup.sh [--modes a,b,c,s,w | --seed] [--base-port P] [--image PATH]
-#                            [--haco-fleet BIN] [--up-args "ARGS"] [N...]
+#                            [--haco-fleet BIN] [--up-args "ARGS"] [--out DIR] [N...]
 #
 #   a  the seed's way: a shell loop per port (tar xzf into a fresh directory,
 #      chown -R to port*100, util-linux unshare with the same user mapping and
@@ -27,6 +27,13 @@
 # quota (haco-fleet applies the same quota in b). N defaults to 10 50 100;
 # ports are P..P+N-1 (default P=10001). Everything started is stopped and
 # removed on exit, Ctrl-C or failure.
+# Readiness is polled from the start of each run (a round of curl over the
+# ports not ready yet, every 50 ms or so), so each instance's ready time is
+# known to about one round. --out DIR (default: a fresh directory under
+# build/, or /tmp without one; printed) receives ready.csv and runs.csv (the
+# raw times) and, through scripts/startup-results.sh, results.csv,
+# results.json and startup-cdf.svg (instances ready over time, one curve per
+# method; needs gnuplot).
 set -euo pipefail
 
 readonly SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -41,6 +48,7 @@ image=
 haco_fleet=${HACO_FLEET:-}
 up_args=()
 counts=()
+out_dir=
 
 die() { echo "bench-startup: $*" >&2; exit 1; }
 say() { echo "bench-startup: $*" >&2; }
@@ -53,7 +61,8 @@ while [ $# -gt 0 ]; do
     --image) image=$2; shift ;;
     --haco-fleet) haco_fleet=$2; shift ;;
     --up-args) read -r -a up_args <<<"$2"; shift ;;
-    -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --out) out_dir=$2; shift ;;
+    -h|--help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     [0-9]*) counts+=("$1") ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
@@ -77,6 +86,16 @@ if has_mode s || has_mode w; then
   [ -f "$seed_definition" ] || die "the seed's definition is not at $seed_definition"
   seed_image=$("$SCRIPT_DIR/build-php-image.sh" --seed-layout | tail -n1)
 fi
+
+if [ -z "$out_dir" ]; then
+  if [ -d "$REPO/build" ]; then out_dir=$(mktemp -d "$REPO/build/bench-startup.XXXXXX")
+  else out_dir=$(mktemp -d /tmp/bench-startup.XXXXXX); fi
+fi
+mkdir -p "$out_dir"
+out_dir=$(cd "$out_dir" && pwd)
+say "results go to $out_dir"
+echo "method,n,port,ready_ms" >"$out_dir/ready.csv"
+echo "method,n,total_s,pss_kb" >"$out_dir/runs.csv"
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
@@ -147,6 +166,7 @@ readonly work=$(mktemp -d /tmp/haco-bench.XXXXXX)
 # The containers' root users (host uids port*100) must reach their rootfs in it.
 chmod 0755 "$work"
 fleet_up=0
+ready_waiter=
 
 fleet() {
   HACO_PHP_IMAGE=$image HACO_ROOTFS_BASE=$work/b/rootfs \
@@ -162,6 +182,7 @@ seed_fleet() {
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
+  [ -z "$ready_waiter" ] || kill "$ready_waiter" 2>/dev/null || true
   if [ "$fleet_up" = 1 ]; then
     fleet down --purge >/dev/null 2>&1 || say "haco-fleet down failed; state in $work/b"
   fi
@@ -187,21 +208,31 @@ trap 'exit 143' TERM
 
 # --- readiness ----------------------------------------------------------------
 # Waits until every port serves the phpinfo page (HTTP 200, a page of phpinfo's
-# size); one parallel curl per round over the ports not ready yet.
+# size); one parallel curl per round over the ports not ready yet, every
+# request started at once. Each port found ready goes to ready.csv as
+# KEY,COUNT,PORT,ms since T0: when its request completed (the round's start
+# plus the request's time_total).
 wait_all_ready() {
-  local first=$1 count=$2 timeout_s=${3:-900} deadline pending=() port code size url
+  local first=$1 count=$2 key=$3 t0=$4 timeout_s=${5:-900} deadline pending=() port code size took url round
   deadline=$(( $(date +%s) + timeout_s ))
   for ((port = first; port < first + count; port++)); do pending+=("$port"); done
   while [ ${#pending[@]} -gt 0 ]; do
     local urls=() still=()
     for port in "${pending[@]}"; do urls+=(-o /dev/null "http://127.0.0.1:$port/"); done
     declare -A ready=()
-    while read -r code size url; do
-      [ "$code" = 200 ] && [ "${size%.*}" -gt 20000 ] && ready[$url]=1
-    done < <(curl --parallel --parallel-max 50 -s -m 2 \
-               -w '%{http_code} %{size_download} %{url}\n' "${urls[@]}" 2>/dev/null || true)
+    round=$(now)
+    while read -r code size took url; do
+      [ "$code" = 200 ] && [ "${size%.*}" -gt 20000 ] && ready[$url]=$took
+    done < <(curl --parallel --parallel-immediate --parallel-max 300 -s -m 2 \
+               -w '%{http_code} %{size_download} %{time_total} %{url}\n' "${urls[@]}" 2>/dev/null || true)
     for port in "${pending[@]}"; do
-      [ -n "${ready[http://127.0.0.1:$port/]:-}" ] || still+=("$port")
+      took=${ready[http://127.0.0.1:$port/]:-}
+      if [ -n "$took" ]; then
+        awk -v k="$key,$count,$port" -v t0="$t0" -v r="$round" -v took="$took" \
+          'BEGIN { printf "%s,%.1f\n", k, (r - t0 + took) * 1000 }' >>"$out_dir/ready.csv"
+      else
+        still+=("$port")
+      fi
     done
     unset ready
     pending=("${still[@]}")
@@ -210,6 +241,21 @@ wait_all_ready() {
     sleep 0.05
   done
 }
+
+# wait_all_ready in the background from the start of a run, while the method
+# launches its instances; finish_ready_wait returns once every port is ready.
+start_ready_wait() {
+  ( trap - EXIT INT TERM; wait_all_ready "$@" ) &
+  ready_waiter=$!
+}
+finish_ready_wait() {
+  local pid=$ready_waiter
+  wait "$pid" || { ready_waiter=; die "waiting for the ports failed"; }
+  ready_waiter=
+}
+
+# One row of runs.csv: METHOD,N,total seconds,PSS kB (may be empty).
+record_run() { echo "$1,$2,$3,${4:-}" >>"$out_dir/runs.csv"; }
 
 # The page really is phpinfo (checked once everything answered, untimed).
 check_pages() {
@@ -297,6 +343,7 @@ run_seed_loop() {
   prepare_idmap_writer
   mkdir -p "$work/a"
   t0=$(now)
+  start_ready_wait "$first" "$count" a "$t0"
   for ((port = first; port < first + count; port++)); do
     dir=$work/a/haconiwa-test-$port
     host_id=$((port * ID_RANGE))
@@ -311,13 +358,14 @@ run_seed_loop() {
       </dev/null >"$work/a/log-$port" 2>&1
     sleep 0.01
   done
-  wait_all_ready "$first" "$count"
+  finish_ready_wait
   t1=$(now)
   check_pages "$first" "$count"
   result[a,$count]=$(elapsed "$t0" "$t1")
   say "N=$count a: ${result[a,$count]} s"
   read -r _ result[a_pss,$count] < <(rss_pss_kb $(apache_pids_in_cgroups))
   say "N=$count a: PSS of the instances $(mb "${result[a_pss,$count]}")"
+  record_run a "$count" "${result[a,$count]}" "${result[a_pss,$count]}"
   remove_all_instance_cgroups
   rm -rf "$work/a"
   wait_ports_free "$first" "$count"
@@ -328,6 +376,7 @@ run_floor() {
   mkdir -p "$tree"
   tar xzf "$image" -C "$tree"
   t0=$(now)
+  start_ready_wait "$first" "$count" c "$t0"
   for ((port = first; port < first + count; port++)); do
     cg=$(make_instance_cgroup "c-$port")
     run=/tmp/apache-$port
@@ -336,13 +385,14 @@ run_floor() {
       APACHE_PID_FILE="$run/run/apache2.pid" APACHE_LOCK_DIR="$run/lock" APACHE_LOG_DIR="$run/log" \
       /usr/local/bin/start-apache </dev/null >"$work/c/log-$port" 2>&1
   done
-  wait_all_ready "$first" "$count"
+  finish_ready_wait
   t1=$(now)
   check_pages "$first" "$count"
   result[c,$count]=$(elapsed "$t0" "$t1")
   say "N=$count c: ${result[c,$count]} s"
   read -r _ result[c_pss,$count] < <(rss_pss_kb $(apache_pids_in_cgroups))
   say "N=$count c: PSS of the instances $(mb "${result[c_pss,$count]}")"
+  record_run c "$count" "${result[c,$count]}" "${result[c_pss,$count]}"
   remove_all_instance_cgroups
   rm -rf "$work/c"
   wait_ports_free "$first" "$count"
@@ -355,10 +405,11 @@ run_fleet() {
   [ "$label" = warm ] || rm -rf "$work/b"
   mkdir -p "$work/b"
   t0=$(now)
+  start_ready_wait "$first" "$count" "b_$label" "$t0"
   fleet_up=1
   fleet up "${up_args[@]}" --ports "$first-$((first + count - 1))" "$REPO/templates/phpinfo.haco" \
     >"$work/b/up-$label-$count.log" 2>&1 || { cat "$work/b/up-$label-$count.log" >&2; die "haco-fleet up failed"; }
-  wait_all_ready "$first" "$count"
+  finish_ready_wait
   t1=$(now)
   check_pages "$first" "$count"
   result[b_$label,$count]=$(elapsed "$t0" "$t1")
@@ -379,6 +430,7 @@ run_fleet() {
     read -r _ result[b_pss,$count] < <(rss_pss_kb $instances $(descendants $instances))
     say "N=$count b: PSS of the instances $(mb "${result[b_pss,$count]}"), haco-fleet's own (RSS PSS kB): ${result[b_own,$count]}"
   fi
+  record_run "b_$label" "$count" "${result[b_$label,$count]}" "${result[b_pss,$count]:-}"
   fleet down --purge >"$work/b/down-$label-$count.log" 2>&1 || die "haco-fleet down failed"
   fleet_up=0
   wait_ports_free "$first" "$count"
@@ -397,14 +449,16 @@ run_seed_fleet() {
   [ "$label" = warm ] || rm -rf "$work/s"
   mkdir -p "$work/s"
   t0=$(now)
+  start_ready_wait "$first" "$count" "${key}_$label" "$t0"
   seed_fleet_up=1
   seed_fleet up --bootstrap "$bootstrap" --timeout 900 "${up_args[@]}" --ports "$first-$((first + count - 1))" \
     "$seed_definition" >"$work/s/up-$key-$label-$count.log" 2>&1 ||
     { cat "$work/s/up-$key-$label-$count.log" >&2; die "haco-fleet up of the seed's definition failed"; }
-  wait_all_ready "$first" "$count"
+  finish_ready_wait
   t1=$(now)
   check_pages "$first" "$count"
   result[${key}_$label,$count]=$(elapsed "$t0" "$t1")
+  record_run "${key}_$label" "$count" "${result[${key}_$label,$count]}"
   say "N=$count $key $label: ${result[${key}_$label,$count]} s ($(grep -m1 -o 'bootstrap: [^(]*' "$work/s/up-$key-$label-$count.log" || echo 'no bootstrap line'))"
   seed_fleet down --purge >"$work/s/down-$key-$label-$count.log" 2>&1 || die "haco-fleet down of the seed's fleet failed"
   seed_fleet_up=0
@@ -490,3 +544,18 @@ for n in "${counts[@]}"; do
     echo "N=$n haco-fleet supervisor+spawners+log writer (${result[b_own_n,$n]} processes): RSS $(mb "$rss"), PSS $(mb "$pss")"
   fi
 done
+
+{ echo "key,value"
+  echo "image,$image"
+  [ -z "$plain_tar" ] || echo "plain_tar_s,$plain_tar"
+  echo "modes,${modes//,/ }"
+  echo "cpus,$(nproc)"
+  echo "kernel,$(uname -r)"
+  echo "date,$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+} >"$out_dir/meta.csv"
+if "$SCRIPT_DIR/startup-results.sh" "$out_dir"; then
+  echo
+  echo "results: $out_dir/results.json $out_dir/results.csv $out_dir/startup-cdf.svg"
+else
+  say "could not write the results from $out_dir/ready.csv and runs.csv"
+fi

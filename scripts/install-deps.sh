@@ -15,6 +15,8 @@ packages=(
   # image builders, tests and benchmark scripts
   mmdebstrap busybox-static curl jq
   tar gzip xz-utils zstd bzip2 util-linux iproute2 procps
+  # bench-startup.sh draws its ready-time CDF with gnuplot; its test reads the SVG with xmllint
+  gnuplot-nox libxml2-utils
   # the Debian 12 test guest (scripts/vm/, docs/vm.md)
   qemu-system-x86 qemu-utils e2fsprogs
 )

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
+#include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -43,6 +45,7 @@ struct UpOptions {
   bool atomic = false;
   bool json = false;
   std::string trace;
+  std::string samples;
   std::string rootfs_strategy = "overlay";
   std::string bootstrap = "auto";
   std::uint64_t log_max_bytes = 16u << 20;
@@ -55,10 +58,19 @@ rootfs::Strategy parse_strategy(const std::string& text) {
   return text == "extract" ? rootfs::Strategy::extract : rootfs::Strategy::overlay;
 }
 
-void report(const ops::UpResult& result, const UpOptions& options) {
+// Each instance's port by its index, for the samples file.
+std::map<observe::InstanceId, std::uint16_t> ports_by_index(const std::vector<InstanceSpec>& instances) {
+  std::map<observe::InstanceId, std::uint16_t> ports;
+  for (const auto& i : instances) ports[i.index] = i.port;
+  return ports;
+}
+
+void report(const ops::UpResult& result, const UpOptions& options,
+            const std::map<observe::InstanceId, std::uint16_t>& ports) {
   const std::string& fleet = result.paths->fleet;
   auto summary = result.latency->summary();
   if (!options.trace.empty()) observe::write_chrome_trace(*result.latency, "haco-fleet " + fleet, options.trace);
+  if (!options.samples.empty()) observe::write_samples_csv(*result.latency, ports, options.samples);
   if (options.json) {
     nlohmann::json failed = nlohmann::json::array();
     for (const auto& [name, reason] : result.failures) failed.push_back({{"instance", name}, {"error", reason}});
@@ -76,6 +88,7 @@ void report(const ops::UpResult& result, const UpOptions& options) {
   for (const auto& [name, reason] : result.failures) std::printf("  failed %s: %s\n", name.c_str(), reason.c_str());
   std::printf("%s", observe::format_summary(summary).c_str());
   if (!options.trace.empty()) std::printf("trace written to %s\n", options.trace.c_str());
+  if (!options.samples.empty()) std::printf("samples written to %s\n", options.samples.c_str());
 }
 
 int run_up(const GlobalOptions& global, const UpOptions& options) {
@@ -122,7 +135,7 @@ int run_up(const GlobalOptions& global, const UpOptions& options) {
     case ops::UpResult::Outcome::finished:
       break;
   }
-  report(result, options);
+  report(result, options, ports_by_index(request.instances));
   if (options.foreground) {
     if (result.atomic_rollback) return kExitFailed;
     return ops::stay_in_foreground(result, interrupted_flag(), *supervisor, sink) ? kExitOk : kExitFailed;
@@ -198,6 +211,8 @@ void add_up_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
   cmd->add_flag("--no-wait", options->no_wait, "Return once every instance started, without readiness probes");
   cmd->add_flag("--atomic", options->atomic, "All or nothing: if one instance fails, stop the others too");
   cmd->add_option("--trace", options->trace, "Write a Chrome trace (Perfetto) of every phase to this file");
+  cmd->add_option("--samples", options->samples,
+                  "Write every instance's phases to this CSV file, one row each (columns in docs/images.md)");
   cmd->add_flag("--json", options->json, "Print the summary as JSON");
   cmd->add_option("--rootfs", options->rootfs_strategy,
                   "Rootfs strategy for tarball images: overlay (shared image cache) or extract (a copy each)")

@@ -18,7 +18,50 @@ std::string plain_step_line(std::string_view step, std::string_view instance) {
   return fmt::format("{} {}", step, instance);
 }
 
+// "17s", "3m05s", "1h02m".
+std::string duration_text(double seconds) {
+  auto whole = static_cast<long long>(seconds + 0.5);
+  if (whole < 60) return fmt::format("{}s", whole);
+  if (whole < 3600) return fmt::format("{}m{:02}s", whole / 60, whole % 60);
+  return fmt::format("{}h{:02}m", whole / 3600, whole % 3600 / 60);
+}
+
+constexpr unsigned kDefaultBarColumns = 20;
+constexpr unsigned kMinBarColumns = 10;
+constexpr unsigned kMaxBarColumns = 30;
+constexpr double kMinRateSeconds = 1.0;
+
 }  // namespace
+
+std::string format_live_line(const LiveLine& line) {
+  std::string text = line.operation;
+  if (line.done) {
+    const std::size_t done = std::min(*line.done, line.total);
+    const unsigned columns =
+        line.width == 0 ? kDefaultBarColumns : std::clamp(line.width / 4, kMinBarColumns, kMaxBarColumns);
+    const auto filled = line.total == 0 ? 0 : static_cast<unsigned>(done * columns / line.total);
+    text += fmt::format(" [{}{}] {}/{}", std::string(filled, '#'), std::string(columns - filled, '.'), *line.done,
+                        line.total);
+    // A rate over less than a second is noise (the first instances are
+    // often done together): none until then.
+    if (*line.done == 0 || line.elapsed_seconds < kMinRateSeconds) {
+      text += "  --/s  ETA --";
+    } else {
+      const double rate = static_cast<double>(*line.done) / line.elapsed_seconds;
+      const double left = static_cast<double>(line.total - done) / rate;
+      text += fmt::format("  {:.1f}/s  ETA {}", rate, duration_text(left));
+    }
+    text += fmt::format("  {:.1f}s  failed {}", line.elapsed_seconds, line.failures);
+    for (const auto& [step, count] : line.steps) text += fmt::format("  {} {}/{}", step, count, line.total);
+  } else {
+    for (const auto& [step, count] : line.steps) text += fmt::format("  {} {}/{}", step, count, line.total);
+    text += fmt::format("  failed {}  {:.1f}s", line.failures, line.elapsed_seconds);
+  }
+  // One column short of the width: writing the last column makes some
+  // terminals wrap, and the next \r would then redraw on a new line.
+  if (line.width > 1 && text.size() >= line.width) text.resize(line.width - 1);
+  return text;
+}
 
 ProgressStyle progress_style_for(int fd) { return ::isatty(fd) == 1 ? ProgressStyle::live_line : ProgressStyle::plain_lines; }
 
@@ -97,14 +140,19 @@ std::size_t ProgressReporter::failures() const {
 }
 
 std::string ProgressReporter::live_text() const {
-  const auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
-  std::string text = options_.operation;
-  for (const auto& c : counters_) text += fmt::format("  {} {}/{}", c.step, c.done, options_.total);
-  text += fmt::format("  failed {}  {:.1f}s", failures_, elapsed);
-  // One column short of the width: writing the last column makes some
-  // terminals wrap, and the next \r would then redraw on a new line.
-  if (options_.width > 1 && text.size() >= options_.width) text.resize(options_.width - 1);
-  return text;
+  LiveLine line;
+  line.operation = options_.operation;
+  for (const auto& c : counters_) line.steps.emplace_back(c.step, c.done);
+  if (!options_.steps.empty()) {
+    for (const auto& c : counters_) {
+      if (c.step == options_.steps.back()) line.done = c.done + failures_;
+    }
+  }
+  line.total = options_.total;
+  line.failures = failures_;
+  line.elapsed_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  line.width = options_.width;
+  return format_live_line(line);
 }
 
 void ProgressReporter::redraw(bool force) {

@@ -64,8 +64,9 @@ TEST(LiveProgress, OneLineRedrawnInPlaceAndClearedOnFinish) {
   EXPECT_EQ(drawn.find('\n'), std::string::npos) << drawn;
   EXPECT_EQ(occurrences(drawn, "\r"), 3u);
   const auto last = drawn.substr(drawn.rfind('\r'));
-  EXPECT_EQ(last.substr(0, 45), "\rup  rootfs 2/3  started 1/3  ready 0/3  fail");
-  EXPECT_NE(last.find("failed 0  0."), std::string::npos) << last;
+  // Nothing done yet: an empty bar, no rate, no ETA.
+  EXPECT_EQ(last.substr(0, 48), "\rup [....................] 0/3  --/s  ETA --  0.");
+  EXPECT_NE(last.find("s  failed 0  rootfs 2/3  started 1/3  ready 0/3\x1b[K"), std::string::npos) << last;
   EXPECT_EQ(last.substr(last.size() - 3), "\x1b[K");
   progress.finish();
   EXPECT_EQ(out.str().substr(out.str().size() - 4), "\r\x1b[K");
@@ -87,7 +88,8 @@ TEST(LiveProgress, FailuresAndMessagesArePrintedAboveTheLine) {
   ASSERT_NE(failure, std::string::npos) << text;
   // Redrawn at once below the printed line, failure counted.
   const auto after = text.substr(failure);
-  EXPECT_NE(after.find("\rup  rootfs 1/3  started 0/3  ready 0/3  failed 1"), std::string::npos) << after;
+  EXPECT_NE(after.find("\rup [######..............] 1/3  "), std::string::npos) << after;
+  EXPECT_NE(after.find("  failed 1  rootfs 1/3  started 0/3  ready 0/3"), std::string::npos) << after;
 }
 
 TEST(LiveProgress, RedrawsAtMostOncePerInterval) {
@@ -118,6 +120,69 @@ TEST(LiveProgress, UnlistedStepsAreAppendedAndTheLineFitsTheWidth) {
   const auto last = text.substr(text.rfind('\r') + 1);
   EXPECT_EQ(last, std::string("down  stopped 1/100  removed 1") + "\x1b[K");
   EXPECT_EQ(last.size() - 3, 30u);
+}
+
+LiveLine up_line(std::size_t done, std::size_t total, double elapsed, unsigned width = 0) {
+  LiveLine line;
+  line.operation = "up";
+  line.steps = {{"rootfs", total}, {"started", done}, {"ready", done}};
+  line.done = done;
+  line.total = total;
+  line.elapsed_seconds = elapsed;
+  line.width = width;
+  return line;
+}
+
+TEST(LiveLineFormat, AtTheStartTheBarIsEmptyAndTheEtaUnknown) {
+  EXPECT_EQ(format_live_line(up_line(0, 100, 0.0)),
+            "up [....................] 0/100  --/s  ETA --  0.0s  failed 0  rootfs 100/100  started 0/100  ready 0/100");
+  // Time passing without an instance done gives no rate either, nor
+  // instances done within the first second.
+  EXPECT_EQ(format_live_line(up_line(0, 100, 3.0)).substr(0, 45),
+            "up [....................] 0/100  --/s  ETA --");
+  EXPECT_EQ(format_live_line(up_line(5, 100, 0.5)).substr(0, 45),
+            "up [#...................] 5/100  --/s  ETA --");
+}
+
+TEST(LiveLineFormat, RateAndEtaFromTheInstancesDone) {
+  auto half = up_line(50, 100, 10.0);
+  half.failures = 2;
+  EXPECT_EQ(format_live_line(half),
+            "up [##########..........] 50/100  5.0/s  ETA 10s  10.0s  failed 2  rootfs 100/100  started 50/100  "
+            "ready 50/100");
+  // 10 of 1000 in 10 s: 990 s left.
+  EXPECT_EQ(format_live_line(up_line(10, 1000, 10.0)).substr(0, 52),
+            "up [....................] 10/1000  1.0/s  ETA 16m30s");
+  EXPECT_NE(format_live_line(up_line(1, 10000, 1.0)).find("ETA 2h46m"), std::string::npos);
+}
+
+TEST(LiveLineFormat, AtTheEndTheBarIsFull) {
+  EXPECT_EQ(format_live_line(up_line(100, 100, 20.0)).substr(0, 50),
+            "up [####################] 100/100  5.0/s  ETA 0s  ");
+  // More done than the total (a count beyond it) keeps the bar full, not wider.
+  EXPECT_EQ(format_live_line(up_line(7, 5, 1.0)).substr(0, 39), "up [####################] 7/5  7.0/s  E");
+}
+
+TEST(LiveLineFormat, TheBarFollowsTheWidthAndTheLineFitsIt) {
+  // A quarter of the width, within 10..30 columns; cut one column short.
+  const auto narrow = format_live_line(up_line(5, 10, 1.0, 40));
+  EXPECT_EQ(narrow, "up [#####.....] 5/10  5.0/s  ETA 1s  1.");
+  EXPECT_EQ(narrow.size(), 39u);
+  const auto eighty = format_live_line(up_line(5, 10, 1.0, 80));
+  EXPECT_EQ(eighty.substr(0, 26), "up [##########..........] ");
+  EXPECT_EQ(eighty.size(), 79u);
+  const auto wide = format_live_line(up_line(5, 10, 1.0, 400));
+  EXPECT_EQ(wide.substr(0, 36), "up [###############...............] ");
+  EXPECT_LT(wide.size(), 399u);
+}
+
+TEST(LiveLineFormat, WithoutADoneCountTheLineHasCountsAlone) {
+  LiveLine line;
+  line.operation = "reload";
+  line.steps = {{"reloaded", 2}};
+  line.total = 4;
+  line.elapsed_seconds = 1.5;
+  EXPECT_EQ(format_live_line(line), "reload  reloaded 2/4  failed 0  1.5s");
 }
 
 TEST(LiveProgress, CountsFromManyThreads) {
