@@ -42,6 +42,9 @@ struct InstanceTrack {
   std::string name;  // "web-10001"
 };
 
+// The name of `id` among `tracks`; "instance ID" for one never added.
+std::string instance_name(const std::vector<InstanceTrack>& tracks, InstanceId id);
+
 // Nearest-rank percentiles over the phase's successful intervals: for N
 // sorted values, pP is the value of rank ceil(P/100 * N) (1-based), so p50 of
 // {1,2,3,4} is 2 and p99 of 10 values is the maximum. Every reported value is

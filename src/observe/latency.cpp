@@ -220,4 +220,10 @@ nlohmann::json summary_to_json(const LatencySummary& summary) {
           {"phases", std::move(phases)}};
 }
 
+std::string instance_name(const std::vector<InstanceTrack>& tracks, InstanceId id) {
+  for (const auto& t : tracks)
+    if (t.id == id) return t.name;
+  return "instance " + std::to_string(id);
+}
+
 }  // namespace haco::observe

@@ -13,13 +13,6 @@ namespace {
 
 double milliseconds(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
-std::string instance_name(const std::vector<InstanceTrack>& tracks, InstanceId id) {
-  for (const auto& t : tracks) {
-    if (t.id == id) return t.name;
-  }
-  return "instance " + std::to_string(id);
-}
-
 }  // namespace
 
 std::string csv_field(std::string_view field) {

@@ -14,13 +14,6 @@ constexpr int kTracePid = 1;
 
 double microseconds(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
 
-std::string track_name(const std::vector<InstanceTrack>& tracks, InstanceId id) {
-  for (const auto& t : tracks) {
-    if (t.id == id) return t.name;
-  }
-  return "instance " + std::to_string(id);
-}
-
 }  // namespace
 
 nlohmann::json chrome_trace(const LatencyRecorder& recorder, const std::string& process_name) {
@@ -40,7 +33,7 @@ nlohmann::json chrome_trace(const LatencyRecorder& recorder, const std::string& 
                     {"args", {{"name", process_name}}}});
   for (InstanceId id : ids) {
     events.push_back({{"ph", "M"}, {"name", "thread_name"}, {"pid", kTracePid}, {"tid", id},
-                      {"args", {{"name", track_name(tracks, id)}}}});
+                      {"args", {{"name", instance_name(tracks, id)}}}});
     events.push_back({{"ph", "M"}, {"name", "thread_sort_index"}, {"pid", kTracePid}, {"tid", id},
                       {"args", {{"sort_index", id}}}});
   }
