@@ -85,6 +85,9 @@ std::string spec_hash(const InstanceSpec& instance);
 
 enum class InstanceState { starting, running, restarting, exited, failed, stopping, stopped };
 std::string_view instance_state_name(InstanceState s);
+// Running, or on its way in or out (starting, restarting, stopping): not
+// stopped, exited or failed.
+bool is_active(InstanceState s);
 InstanceState instance_state_from_name(std::string_view name);
 
 // How an instance's init last ended.

@@ -15,11 +15,6 @@ namespace {
 using state::InstanceRecord;
 using state::InstanceState;
 
-bool is_active(const InstanceRecord& r) {
-  return r.state == InstanceState::running || r.state == InstanceState::starting ||
-         r.state == InstanceState::restarting || r.state == InstanceState::stopping;
-}
-
 // The fleet, its lock and the chosen records, read under the lock.
 struct Chosen {
   state::FleetPaths paths;
@@ -66,7 +61,8 @@ StopInstancesResult stop_instances(const StopInstancesRequest& request, Supervis
   auto chosen = choose(request.which, "stop", supervisor);
   StopInstancesResult result;
   result.fleet = chosen.paths.fleet;
-  for (const auto& r : chosen.records) (is_active(r) ? result.stopped : result.not_running).push_back(r.name());
+  for (const auto& r : chosen.records)
+    (state::is_active(r.state) ? result.stopped : result.not_running).push_back(r.name());
   for (const auto& name : result.not_running) sink.message(name + ": not running (left as it is)");
   if (result.stopped.empty()) return result;
   sink.begin(result.stopped.size());
@@ -82,7 +78,7 @@ StartInstancesResult start_instances(const StartInstancesRequest& request, Insta
   result.fleet = chosen.paths.fleet;
   std::vector<InstanceRecord> to_start;
   for (auto& r : chosen.records) {
-    if (is_active(r)) {
+    if (state::is_active(r.state)) {
       result.already_running.push_back(r.name());
     } else {
       to_start.push_back(std::move(r));
@@ -115,7 +111,7 @@ StartInstancesResult restart_instances(const RestartInstancesRequest& request, I
                                         chosen.records.begin() + std::min(first + batch, chosen.records.size()));
     std::vector<std::string> running;
     for (const auto& r : records)
-      if (is_active(r)) running.push_back(r.name());
+      if (state::is_active(r.state)) running.push_back(r.name());
     if (!running.empty()) {
       services.supervisor.stop(chosen.paths, running, request.stop_timeout);
       for (const auto& name : running) services.sink.step("stopped", name, std::nullopt);

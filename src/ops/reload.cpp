@@ -53,11 +53,6 @@ const CgroupSetting* find_setting(const std::vector<CgroupSetting>& settings, co
   return it == settings.end() ? nullptr : &*it;
 }
 
-bool is_active(InstanceState s) {
-  return s == InstanceState::running || s == InstanceState::restarting || s == InstanceState::starting ||
-         s == InstanceState::stopping;
-}
-
 // The options a record was expanded with; a record from before they were
 // recorded gets `up`'s defaults.
 fleet::ExpandOptions expand_options(const std::optional<state::RecordedExpansion>& recorded,
@@ -180,8 +175,8 @@ ReloadResult reload(const ReloadRequest& request, SupervisorClient& supervisor, 
     item.diff = diff_specs(record.spec, now->second);
     if (!item.diff.limits.empty()) {
       if (request.dry_run) {
-        item.limits = is_active(record.state) ? LimitsOutcome::would_apply : LimitsOutcome::not_running;
-      } else if (!is_active(record.state)) {
+        item.limits = state::is_active(record.state) ? LimitsOutcome::would_apply : LimitsOutcome::not_running;
+      } else if (!state::is_active(record.state)) {
         // Every launch makes its cgroups with the record's limits: a later
         // `start` gets them.
         item.limits = LimitsOutcome::recorded;

@@ -13,15 +13,6 @@ using state::InstanceState;
 std::chrono::steady_clock::time_point SystemClock::now() const { return std::chrono::steady_clock::now(); }
 std::int64_t SystemClock::unix_now_ms() const { return state::unix_now_ms(); }
 
-namespace {
-
-bool is_active(InstanceState s) {
-  return s == InstanceState::running || s == InstanceState::starting || s == InstanceState::restarting ||
-         s == InstanceState::stopping;
-}
-
-}  // namespace
-
 FleetMachine::FleetMachine(FleetMachineConfig config, const FleetClock& clock)
     : config_(config), clock_(clock), spawners_(std::max(1u, config.spawners), std::string()) {}
 
@@ -60,7 +51,7 @@ FleetMachine::Adopted FleetMachine::adopt(InstanceRecord record, bool init_alive
     instance.running = true;
     return Adopted::running;
   }
-  if (!is_active(instance.record.state)) return Adopted::kept;
+  if (!state::is_active(instance.record.state)) return Adopted::kept;
   InstanceRecord& ended = change(instance);
   ended.state = InstanceState::failed;
   ended.process = {};

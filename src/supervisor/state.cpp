@@ -69,6 +69,11 @@ void FleetPaths::make_directories() const {
   layout::make_private_directory(dir());
 }
 
+bool is_active(InstanceState s) {
+  return s == InstanceState::running || s == InstanceState::starting || s == InstanceState::restarting ||
+         s == InstanceState::stopping;
+}
+
 std::string_view instance_state_name(InstanceState s) {
   for (auto [name, value] : kStateNames)
     if (value == s) return name;

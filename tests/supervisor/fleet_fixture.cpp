@@ -171,6 +171,15 @@ void FleetTest::expect_nothing_left(const state::FleetState& before) const {
   EXPECT_FALSE(std::filesystem::exists(root_ + "/" + fleet_)) << "state of the fleet is left";
 }
 
+bool wait_for(const std::function<bool()>& done, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
 bool can_connect(std::uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in address{};

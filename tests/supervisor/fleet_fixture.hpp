@@ -6,6 +6,8 @@
 
 #include <sys/types.h>
 
+#include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -49,6 +51,8 @@ class FleetTest : public ::testing::Test {
 };
 
 bool can_connect(std::uint16_t port);
+// Polls `done` every 20 ms; false when it is still not true after `timeout`.
+bool wait_for(const std::function<bool()>& done, std::chrono::seconds timeout);
 // Host uid of `pid` (real uid, from /proc/PID/status) and its parent.
 std::optional<unsigned> host_uid(pid_t pid);
 std::optional<pid_t> parent_of(pid_t pid);

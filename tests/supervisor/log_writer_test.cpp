@@ -59,15 +59,6 @@ void expect_contiguous(const std::vector<long>& numbers, long first, long last) 
     }
 }
 
-bool wait_for(const std::function<bool()>& done, std::chrono::seconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
-
 class LogWriterTest : public FleetTest {
  protected:
   // One instance running `script`, started without waiting for a port.

@@ -25,15 +25,6 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-bool wait_for(const std::function<bool()>& done, std::chrono::seconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
-
 std::string file_or_empty(const std::string& path) { return fs::exists(path) ? read_text(path) : std::string(); }
 
 std::size_t count_of(const std::string& text, const std::string& what) {
