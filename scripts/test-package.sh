@@ -8,6 +8,14 @@
 # takes it down. Takes about 3 minutes, most of it mmdebstrap and apt-get
 # (not part of scripts/test.sh). Run as root.
 #   scripts/test-package.sh [DEB]        (default: build it with scripts/package.sh)
+#   scripts/test-package.sh --guest [DEB]
+# --guest installs it in the Debian 12 guest of scripts/vm/ instead (systemd
+# as PID 1, cgroup v2 only; no network, so with the dependencies its image
+# already holds: `apt-get install --no-install-recommends`), runs the same
+# checks there (the supervisor is then a systemd unit), then starts the fleet
+# through the installed unit template (`systemctl start haco-fleet@NAME`),
+# stops it, and removes the package with `apt-get purge`, checking that its
+# files are gone. About 2 minutes.
 # HACO_TEST_PORTS (default 47101-47102) are the fleet's ports: the chroot
 # shares the host's network, so they must be free there.
 # Everything is removed on exit: the fleet, every mount (all of them made in
@@ -80,8 +88,51 @@ if [ "${1:-}" = --checks ]; then
   exit 0
 fi
 
+# In the guest (--guest): install offline, the checks, the unit template,
+# then purge.
+if [ "${1:-}" = --in-guest ]; then
+  deb=$2
+  cd "$(dirname "$deb")"
+  say "guest: apt-get install --no-install-recommends ./$(basename "$deb")"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "./$(basename "$deb")" \
+    >/tmp/apt-get-install.log 2>&1 || { tail -n 30 /tmp/apt-get-install.log >&2; die "apt-get install failed"; }
+  dpkg-query -W -f='  installed ${Package} ${Version} (${Status})\n' haco-fleet
+  HACO_TEST_PORTS=$ports bash "$0" --checks
+
+  first=${ports%%-*}
+  last=${ports##*-}
+  say "guest: systemctl start haco-fleet@pkgtest (the installed unit template)"
+  mkdir -p /etc/haco-fleet
+  printf 'HACO_FLEET_PORTS=%s\nHACO_FLEET_DEFINITION=%s\n' "$ports" \
+    /usr/share/haco-fleet/templates/busybox-httpd.haco >/etc/haco-fleet/pkgtest.env
+  trap 'systemctl stop haco-fleet@pkgtest 2>/dev/null; haco-fleet down --all --purge >/dev/null 2>&1 || true' EXIT
+  systemctl start haco-fleet@pkgtest || { journalctl -u haco-fleet@pkgtest --no-pager | tail -n 20 >&2; die "the unit did not start"; }
+  echo "  $(systemctl show -p ActiveState -p StatusText haco-fleet@pkgtest | paste -sd' ')"
+  for port in "$first" "$last"; do
+    busybox wget -q -O - "http://127.0.0.1:$port/" | grep -q 'served by busybox httpd' || die "port $port serves no page under the unit"
+  done
+  echo "  both ports serve their page under haco-fleet@pkgtest"
+  systemctl stop haco-fleet@pkgtest
+  state=$(systemctl show -p ActiveState --value haco-fleet@pkgtest)
+  [ "$state" = inactive ] || die "haco-fleet@pkgtest is $state after stop"
+  haco-fleet down --name pkgtest --purge
+  trap - EXIT
+
+  say "guest: apt-get purge haco-fleet"
+  DEBIAN_FRONTEND=noninteractive apt-get purge -y -q haco-fleet >/tmp/apt-get-purge.log 2>&1 ||
+    { tail -n 30 /tmp/apt-get-purge.log >&2; die "apt-get purge failed"; }
+  for path in /usr/bin/haco-fleet /usr/share/haco-fleet /lib/systemd/system/haco-fleet@.service \
+              /usr/lib/systemd/system/haco-fleet@.service /usr/share/man/man1/haco-fleet.1.gz; do
+    [ ! -e "$path" ] || die "$path is left after apt-get purge"
+  done
+  echo "  the package's files are gone"
+  exit 0
+fi
+
 [ "$(id -u)" -eq 0 ] || die "run as root (mmdebstrap --mode=root, chroot, mounts)"
-command -v mmdebstrap >/dev/null || die "mmdebstrap missing: run scripts/install-deps.sh"
+in_guest=0
+if [ "${1:-}" = --guest ]; then in_guest=1; shift; fi
+command -v mmdebstrap >/dev/null || [ $in_guest = 1 ] || die "mmdebstrap missing: run scripts/install-deps.sh"
 start=$(date +%s)
 
 if [ $# -ge 1 ]; then
@@ -91,6 +142,18 @@ else
   deb=$("$top/scripts/package.sh" | tail -n 1)
 fi
 [ -f "$deb" ] || die "no package at $deb"
+
+if [ $in_guest = 1 ]; then
+  share=$(mktemp -d /tmp/haco-package-guest.XXXXXX)
+  trap 'rm -rf "$share"' EXIT
+  status=0
+  "$top/scripts/vm/run-in-guest.sh" --timeout 900 \
+    --copy "$deb=/root/$(basename "$deb")" --copy "$self=/root/test-package.sh" \
+    "$share" -- env HACO_TEST_PORTS="$ports" bash /root/test-package.sh --in-guest "/root/$(basename "$deb")" ||
+    status=$?
+  say "$([ $status -eq 0 ] && echo passed || echo FAILED) in the guest in $(( $(date +%s) - start )) s"
+  exit $status
+fi
 
 # The Debian sources apt uses here (as scripts/build-php-image.sh finds them).
 mirror_files=()
