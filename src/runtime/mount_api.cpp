@@ -201,6 +201,15 @@ void attach(const UniqueFd& mount_fd, const UniqueFd& target_fd, const std::stri
     throw Error::from_errno("move_mount", target_name, errno);
 }
 
+void stack_as_root(const UniqueFd& tree, const std::string& name) {
+  if (::move_mount(tree.get(), "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH) != 0)
+    throw Error::from_errno("move_mount", name + " onto /", errno);
+  // The top of the stack on the namespace's root: the kernel does not count
+  // this as chrooted (user namespaces can still be made from here).
+  check_sys(::fchdir(tree.get()), "fchdir", name);
+  check_sys(::chroot("."), "chroot", name);
+}
+
 void pivot_into(const UniqueFd& tree, const std::string& name) {
   if (::move_mount(tree.get(), "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH) != 0)
     throw Error::from_errno("move_mount", name + " onto /", errno);

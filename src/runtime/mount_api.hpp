@@ -45,6 +45,12 @@ void attach(const UniqueFd& mount_fd, const UniqueFd& target_fd, const std::stri
 // namespace, stacked on the old root, which is then detached; the working
 // directory is the new root. `name` names the tree in errors.
 void pivot_into(const UniqueFd& tree, const std::string& name);
+// The detached mount `tree` is stacked on the root of the calling thread's
+// mount namespace and becomes the thread's root and working directory,
+// without pivot_root: pivot_root visits every task of the host (to move
+// their roots), a cost that grows with the fleet. What lies below the tree
+// must hold nothing (the staging namespace's empty read-only tmpfs).
+void stack_as_root(const UniqueFd& tree, const std::string& name);
 // True when `options` (a mount option string) sets `key` ("size", "uid").
 bool has_option(const std::string& options, const std::string& key);
 

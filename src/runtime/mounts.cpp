@@ -156,7 +156,7 @@ UniqueFd rootfs_tree(const ContainerSpec& c) {
   return tree;
 }
 
-void stage_rootfs(const UniqueFd& tree, const ContainerSpec& c) { pivot_into(tree, c.rootfs); }
+void stage_rootfs(const UniqueFd& tree, const ContainerSpec& c) { stack_as_root(tree, c.rootfs); }
 
 void mount_container_filesystems(const ContainerSpec& c, pid_t pid, StagingNamespace& staging) {
   const std::optional<Owner> owner = container_root_on_host(c);
