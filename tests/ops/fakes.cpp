@@ -118,6 +118,12 @@ std::map<std::string, std::string> FakeSupervisor::update_limits(
   return failures;
 }
 
+std::map<std::string, std::string> FakeSupervisor::record_latencies(
+    const state::FleetPaths&, const std::vector<supervisor::protocol::MeasuredStart>& starts) {
+  measured_starts.insert(measured_starts.end(), starts.begin(), starts.end());
+  return {};
+}
+
 std::vector<rootfs::PreparedRootfs> FakeRootfs::prepare_images(const std::vector<rootfs::InstanceRootfs>& wanted,
                                                                const rootfs::PrepareOptions&) {
   std::vector<rootfs::PreparedRootfs> out;
