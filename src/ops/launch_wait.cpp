@@ -50,7 +50,7 @@ std::vector<supervisor::protocol::MeasuredStart> measured_starts(const observe::
     if (wanted.count(track.name)) by_id[track.id].instance = track.name;
   for (const auto& interval : recorder.intervals()) {
     auto it = by_id.find(interval.instance);
-    if (it == by_id.end() || !interval.finished || !interval.ok) continue;
+    if (it == by_id.end() || !interval.finished || !interval.ok || interval.end < interval.start) continue;
     it->second.phases[interval.phase] = std::chrono::duration<double>(interval.end - interval.start).count();
   }
   std::vector<supervisor::protocol::MeasuredStart> out;

@@ -42,8 +42,9 @@ std::unique_ptr<StartCall> FakeSupervisor::start(boost::asio::io_context& io, co
       } else {
         event.kind = StartEvent::Kind::started;
         event.process = {++pid, 1};
-        event.clone_started = Clock::now();
-        event.exec_done = event.clone_started + std::chrono::milliseconds(1);
+        // A launch that took 1 ms and ended now: readiness comes after it.
+        event.exec_done = Clock::now();
+        event.clone_started = event.exec_done - std::chrono::milliseconds(1);
       }
       on_event(event);
     }

@@ -62,7 +62,9 @@ inline std::string family_of(const std::string& name, const std::map<std::string
 // Reads `text` strictly; every rule broken is a test failure.
 inline Exposition parse_strictly(const std::string& text) {
   Exposition out;
-  if (!text.empty()) EXPECT_EQ(text.back(), '\n') << "the text does not end with a newline";
+  if (!text.empty()) {
+    EXPECT_EQ(text.back(), '\n') << "the text does not end with a newline";
+  }
   static const std::regex help(R"(# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) \S.*)");
   static const std::regex type(R"(# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped))");
   static const std::regex sample(R"(([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+))");
@@ -103,13 +105,17 @@ inline Exposition parse_strictly(const std::string& text) {
       }
       const std::string v = m[3];
       std::size_t used = 0;
-      if (v == "+Inf") s.value = INFINITY;
-      else
+      if (v == "+Inf") {
+        s.value = INFINITY;
+      } else {
         EXPECT_NO_THROW(s.value = std::stod(v, &used)) << line;
-      if (v != "+Inf") EXPECT_EQ(used, v.size()) << "not a number: " << line;
+        EXPECT_EQ(used, v.size()) << "not a number: " << line;
+      }
       const auto family = family_of(s.name, out.types);
       EXPECT_TRUE(typed.count(family) && helped.count(family)) << s.name << ": a sample before its HELP and TYPE";
-      if (out.types[family] == "counter") EXPECT_TRUE(s.name.ends_with("_total")) << s.name;
+      if (out.types[family] == "counter") {
+        EXPECT_TRUE(s.name.ends_with("_total")) << s.name;
+      }
       enter(family);
       out.samples.push_back(std::move(s));
     } else {
@@ -133,7 +139,8 @@ inline Exposition parse_strictly(const std::string& text) {
         EXPECT_LT(buckets[k - 1].first, buckets[k].first) << family << ": le not rising";
         EXPECT_LE(buckets[k - 1].second, buckets[k].second) << family << ": buckets not cumulative";
       }
-      ASSERT_FALSE(buckets.empty());
+      EXPECT_FALSE(buckets.empty()) << family;
+      if (buckets.empty()) continue;
       EXPECT_TRUE(std::isinf(buckets.back().first)) << family << ": no +Inf bucket last";
       EXPECT_EQ(buckets.back().second, out.value(family + "_count", labels)) << family;
       EXPECT_EQ(out.named(family + "_sum", labels).size(), 1u) << family;

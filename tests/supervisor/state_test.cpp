@@ -126,11 +126,12 @@ TEST(FleetState, StartLatencyRefusesBadPhasesAndStaysBounded) {
   EXPECT_FALSE(add_start_latency(r, "rootfs", -0.5));
   EXPECT_FALSE(add_start_latency(r, "rootfs", std::nan("")));
   EXPECT_TRUE(r.start_latency.empty());
-  for (std::size_t k = 0; k < kLatencyPhasesKept; ++k) EXPECT_TRUE(add_start_latency(r, "p" + std::to_string(k), 1));
+  for (std::size_t k = 0; k < kLatencyPhasesKept; ++k)
+    EXPECT_TRUE(add_start_latency(r, std::string(1, static_cast<char>('a' + k)), 1));
   EXPECT_FALSE(add_start_latency(r, "one_more", 1));
-  EXPECT_TRUE(add_start_latency(r, "p0", 1));  // a phase it has still counts
+  EXPECT_TRUE(add_start_latency(r, "a", 1));  // a phase it has still counts
   EXPECT_EQ(r.start_latency.size(), kLatencyPhasesKept);
-  EXPECT_EQ(r.start_latency.at("p0").count(), 2u);
+  EXPECT_EQ(r.start_latency.at("a").count(), 2u);
 }
 
 TEST(FleetState, RefusesAnotherSchemaAndMissingFields) {
