@@ -6,6 +6,7 @@
 // over directories that stand for cgroup v1 hierarchies; collect_metrics
 // over state files. tests/supervisor/metrics_fleet_test.cpp runs it on a
 // real fleet.
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -112,6 +113,25 @@ TEST(Metrics, UsageOnlyForInstancesThatHaveIt) {
   EXPECT_EQ(x.value("haco_instance_memory_limit_bytes", {{"instance", "web-10001"}}), 64 << 20);
   EXPECT_TRUE(x.named("haco_instance_memory_limit_bytes", {{"instance", "web-10003"}}).empty());
   EXPECT_TRUE(x.named("haco_instance_cpu_usage_seconds_total", {{"instance", "web-10002"}}).empty());
+}
+
+// The reader the tests above rely on refuses what the collector would.
+TEST(Metrics, TheStrictReaderRefusesBrokenTexts) {
+  EXPECT_NONFATAL_FAILURE(parse_strictly("# HELP a_total x\n# TYPE a_total counter\na_total 1"), "newline");
+  EXPECT_NONFATAL_FAILURE(parse_strictly("# HELP a_total x\n# TYPE a_total counter\na_total 1 1700000000000\n"),
+                          "timestamp");
+  EXPECT_NONFATAL_FAILURE(parse_strictly("# HELP a x\n# TYPE a gauge\n# HELP b x\n# TYPE b gauge\nb 1\na 1\n"),
+                          "not together");
+  EXPECT_NONFATAL_FAILURE(parse_strictly("# HELP a x\n# TYPE a gauge\n# TYPE a gauge\na 1\n"), "second TYPE");
+  EXPECT_NONFATAL_FAILURE(parse_strictly("a 1\n"), "before its HELP");
+  EXPECT_NONFATAL_FAILURE(parse_strictly("# HELP a x\n# TYPE a gauge\na{l=\"x\"y\"} 1\n"), "label");
+  EXPECT_NONFATAL_FAILURE(parse_strictly("# HELP a x\n# TYPE a counter\na 1\n"), "a");
+  EXPECT_NONFATAL_FAILURE(parse_strictly("# HELP h x\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\n"
+                                         "h_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n"),
+                          "not cumulative");
+  EXPECT_NONFATAL_FAILURE(parse_strictly("# HELP h x\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\n"
+                                         "h_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 1\n"),
+                          "h");
 }
 
 TEST(Metrics, NoFleetIsAnEmptyText) { EXPECT_EQ(format_metrics({}), ""); }
