@@ -47,10 +47,13 @@ struct FleetMetrics {
 };
 
 // The fleet `fleet` (ops::choose_fleet's checks: haco::InputError when it has
-// no state), or every fleet under the state root when `fleet` is empty (none
-// is no error). A fleet whose state vanishes while it is read is left out.
+// no state; haco::Error when its state cannot be read), or every fleet under
+// the state root when `fleet` is empty (none is no error). A fleet whose
+// state vanishes while it is read is left out; with `fleet` empty, so is one
+// whose state cannot be read, with why in `unreadable` ("web: ..."), so that
+// one broken file does not hide the others from a collector.
 std::vector<FleetMetrics> collect_metrics(const std::string& state_root, const std::string& data_root,
-                                          const std::string& fleet);
+                                          const std::string& fleet, std::vector<std::string>* unreadable = nullptr);
 
 // The text exposition format of `fleets`, families in a fixed order.
 std::string format_metrics(const std::vector<FleetMetrics>& fleets);

@@ -8,6 +8,7 @@
 #include "cli/privilege.hpp"
 #include "haco/atomic_file.hpp"
 #include "haco/ops_metrics.hpp"
+#include "haco/printable.hpp"
 
 namespace haco::cli {
 
@@ -32,15 +33,19 @@ void add_metrics_command(CLI::App& app, GlobalOptions& global, int& exit_status)
       exit_status = kExitBadInput;
       return;
     }
+    std::vector<std::string> unreadable;
     const std::string text =
-        ops::format_metrics(ops::collect_metrics(global.state_root, global.data_root, args->fleet));
+        ops::format_metrics(ops::collect_metrics(global.state_root, global.data_root, args->fleet, &unreadable));
+    // The other fleets are still written; the status says some were not.
+    for (const auto& why : unreadable)
+      std::fprintf(stderr, "haco-fleet: fleet %s (left out of the metrics)\n", printable(why).c_str());
     if (args->output.empty()) {
       std::fwrite(text.data(), 1, text.size(), stdout);
     } else {
       // Readable by the collector, which need not run as root.
       write_file_atomically(args->output, text, 0644);
     }
-    exit_status = kExitOk;
+    exit_status = unreadable.empty() ? kExitOk : kExitFailed;
   });
 }
 

@@ -137,14 +137,21 @@ CgroupUsage read_cgroup_usage(const std::vector<std::string>& dirs) {
 }
 
 std::vector<FleetMetrics> collect_metrics(const std::string& state_root, const std::string& data_root,
-                                          const std::string& fleet) {
+                                          const std::string& fleet, std::vector<std::string>* unreadable) {
   std::vector<state::FleetPaths> chosen;
   if (!fleet.empty()) chosen.push_back(choose_fleet(state_root, data_root, fleet));
   else
     for (const auto& name : state::list_fleets(state_root)) chosen.emplace_back(state_root, data_root, name);
   std::vector<FleetMetrics> out;
   for (const auto& paths : chosen) {
-    auto loaded = state::load_state(paths);
+    std::optional<state::FleetState> loaded;
+    try {
+      loaded = state::load_state(paths);
+    } catch (const Error& e) {
+      if (!fleet.empty()) throw;
+      if (unreadable) unreadable->push_back(paths.fleet + ": " + e.what());
+      continue;
+    }
     if (!loaded) continue;  // taken down meanwhile
     FleetMetrics m;
     m.state = std::move(*loaded);

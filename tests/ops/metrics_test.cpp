@@ -176,6 +176,15 @@ TEST(Metrics, CollectsEveryFleetOrTheOneNamed) {
   ASSERT_EQ(one.size(), 1u);
   EXPECT_EQ(one[0].state.fleet, "web");
   EXPECT_THROW(collect_metrics(state_root, data_root, "nope"), InputError);
+  // A state file that cannot be read leaves its fleet out, said, not the others.
+  dir.file("state/api/fleet.json", "{not json");
+  std::vector<std::string> unreadable;
+  auto rest = collect_metrics(state_root, data_root, "", &unreadable);
+  ASSERT_EQ(rest.size(), 1u);
+  EXPECT_EQ(rest[0].state.fleet, "web");
+  ASSERT_EQ(unreadable.size(), 1u);
+  EXPECT_EQ(unreadable[0].rfind("api: ", 0), 0u) << unreadable[0];
+  EXPECT_THROW(collect_metrics(state_root, data_root, "api"), Error);
   EXPECT_TRUE(collect_metrics((dir.path() / "none").string(), data_root, "").empty());
 }
 
