@@ -33,10 +33,10 @@ struct CgroupUsage {
   std::optional<std::uint64_t> memory_limit_bytes;  // v2 memory.max, v1 memory.limit_in_bytes; none when unlimited
 };
 
-// Reads `dirs` (an instance's cgroup directories as recorded). With v1
-// directories among them (a hybrid host keeps the controllers there), the
-// v1 files; otherwise the v2 ones. A file missing or unreadable leaves its
-// value out.
+// Reads `dirs` (an instance's cgroup directories as recorded): each figure
+// from the v1 file where a v1 directory among them has it (a hybrid host
+// keeps the controllers there), else from the v2 file. A file missing or
+// unreadable leaves its value out.
 CgroupUsage read_cgroup_usage(const std::vector<std::string>& dirs);
 
 // One fleet as `metrics` shows it.
