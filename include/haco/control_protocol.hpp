@@ -23,11 +23,18 @@
 //                      cgroup and read back (a running one), or taken for
 //                      its next launch (one waiting to restart), and its
 //                      record (spec and spec_hash) holds them.
+//   RecordLatenciesRequest (after `up`, `start`, `restart` measured starts)
+//                   -> a FailedEvent for each named instance the fleet does
+//                      not have, or whose phase was refused (a bad name, a
+//                      negative duration, too many phases), then Done once
+//                      the others are added to their records' start_latency
+//                      and fleet.json is written.
 //
 // A supervisor from before UpdateLimitsRequest answers it with a Done whose
 // error is "unknown control request 'update-limits'" (the requests are
 // decoded by name after the version check), so the version stays 1: the
-// client turns that answer into a sentence of its own.
+// client turns that answer into a sentence of its own. RecordLatenciesRequest
+// was added the same way; a client that gets that answer goes without.
 //
 // Every request carries kControlProtocolVersion. The supervisor answers a
 // request of another version (or without one: from a haco-fleet older than
@@ -54,6 +61,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -109,7 +117,22 @@ struct UpdateLimitsRequest {
   std::vector<InstanceLimits> instances;
 };
 
-using Request = std::variant<StartRequest, StopRequest, ShutdownRequest, PingRequest, UpdateLimitsRequest>;
+// One start of one instance as a client measured it: phase -> seconds
+// (observe::phase names).
+struct MeasuredStart {
+  std::string instance;
+  std::map<std::string, double> phases;
+  bool operator==(const MeasuredStart&) const = default;
+};
+
+// Keep these measured starts in the instances' records (state::PhaseLatency),
+// so that `metrics` finds them after the command that measured them ended.
+struct RecordLatenciesRequest {
+  std::vector<MeasuredStart> starts;
+};
+
+using Request = std::variant<StartRequest, StopRequest, ShutdownRequest, PingRequest, UpdateLimitsRequest,
+                             RecordLatenciesRequest>;
 
 // The request's name on the wire ("start", "stop", ...), for messages.
 std::string_view request_name(const Request& request);

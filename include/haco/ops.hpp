@@ -21,6 +21,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "haco/control_protocol.hpp"
 #include "haco/dsl.hpp"
 #include "haco/fleet.hpp"
 #include "haco/latency.hpp"
@@ -136,6 +137,12 @@ class SupervisorClient {
   // request as a whole.
   virtual std::map<std::string, std::string> update_limits(
       const state::FleetPaths& paths, const std::map<std::string, std::vector<CgroupSetting>>& limits) = 0;
+  // Starts measured by this process, for the instances' records
+  // (RecordLatenciesRequest); returns why, for each instance whose phases
+  // were not all kept. A supervisor too old to keep them is answered with
+  // nothing kept and no error. Throws when no supervisor answers.
+  virtual std::map<std::string, std::string> record_latencies(
+      const state::FleetPaths& paths, const std::vector<supervisor::protocol::MeasuredStart>& starts) = 0;
 };
 
 // Makes the rootfs of instances.

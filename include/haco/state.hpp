@@ -7,7 +7,9 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -84,6 +86,9 @@ std::optional<MemoryUsage> read_memory(pid_t pid);
 std::string spec_hash(const InstanceSpec& instance);
 
 enum class InstanceState { starting, running, restarting, exited, failed, stopping, stopped };
+inline constexpr std::array<InstanceState, 7> kInstanceStates{
+    InstanceState::starting, InstanceState::running,  InstanceState::restarting, InstanceState::exited,
+    InstanceState::failed,   InstanceState::stopping, InstanceState::stopped};
 std::string_view instance_state_name(InstanceState s);
 // Running, or on its way in or out (starting, restarting, stopping): not
 // stopped, exited or failed.
@@ -123,6 +128,37 @@ struct RecordedExpansion {
   bool operator==(const RecordedExpansion&) const = default;
 };
 
+// How long each start of an instance took, phase by phase
+// (observe::phase: expand, rootfs, clone_to_exec, exec_to_ready), kept in its
+// record so that the figures outlive the `up`, `start` or `restart` that
+// measured them: `metrics` reads them from fleet.json. A phase is a
+// histogram over fixed bounds whose counts only grow, so that its sum over a
+// fleet is a Prometheus counter.
+//
+// Upper bounds in seconds, from a millisecond to a minute (clone_to_exec
+// takes milliseconds, exec_to_ready of a PHP image seconds).
+inline constexpr std::array<double, 15> kLatencyBoundsSeconds{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                              0.5,   1,      2.5,   5,    10,    30,    60};
+// Phases kept per instance, and the longest phase name: a record stays
+// bounded whatever a client sends.
+inline constexpr std::size_t kLatencyPhasesKept = 8;
+inline constexpr std::size_t kLatencyPhaseNameMax = 32;
+
+struct PhaseLatency {
+  // counts[k]: starts that took at most kLatencyBoundsSeconds[k] and more
+  // than the bound before it; the last one: more than the largest bound.
+  std::array<std::uint64_t, kLatencyBoundsSeconds.size() + 1> counts{};
+  double sum_seconds = 0;
+  std::uint64_t count() const;
+  void add(double seconds);
+  PhaseLatency& operator+=(const PhaseLatency& other);
+  bool operator==(const PhaseLatency&) const = default;
+};
+
+// Whether `phase` may be kept: 1 to kLatencyPhaseNameMax characters of
+// [a-z0-9_], not starting with a digit.
+bool is_latency_phase_name(std::string_view phase);
+
 struct InstanceRecord {
   InstanceSpec spec;
   std::string spec_hash;
@@ -138,9 +174,17 @@ struct InstanceRecord {
   std::vector<RecentExit> recent_exits;  // oldest first, at most kRecentExitsKept
   // nullopt in a record written before expansions were recorded.
   std::optional<RecordedExpansion> expansion;
+  // Phase -> its start latencies; empty in a record written before they
+  // were kept.
+  std::map<std::string, PhaseLatency> start_latency;
 
   const std::string& name() const { return spec.container.name; }
 };
+
+// Adds one measured start phase to `record`. Refused (false) for a phase
+// name is_latency_phase_name refuses, a duration that is negative or not
+// finite, or a new phase beyond kLatencyPhasesKept.
+bool add_start_latency(InstanceRecord& record, std::string_view phase, double seconds);
 
 struct FleetState {
   std::string fleet;

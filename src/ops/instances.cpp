@@ -50,9 +50,17 @@ void start_and_wait(const StartInstancesRequest& request, const state::FleetPath
   how.timeout = request.timeout;
   how.no_wait = request.no_wait;
   how.interrupted = request.interrupted;
-  for (const auto& r : records) result.started.push_back(r.name());
+  observe::LatencyRecorder recorder;
+  how.recorder = &recorder;
+  how.recorder_by_position = true;
+  for (std::size_t k = 0; k < records.size(); ++k) {
+    result.started.push_back(records[k].name());
+    recorder.add_instance(k, records[k].name());
+  }
   result.ready += launch_and_wait(how, records, result.failures);
+  recorder.finish();
   if (request.interrupted && request.interrupted->load()) result.interrupted = true;
+  else keep_start_latencies(services.supervisor, paths, recorder, records, services.sink);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <deque>
 #include <fstream>
+#include <set>
 #include <utility>  // boost 1.74 asio/awaitable.hpp uses std::exchange without it
 
 #include <boost/asio/steady_timer.hpp>
@@ -40,10 +41,42 @@ std::string log_tail(const std::string& path) {
   return text;
 }
 
+std::vector<supervisor::protocol::MeasuredStart> measured_starts(const observe::LatencyRecorder& recorder,
+                                                                 const std::vector<InstanceRecord>& records) {
+  std::set<std::string> wanted;
+  for (const auto& r : records) wanted.insert(r.name());
+  std::map<observe::InstanceId, supervisor::protocol::MeasuredStart> by_id;
+  for (const auto& track : recorder.instances())
+    if (wanted.count(track.name)) by_id[track.id].instance = track.name;
+  for (const auto& interval : recorder.intervals()) {
+    auto it = by_id.find(interval.instance);
+    if (it == by_id.end() || !interval.finished || !interval.ok || interval.end < interval.start) continue;
+    it->second.phases[interval.phase] = std::chrono::duration<double>(interval.end - interval.start).count();
+  }
+  std::vector<supervisor::protocol::MeasuredStart> out;
+  for (auto& [id, start] : by_id)
+    if (!start.phases.empty()) out.push_back(std::move(start));
+  return out;
+}
+
+void keep_start_latencies(SupervisorClient& supervisor, const state::FleetPaths& paths,
+                          const observe::LatencyRecorder& recorder, const std::vector<InstanceRecord>& records,
+                          Sink& sink) {
+  auto starts = measured_starts(recorder, records);
+  if (starts.empty()) return;
+  try {
+    for (const auto& [instance, why] : supervisor.record_latencies(paths, starts))
+      sink.warning(instance + ": start latencies not kept: " + printable(why));
+  } catch (const Error& e) {
+    sink.warning(std::string("start latencies not kept: ") + printable(e.what()));
+  }
+}
+
 namespace {
 
 // One launch_and_wait: the records are named by their position in the
-// vector (the prober's ids), the recorder's by their spec.index.
+// vector (the prober's ids), the recorder's by their spec.index (or their
+// position: LaunchWait::recorder_by_position).
 class Launch {
  public:
   Launch(const LaunchWait& how, std::vector<InstanceRecord>& records, std::map<std::string, std::string>& failures)
@@ -68,7 +101,9 @@ class Launch {
   }
 
  private:
-  observe::InstanceId recorder_id(std::size_t position) const { return records_[position].spec.index; }
+  observe::InstanceId recorder_id(std::size_t position) const {
+    return how_.recorder_by_position ? position : records_[position].spec.index;
+  }
 
   void fail(std::size_t position, const std::string& reason) {
     record_failure(failures_, how_.sink, records_[position].name(), reason);

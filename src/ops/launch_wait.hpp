@@ -29,8 +29,12 @@ struct LaunchWait {
   bool no_wait = false;                          // return once every launch is answered
   const std::atomic<bool>* interrupted = nullptr;  // stop waiting (checked every 50 ms)
   // The phases clone_to_exec and exec_to_ready of each record, under its
-  // spec.index; none when null.
+  // spec.index (`up`: one expansion, whose phases the recorder has under the
+  // same ids) or, with recorder_by_position, its position in the records
+  // (`start`, `restart`: records of several expansions may share an index);
+  // none when null.
   observe::LatencyRecorder* recorder = nullptr;
+  bool recorder_by_position = false;
   // After each instance that became ready: how many are, of how many.
   std::function<void(std::size_t ready, std::size_t expected)> on_ready;
 };
@@ -42,6 +46,20 @@ struct LaunchWait {
 // its reason in `failures`. Returns the number of records that became ready.
 std::size_t launch_and_wait(const LaunchWait& how, std::vector<state::InstanceRecord>& records,
                             std::map<std::string, std::string>& failures);
+
+// The phases `recorder` timed successfully for each of `records`, found by
+// the name the recorder was given for its id (add_instance), as the
+// supervisor keeps them (state::PhaseLatency); records with none are left
+// out.
+std::vector<supervisor::protocol::MeasuredStart> measured_starts(const observe::LatencyRecorder& recorder,
+                                                                 const std::vector<state::InstanceRecord>& records);
+
+// Hands measured_starts to the fleet's supervisor, so that `metrics` finds
+// them later. What it cannot keep is a warning on `sink`, never a failure of
+// the command.
+void keep_start_latencies(SupervisorClient& supervisor, const state::FleetPaths& paths,
+                          const observe::LatencyRecorder& recorder,
+                          const std::vector<state::InstanceRecord>& records, Sink& sink);
 
 // The last lines of an instance's log, for a failure message ("; its log
 // (PATH) ends with: ..."); empty when it wrote nothing.

@@ -162,6 +162,27 @@ class ControlSupervisor : public SupervisorClient {
       throw Error("the supervisor refused 'update-limits': " + *done->error);
     }
   }
+
+  std::map<std::string, std::string> record_latencies(const state::FleetPaths& paths,
+                                                      const std::vector<protocol::MeasuredStart>& starts) override {
+    auto client = supervisor::ControlClient::connect(paths);
+    if (!client) throw Error("the supervisor of fleet '" + paths.fleet + "' is not listening");
+    client->send(protocol::RecordLatenciesRequest{starts});
+    std::map<std::string, std::string> failures;
+    for (;;) {
+      auto reply = client->receive();
+      if (auto* failed = std::get_if<protocol::FailedEvent>(&reply)) {
+        failures[failed->instance] = failed->error;
+        continue;
+      }
+      auto* done = std::get_if<protocol::Done>(&reply);
+      if (!done) continue;
+      if (!done->error) return failures;
+      // A supervisor started by a haco-fleet that did not keep latencies.
+      if (done->error->find("unknown control request") != std::string::npos) return {};
+      throw Error("the supervisor refused 'record-latencies': " + *done->error);
+    }
+  }
 };
 
 }  // namespace

@@ -159,6 +159,7 @@ class Up {
     }
     recorder().finish();
     sink_.finish();
+    keep_start_latencies(services_.supervisor, *paths_, recorder(), records_, sink_);
 
     result_.started = records_.size();
     result_.failures = failures_;

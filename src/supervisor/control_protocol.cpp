@@ -145,6 +145,23 @@ std::vector<InstanceLimits> limits_from_json(const Fields& fields) {
   return out;
 }
 
+std::vector<MeasuredStart> starts_from_json(const Fields& fields) {
+  const json& list = fields.nested("starts", &json::is_array);
+  std::vector<MeasuredStart> out;
+  for (std::size_t k = 0; k < list.size(); ++k) {
+    const std::string what = fmt::format("{}: start {}", fields.what(), k);
+    if (!list[k].is_object()) throw Error(what + ": not a JSON object");
+    Fields item(list[k], what);
+    MeasuredStart start{item.get<std::string>("instance"), {}};
+    for (const auto& [phase, seconds] : item.nested("phases", &json::is_object).items()) {
+      if (!seconds.is_number()) throw Error(fmt::format("{}: phase '{}' is not a number", what, phase));
+      start.phases[phase] = seconds.get<double>();
+    }
+    out.push_back(std::move(start));
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string_view request_name(const Request& request) {
@@ -152,7 +169,8 @@ std::string_view request_name(const Request& request) {
                                [](const StopRequest&) { return "stop"; },
                                [](const ShutdownRequest&) { return "shutdown"; },
                                [](const PingRequest&) { return "ping"; },
-                               [](const UpdateLimitsRequest&) { return "update-limits"; }},
+                               [](const UpdateLimitsRequest&) { return "update-limits"; },
+                               [](const RecordLatenciesRequest&) { return "record-latencies"; }},
                     request);
 }
 
@@ -177,6 +195,12 @@ std::string encode(const Request& request) {
                      instances.push_back({{"instance", limits.instance}, {"cgroup", std::move(cgroup)}});
                    }
                    return json{{"instances", std::move(instances)}};
+                 },
+                 [](const RecordLatenciesRequest& r) {
+                   json starts = json::array();
+                   for (const auto& start : r.starts)
+                     starts.push_back({{"instance", start.instance}, {"phases", start.phases}});
+                   return json{{"starts", std::move(starts)}};
                  }},
       request);
   j["op"] = std::string(request_name(request));
@@ -196,6 +220,7 @@ Request decode_request(std::string_view text) {
   if (op == "shutdown") return ShutdownRequest{std::chrono::milliseconds(fields.get<std::int64_t>("timeout_ms"))};
   if (op == "ping") return PingRequest{};
   if (op == "update-limits") return UpdateLimitsRequest{limits_from_json(fields)};
+  if (op == "record-latencies") return RecordLatenciesRequest{starts_from_json(fields)};
   throw Error("unknown control request '" + op + "'");
 }
 

@@ -4,11 +4,15 @@
 #include <algorithm>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace haco::supervisor {
 
 using state::InstanceRecord;
 using state::InstanceState;
+
+// observe::phase::clone_to_exec; this library does not link haco_observe.
+constexpr std::string_view observe_phase_clone_to_exec = "clone_to_exec";
 
 std::chrono::steady_clock::time_point SystemClock::now() const { return std::chrono::steady_clock::now(); }
 std::int64_t SystemClock::unix_now_ms() const { return state::unix_now_ms(); }
@@ -90,7 +94,10 @@ Effects FleetMachine::start(OperationId operation, std::vector<InstanceRecord> r
     record.process = {};
     record.error.clear();
     // Its history goes on across a new start.
-    if (existing != instances_.end()) record.recent_exits = existing->second.record.recent_exits;
+    if (existing != instances_.end()) {
+      record.recent_exits = existing->second.record.recent_exits;
+      record.start_latency = existing->second.record.start_latency;
+    }
     Instance& instance = instances_[name];
     instance = Instance{};
     instance.record = std::move(record);
@@ -163,6 +170,8 @@ Effects FleetMachine::launch_succeeded(unsigned spawner, const state::ProcessIde
     record.state = InstanceState::running;
     record.started_at_unix_ms = clock_.unix_now_ms();
     record.error.clear();
+    if (!starting_.count(name) && exec_done_ns >= clone_started_ns)
+      state::add_start_latency(record, observe_phase_clone_to_exec, double(exec_done_ns - clone_started_ns) / 1e9);
     out.push_back(effect::Log{fmt::format("{} started: pid {}", name, process.pid)});
     notify_started(name,
                    protocol::StartedEvent{name, process.pid, process.start_time, clone_started_ns, exec_done_ns},
@@ -274,6 +283,33 @@ Effects FleetMachine::restart_due(const std::string& name) {
   change(it->second).state = InstanceState::starting;
   queue_.push_back(name);
   dispatch(out);
+  return out;
+}
+
+// --- measured starts -----------------------------------------------------------
+
+Effects FleetMachine::record_latencies(OperationId operation, const std::vector<protocol::MeasuredStart>& starts) {
+  Effects out;
+  for (const auto& start : starts) {
+    auto it = instances_.find(start.instance);
+    if (it == instances_.end()) {
+      out.push_back(effect::Reply{operation, protocol::FailedEvent{start.instance, "the fleet has no such instance"}});
+      continue;
+    }
+    std::vector<std::string> refused;
+    InstanceRecord& record = change(it->second);
+    for (const auto& [phase, seconds] : start.phases)
+      if (!state::add_start_latency(record, phase, seconds)) refused.push_back(phase);
+    if (!refused.empty())
+      out.push_back(effect::Reply{
+          operation, protocol::FailedEvent{start.instance, fmt::format("phase(s) not kept (a name other than "
+                                                                       "[a-z0-9_], a negative duration or more "
+                                                                       "than {} phases): {}",
+                                                                       state::kLatencyPhasesKept,
+                                                                       fmt::join(refused, ", "))}});
+  }
+  out.push_back(effect::SaveStateNow{});
+  out.push_back(effect::Reply{operation, protocol::Done{}});
   return out;
 }
 

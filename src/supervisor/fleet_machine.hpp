@@ -175,9 +175,18 @@ class FleetMachine {
   // then holds them.
   Effects limits_written(OperationId operation, const protocol::InstanceLimits& limits, const std::string& error);
 
+  // Starts measured by a client (RecordLatenciesRequest): each phase is
+  // added to its record's start_latency; an unknown instance or a refused
+  // phase is answered with a FailedEvent. Then the state is saved and Done
+  // is sent.
+  Effects record_latencies(OperationId operation, const std::vector<protocol::MeasuredStart>& starts);
+
   // --- spawners --------------------------------------------------------------
 
   // The launch on `spawner` started the container (`process`: its init).
+  // A launch no client waits for (a restart by the policy) has its
+  // clone_to_exec phase added to the record's start_latency here: no client
+  // measures it, and nobody probes its readiness.
   Effects launch_succeeded(unsigned spawner, const state::ProcessIdentity& process,
                            std::vector<std::string> cgroup_paths, std::int64_t clone_started_ns,
                            std::int64_t exec_done_ns);

@@ -4,8 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -92,6 +94,42 @@ std::string describe_exit(const ExitRecord& e) {
   return "exit " + std::to_string(e.code);
 }
 
+std::uint64_t PhaseLatency::count() const {
+  std::uint64_t total = 0;
+  for (auto c : counts) total += c;
+  return total;
+}
+
+void PhaseLatency::add(double seconds) {
+  std::size_t k = 0;
+  while (k < kLatencyBoundsSeconds.size() && seconds > kLatencyBoundsSeconds[k]) ++k;
+  ++counts[k];
+  sum_seconds += seconds;
+}
+
+PhaseLatency& PhaseLatency::operator+=(const PhaseLatency& other) {
+  for (std::size_t k = 0; k < counts.size(); ++k) counts[k] += other.counts[k];
+  sum_seconds += other.sum_seconds;
+  return *this;
+}
+
+bool is_latency_phase_name(std::string_view phase) {
+  if (phase.empty() || phase.size() > kLatencyPhaseNameMax || (phase[0] >= '0' && phase[0] <= '9')) return false;
+  return std::all_of(phase.begin(), phase.end(),
+                     [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; });
+}
+
+bool add_start_latency(InstanceRecord& record, std::string_view phase, double seconds) {
+  if (!is_latency_phase_name(phase) || !std::isfinite(seconds) || seconds < 0) return false;
+  auto it = record.start_latency.find(std::string(phase));
+  if (it == record.start_latency.end()) {
+    if (record.start_latency.size() >= kLatencyPhasesKept) return false;
+    it = record.start_latency.emplace(std::string(phase), PhaseLatency{}).first;
+  }
+  it->second.add(seconds);
+  return true;
+}
+
 InstanceRecord* FleetState::find(const std::string& instance) {
   for (auto& r : instances)
     if (r.name() == instance) return &r;
@@ -154,6 +192,12 @@ json to_json(const InstanceRecord& r) {
     out["expansion"] = {{"port_env", r.expansion->port_env_names},
                         {"default_pids_max", r.expansion->default_pids_max},
                         {"allow_shared_rootfs", r.expansion->allow_shared_rootfs}};
+  if (!r.start_latency.empty()) {
+    json phases = json::object();
+    for (const auto& [phase, latency] : r.start_latency)
+      phases[phase] = {{"le", kLatencyBoundsSeconds}, {"counts", latency.counts}, {"sum_seconds", latency.sum_seconds}};
+    out["start_latency"] = std::move(phases);
+  }
   return out;
 }
 
@@ -180,6 +224,21 @@ InstanceRecord instance_record_from_json(const json& j) {
   if (auto e = j.find("expansion"); e != j.end())
     r.expansion = RecordedExpansion{field<std::vector<std::string>>(*e, "port_env"),
                                     field<std::string>(*e, "default_pids_max"), field<bool>(*e, "allow_shared_rootfs")};
+  // Absent before start latencies were kept. A phase kept with other bounds
+  // (another version) cannot be merged with these and is left out.
+  if (auto phases = j.find("start_latency"); phases != j.end() && phases->is_object())
+    for (const auto& [phase, h] : phases->items()) {
+      if (!is_latency_phase_name(phase) || r.start_latency.size() >= kLatencyPhasesKept) continue;
+      const auto bounds = field<std::vector<double>>(h, "le");
+      const auto counts = field<std::vector<std::uint64_t>>(h, "counts");
+      if (!std::equal(bounds.begin(), bounds.end(), kLatencyBoundsSeconds.begin(), kLatencyBoundsSeconds.end()) ||
+          counts.size() != PhaseLatency{}.counts.size())
+        continue;
+      PhaseLatency latency;
+      std::copy(counts.begin(), counts.end(), latency.counts.begin());
+      latency.sum_seconds = field<double>(h, "sum_seconds");
+      r.start_latency.emplace(phase, latency);
+    }
   return r;
 }
 

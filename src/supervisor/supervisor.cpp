@@ -161,6 +161,8 @@ class Supervisor {
         apply(machine_.stop(new_operation(session), machine_.names(), shutdown->timeout, false, true));
       } else if (auto* update = std::get_if<protocol::UpdateLimitsRequest>(&request)) {
         apply(machine_.update_limits(new_operation(session), update->instances));
+      } else if (auto* latencies = std::get_if<protocol::RecordLatenciesRequest>(&request)) {
+        apply(machine_.record_latencies(new_operation(session), latencies->starts));
       } else if (std::holds_alternative<protocol::PingRequest>(request)) {
         session->send(protocol::Done{std::nullopt, ::getpid()});
       }

@@ -76,6 +76,15 @@ TEST_F(Unprivileged, InspectNeedsRootOnlyForARootOnlyStateRoot) {
                           " (Permission denied)\n");
 }
 
+// metrics reads as ps does.
+TEST_F(Unprivileged, MetricsNeedsRootOnlyForARootOnlyStateRoot) {
+  if (::geteuid() != 0) GTEST_SKIP() << "the state root is the caller's own";
+  auto r = run_command(haco(state_root()) + " metrics");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_EQ(r.output, "haco-fleet metrics: must run as root to read the state root " + state_root() +
+                          " (Permission denied)\n");
+}
+
 TEST_F(Unprivileged, LogsStopsAtOnceWithOneLine) {
   auto r = run_command(haco(state_root()) + " logs -n 5");
   EXPECT_EQ(r.status, 2) << r.output;
@@ -88,7 +97,7 @@ TEST_F(Unprivileged, ExpandAndHelpWork) {
   EXPECT_NE(r.output.find("haconiwa-test-10002"), std::string::npos) << r.output;
   for (const std::string command : {"--help", "up --help", "down --help", "ps --help", "expand --help",
                                      "inspect --help", "reload --help", "logs --help", "stop --help",
-                                     "start --help", "restart --help", "exec --help"}) {
+                                     "start --help", "restart --help", "exec --help", "metrics --help"}) {
     r = run_command(haco(state_root()) + " " + command);
     EXPECT_EQ(r.status, 0) << command << ": " << r.output;
     EXPECT_NE(r.output.find("Usage:"), std::string::npos) << command << ": " << r.output;

@@ -38,7 +38,7 @@ version=$("$prefix/bin/haco-fleet" --version) || fail "haco-fleet --version fail
 
 if [ "$man_page" = ON ]; then
   head -n 5 "$prefix/share/man/man1/haco-fleet.1" | grep -q '^\.TH HACO-FLEET "1"' || fail "the man page has no .TH HACO-FLEET 1 line"
-  for verb in expand up ps down stop start restart exec logs inspect reload; do
+  for verb in expand up ps down stop start restart exec logs inspect reload metrics; do
     grep -q "^\.SS $verb\$" "$prefix/share/man/man1/haco-fleet.1" || fail "the man page has no section for $verb"
   done
 fi
@@ -52,6 +52,7 @@ completion() {
 export PATH="$prefix/bin:$PATH"
 [ "$(completion haco-fleet re)" = "restart reload" ] || fail "'haco-fleet re<TAB>' gave '$(completion haco-fleet re)'"
 [ "$(completion haco-fleet up --ro)" = "--rootfs" ] || fail "'haco-fleet up --ro<TAB>' gave '$(completion haco-fleet up --ro)'"
+[ "$(completion haco-fleet metrics --ou)" = "--output" ] || fail "'haco-fleet metrics --ou<TAB>' gave '$(completion haco-fleet metrics --ou)'"
 [ "$(completion haco-fleet up --rootfs '')" = "overlay extract" ] || fail "'--rootfs <TAB>' gave '$(completion haco-fleet up --rootfs '')'"
 
 unit=$prefix/lib/systemd/system/haco-fleet@.service

@@ -42,8 +42,9 @@ std::unique_ptr<StartCall> FakeSupervisor::start(boost::asio::io_context& io, co
       } else {
         event.kind = StartEvent::Kind::started;
         event.process = {++pid, 1};
-        event.clone_started = Clock::now();
-        event.exec_done = event.clone_started + std::chrono::milliseconds(1);
+        // A launch that took 1 ms and ended now: readiness comes after it.
+        event.exec_done = Clock::now();
+        event.clone_started = event.exec_done - std::chrono::milliseconds(1);
       }
       on_event(event);
     }
@@ -116,6 +117,12 @@ std::map<std::string, std::string> FakeSupervisor::update_limits(
   for (const auto& [instance, settings] : limits)
     if (auto it = refuse_limits.find(instance); it != refuse_limits.end()) failures[instance] = it->second;
   return failures;
+}
+
+std::map<std::string, std::string> FakeSupervisor::record_latencies(
+    const state::FleetPaths&, const std::vector<supervisor::protocol::MeasuredStart>& starts) {
+  measured_starts.insert(measured_starts.end(), starts.begin(), starts.end());
+  return {};
 }
 
 std::vector<rootfs::PreparedRootfs> FakeRootfs::prepare_images(const std::vector<rootfs::InstanceRootfs>& wanted,

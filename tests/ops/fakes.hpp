@@ -41,6 +41,8 @@ class FakeSupervisor : public SupervisorClient {
   std::vector<supervisor::TeardownOptions> teardowns;  // of each shutdown()
   std::map<std::string, std::string> refuse_limits;   // update_limits(): instance -> why not applied
   std::vector<std::map<std::string, std::vector<CgroupSetting>>> limit_updates;  // of each update_limits()
+  // Every start given to record_latencies() (not in `calls`).
+  std::vector<supervisor::protocol::MeasuredStart> measured_starts;
 
   bool answers(const state::FleetPaths& paths) override;
   state::ProcessIdentity launch(const supervisor::SupervisorConfig& config) override;
@@ -61,6 +63,8 @@ class FakeSupervisor : public SupervisorClient {
   std::vector<std::string> fleets_with_kept_trees(const std::string& data_root) override;
   std::map<std::string, std::string> update_limits(
       const state::FleetPaths& paths, const std::map<std::string, std::vector<CgroupSetting>>& limits) override;
+  std::map<std::string, std::string> record_latencies(
+      const state::FleetPaths& paths, const std::vector<supervisor::protocol::MeasuredStart>& starts) override;
 };
 
 class FakeRootfs : public RootfsPreparer {

@@ -124,6 +124,20 @@ TEST_F(InstancesTest, StartSendsTheStoppedRecordsAndWaitsUntilReady) {
   EXPECT_TRUE(result.failures.empty());
 }
 
+// Records of several expansions may share a spec.index: the phases are
+// still each instance's own.
+TEST_F(InstancesTest, StartHandsEachInstancesMeasuredPhasesToTheSupervisor) {
+  record_fleet({stopped, running, stopped});
+  auto fleet = *state::load_state(paths());
+  for (auto& r : fleet.instances) r.spec.index = 0;
+  state::save_state(paths(), fleet);
+  supervisor_.fail_to_start = {"web-3"};
+  start_instances({which_}, services());
+  ASSERT_EQ(supervisor_.measured_starts.size(), 1u);
+  EXPECT_EQ(supervisor_.measured_starts[0].instance, "web-1");
+  EXPECT_EQ(supervisor_.measured_starts[0].phases.size(), 2u) << "clone_to_exec and exec_to_ready";
+}
+
 // Ctrl-C is caught only from here on: waiting for the lock, it just ends
 // the command.
 TEST_F(InstancesTest, StartCallsOnLockedOnceItHoldsTheFleetsLock) {

@@ -103,6 +103,24 @@ TEST_F(UpTest, ANewFleetGetsItsSupervisorThenEveryInstanceStartsAndIsProbed) {
   EXPECT_TRUE(std::filesystem::exists(paths().claims_file()));
 }
 
+// The phases `up` measured go to the supervisor, for `metrics`: each
+// started instance's, those of instances already running not.
+TEST_F(UpTest, TheMeasuredPhasesOfTheStartedInstancesGoToTheSupervisor) {
+  want(3);
+  record_fleet(1);
+  run();
+  ASSERT_EQ(supervisor_.measured_starts.size(), 2u);
+  for (std::size_t k = 0; k < 2; ++k) {
+    const auto& start = supervisor_.measured_starts[k];
+    EXPECT_EQ(start.instance, "t-" + std::to_string(k + 2));
+    // No rootfs phase: each rootfs is there already.
+    EXPECT_EQ(start.phases.size(), 3u) << "expand, clone_to_exec, exec_to_ready";
+    EXPECT_TRUE(start.phases.count("expand"));
+    EXPECT_NEAR(start.phases.at("clone_to_exec"), 0.001, 1e-6);
+    EXPECT_GE(start.phases.at("exec_to_ready"), 0);
+  }
+}
+
 TEST_F(UpTest, OverARunningFleetOnlyTheMissingInstancesStart) {
   want(3);
   record_fleet(2);

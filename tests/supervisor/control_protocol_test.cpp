@@ -88,9 +88,23 @@ TEST(ControlProtocol, UpdateLimitsRoundTripsAndRefusesAMalformedSetting) {
   EXPECT_NE(error.find("'value'"), std::string::npos) << error;
 }
 
+TEST(ControlProtocol, RecordLatenciesRoundTripsAndRefusesAPhaseThatIsNotANumber) {
+  RecordLatenciesRequest request{{{"web-1", {{"clone_to_exec", 0.0125}, {"exec_to_ready", 1.5}}}, {"web-2", {}}}};
+  auto back = decode_request(encode(Request{request}));
+  ASSERT_TRUE(std::holds_alternative<RecordLatenciesRequest>(back));
+  EXPECT_EQ(std::get<RecordLatenciesRequest>(back).starts, request.starts);
+  EXPECT_EQ(request_name(back), "record-latencies");
+
+  auto j = json::parse(encode(Request{request}));
+  j["starts"][0]["phases"]["rootfs"] = "fast";
+  auto error = error_of([&] { decode_request(j.dump()); });
+  EXPECT_NE(error.find("record-latencies"), std::string::npos) << error;
+  EXPECT_NE(error.find("'rootfs'"), std::string::npos) << error;
+}
+
 TEST(ControlProtocol, EveryRequestCarriesTheVersion) {
-  for (const Request& request :
-       std::vector<Request>{StartRequest{}, StopRequest{}, ShutdownRequest{}, PingRequest{}, UpdateLimitsRequest{}})
+  for (const Request& request : std::vector<Request>{StartRequest{}, StopRequest{}, ShutdownRequest{}, PingRequest{},
+                                                     UpdateLimitsRequest{}, RecordLatenciesRequest{}})
     EXPECT_EQ(json::parse(encode(request)).at("version"), kControlProtocolVersion) << request_name(request);
 }
 

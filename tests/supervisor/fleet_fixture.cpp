@@ -49,6 +49,7 @@ void FleetTest::SetUp() {
   ::unsetenv("HACO_TEST_BOOTSTRAP_BLOCK");
   ::unsetenv("HACO_TEST_BOOTSTRAP_EXTRA");
   ::unsetenv("HACO_TEST_PIDS_MAX");
+  ::unsetenv("HACO_TEST_MEMORY_MAX");
 }
 
 void FleetTest::TearDown() {

@@ -218,6 +218,38 @@ TEST_F(FleetMachineTest, OnFailureTwoRestartsTwiceWithGrowingDelaysThenFails) {
   EXPECT_FALSE(all<effect::ReplyAfterOutput>(effects)[0].event.restarting);
 }
 
+// A client's measured starts go into the records; a restart by the policy
+// (no client waits for it) adds its own clone_to_exec, a client's start
+// does not (the client sends it).
+TEST_F(FleetMachineTest, StartLatenciesComeFromClientsAndFromRestartsByThePolicy) {
+  auto& m = make(1, "always");
+  m.start(1, records({"a"}));
+  machine_->launch_succeeded(0, {100, 42}, {"/sys/fs/cgroup/x"}, 1'000'000, 4'000'000);
+  EXPECT_TRUE(m.record("a")->start_latency.empty());
+  auto effects = m.record_latencies(2, {{"a", {{"clone_to_exec", 0.003}, {"exec_to_ready", 0.5}}},
+                                        {"nobody", {{"clone_to_exec", 0.003}}},
+                                        {"a", {{"Bad Phase", 1.0}}}});
+  EXPECT_EQ(replies(effects, 2), "failed:nobody failed:a done");
+  EXPECT_TRUE(has<effect::SaveStateNow>(effects));
+  EXPECT_EQ(m.record("a")->start_latency.at("clone_to_exec").count(), 1u);
+  EXPECT_EQ(m.record("a")->start_latency.at("exec_to_ready").count(), 1u);
+  EXPECT_TRUE(m.take_changed().count("a"));
+
+  m.instance_exited("a", exit_code(0));
+  m.restart_due("a");
+  machine_->launch_succeeded(0, {101, 43}, {"/sys/fs/cgroup/x"}, 1'000'000, 21'000'000);
+  const auto& clone = m.record("a")->start_latency.at("clone_to_exec");
+  EXPECT_EQ(clone.count(), 2u);
+  EXPECT_DOUBLE_EQ(clone.sum_seconds, 0.003 + 0.020);
+  EXPECT_EQ(m.record("a")->start_latency.at("exec_to_ready").count(), 1u);
+
+  // A new start of the stopped instance keeps its latencies.
+  m.stop(3, {"a"}, 1000ms, false, false);
+  m.instance_exited("a", exit_code(0));
+  m.start(4, records({"a"}));
+  EXPECT_EQ(m.record("a")->start_latency.at("clone_to_exec").count(), 2u);
+}
+
 TEST_F(FleetMachineTest, OnFailureDoesNotRestartAnExitZero) {
   auto& m = make(1, "on-failure:2");
   m.start(1, records({"a"}));

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -89,6 +90,48 @@ TEST(FleetState, RecentExitsAndExpansionAreOptionalKeys) {
   EXPECT_TRUE(loaded.instances[0].recent_exits.empty());
   EXPECT_FALSE(loaded.instances[0].expansion.has_value());
   EXPECT_EQ(loaded.instances[0].last_exit, s.instances[0].last_exit);
+}
+
+// Start latencies round-trip as histograms; a record without them loads
+// empty, and a phase kept over other bounds is left out.
+TEST(FleetState, StartLatencyIsAnOptionalKeyOfFixedBounds) {
+  auto s = sample_state();
+  ASSERT_TRUE(add_start_latency(s.instances[0], "clone_to_exec", 0.004));
+  ASSERT_TRUE(add_start_latency(s.instances[0], "clone_to_exec", 0.2));
+  ASSERT_TRUE(add_start_latency(s.instances[0], "exec_to_ready", 75));
+  auto back = fleet_state_from_json(nlohmann::json::parse(to_json(s).dump()));
+  EXPECT_EQ(back.instances[0].start_latency, s.instances[0].start_latency);
+  const auto& clone = back.instances[0].start_latency.at("clone_to_exec");
+  EXPECT_EQ(clone.count(), 2u);
+  EXPECT_DOUBLE_EQ(clone.sum_seconds, 0.204);
+  EXPECT_EQ(clone.counts[2], 1u);  // 0.004 <= 0.005
+  EXPECT_EQ(clone.counts[7], 1u);  // 0.2 <= 0.25
+  EXPECT_EQ(back.instances[0].start_latency.at("exec_to_ready").counts.back(), 1u);  // above 60 s
+  EXPECT_FALSE(to_json(s)["instances"][1].contains("start_latency"));
+
+  auto other = to_json(s);
+  other["instances"][0]["start_latency"]["clone_to_exec"]["le"][0] = 0.002;
+  auto loaded = fleet_state_from_json(other);
+  EXPECT_FALSE(loaded.instances[0].start_latency.count("clone_to_exec"));
+  EXPECT_TRUE(loaded.instances[0].start_latency.count("exec_to_ready"));
+}
+
+TEST(FleetState, StartLatencyRefusesBadPhasesAndStaysBounded) {
+  InstanceRecord r;
+  EXPECT_FALSE(add_start_latency(r, "", 1));
+  EXPECT_FALSE(add_start_latency(r, "Clone", 1));
+  EXPECT_FALSE(add_start_latency(r, "a\"b", 1));
+  EXPECT_FALSE(add_start_latency(r, "9lives", 1));
+  EXPECT_FALSE(add_start_latency(r, std::string(kLatencyPhaseNameMax + 1, 'a'), 1));
+  EXPECT_FALSE(add_start_latency(r, "rootfs", -0.5));
+  EXPECT_FALSE(add_start_latency(r, "rootfs", std::nan("")));
+  EXPECT_TRUE(r.start_latency.empty());
+  for (std::size_t k = 0; k < kLatencyPhasesKept; ++k)
+    EXPECT_TRUE(add_start_latency(r, std::string(1, static_cast<char>('a' + k)), 1));
+  EXPECT_FALSE(add_start_latency(r, "one_more", 1));
+  EXPECT_TRUE(add_start_latency(r, "a", 1));  // a phase it has still counts
+  EXPECT_EQ(r.start_latency.size(), kLatencyPhasesKept);
+  EXPECT_EQ(r.start_latency.at("a").count(), 2u);
 }
 
 TEST(FleetState, RefusesAnotherSchemaAndMissingFields) {
