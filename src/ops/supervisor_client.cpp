@@ -1,6 +1,9 @@
 // The supervisor client of haco-fleet: supervisor::ControlClient and the
 // supervisor module's start and teardown functions. The only file of the
 // ops library that knows the control protocol's messages.
+#include <map>
+#include <optional>
+#include <string>
 #include <variant>
 #include <utility>  // boost 1.74 asio/awaitable.hpp uses std::exchange without it
 
@@ -50,6 +53,35 @@ StartEvent start_event_from(const protocol::Reply& reply) {
 
 // Reads the answers, one line each, until the connection ends or the
 // io_context stops.
+// The answer to a request about named instances: a FailedEvent for each
+// instance it could not be done for, then Done, whose error (the request
+// refused as a whole) lands in `refused`.
+struct PerInstanceAnswer {
+  std::map<std::string, std::string> failures;
+  std::optional<std::string> refused;
+};
+
+PerInstanceAnswer read_per_instance_answer(supervisor::ControlClient& client) {
+  PerInstanceAnswer answer;
+  for (;;) {
+    auto reply = client.receive();
+    if (auto* failed = std::get_if<protocol::FailedEvent>(&reply)) {
+      answer.failures[failed->instance] = failed->error;
+      continue;
+    }
+    if (auto* done = std::get_if<protocol::Done>(&reply)) {
+      answer.refused = done->error;
+      return answer;
+    }
+  }
+}
+
+// A supervisor started by an older haco-fleet answers a request it does
+// not know this way.
+bool is_unknown_request(const std::string& error) {
+  return error.find("unknown control request") != std::string::npos;
+}
+
 class ControlStartCall : public StartCall {
  public:
   ControlStartCall(asio::io_context& io, UniqueFd fd, std::function<void(const StartEvent&)> on_event)
@@ -144,23 +176,14 @@ class ControlSupervisor : public SupervisorClient {
     protocol::UpdateLimitsRequest request;
     for (const auto& [instance, settings] : limits) request.instances.push_back({instance, settings});
     client->send(request);
-    std::map<std::string, std::string> failures;
-    for (;;) {
-      auto reply = client->receive();
-      if (auto* failed = std::get_if<protocol::FailedEvent>(&reply)) {
-        failures[failed->instance] = failed->error;
-        continue;
-      }
-      auto* done = std::get_if<protocol::Done>(&reply);
-      if (!done) continue;
-      if (!done->error) return failures;
-      // A supervisor started by a haco-fleet from before `reload`.
-      if (done->error->find("unknown control request") != std::string::npos)
-        throw Error(fmt::format("the supervisor of fleet '{}' was started by a haco-fleet without `reload` ({}): "
-                                "`down` the fleet and `up` it again with this one to reload it",
-                                paths.fleet, *done->error));
-      throw Error("the supervisor refused 'update-limits': " + *done->error);
-    }
+    PerInstanceAnswer answer = read_per_instance_answer(*client);
+    if (!answer.refused) return answer.failures;
+    // A supervisor started by a haco-fleet from before `reload`.
+    if (is_unknown_request(*answer.refused))
+      throw Error(fmt::format("the supervisor of fleet '{}' was started by a haco-fleet without `reload` ({}): "
+                              "`down` the fleet and `up` it again with this one to reload it",
+                              paths.fleet, *answer.refused));
+    throw Error("the supervisor refused 'update-limits': " + *answer.refused);
   }
 
   std::map<std::string, std::string> record_latencies(const state::FleetPaths& paths,
@@ -168,20 +191,11 @@ class ControlSupervisor : public SupervisorClient {
     auto client = supervisor::ControlClient::connect(paths);
     if (!client) throw Error("the supervisor of fleet '" + paths.fleet + "' is not listening");
     client->send(protocol::RecordLatenciesRequest{starts});
-    std::map<std::string, std::string> failures;
-    for (;;) {
-      auto reply = client->receive();
-      if (auto* failed = std::get_if<protocol::FailedEvent>(&reply)) {
-        failures[failed->instance] = failed->error;
-        continue;
-      }
-      auto* done = std::get_if<protocol::Done>(&reply);
-      if (!done) continue;
-      if (!done->error) return failures;
-      // A supervisor started by a haco-fleet that did not keep latencies.
-      if (done->error->find("unknown control request") != std::string::npos) return {};
-      throw Error("the supervisor refused 'record-latencies': " + *done->error);
-    }
+    PerInstanceAnswer answer = read_per_instance_answer(*client);
+    if (!answer.refused) return answer.failures;
+    // A supervisor started by a haco-fleet that did not keep latencies.
+    if (is_unknown_request(*answer.refused)) return {};
+    throw Error("the supervisor refused 'record-latencies': " + *answer.refused);
   }
 };
 
