@@ -37,6 +37,8 @@ void remove_stale_tmp(const std::string& images, const std::string& digest) {
   for (const std::string& s : stale) remove_tree(s);
 }
 
+}  // namespace
+
 // The archive's sha256, remembered per file: hashing a large image costs a
 // noticeable part of a warm `up`. The memo is keyed by device, inode, size,
 // mtime and ctime, so any change to the file (ctime moves on every write,
@@ -62,8 +64,6 @@ std::string remembered_digest(const std::string& archive, const std::string& dat
   }
   return digest;
 }
-
-}  // namespace
 
 CachedImage ensure_cached_image(const std::string& archive, const std::string& data_root,
                                 const std::atomic<bool>* cancel) {

@@ -19,6 +19,10 @@ struct CachedImage {
   std::vector<std::string> warnings;  // what the extraction said, when extracted now
 };
 
+// sha256 of `file` (hex), remembered in the data root by the file's device,
+// inode, size, mtime and ctime.
+std::string remembered_digest(const std::string& file, const std::string& data_root);
+
 CachedImage ensure_cached_image(const std::string& archive, const std::string& data_root,
                                 const std::atomic<bool>* cancel);
 
