@@ -6,7 +6,7 @@
 #           etc/oci-added, and makes var/www opaque (only new.html in it);
 #           config: Entrypoint /bin/sleep, Cmd 1000, Env OCI_ENV=from-image,
 #           WorkingDir /www, User www (uid 33)
-#   :other  busybox + a layer adding etc/other; no config beyond the base's
+#   :other  busybox + a layer adding etc/other; config: Entrypoint /bin/sleep, Cmd 1001
 # OUT_DIR/busybox-v2.tar  the :v2 image as a docker archive (busybox:v2)
 # Needs umoci and skopeo (scripts/install-deps.sh). Prints OUT_DIR.
 set -euo pipefail
@@ -54,6 +54,7 @@ umoci config --image "$layout:v2" --config.entrypoint /bin/sleep --config.cmd 10
   --config.env OCI_ENV=from-image --config.env PATH=/bin:/sbin:/usr/bin \
   --config.workingdir /www --config.user www
 umoci raw add-layer --image "$layout:base" --tag other "$stage/other.tar"
+umoci config --image "$layout:other" --config.entrypoint /bin/sleep --config.cmd 1001
 umoci rm --image "$layout:base"
 umoci gc --layout "$layout"
 

@@ -156,11 +156,15 @@ TEST_F(OciFleetTest, TheDefinitionOverridesTheImageConfig) {
 TEST_F(OciFleetTest, TwoImagesSharingABaseLayerShareItsCachedTree) {
   const std::string other = fleet_ + "-other";
   ASSERT_EQ(up_image(fleet_, layout("v2"), "overlay", 1).status, 0);
+  // The fixture takes down fleet_ only: this one goes with the test, pass or fail.
+  struct Down {
+    std::string command;
+    ~Down() { run_command(command); }
+  } down_other{haco_command("down --purge --name " + other + " --timeout 1")};
   auto second = up_image(other, layout("other"), "overlay", 1, 1);
+  ASSERT_EQ(second.status, 0) << second.output;
   const auto pids_a = init_pids(fleet_, 1);
   const auto pids_b = init_pids(other, 1);
-  haco("down --purge --name " + other + " --timeout 1");  // before the checks: the fixture downs fleet_ only
-  ASSERT_EQ(second.status, 0) << second.output;
   ASSERT_EQ(pids_a.size(), 1u);
   ASSERT_EQ(pids_b.size(), 1u);
 
