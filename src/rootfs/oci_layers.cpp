@@ -74,18 +74,6 @@ bool read_layer_ids(const std::string& tree, const std::string& ids_file, std::v
   return true;
 }
 
-class FileLock {
- public:
-  explicit FileLock(const std::string& path) : fd_(open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)) {
-    if (!fd_) throw Error::from_errno("open", path, errno);
-    while (flock(fd_.get(), LOCK_EX) < 0)
-      if (errno != EINTR) throw Error::from_errno("flock", path, errno);
-  }
-
- private:
-  UniqueFd fd_;
-};
-
 void remove_stale(const std::string& dir, const std::string& prefix) {
   std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(dir.c_str()), closedir);
   if (!d) throw Error::from_errno("opendir", dir, errno);
@@ -315,12 +303,18 @@ CachedLayers ensure_cached_layers(const oci::Image& image, const std::string& da
     const std::string hex = hex_of(layer.diff_id);
     const std::string tree = root.layer_tree(hex);
     const std::string ids_file = root.layer_ids(hex);
-    FileLock lock(root.layer_lock(hex));
     std::vector<std::uint32_t> u, g;
-    if (!read_layer_ids(tree, ids_file, u, g)) {
-      if (!blobs || blobs->path(i).empty())
-        throw Error(fmt::format("layer {}: its cache entry went away while it was in use", layer.diff_id));
-      const std::string& blob = blobs->path(i);
+    auto complete = [&] { return read_layer_ids(tree, ids_file, u, g); };
+    out.in_use.push_back(lock_cache_entry(root.layer_lock(hex), complete, [&] {
+      // Found complete at first, then pruned before it was locked: its blob
+      // is read now.
+      std::unique_ptr<LayerBlobs> late;
+      if (!blobs || blobs->path(i).empty()) {
+        std::vector<bool> only(image.layers.size(), false);
+        only[i] = true;
+        late = std::make_unique<LayerBlobs>(image, only, data_root, cancel);
+      }
+      const std::string& blob = late ? late->path(i) : blobs->path(i);
       // A layout's blob was checked against the manifest; what it holds is
       // checked here against the diff_id that names the cache entry.
       if (!image.reference.docker_archive) {
@@ -351,11 +345,9 @@ CachedLayers ensure_cached_layers(const oci::Image& image, const std::string& da
                                     .dump() +
                                 "\n",
                             0600);
-      u = stats.uids;
-      g = stats.gids;
       ++out.extracted_now;
       out.warnings.insert(out.warnings.end(), stats.warnings.begin(), stats.warnings.end());
-    }
+    }));
     uids.insert(u.begin(), u.end());
     gids.insert(g.begin(), g.end());
     out.trees.insert(out.trees.begin(), tree);

@@ -6,11 +6,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "haco/oci.hpp"
 #include "haco/rootfs.hpp"
+#include "haco/unique_fd.hpp"
 
 namespace haco::rootfs {
 
@@ -44,6 +46,9 @@ struct CachedLayers {
   std::vector<std::uint32_t> uids, gids;  // owners in any layer
   std::size_t extracted_now = 0;
   std::vector<std::string> warnings;
+  // Shared locks on the entries, held as long as this object lives (as
+  // CachedImage::in_use).
+  std::vector<std::shared_ptr<const UniqueFd>> in_use;
 };
 
 // Every layer of `image` in the layer cache, filled where missing under the

@@ -73,18 +73,21 @@ void write_text_file(const std::string& path, const std::string& text) {
 // them), with the owners found in them. `record` is what the instance's
 // data directory keeps to find them again: one line per tree, the image's
 // sha256 (hex) or a layer's diff_id ("sha256:<hex>").
+// `in_use` holds the cache entries' shared locks until the overlays are
+// mounted and recorded.
 struct LowerStack {
   std::vector<std::string> trees;
   std::string record;
   std::vector<std::uint32_t> uids, gids;
+  std::vector<std::shared_ptr<const UniqueFd>> in_use;
 };
 
 LowerStack image_lower(const CachedImage& image) {
-  return LowerStack{{image.tree}, image.digest + "\n", image.uids, image.gids};
+  return LowerStack{{image.tree}, image.digest + "\n", image.uids, image.gids, {image.in_use}};
 }
 
 LowerStack layers_lower(const CachedLayers& layers) {
-  LowerStack stack{layers.trees, "", layers.uids, layers.gids};
+  LowerStack stack{layers.trees, "", layers.uids, layers.gids, layers.in_use};
   for (const std::string& d : layers.diff_ids) stack.record += d + "\n";
   return stack;
 }

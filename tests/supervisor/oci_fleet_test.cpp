@@ -193,6 +193,50 @@ TEST_F(OciFleetTest, TwoImagesSharingABaseLayerShareItsCachedTree) {
   EXPECT_EQ(b.st_ino, cached.st_ino);
 }
 
+TEST_F(OciFleetTest, ImagesListsUsersAndPruneRemovesOnlyUnusedLayers) {
+  ASSERT_EQ(up_image(fleet_, layout("v2"), "overlay", 1).status, 0);
+  // A second fleet leaves the other image's own layer in the cache, unused.
+  const std::string other = fleet_ + "-other";
+  {
+    struct Down {
+      std::string command;
+      ~Down() { run_command(command); }
+    } down_other{haco_command("down --purge --name " + other + " --timeout 1")};
+    ASSERT_EQ(up_image(other, layout("other"), "overlay", 1, 1).status, 0);
+  }
+  auto entries = [&] {
+    auto r = haco("images --json");
+    EXPECT_EQ(r.status, 0) << r.output;
+    return nlohmann::json::parse(r.output).at("entries");
+  };
+  auto listed = entries();
+  ASSERT_EQ(listed.size(), 3u) << listed.dump();
+  std::size_t used = 0;
+  for (const auto& e : listed) {
+    EXPECT_EQ(e.at("kind"), "layer");
+    EXPECT_GT(e.at("bytes").get<std::uint64_t>(), 0u);
+    if (e.at("fleets") == nlohmann::json::array({fleet_})) ++used;
+    else EXPECT_EQ(e.at("fleets"), nlohmann::json::array()) << e.dump();
+  }
+  EXPECT_EQ(used, 2u) << "the base layer and the v2 layer";
+
+  auto pruned = haco("images prune");
+  ASSERT_EQ(pruned.status, 0) << pruned.output;
+  EXPECT_NE(pruned.output.find("removed 1 entry"), std::string::npos) << pruned.output;
+  listed = entries();
+  EXPECT_EQ(listed.size(), 2u) << listed.dump();
+  const auto pids = init_pids(fleet_, 1);
+  ASSERT_EQ(pids.size(), 1u);
+  EXPECT_TRUE(exists_in(pids[0], "/bin/busybox"));
+
+  // Taken down without --purge, the upper layer is kept: its lowers stay.
+  ASSERT_EQ(haco("down --name " + fleet_ + " --timeout 1").status, 0);
+  for (const auto& e : entries()) EXPECT_EQ(e.at("fleets"), nlohmann::json::array({fleet_ + " (kept)"})) << e.dump();
+  pruned = haco("images prune");
+  EXPECT_NE(pruned.output.find("removed 0 entries"), std::string::npos) << pruned.output;
+  EXPECT_EQ(entries().size(), 2u);
+}
+
 TEST_F(OciFleetTest, ATamperedLayerIsRefusedNamingBothDigests) {
   // A copy of the layout whose base layer blob no longer matches its name.
   const std::string copy = temp_->path().string() + "/layout";
