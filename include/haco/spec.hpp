@@ -68,7 +68,6 @@ struct Bootstrap {
   BootstrapKind kind = BootstrapKind::none;
   std::string archive_path;
   std::vector<std::string> tar_options;
-  std::string image;  // oci
   std::string code;
   // block: the commands the block issued while the definition was evaluated
   // (recorded, not run), or why they could not be recorded (the block raised).
@@ -76,6 +75,7 @@ struct Bootstrap {
   // what identifies an instance (state::spec_hash leaves them out).
   std::vector<std::string> commands;
   std::string recording_error;
+  std::string image;  // oci: as written in the definition
   bool operator==(const Bootstrap&) const = default;
 };
 

@@ -109,8 +109,30 @@ std::string layout_document(const std::string& dir, const std::string& digest, c
   return text;
 }
 
-// The small members of a docker archive (its JSON documents), by name.
-std::map<std::string, std::string> archive_documents(const std::string& path) {
+// "./a/b" -> "a/b"; "a/../c" -> "c" (a member name, or a symlink's target
+// joined to its directory); "" when it leaves the archive.
+std::string member_name(const std::string& raw) {
+  std::vector<std::string> parts;
+  std::istringstream in(raw);
+  std::string part;
+  while (std::getline(in, part, '/')) {
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      if (parts.empty()) return "";
+      parts.pop_back();
+    } else {
+      parts.push_back(part);
+    }
+  }
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : "/") + p;
+  return out;
+}
+
+// The small members of a docker archive (its JSON documents), by name; and
+// its symlinks (docker save links a layer shared by two images).
+std::map<std::string, std::string> archive_documents(const std::string& path,
+                                                     std::map<std::string, std::string>& symlinks) {
   struct Closer {
     void operator()(archive* a) const { archive_read_free(a); }
   };
@@ -126,14 +148,20 @@ std::map<std::string, std::string> archive_documents(const std::string& path) {
     if (r == ARCHIVE_EOF) break;
     if (r < ARCHIVE_WARN)
       throw InputError(fmt::format("reading docker archive {}: {}", path, archive_error_string(a.get())));
+    if (archive_entry_filetype(e) == AE_IFLNK && archive_entry_symlink(e)) {
+      const std::string name = member_name(archive_entry_pathname(e));
+      const std::string dir = name.find('/') == std::string::npos ? "" : name.substr(0, name.rfind('/') + 1);
+      const std::string target = archive_entry_symlink(e);
+      symlinks[name] = target.front() == '/' ? "" : member_name(dir + target);
+      continue;
+    }
     if (archive_entry_filetype(e) != AE_IFREG || archive_entry_size(e) > static_cast<la_int64_t>(kMaxDocument))
       continue;
     std::string text(static_cast<std::size_t>(archive_entry_size(e)), '\0');
     if (!text.empty() && archive_read_data(a.get(), text.data(), text.size()) != static_cast<la_ssize_t>(text.size()))
       throw InputError(fmt::format("reading {} in docker archive {}: {}", archive_entry_pathname(e), path,
                                    archive_error_string(a.get())));
-    std::string name = archive_entry_pathname(e);
-    if (name.rfind("./", 0) == 0) name = name.substr(2);
+    const std::string name = member_name(archive_entry_pathname(e));
     // Only documents are kept; a small layer is read again when it is needed.
     if (!text.empty() && (text.front() == '{' || text.front() == '[')) out.emplace(name, std::move(text));
   }
@@ -284,7 +312,8 @@ ImageConfig parse_config(const std::string& config_json, const std::string& what
   return out;
 }
 
-ArchiveManifest parse_archive_manifest(const std::string& manifest_json, const Reference& ref, const std::string& what) {
+ArchiveManifest parse_archive_manifest(const std::string& manifest_json, const Reference& ref,
+                                       const std::string& what) {
   json m = json::parse(manifest_json, nullptr, false);
   if (m.is_discarded() || !m.is_array() || m.empty()) throw InputError(fmt::format("{}: not a list of images", what));
   const json* chosen = nullptr;
@@ -324,7 +353,9 @@ Image read_image(const std::string& text) {
     // A multi-platform index: the manifest of this host's architecture.
     const json probe = parse_json(manifest_text, "manifest " + manifest_digest);
     image.id = manifest_digest;
-    if (auto mt = probe.find("mediaType"); mt != probe.end() && mt->is_string() && one_of(mt->get<std::string>(), kIndexTypes)) {
+    auto field = probe.find("mediaType");
+    const std::string media_type = field != probe.end() && field->is_string() ? field->get<std::string>() : "";
+    if (one_of(media_type, kIndexTypes)) {
       const std::string arch = host_architecture();
       std::string digest;
       for (const json& d : probe.value("manifests", json::array())) {
@@ -335,9 +366,8 @@ Image read_image(const std::string& text) {
       if (digest.empty()) throw InputError(fmt::format("{}: no manifest for linux/{}", what, arch));
       manifest_text = layout_document(ref.path, digest, "manifest");
       image.id = digest;
-    } else if (auto mt2 = probe.find("mediaType"); mt2 != probe.end() && mt2->is_string() &&
-                                                   !one_of(mt2->get<std::string>(), kManifestTypes)) {
-      throw InputError(fmt::format("{}: manifest of media type {}, not an image manifest", what, mt2->get<std::string>()));
+    } else if (!media_type.empty() && !one_of(media_type, kManifestTypes)) {
+      throw InputError(fmt::format("{}: manifest of media type {}, not an image manifest", what, media_type));
     }
     Manifest manifest = parse_manifest(manifest_text, "manifest " + image.id);
     const std::string config_text = layout_document(ref.path, manifest.config_digest, "config");
@@ -345,12 +375,13 @@ Image read_image(const std::string& text) {
     image.layers = std::move(manifest.layers);
     for (Layer& l : image.layers) l.blob = ref.path + "/blobs/sha256/" + hex_of(l.digest);
   } else {
-    const auto documents = archive_documents(ref.path);
+    std::map<std::string, std::string> symlinks;
+    const auto documents = archive_documents(ref.path, symlinks);
     auto manifest = documents.find("manifest.json");
     if (manifest == documents.end())
       throw InputError(fmt::format("{}: {} has no manifest.json (not a docker archive)", what, ref.path));
     ArchiveManifest am = parse_archive_manifest(manifest->second, ref, ref.path + ": manifest.json");
-    auto config = documents.find(am.config);
+    auto config = documents.find(member_name(am.config));
     if (config == documents.end())
       throw InputError(fmt::format("{}: config {} is not in {}", what, am.config, ref.path));
     const std::string config_digest = "sha256:" + rootfs::bytes_digest(config->second);
@@ -359,7 +390,14 @@ Image read_image(const std::string& text) {
                                    ref.path, config_digest, named));
     image.id = config_digest;
     image.config = parse_config(config->second, "config " + am.config, &diff_ids);
-    for (const auto& member : am.layers) {
+    for (const auto& listed : am.layers) {
+      std::string member = member_name(listed);
+      for (int hops = 0; symlinks.count(member); ++hops) {
+        member = symlinks.at(member);
+        if (member.empty() || hops == 8)
+          throw InputError(
+              fmt::format("{}: layer {} is a symbolic link out of the archive or in a loop", what, listed));
+      }
       Layer l;
       l.blob = member;
       l.digest = digest_in_member_name(member);

@@ -107,7 +107,7 @@ std::vector<std::string> copy_archive_members(const oci::Image& image, const std
     if (r < ARCHIVE_WARN)
       throw InputError(fmt::format("reading docker archive {}: {}", file, archive_error_string(a.get())));
     std::string name = archive_entry_pathname(e);
-    if (name.rfind("./", 0) == 0) name = name.substr(2);
+    while (name.rfind("./", 0) == 0) name = name.substr(2);
     auto [first, last] = members.equal_range(name);
     if (first == last || archive_entry_filetype(e) != AE_IFREG) continue;
     const std::size_t i = first->second;
@@ -224,7 +224,8 @@ std::vector<std::vector<char>> plan_flattened(const std::vector<std::string>& la
     if (!children_only)
       if (auto it = winners.find(path); it != winners.end() && it->second.layer < layer) winners.erase(it);
     const std::string prefix = path.empty() ? "" : path + "/";
-    for (auto it = winners.lower_bound(prefix); it != winners.end() && it->first.compare(0, prefix.size(), prefix) == 0;) {
+    for (auto it = winners.lower_bound(prefix);
+         it != winners.end() && it->first.compare(0, prefix.size(), prefix) == 0;) {
       if (it->first.empty() || it->second.layer >= layer) {
         ++it;
         continue;
@@ -244,7 +245,8 @@ std::vector<std::vector<char>> plan_flattened(const std::vector<std::string>& la
       if (cancel && cancel->load()) throw Error("cancelled");
       int r = archive_read_next_header(a.get(), &e);
       if (r == ARCHIVE_EOF) break;
-      if (r < ARCHIVE_WARN) throw Error(fmt::format("reading layer {}: {}", layers[layer], archive_error_string(a.get())));
+      if (r < ARCHIVE_WARN)
+        throw Error(fmt::format("reading layer {}: {}", layers[layer], archive_error_string(a.get())));
       const char* raw_name = archive_entry_pathname(e);
       const std::string raw = raw_name ? raw_name : "";
       const std::string path = normalize_entry_path(raw);

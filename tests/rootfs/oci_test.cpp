@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "archive_builder.hpp"
+#include "oci_layout_builder.hpp"
 #include "haco/error.hpp"
 #include "haco/oci.hpp"
 #include "haco/rootfs.hpp"
@@ -18,6 +20,7 @@ namespace haco::oci {
 namespace {
 
 using rootfs::testing::ArchiveBuilder;
+using testing::LayoutBuilder;
 using rootfs::testing::TempDir;
 
 const std::string kDigestA = "sha256:" + std::string(64, 'a');
@@ -142,41 +145,9 @@ TEST(OciApplyConfig, TheDefinitionWinsAndSlashIsTheLastResort) {
   EXPECT_THROW(apply_image_config(nothing, ImageConfig{}), InputError);
 }
 
-// A layout on disk, its blobs named by their digests.
-class Layout {
- public:
-  explicit Layout(const std::string& dir) : dir_(dir) { mkdir((dir + "/blobs").c_str(), 0755), mkdir((dir + "/blobs/sha256").c_str(), 0755); }
-  std::string blob(const std::string& text) {
-    const std::string digest = "sha256:" + rootfs::bytes_digest(text);
-    write(dir_ + "/blobs/sha256/" + digest.substr(7), text);
-    return digest;
-  }
-  std::string blob_file(const std::string& path) {
-    const std::string digest = "sha256:" + rootfs::file_digest(path);
-    rename(path.c_str(), (dir_ + "/blobs/sha256/" + digest.substr(7)).c_str());
-    return digest;
-  }
-  // One image of `layers` (blob digests, diff_ids), tagged `tag`.
-  void image(const std::vector<std::pair<std::string, std::string>>& layers, const std::string& tag) {
-    std::string diff_ids, list;
-    for (const auto& [digest, diff_id] : layers) {
-      diff_ids += (diff_ids.empty() ? "\"" : ",\"") + diff_id + "\"";
-      list += std::string(list.empty() ? "" : ",") + R"({"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":")" +
-              digest + "\"}";
-    }
-    const std::string config = blob(R"({"config":{"Cmd":["/bin/true"]},"rootfs":{"type":"layers","diff_ids":[)" + diff_ids + "]}}");
-    const std::string manifest =
-        blob(R"({"schemaVersion":2,"config":{"digest":")" + config + R"("},"layers":[)" + list + "]}");
-    write(dir_ + "/index.json", index_with(descriptor(manifest, tag)));
-  }
-
- private:
-  std::string dir_;
-};
-
 TEST(OciLayout, ReadsLayersBottomFirstAndChecksEveryDocument) {
   TempDir dir;
-  Layout layout(dir.path());
+  LayoutBuilder layout(dir.path());
   layout.image({{kDigestA, kDigestB}, {kDigestB, kDigestA}}, "latest");
   Image image = read_image(dir.path());
   ASSERT_EQ(image.layers.size(), 2u);
@@ -199,7 +170,7 @@ TEST(OciLayout, ReadsLayersBottomFirstAndChecksEveryDocument) {
 
 TEST(OciLayerBlobs, AMismatchNamesTheBlobAndBothDigests) {
   TempDir dir;
-  Layout layout(dir.path());
+  LayoutBuilder layout(dir.path());
   ArchiveBuilder(dir / "layer.tar", "gzip").file("a", "x").close();
   const std::string good = layout.blob_file(dir / "layer.tar");
   layout.image({{good, "sha256:" + std::string(64, '0')}}, "latest");
@@ -215,6 +186,49 @@ TEST(OciLayerBlobs, AMismatchNamesTheBlobAndBothDigests) {
     EXPECT_NE(text.find(image.layers[0].blob), std::string::npos) << text;
     EXPECT_NE(text.find("sha256:" + rootfs::bytes_digest("tampered")), std::string::npos) << text;
     EXPECT_NE(text.find(good), std::string::npos) << text;
+  }
+}
+
+TEST(OciDockerArchive, FollowsLinkedLayersAndChecksThemAgainstTheDiffIds) {
+  TempDir dir;
+  ArchiveBuilder(dir / "layer.tar").file("etc/hostname", "h\n").close();
+  std::string layer_data;
+  {
+    std::ifstream in(dir / "layer.tar", std::ios::binary);
+    layer_data.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  const std::string diff_id = "sha256:" + rootfs::bytes_digest(layer_data);
+  const std::string config = R"({"config":{"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":[")" + diff_id + R"("]}})";
+  const std::string config_name = rootfs::bytes_digest(config) + ".json";
+  auto archive_with = [&](const std::string& path, const std::string& data) {
+    ArchiveBuilder(path)
+        .file("manifest.json", R"([{"Config":")" + config_name +
+                                   R"(","RepoTags":["docker.io/library/hello:1"],"Layers":["0123/layer.tar"]}])")
+        .file(config_name, config)
+        .file("shared.tar", data)
+        .symlink("0123/layer.tar", "../shared.tar")
+        .close();
+  };
+  archive_with(dir / "saved.tar", layer_data);
+  Image image = read_image(dir / "saved.tar:hello:1");
+  ASSERT_EQ(image.layers.size(), 1u);
+  EXPECT_EQ(image.layers[0].blob, "shared.tar");
+  EXPECT_EQ(image.layers[0].diff_id, diff_id);
+  EXPECT_EQ(image.id, "sha256:" + config_name.substr(0, 64));
+  {
+    rootfs::LayerBlobs blobs(image, {true}, dir / "data", nullptr);
+    EXPECT_EQ(rootfs::file_digest(blobs.path(0)), diff_id.substr(7));
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(dir / "data/staging")) << "the copies go with the object";
+
+  archive_with(dir / "changed.tar", layer_data + std::string(1024, '\0'));
+  Image changed = read_image(dir / "changed.tar");
+  try {
+    rootfs::LayerBlobs blobs(changed, {true}, dir / "data", nullptr);
+    FAIL() << "a layer that is not its diff_id was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(diff_id), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("shared.tar"), std::string::npos) << e.what();
   }
 }
 
