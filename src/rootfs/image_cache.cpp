@@ -72,14 +72,21 @@ void fill_image(const std::string& archive, const std::string& images, CachedIma
 
 std::shared_ptr<const UniqueFd> lock_cache_entry(const std::string& lock_path, const std::function<bool()>& complete,
                                                  const std::function<void()>& fill) {
+  auto take = [&](int fd, int how) {
+    while (flock(fd, how) < 0)
+      if (errno != EINTR) throw Error::from_errno("flock", lock_path, errno);
+  };
   for (;;) {
     auto lock = std::make_shared<UniqueFd>(open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
     if (!*lock) throw Error::from_errno("open", lock_path, errno);
-    while (flock(lock->get(), LOCK_EX) < 0)
-      if (errno != EINTR) throw Error::from_errno("flock", lock_path, errno);
+    // Shared first: an entry this process already holds (two images of one
+    // fleet sharing a layer) is complete, and an exclusive lock would wait
+    // for this process's own shared one.
+    take(lock->get(), LOCK_SH);
+    if (complete()) return lock;
+    take(lock->get(), LOCK_EX);
     if (!complete()) fill();
-    while (flock(lock->get(), LOCK_SH) < 0)
-      if (errno != EINTR) throw Error::from_errno("flock", lock_path, errno);
+    take(lock->get(), LOCK_SH);
     if (complete()) return lock;
   }
 }

@@ -28,10 +28,10 @@ struct CachedImage {
   std::shared_ptr<const UniqueFd> in_use;
 };
 
-// Locks `lock_path` exclusively (blocking), runs `fill` (which returns true
-// when the entry is complete afterwards), then holds the lock shared: the
-// returned fd. Retried when the entry went away between the two (the
-// conversion of a flock is not atomic).
+// The entry at `lock_path` complete and held shared (the returned fd): found
+// complete under a shared lock, or else filled by `fill` under an exclusive
+// one. Retried when the entry went away between the two (the conversion of a
+// flock is not atomic).
 std::shared_ptr<const UniqueFd> lock_cache_entry(const std::string& lock_path, const std::function<bool()>& complete,
                                                  const std::function<void()>& fill);
 
