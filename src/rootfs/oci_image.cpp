@@ -358,9 +358,17 @@ Image read_image(const std::string& text) {
     if (one_of(media_type, kIndexTypes)) {
       const std::string arch = host_architecture();
       std::string digest;
-      for (const json& d : probe.value("manifests", json::array())) {
+      auto text_of = [](const json& j, const char* key) {
+        auto it = j.find(key);
+        return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+      };
+      auto manifests = probe.find("manifests");
+      if (manifests == probe.end() || !manifests->is_array())
+        throw InputError(fmt::format("{}: an image index without a manifests list", what));
+      for (const json& d : *manifests) {
+        if (!d.is_object()) continue;
         auto p = d.find("platform");
-        if (p != d.end() && p->value("os", "") == "linux" && p->value("architecture", "") == arch)
+        if (p != d.end() && p->is_object() && text_of(*p, "os") == "linux" && text_of(*p, "architecture") == arch)
           digest = string_field(d, "digest", what);
       }
       if (digest.empty()) throw InputError(fmt::format("{}: no manifest for linux/{}", what, arch));
