@@ -12,8 +12,10 @@ configure_file(${CMAKE_SOURCE_DIR}/systemd/haco-fleet@.service.in ${CMAKE_BINARY
 install(TARGETS haco-fleet RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(FILES ${CMAKE_BINARY_DIR}/systemd/haco-fleet@.service DESTINATION ${HACO_SYSTEMD_UNIT_DIR})
 install(FILES ${CMAKE_SOURCE_DIR}/templates/busybox-httpd.haco ${CMAKE_SOURCE_DIR}/templates/phpinfo.haco
+              ${CMAKE_SOURCE_DIR}/templates/phpinfo-oci.haco
         DESTINATION ${HACO_DATA_DIR}/templates)
 install(PROGRAMS ${CMAKE_SOURCE_DIR}/scripts/build-busybox-image.sh ${CMAKE_SOURCE_DIR}/scripts/build-php-image.sh
+                 ${CMAKE_SOURCE_DIR}/scripts/build-php-oci.sh
         DESTINATION ${HACO_DATA_DIR}/scripts)
 install(FILES ${CMAKE_SOURCE_DIR}/packaging/haco-fleet.bash-completion
         DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME haco-fleet)

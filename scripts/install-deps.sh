@@ -14,6 +14,8 @@ packages=(
   help2man dpkg-dev file
   # image builders, tests and benchmark scripts
   mmdebstrap busybox-static curl jq
+  # OCI layouts and docker archives for the image tests and docs/images.md's example
+  umoci skopeo
   tar gzip xz-utils zstd bzip2 util-linux iproute2 procps
   # bench-startup.sh draws its ready-time CDF with gnuplot; its test reads the SVG with xmllint
   gnuplot-nox libxml2-utils

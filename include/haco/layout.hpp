@@ -57,6 +57,16 @@ class DataRoot {
   std::string image_tree(std::string_view digest) const { return images() + "/" + std::string(digest); }
   std::string image_ids(std::string_view digest) const { return image_tree(digest) + ".ids"; }
   std::string image_lock(std::string_view digest) const { return image_tree(digest) + ".lock"; }
+  // The OCI layer cache: one tree per layer, named by its diff_id (the
+  // sha256 of the uncompressed layer, hex), with .ids and .lock beside it
+  // as for images; whiteouts stored as overlayfs whiteouts.
+  std::string layers() const { return path_ + "/layers"; }
+  std::string layer_tree(std::string_view digest) const { return layers() + "/" + std::string(digest); }
+  std::string layer_ids(std::string_view digest) const { return layer_tree(digest) + ".ids"; }
+  std::string layer_lock(std::string_view digest) const { return layer_tree(digest) + ".lock"; }
+  // Blobs read out of a docker archive while its layers are cached or
+  // extracted; removed when that is done.
+  std::string staging() const { return path_ + "/staging"; }
   // The remembered sha256 of each image archive.
   std::string image_digests() const { return path_ + "/image-digests"; }
   // The one of the archive file with this device and inode number.
@@ -80,7 +90,7 @@ class DataRoot {
   std::string fleet_logs(std::string_view fleet) const;
 
   // The data root (made with kRootfsBaseMode when missing) and its private
-  // directories: images, image-digests, instances and logs.
+  // directories: images, layers, staging, image-digests, instances and logs.
   void make_directories() const;
 
  private:

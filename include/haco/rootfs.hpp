@@ -38,6 +38,7 @@ struct InstanceRootfs {
   std::string archive;                       // image tarball (Bootstrap::archive_path)
   std::vector<IdMapping> uid_map, gid_map;   // empty = no shift (ids kept as in the image)
   OwnershipPolicy ownership = OwnershipPolicy::shift;
+  std::string image;                         // instead of `archive`: an OCI image (Bootstrap::image, haco/oci.hpp)
 };
 
 struct PrepareOptions {
@@ -165,5 +166,7 @@ void remove_tree(const std::string& path);
 
 // sha256 of a file, lowercase hex.
 std::string file_digest(const std::string& path);
+// sha256 of bytes in memory, lowercase hex.
+std::string bytes_digest(std::string_view data);
 
 }  // namespace haco::rootfs

@@ -59,7 +59,9 @@ std::string_view independent_mount_name(IndependentMount m);
 //  - shell:   `code` runs with /bin/sh once, when the rootfs does not exist yet.
 //  - block:   the definition's Ruby block (backtick commands) runs as written,
 //             when the rootfs does not exist yet, by re-evaluating the file.
-enum class BootstrapKind { none, tarball, shell, block };
+//  - oci:     the rootfs engine lays down the layers of `image`, an OCI layout
+//             or a docker archive (haco/oci.hpp names the forms).
+enum class BootstrapKind { none, tarball, shell, block, oci };
 std::string_view bootstrap_kind_name(BootstrapKind k);
 
 struct Bootstrap {
@@ -73,6 +75,7 @@ struct Bootstrap {
   // what identifies an instance (state::spec_hash leaves them out).
   std::vector<std::string> commands;
   std::string recording_error;
+  std::string image;  // oci: as written in the definition
   bool operator==(const Bootstrap&) const = default;
 };
 
@@ -131,7 +134,13 @@ struct ContainerSpec {
   std::vector<CgroupSetting> cgroup;     // config.cgroup[key] = value
   Bootstrap bootstrap;                   // config.bootstrap
   std::vector<std::string> environment;  // config.environ, "KEY=VALUE"
-  std::string workdir = "/";             // config.workdir
+  // config.workdir; empty until the definition or its image sets one (the
+  // fleet's expansion makes it "/" then).
+  std::string workdir;
+  // config.user (or the image's User): "name", "uid", "uid:gid",
+  // "name:group", resolved against the container's /etc/passwd and
+  // /etc/group when it starts; empty: the container's root.
+  std::string user;
   int stop_signal = SIGTERM;             // config.stop_signal
   CapabilitySet capabilities = default_capabilities();  // config.capabilities: the bounding set
   bool no_new_privs = false;             // config.no_new_privs

@@ -55,6 +55,7 @@ std::string bootstrap_text(const ContainerSpec& s) {
   switch (s.bootstrap.kind) {
     case BootstrapKind::none: return "none (the rootfs must exist)";
     case BootstrapKind::tarball: return "tarball " + s.bootstrap.archive_path;
+    case BootstrapKind::oci: return "oci image " + s.bootstrap.image;
     case BootstrapKind::shell: return "shell script, when the rootfs does not exist yet";
     case BootstrapKind::block: {
       if (rootfs::rootfs_populated(s.rootfs))

@@ -62,7 +62,7 @@ void make_private_directory(const std::string& path) {
 
 void DataRoot::make_directories() const {
   layout::make_directories(path_, kRootfsBaseMode);
-  for (const std::string& dir : {images(), image_digests(), instances(), logs()}) make_private_directory(dir);
+  for (const std::string& dir : {images(), layers(), staging(), image_digests(), instances(), logs()}) make_private_directory(dir);
 }
 
 std::string DataRoot::instance_dir(std::string_view instance) const {

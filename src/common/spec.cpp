@@ -81,6 +81,7 @@ std::string_view bootstrap_kind_name(BootstrapKind k) {
     case BootstrapKind::tarball: return "tarball";
     case BootstrapKind::shell: return "shell";
     case BootstrapKind::block: return "block";
+    case BootstrapKind::oci: return "oci";
   }
   return "?";
 }

@@ -120,6 +120,7 @@ json to_json(const ContainerSpec& s) {
     bootstrap["tar_options"] = s.bootstrap.tar_options;
   }
   if (s.bootstrap.kind == BootstrapKind::shell) bootstrap["code"] = s.bootstrap.code;
+  if (s.bootstrap.kind == BootstrapKind::oci) bootstrap["image"] = s.bootstrap.image;
   if (s.bootstrap.kind == BootstrapKind::block) {
     bootstrap["commands"] = s.bootstrap.commands;
     bootstrap["recording_error"] = s.bootstrap.recording_error;
@@ -149,6 +150,8 @@ json to_json(const ContainerSpec& s) {
       {"seccomp", seccomp_json(s)},
       {"source_file", s.source_file},
   };
+  // Only when set: the hash of every instance without one stays as it was.
+  if (!s.user.empty()) out["user"] = s.user;
   return out;
 }
 
@@ -197,6 +200,9 @@ ContainerSpec container_spec_from_json(const json& j) {
   } else if (strategy == "shell") {
     s.bootstrap.kind = BootstrapKind::shell;
     s.bootstrap.code = field<std::string>(b, "code");
+  } else if (strategy == "oci") {
+    s.bootstrap.kind = BootstrapKind::oci;
+    s.bootstrap.image = field<std::string>(b, "image");
   } else if (strategy == "block") {
     s.bootstrap.kind = BootstrapKind::block;
     if (b.contains("commands")) s.bootstrap.commands = field<std::vector<std::string>>(b, "commands");
@@ -205,6 +211,8 @@ ContainerSpec container_spec_from_json(const json& j) {
   else throw Error("spec JSON: unknown bootstrap strategy '" + strategy + "'");
   s.environment = field<std::vector<std::string>>(j, "environment");
   s.workdir = field<std::string>(j, "workdir");
+  // Written by every version since config.user: absent in older state.
+  if (auto it = j.find("user"); it != j.end() && it->is_string()) s.user = it->get<std::string>();
   s.stop_signal = field<int>(j, "stop_signal");
   s.source_file = field<std::string>(j, "source_file");
   security_from_json(j, s);

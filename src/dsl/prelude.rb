@@ -159,7 +159,7 @@ end
 module Haconiwa
   NAMESPACES = %w(mount mnt ns uts ipc pid net user cgroup)
   INDEPENDENT_MOUNTS = %w(procfs sysfs devtmpfs devpts shm)
-  BOOTSTRAP_STRATEGIES = %w(tarball shell)
+  BOOTSTRAP_STRATEGIES = %w(tarball shell oci)
   SIGNALS = {
     "TERM" => 15, "INT" => 2, "QUIT" => 3, "KILL" => 9, "HUP" => 1, "USR1" => 10, "USR2" => 12,
     "WINCH" => 28
@@ -238,10 +238,11 @@ module Haconiwa
   end
 
   class Bootstrap
-    attr_reader :strategy, :archive_path, :tar_options, :code, :block
+    attr_reader :strategy, :archive_path, :tar_options, :code, :block, :image
 
     def initialize
       @strategy = nil
+      @image = nil
       @archive_path = nil
       @tar_options = []
       @code = nil
@@ -258,6 +259,14 @@ module Haconiwa
 
     def archive_path=(path)
       @archive_path = path.to_s
+    end
+
+    # An OCI layout directory or a docker archive, with an optional tag or
+    # digest (docs/images.md, "OCI layouts and docker archives").
+    def image=(reference)
+      reference = reference.to_s
+      Haconiwa.__fail("b.image must be an absolute path, got #{reference.inspect}") unless reference.start_with?("/")
+      @image = reference
     end
 
     # tar is never run for a tarball bootstrap: the rootfs engine reads the
@@ -289,6 +298,9 @@ module Haconiwa
       elsif @strategy == "tarball"
         Haconiwa.__fail("bootstrap strategy \"tarball\" needs b.archive_path") unless @archive_path
         { "strategy" => "tarball", "archive_path" => @archive_path, "tar_options" => @tar_options }
+      elsif @strategy == "oci"
+        Haconiwa.__fail("bootstrap strategy \"oci\" needs b.image") unless @image
+        { "strategy" => "oci", "image" => @image }
       elsif @strategy == "shell"
         Haconiwa.__fail("bootstrap strategy \"shell\" needs b.code") unless @code
         { "strategy" => "shell", "code" => @code }
@@ -617,7 +629,8 @@ module Haconiwa
       @cgroup = []
       @bootstrap = Bootstrap.new
       @environ = {}
-      @workdir = "/"
+      @workdir = nil
+      @user = nil
       @stop_signal = 15
       @capabilities = Capabilities.new
       @no_new_privs = false
@@ -789,6 +802,23 @@ module Haconiwa
       @workdir = path
     end
 
+    def workdir
+      @workdir
+    end
+
+    # The user the init runs as: "name", "uid", "uid:gid" or "name:group",
+    # resolved in the container's /etc/passwd and /etc/group.
+    def user=(user)
+      user = user.to_s
+      Haconiwa.__fail("user must not be empty") if user.empty?
+      Haconiwa.__fail("user #{user.inspect}: at most one ':'") if user.count(":") > 1
+      @user = user
+    end
+
+    def user
+      @user
+    end
+
     def stop_signal=(signal)
       if signal.is_a?(Integer)
         number = signal
@@ -873,6 +903,7 @@ module Haconiwa
         "bootstrap" => @bootstrap.__export,
         "environment" => @environ,
         "workdir" => @workdir,
+        "user" => @user,
         "stop_signal" => @stop_signal,
         "capabilities" => @capabilities.__export,
         "no_new_privs" => @no_new_privs,

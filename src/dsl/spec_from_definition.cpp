@@ -91,8 +91,10 @@ ContainerSpec spec_from_definition(const json& d, const std::string& file_name) 
   // It names the instance's directories, cgroup and hostname.
   with_context(file_name, [&] { check_name("config.name", spec.name); });
 
-  if (d.at("command").is_null()) throw fail("config.init_command is not set");
-  spec.command = d.at("command").get<std::vector<std::string>>();
+  // An OCI image's Entrypoint and Cmd may give it (oci::apply_image_config).
+  const bool oci = d.at("bootstrap").at("strategy").get<std::string>() == "oci";
+  if (d.at("command").is_null() && !oci) throw fail("config.init_command is not set");
+  if (!d.at("command").is_null()) spec.command = d.at("command").get<std::vector<std::string>>();
   spec.daemonize = d.at("daemonize").get<bool>();
 
   if (d.at("rootfs").is_null()) throw fail("config.chroot_to is not set (the instance's root directory)");
@@ -150,6 +152,9 @@ ContainerSpec spec_from_definition(const json& d, const std::string& file_name) 
     spec.bootstrap.kind = BootstrapKind::tarball;
     spec.bootstrap.archive_path = b.at("archive_path").get<std::string>();
     spec.bootstrap.tar_options = b.at("tar_options").get<std::vector<std::string>>();
+  } else if (strategy == "oci") {
+    spec.bootstrap.kind = BootstrapKind::oci;
+    spec.bootstrap.image = b.at("image").get<std::string>();
   } else if (strategy == "shell") {
     spec.bootstrap.kind = BootstrapKind::shell;
     spec.bootstrap.code = b.at("code").get<std::string>();
@@ -163,7 +168,8 @@ ContainerSpec spec_from_definition(const json& d, const std::string& file_name) 
     if (key.empty() || key.find('=') != std::string::npos) throw fail("environ key '" + key + "' is not a valid name");
     spec.environment.push_back(key + "=" + value.get<std::string>());
   }
-  spec.workdir = d.at("workdir").get<std::string>();
+  if (!d.at("workdir").is_null()) spec.workdir = d.at("workdir").get<std::string>();
+  if (!d.at("user").is_null()) spec.user = d.at("user").get<std::string>();
   spec.stop_signal = d.at("stop_signal").get<int>();
 
   // The prelude checked every name; these lookups cannot fail for its output.

@@ -1,8 +1,10 @@
 #include <algorithm>
+#include <map>
 
 #include "haco/cgroup.hpp"
 #include "haco/error.hpp"
 #include "haco/fleet.hpp"
+#include "haco/oci.hpp"
 
 namespace haco::fleet {
 
@@ -26,6 +28,8 @@ std::vector<InstanceSpec> expand(const std::string& definition_path, const std::
   dsl::IsolatedEvaluator evaluator(options.eval_timeout);
   std::vector<InstanceSpec> instances;
   instances.reserve(ports.size());
+  // Each image's config, read once however many ports name it.
+  std::map<std::string, oci::ImageConfig> image_configs;
   for (std::uint16_t port : ports) {
     std::string value = std::to_string(port);
     const dsl::Environment env = port_environment(options, port);
@@ -34,6 +38,18 @@ std::vector<InstanceSpec> expand(const std::string& definition_path, const std::
     instance.port = port;
     instance.container = with_context("port " + value,
                                       [&] { return evaluator.evaluate_file(definition_path, env); });
+    ContainerSpec& c = instance.container;
+    if (c.bootstrap.kind == BootstrapKind::oci) {
+      auto config = image_configs.find(c.bootstrap.image);
+      if (config == image_configs.end())
+        config = image_configs
+                     .emplace(c.bootstrap.image, with_context("port " + value + ": " + definition_path,
+                                                              [&] { return oci::read_image(c.bootstrap.image).config; }))
+                     .first;
+      with_context("port " + value, [&] { oci::apply_image_config(c, config->second); });
+    } else if (c.workdir.empty()) {
+      c.workdir = "/";
+    }
     auto& cgroup = instance.container.cgroup;
     bool sets_pids = std::any_of(cgroup.begin(), cgroup.end(), [](const CgroupSetting& s) { return s.key == "pids.max"; });
     if (!sets_pids && !options.default_pids_max.empty()) cgroup.push_back({"pids.max", options.default_pids_max});

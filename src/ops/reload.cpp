@@ -19,7 +19,8 @@ using state::InstanceState;
 // The bootstrap as it identifies an instance (state::spec_hash's rule: the
 // commands a block issued depend on the host's files, not the definition).
 bool same_bootstrap(const Bootstrap& a, const Bootstrap& b) {
-  return a.kind == b.kind && a.archive_path == b.archive_path && a.tar_options == b.tar_options && a.code == b.code;
+  return a.kind == b.kind && a.archive_path == b.archive_path && a.tar_options == b.tar_options && a.code == b.code &&
+         a.image == b.image;
 }
 
 // Every field of a container but its cgroup settings, with what it is
@@ -42,6 +43,7 @@ void compare_fields(const ContainerSpec& a, const ContainerSpec& b, std::vector<
   check(same_bootstrap(a.bootstrap, b.bootstrap), "bootstrap");
   check(a.environment == b.environment, "environment");
   check(a.workdir == b.workdir, "workdir");
+  check(a.user == b.user, "user");
   check(a.stop_signal == b.stop_signal, "stop signal");
   check(a.capabilities == b.capabilities, "capabilities");
   check(a.no_new_privs == b.no_new_privs, "no_new_privs");

@@ -348,6 +348,9 @@ class Up {
       if (c.bootstrap.kind == BootstrapKind::tarball)
         images.push_back({c.name, c.rootfs, c.bootstrap.archive_path, c.uid_map, c.gid_map,
                           rootfs::OwnershipPolicy::shift});
+      else if (c.bootstrap.kind == BootstrapKind::oci)
+        images.push_back({c.name, c.rootfs, "", c.uid_map, c.gid_map, rootfs::OwnershipPolicy::shift,
+                          c.bootstrap.image});
       else if (auto plan = planned.find(c.name); plan != planned.end())
         images.push_back({c.name, c.rootfs, plan->second.archive, c.uid_map, c.gid_map,
                           rootfs::OwnershipPolicy::shift});

@@ -10,6 +10,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -23,6 +24,28 @@ namespace haco::rootfs {
 inline constexpr std::size_t kMaxEntryPath = 4095;
 inline constexpr std::size_t kMaxEntryName = 255;
 
+// How an archive's names are read.
+//  plain:     an image tarball: every entry is a file of the image.
+//  overlay:   one OCI layer kept as an overlay lower layer: `.wh.NAME` becomes
+//             a whiteout (overlayfs' 0/0 character device) named NAME, and
+//             `.wh..wh..opq` the opaque xattr of its directory.
+//  flattened: OCI layers applied in order into one tree: `keep` says which
+//             entry of which layer is written (the whiteouts never are).
+// In both layer forms an xattr of overlayfs' own (trusted.overlay.*) that a
+// layer carries is dropped: only the whiteouts above make overlay metadata.
+enum class LayerNames { plain, overlay, flattened };
+
+// Whether the `header`-th entry (counting from 0) of archive `archive` is kept.
+using EntryFilter = std::function<bool(std::size_t archive, std::size_t header)>;
+
+inline constexpr std::string_view kWhiteoutPrefix = ".wh.";
+inline constexpr std::string_view kOpaqueMarker = ".wh..wh..opq";
+inline constexpr std::string_view kOverlayXattrPrefix = "trusted.overlay.";
+
+// The name a whiteout `.wh.NAME` deletes, checked: not empty, ".", "..", nor
+// holding a '/'. Throws haco::Error naming `entry`.
+std::string whiteout_target(std::string_view marker_name, const std::string& entry);
+
 class ArchiveReader {
  public:
   static constexpr std::size_t kBatchData = 4u << 20;  // bytes of file data per batch
@@ -33,6 +56,8 @@ class ArchiveReader {
   static constexpr std::size_t kMaxPathBytes = std::size_t(256) << 20;
 
   explicit ArchiveReader(std::string archive);
+  // Several archives read in order into one tree (names as `names` says).
+  ArchiveReader(std::vector<std::string> archives, LayerNames names, EntryFilter keep = {});
 
   // Reads the whole archive, calling `emit` with each full batch (false from
   // emit stops reading). Throws haco::Error naming the entry on a refused or
@@ -50,7 +75,14 @@ class ArchiveReader {
   const Entry* add_entry(std::unique_ptr<Entry> entry);
   const Entry* directory_for(const std::string& path, const std::string& entry_name);
 
-  std::string archive_;
+  // The entry that marks `parent` opaque, turned into that directory listed
+  // again with the opaque xattr.
+  void make_opaque_listing(Entry& marker, const std::string& parent, const std::string& raw);
+
+  std::vector<std::string> archives_;
+  LayerNames names_ = LayerNames::plain;
+  EntryFilter keep_;
+  std::set<std::string> opaque_dirs_;
   std::vector<std::unique_ptr<Entry>> entries_;
   std::unordered_map<std::string, Entry*> by_path_;
   std::vector<const Entry*> implicit_dirs_;  // made by directory_for, not yet in a batch

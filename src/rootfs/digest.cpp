@@ -13,6 +13,23 @@
 
 namespace haco::rootfs {
 
+namespace {
+
+std::string hex(const unsigned char* md, unsigned len) {
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) out += fmt::format("{:02x}", md[i]);
+  return out;
+}
+
+}  // namespace
+
+std::string bytes_digest(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) throw Error("sha256: cannot digest");
+  return hex(md, len);
+}
+
 std::string file_digest(const std::string& path) {
   UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) throw Error::from_errno("open", path, errno);
@@ -31,9 +48,7 @@ std::string file_digest(const std::string& path) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_DigestFinal_ex(ctx.get(), md, &len);
-  std::string hex;
-  for (unsigned i = 0; i < len; ++i) hex += fmt::format("{:02x}", md[i]);
-  return hex;
+  return hex(md, len);
 }
 
 }  // namespace haco::rootfs

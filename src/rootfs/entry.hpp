@@ -14,7 +14,9 @@
 
 namespace haco::rootfs {
 
-enum class EntryType { directory, regular, symlink, hardlink, char_device, block_device, fifo };
+// whiteout: an OCI layer's deletion of a lower layer's path, stored in a
+// cached layer tree as overlayfs stores it (a 0/0 character device).
+enum class EntryType { directory, regular, symlink, hardlink, char_device, block_device, fifo, whiteout };
 
 struct Entry {
   std::string path;          // normalized, relative, no "." or ".." ("" is the root)

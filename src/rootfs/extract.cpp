@@ -21,6 +21,7 @@
 #include "haco/unique_fd.hpp"
 #include "rootfs/archive_reader.hpp"
 #include "rootfs/batch_queue.hpp"
+#include "rootfs/extract_source.hpp"
 #include "rootfs/mounts.hpp"
 #include "rootfs/tree_writer.hpp"
 
@@ -114,6 +115,11 @@ class TreeRoot {
 
 ExtractStats extract_archive(const std::string& archive, const std::vector<ExtractTarget>& targets,
                              const ExtractOptions& options) {
+  return extract_source(ArchiveSource{{archive}, LayerNames::plain, {}}, archive, targets, options);
+}
+
+ExtractStats extract_source(const ArchiveSource& source, const std::string& archive,
+                            const std::vector<ExtractTarget>& targets, const ExtractOptions& options) {
   if (targets.empty()) return {};
   raise_nofile(targets.size());
   const mode_t umask = process_umask();
@@ -124,7 +130,7 @@ ExtractStats extract_archive(const std::string& archive, const std::vector<Extra
   unsigned writers = options.writers ? options.writers : std::max(1u, std::thread::hardware_concurrency());
   writers = static_cast<unsigned>(std::min<std::size_t>(writers, targets.size()));
   BatchQueue queue(writers, kQueuedBatches);
-  ArchiveReader reader(archive);
+  ArchiveReader reader(source.archives, source.names, source.keep);
 
   std::mutex error_mutex;
   std::exception_ptr reader_error, writer_error;

@@ -162,35 +162,48 @@ bool lower_layer_fd_refused(const Error& e) {
 
 }  // namespace
 
-void mount_overlay(int lower_fd, const std::string& lower_attach_point, const std::string& upper,
-                   const std::string& work, const std::string& target, const std::string& source) {
+void mount_overlay(const std::vector<UniqueFd>& lower_fds, const std::string& lower_attach_point,
+                   const std::string& upper, const std::string& work, const std::string& target,
+                   const std::string& source) {
   if (lower_layer_by_fd.load()) {
     try {
+      // Each "lowerdir+" adds a layer below those given before it.
       mount_overlay_with(
-          [&](auto& config) { config(FSCONFIG_SET_FD, "lowerdir+", nullptr, lower_fd, "lower layer"); }, upper, work,
-          target, source);
+          [&](auto& config) {
+            for (const UniqueFd& fd : lower_fds)
+              config(FSCONFIG_SET_FD, "lowerdir+", nullptr, fd.get(), "lower layer");
+          },
+          upper, work, target, source);
       return;
     } catch (const Error& e) {
       if (!lower_layer_fd_refused(e)) throw;
       lower_layer_by_fd.store(false);
     }
   }
-  // The idmapped lower layer is attached at a private path just long enough
-  // for overlay to take its own private clone of it.
-  rmdir(lower_attach_point.c_str());  // an empty one left by an interrupted run
-  check_sys(mkdir(lower_attach_point.c_str(), 0700), "mkdir", lower_attach_point);
+  // The idmapped lower layers are attached at private paths just long
+  // enough for overlay to take its own private clones of them.
   struct AttachPoint {
-    const std::string& path;
-    bool mounted = false;
+    std::string path;
+    bool made = false, mounted = false;
     ~AttachPoint() {
       if (mounted) umount2(path.c_str(), MNT_DETACH);
-      rmdir(path.c_str());
+      if (made) rmdir(path.c_str());
     }
-  } point{lower_attach_point};
-  if (move_mount(lower_fd, "", AT_FDCWD, lower_attach_point.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0)
-    throw Error::from_errno("move_mount", lower_attach_point, errno);
-  point.mounted = true;
-  const std::string lowerdir = escape_layer_path(lower_attach_point);
+  };
+  std::vector<std::unique_ptr<AttachPoint>> points;
+  std::string lowerdir;
+  for (std::size_t i = 0; i < lower_fds.size(); ++i) {
+    auto point = std::make_unique<AttachPoint>();
+    point->path = i == 0 ? lower_attach_point : fmt::format("{}-{}", lower_attach_point, i);
+    rmdir(point->path.c_str());  // an empty one left by an interrupted run
+    check_sys(mkdir(point->path.c_str(), 0700), "mkdir", point->path);
+    point->made = true;
+    if (move_mount(lower_fds[i].get(), "", AT_FDCWD, point->path.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0)
+      throw Error::from_errno("move_mount", point->path, errno);
+    point->mounted = true;
+    lowerdir += (lowerdir.empty() ? "" : ":") + escape_layer_path(point->path);
+    points.push_back(std::move(point));
+  }
   mount_overlay_with(
       [&](auto& config) { config(FSCONFIG_SET_STRING, "lowerdir", lowerdir.c_str(), 0, lower_attach_point); },
       upper, work, target, source);

@@ -20,12 +20,14 @@ UniqueFd make_userns(const std::vector<IdMapping>& uid_map, const std::vector<Id
 // through `userns_fd` when it is valid.
 UniqueFd idmapped_tree(const std::string& path, int userns_fd);
 
-// Mounts overlay(lower = lower_fd, upper, work) on `target`, nodev. `source`
-// names the mount in /proc/self/mountinfo. Kernels before 6.8 cannot take the
-// lower layer as an fd: there it is attached at `lower_attach_point` (a path
-// that must not exist, in a private directory) for the time of the mount,
-// and removed again.
-void mount_overlay(int lower_fd, const std::string& lower_attach_point, const std::string& upper,
-                   const std::string& work, const std::string& target, const std::string& source);
+// Mounts overlay(lower = lower_fds, top first; upper, work) on `target`,
+// nodev. `source` names the mount in /proc/self/mountinfo. Kernels before 6.8
+// cannot take a lower layer as an fd: there each is attached at
+// `lower_attach_point` (with "-N" after it for the N-th beyond the first: paths
+// that must not exist, in a private directory) for the time of the mount, and
+// removed again.
+void mount_overlay(const std::vector<UniqueFd>& lower_fds, const std::string& lower_attach_point,
+                   const std::string& upper, const std::string& work, const std::string& target,
+                   const std::string& source);
 
 }  // namespace haco::rootfs

@@ -37,6 +37,8 @@ void remove_stale_tmp(const std::string& images, const std::string& digest) {
   for (const std::string& s : stale) remove_tree(s);
 }
 
+}  // namespace
+
 // The archive's sha256, remembered per file: hashing a large image costs a
 // noticeable part of a warm `up`. The memo is keyed by device, inode, size,
 // mtime and ctime, so any change to the file (ctime moves on every write,
@@ -63,7 +65,31 @@ std::string remembered_digest(const std::string& archive, const std::string& dat
   return digest;
 }
 
+namespace {
+void fill_image(const std::string& archive, const std::string& images, CachedImage& image, const std::string& ids_file,
+                const std::atomic<bool>* cancel);
 }  // namespace
+
+std::shared_ptr<const UniqueFd> lock_cache_entry(const std::string& lock_path, const std::function<bool()>& complete,
+                                                 const std::function<void()>& fill) {
+  auto take = [&](int fd, int how) {
+    while (flock(fd, how) < 0)
+      if (errno != EINTR) throw Error::from_errno("flock", lock_path, errno);
+  };
+  for (;;) {
+    auto lock = std::make_shared<UniqueFd>(open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!*lock) throw Error::from_errno("open", lock_path, errno);
+    // Shared first: an entry this process already holds (two images of one
+    // fleet sharing a layer) is complete, and an exclusive lock would wait
+    // for this process's own shared one.
+    take(lock->get(), LOCK_SH);
+    if (complete()) return lock;
+    take(lock->get(), LOCK_EX);
+    if (!complete()) fill();
+    take(lock->get(), LOCK_SH);
+    if (complete()) return lock;
+  }
+}
 
 CachedImage ensure_cached_image(const std::string& archive, const std::string& data_root,
                                 const std::atomic<bool>* cancel) {
@@ -77,21 +103,24 @@ CachedImage ensure_cached_image(const std::string& archive, const std::string& d
   const std::string ids_file = layout.image_ids(image.digest);
   const std::string lock_path = layout.image_lock(image.digest);
 
-  UniqueFd lock(open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!lock) throw Error::from_errno("open", lock_path, errno);
-  while (flock(lock.get(), LOCK_EX) < 0)
-    if (errno != EINTR) throw Error::from_errno("flock", lock_path, errno);
-
-  if (exists(image.tree) && exists(ids_file)) {
+  auto complete = [&] {
+    if (!exists(image.tree) || !exists(ids_file)) return false;
     std::ifstream in(ids_file);
     nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
-    if (!j.is_discarded() && j.contains("uids") && j.contains("gids")) {
-      image.uids = j["uids"].get<std::vector<std::uint32_t>>();
-      image.gids = j["gids"].get<std::vector<std::uint32_t>>();
-      return image;
-    }
-  }
-  // Missing or incomplete: build it again.
+    if (j.is_discarded() || !j.contains("uids") || !j.contains("gids")) return false;
+    image.uids = j["uids"].get<std::vector<std::uint32_t>>();
+    image.gids = j["gids"].get<std::vector<std::uint32_t>>();
+    return true;
+  };
+  image.in_use = lock_cache_entry(lock_path, complete, [&] { fill_image(archive, images, image, ids_file, cancel); });
+  return image;
+}
+
+namespace {
+
+// Missing or incomplete: built again, under the entry's exclusive lock.
+void fill_image(const std::string& archive, const std::string& images, CachedImage& image, const std::string& ids_file,
+                const std::atomic<bool>* cancel) {
   remove_tree(image.tree);
   remove_stale_tmp(images, image.digest);
   const std::string tmp = fmt::format("{}/.tmp-{}-{}", images, image.digest, getpid());
@@ -113,11 +142,10 @@ CachedImage ensure_cached_image(const std::string& archive, const std::string& d
   write_file_atomically(ids_file,
                         nlohmann::json{{"uids", stats.uids}, {"gids", stats.gids}, {"archive", archive}}.dump() + "\n",
                         0600);
-  image.uids = stats.uids;
-  image.gids = stats.gids;
   image.extracted_now = true;
   image.warnings = stats.warnings;
-  return image;
 }
+
+}  // namespace
 
 }  // namespace haco::rootfs

@@ -28,11 +28,15 @@
 #include "rootfs/idmapped_overlay.hpp"
 #include "rootfs/image_cache.hpp"
 #include "rootfs/mounts.hpp"
+#include "rootfs/oci_layers.hpp"
 
 namespace haco::rootfs {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// What instances sharing one image have in common.
+std::string source_key(const InstanceRootfs& inst) { return inst.image.empty() ? inst.archive : "oci:" + inst.image; }
 
 bool directory_in_use(const std::string& path) {
   struct stat st {};
@@ -64,25 +68,53 @@ void write_text_file(const std::string& path, const std::string& text) {
   check_sys(write(fd.get(), text.data(), text.size()), "write", path);
 }
 
-// The cached tree the kept upper layer of `instance` belongs over, or ""
-// when there is no complete kept layer (or its image is no longer in the
-// cache).
-std::string kept_lower_tree(const layout::DataRoot& root, const std::string& instance) {
+// What an overlay instance's lower layers are: one cached image tree, or
+// the cached trees of an OCI image's layers (top first, as overlay lists
+// them), with the owners found in them. `record` is what the instance's
+// data directory keeps to find them again: one line per tree, the image's
+// sha256 (hex) or a layer's diff_id ("sha256:<hex>").
+// `in_use` holds the cache entries' shared locks until the overlays are
+// mounted and recorded.
+struct LowerStack {
+  std::vector<std::string> trees;
+  std::string record;
+  std::vector<std::uint32_t> uids, gids;
+  std::vector<std::shared_ptr<const UniqueFd>> in_use;
+};
+
+LowerStack image_lower(const CachedImage& image) {
+  return LowerStack{{image.tree}, image.digest + "\n", image.uids, image.gids, {image.in_use}};
+}
+
+LowerStack layers_lower(const CachedLayers& layers) {
+  LowerStack stack{layers.trees, "", layers.uids, layers.gids, layers.in_use};
+  for (const std::string& d : layers.diff_ids) stack.record += d + "\n";
+  return stack;
+}
+
+// The cached trees the kept upper layer of `instance` belongs over, or none
+// when there is no complete kept layer (or one of its trees is no longer in
+// the cache).
+std::vector<std::string> kept_lower_trees(const layout::DataRoot& root, const std::string& instance) {
   std::ifstream in(root.instance_image_digest(instance));
-  std::string digest;
-  if (!(in >> digest) || digest.find('/') != std::string::npos || digest.empty()) return {};
   struct stat st {};
   if (lstat(root.instance_upper(instance).c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return {};
-  std::string tree = root.image_tree(digest);
-  if (lstat(tree.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return {};
-  return tree;
+  std::vector<std::string> trees;
+  std::string line;
+  while (in >> line) {
+    if (line.find('/') != std::string::npos || line.find("..") != std::string::npos) return {};
+    std::string tree = line.rfind("sha256:", 0) == 0 ? root.layer_tree(line.substr(7)) : root.image_tree(line);
+    if (lstat(tree.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return {};
+    trees.push_back(std::move(tree));
+  }
+  return trees;
 }
 
 // One instance's overlay, undone (unmounted, upper/work and the mount point
 // removed) unless committed.
 class OverlayInstance {
  public:
-  OverlayInstance(const InstanceRootfs& inst, const CachedImage& image, const std::string& data_root) {
+  OverlayInstance(const InstanceRootfs& inst, const LowerStack& image, const std::string& data_root) {
     // A constructor that throws gets no destructor: what it made so far is
     // undone here.
     try {
@@ -103,7 +135,7 @@ class OverlayInstance {
   const std::string& work() const { return work_; }
 
  private:
-  void mount(const InstanceRootfs& inst, const CachedImage& image, const std::string& data_root) {
+  void mount(const InstanceRootfs& inst, const LowerStack& image, const std::string& data_root) {
     const layout::DataRoot root(data_root);
     const std::string dir = root.instance_dir(inst.instance);
     upper_ = root.instance_upper(inst.instance);
@@ -125,27 +157,28 @@ class OverlayInstance {
     // instance's rootfs as it was left: it is mounted again over the image it
     // was made over. Anything else in the directory was left by an
     // interrupted run and starts over.
-    std::string lower_tree = kept_lower_tree(root, inst.instance);
-    if (!lower_tree.empty()) {
+    std::vector<std::string> lower_trees = kept_lower_trees(root, inst.instance);
+    if (!lower_trees.empty()) {
       reused_ = true;
       remove_tree(work_);
       check_sys(mkdir(work_.c_str(), 0700), "mkdir", work_);
       check_sys(chown(work_.c_str(), root_uid, root_gid), "chown", work_);
     } else {
-      lower_tree = image.tree;
+      lower_trees = image.trees;
       remove_tree(dir);
       root.make_directories();
       check_sys(mkdir(dir.c_str(), layout::kPrivateMode), "mkdir", dir);
       dir_ = dir;
+      // The merged root takes the upper directory's mode: the topmost layer's.
       struct stat image_root {};
-      check_sys(stat(image.tree.c_str(), &image_root), "stat", image.tree);
+      check_sys(stat(image.trees.front().c_str(), &image_root), "stat", image.trees.front());
       for (const std::string& d : {upper_, work_}) {
         check_sys(mkdir(d.c_str(), 0700), "mkdir", d);
         check_sys(chown(d.c_str(), root_uid, root_gid), "chown", d);
       }
       // The merged root takes the upper directory's mode and owner.
       check_sys(chmod(upper_.c_str(), image_root.st_mode & 07777), "chmod", upper_);
-      write_text_file(root.instance_image_digest(inst.instance), image.digest + "\n");
+      write_text_file(root.instance_image_digest(inst.instance), image.record);
     }
 
     rootfs_ = inst.rootfs;
@@ -161,8 +194,9 @@ class OverlayInstance {
 
     UniqueFd userns;
     if (!inst.uid_map.empty()) userns = make_userns(inst.uid_map, inst.gid_map);
-    UniqueFd lower = idmapped_tree(lower_tree, userns ? userns.get() : -1);
-    mount_overlay(lower.get(), dir + "/lower", upper_, work_, rootfs_, "haco-" + inst.instance);
+    std::vector<UniqueFd> lowers;
+    for (const std::string& tree : lower_trees) lowers.push_back(idmapped_tree(tree, userns ? userns.get() : -1));
+    mount_overlay(lowers, dir + "/lower", upper_, work_, rootfs_, "haco-" + inst.instance);
     mounted_ = true;
   }
 
@@ -204,6 +238,13 @@ std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& ins
     options.warning(line);
   };
   auto cancelled = [&] { return options.cancel && options.cancel->load(); };
+  // Each OCI image read (and checked) once.
+  std::map<std::string, oci::Image> oci_images;
+  auto oci_image = [&](const std::string& reference) -> const oci::Image& {
+    auto it = oci_images.find(reference);
+    if (it == oci_images.end()) it = oci_images.emplace(reference, oci::read_image(reference)).first;
+    return it->second;
+  };
 
   std::vector<PreparedRootfs> out(instances.size());
   std::vector<std::size_t> extract_todo, overlay_todo;
@@ -269,23 +310,36 @@ std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& ins
 
   try {
     if (!overlay_todo.empty()) {
-      std::map<std::string, CachedImage> images;
+      // Keyed by the archive, or by "oci:" and the image's reference.
+      std::map<std::string, LowerStack> images;
       for (std::size_t i : overlay_todo) {
-        const std::string& archive = instances[i].archive;
-        if (images.count(archive)) continue;
+        const std::string key = source_key(instances[i]);
+        if (images.count(key)) continue;
         auto start = Clock::now();
-        CachedImage image = ensure_cached_image(archive, options.data_root, options.cancel);
+        if (!instances[i].image.empty()) {
+          const oci::Image& image = oci_image(instances[i].image);
+          CachedLayers layers = ensure_cached_layers(image, options.data_root, options.cancel);
+          say("", fmt::format("image {} ({} layer{}): {} in {:.3f} s", image.id.substr(7, 12), image.layers.size(),
+                              image.layers.size() == 1 ? "" : "s",
+                              layers.extracted_now ? fmt::format("{} extracted into the layer cache", layers.extracted_now)
+                                                   : std::string("found in the layer cache"),
+                              std::chrono::duration<double>(Clock::now() - start).count()));
+          for (const std::string& w : layers.warnings) warn(w);
+          images.emplace(key, layers_lower(layers));
+          continue;
+        }
+        CachedImage image = ensure_cached_image(instances[i].archive, options.data_root, options.cancel);
         say("", fmt::format("image {} {} in {:.3f} s", image.digest.substr(0, 12),
                             image.extracted_now ? "extracted into the cache" : "found in the cache",
                             std::chrono::duration<double>(Clock::now() - start).count()));
         for (const std::string& w : image.warnings) warn(w);
-        images.emplace(archive, std::move(image));
+        images.emplace(key, image_lower(image));
       }
       // The first mount tells whether this kernel and filesystem can do it.
       std::size_t first = overlay_todo.front();
       auto start = Clock::now();
       try {
-        overlays[first] = std::make_unique<OverlayInstance>(instances[first], images.at(instances[first].archive),
+        overlays[first] = std::make_unique<OverlayInstance>(instances[first], images.at(source_key(instances[first])),
                                                             options.data_root);
         out[first].elapsed = Clock::now() - start;
         say(instances[first].instance, "overlay mounted");
@@ -311,7 +365,8 @@ std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& ins
           try {
             if (cancelled()) throw Error("cancelled");
             auto t0 = Clock::now();
-            auto o = std::make_unique<OverlayInstance>(instances[i], images.at(instances[i].archive), options.data_root);
+            auto o = std::make_unique<OverlayInstance>(instances[i], images.at(source_key(instances[i])),
+                                                       options.data_root);
             out[i].elapsed = Clock::now() - t0;
             overlays[i] = std::move(o);
             say(instances[i].instance, "overlay mounted");
@@ -332,7 +387,7 @@ std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& ins
     }
 
     std::map<std::string, std::vector<std::size_t>> by_archive;
-    for (std::size_t i : extract_todo) by_archive[instances[i].archive].push_back(i);
+    for (std::size_t i : extract_todo) by_archive[source_key(instances[i])].push_back(i);
     for (const auto& [archive, members] : by_archive) {
       if (cancelled()) throw Error("cancelled");
       std::vector<ExtractTarget> targets;
@@ -345,7 +400,11 @@ std::vector<PreparedRootfs> prepare_fleet(const std::vector<InstanceRootfs>& ins
         marked.push_back(i);
       }
       auto start = Clock::now();
-      ExtractStats stats = extract_archive(archive, targets, {options.cancel, parallel, false});
+      const InstanceRootfs& first_member = instances[members.front()];
+      ExtractStats stats = first_member.image.empty()
+                               ? extract_archive(archive, targets, {options.cancel, parallel, false})
+                               : extract_image(oci_image(first_member.image), options.data_root, targets,
+                                               {options.cancel, parallel, false});
       for (std::size_t i : members) extracted.push_back(i);
       fault_point("rootfs-extracted");
       // On disk before the markers go: a crash after this finds complete trees.

@@ -6,6 +6,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -450,6 +451,15 @@ void TreeWriter::create(std::size_t tree, const EntryOp& op, const Batch& batch)
         throw Error::from_errno("fchownat", host_path(tree, e), errno);
       break;
     }
+    case EntryType::whiteout: {
+      // Overlayfs' whiteout: a 0/0 character device, no device at all (and
+      // every layer is mounted nodev).
+      if (mknodat(pfd, e.name.c_str(), S_IFCHR, makedev(0, 0)) < 0)
+        throw Error::from_errno("mknodat(whiteout)", host_path(tree, e), errno);
+      if (fchownat(pfd, e.name.c_str(), owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW) < 0)
+        throw Error::from_errno("fchownat", host_path(tree, e), errno);
+      break;
+    }
     case EntryType::char_device:
     case EntryType::block_device:
       break;  // never created (is_device_node)
@@ -473,8 +483,8 @@ void TreeWriter::finish(const std::vector<std::unique_ptr<Entry>>& entries) {
   }
   for (std::size_t tree = 0; tree < trees_.size(); ++tree) {
     for (const auto& e : entries)
-      if (e->type != EntryType::directory && e->type != EntryType::hardlink && !e->superseded &&
-          !is_device_node(*e))
+      if (e->type != EntryType::directory && e->type != EntryType::hardlink && e->type != EntryType::whiteout &&
+          !e->superseded && !is_device_node(*e))
         apply_metadata(tree, *e);
     // Directories last, children before parents: their times must survive.
     for (auto it = entries.rbegin(); it != entries.rend(); ++it)

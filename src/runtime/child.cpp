@@ -24,6 +24,7 @@
 #include "haco/error.hpp"
 #include "haco/unique_fd.hpp"
 #include "runtime/caps.hpp"
+#include "runtime/container_user.hpp"
 #include "runtime/exec_plan.hpp"
 #include "runtime/mounts.hpp"
 #include "runtime/seccomp.hpp"
@@ -94,8 +95,11 @@ void run_child(const LaunchRequest& request, const Channel& channel, const Child
     step = ChildStep::stdio;
     setup_stdio(c, stdio);
     set_open_files_limit(request.open_files);
+    step = ChildStep::become_user;
+    take_container_user(c);
     step = ChildStep::workdir;
-    check_sys(::chdir(c.workdir.c_str()), "chdir", c.workdir);
+    const std::string workdir = c.workdir.empty() ? "/" : c.workdir;
+    check_sys(::chdir(workdir.c_str()), "chdir", workdir);
     step = ChildStep::exec;
     if (c.command.empty()) throw Error("the definition has no init command");
     const ExecPlan plan(c.command, init_environment(c));

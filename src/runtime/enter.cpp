@@ -125,7 +125,8 @@ struct Prepared {
     step = ChildStep::capabilities;
     restrict_capabilities(c, seccomp_needs_sys_admin(c, p.seccomp));
     step = ChildStep::workdir;
-    check_sys(::chdir(r.workdir.c_str()), "chdir", r.workdir);
+    const std::string workdir = r.workdir.empty() ? "/" : r.workdir;
+    check_sys(::chdir(workdir.c_str()), "chdir", workdir);
     step = ChildStep::no_new_privs;
     if (c.no_new_privs) check_sys(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl PR_SET_NO_NEW_PRIVS");
     step = ChildStep::seccomp;

@@ -135,6 +135,65 @@ end
   EXPECT_EQ(shell.bootstrap.code, "mkdir -p /srv/s");
 }
 
+TEST(Dsl, OciBootstrapNeedsNoInitCommandAndLeavesUnsetThingsUnset) {
+  dsl::Evaluator evaluator;
+  ContainerSpec oci = evaluator.evaluate("o.haco", R"(Haconiwa.define do |config|
+  config.name = "o"
+  config.chroot_to "/srv/o"
+  config.bootstrap do |b|
+    b.strategy = "oci"
+    b.image = "/srv/images/php:8.2"
+  end
+end
+)",
+                                         {});
+  EXPECT_EQ(oci.bootstrap.kind, BootstrapKind::oci);
+  EXPECT_EQ(oci.bootstrap.image, "/srv/images/php:8.2");
+  EXPECT_TRUE(oci.command.empty()) << "the image's Entrypoint and Cmd may give it";
+  EXPECT_EQ(oci.workdir, "") << "unset, not /: the image's WorkingDir may give it";
+  EXPECT_EQ(oci.user, "");
+
+  ContainerSpec own = evaluator.evaluate("u.haco", R"(Haconiwa.define do |config|
+  config.name = "u"
+  config.init_command = "/bin/true"
+  config.chroot_to "/srv/u"
+  config.workdir = "/"
+  config.user = "www-data:staff"
+end
+)",
+                                         {});
+  EXPECT_EQ(own.workdir, "/");
+  EXPECT_EQ(own.user, "www-data:staff");
+
+  EXPECT_NE(error_of(R"(Haconiwa.define do |config|
+  config.name = "n"
+  config.chroot_to "/srv/n"
+end
+)").find("config.init_command is not set"),
+            std::string::npos)
+      << "without an OCI image a command is still needed";
+  EXPECT_NE(error_of(R"(Haconiwa.define do |config|
+  config.bootstrap do |b|
+    b.strategy = "oci"
+    b.image = "images/php"
+  end
+end
+)").find("b.image must be an absolute path"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"(Haconiwa.define do |config|
+  config.bootstrap do |b|
+    b.strategy = "oci"
+  end
+end
+)").find("needs b.image"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"(Haconiwa.define do |config|
+  config.user = "a:b:c"
+end
+)").find("at most one ':'"),
+            std::string::npos);
+}
+
 TEST(Dsl, PathnameDirAndFileHelpers) {
   TempDir dir;
   dir.file("present/file", "x");

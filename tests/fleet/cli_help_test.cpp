@@ -30,8 +30,8 @@ std::string in_source_dir(const std::string& example, const std::string& global 
 }
 
 TEST(CliHelp, EveryCommandShowsAnExampleThatParses) {
-  for (const std::string verb :
-       {"", "expand", "up", "ps", "down", "stop", "start", "restart", "exec", "inspect", "reload", "logs", "metrics"}) {
+  for (const std::string verb : {"", "expand", "up", "ps", "down", "stop", "start", "restart", "exec", "inspect",
+                                  "reload", "logs", "metrics", "images", "images prune"}) {
     auto help = run_command(std::string(HACO_BINARY) + " " + verb + " --help");
     ASSERT_EQ(help.status, 0) << verb << ": " << help.output;
     auto lines = examples(help.output);

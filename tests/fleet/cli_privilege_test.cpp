@@ -40,7 +40,7 @@ class Unprivileged : public ::testing::Test {
 };
 
 TEST_F(Unprivileged, UpAndDownStopAtOnceWithOneLine) {
-  for (const std::string verb : {"up", "down", "reload", "stop", "start", "restart", "exec"}) {
+  for (const std::string verb : {"up", "down", "reload", "stop", "start", "restart", "exec", "images", "images prune"}) {
     std::string args = verb == "up" ? " --ports 10001 " + seed() : verb == "exec" ? " 10001 -- true" : "";
     auto r = run_command(haco(state_root()) + " " + verb + args);
     EXPECT_EQ(r.status, 2) << verb << ": " << r.output;
@@ -97,7 +97,8 @@ TEST_F(Unprivileged, ExpandAndHelpWork) {
   EXPECT_NE(r.output.find("haconiwa-test-10002"), std::string::npos) << r.output;
   for (const std::string command : {"--help", "up --help", "down --help", "ps --help", "expand --help",
                                      "inspect --help", "reload --help", "logs --help", "stop --help",
-                                     "start --help", "restart --help", "exec --help", "metrics --help"}) {
+                                     "start --help", "restart --help", "exec --help", "metrics --help",
+                                     "images --help", "images prune --help"}) {
     r = run_command(haco(state_root()) + " " + command);
     EXPECT_EQ(r.status, 0) << command << ": " << r.output;
     EXPECT_NE(r.output.find("Usage:"), std::string::npos) << command << ": " << r.output;

@@ -18,8 +18,10 @@ expected=(
   share/bash-completion/completions/haco-fleet
   share/haco-fleet/templates/busybox-httpd.haco
   share/haco-fleet/templates/phpinfo.haco
+  share/haco-fleet/templates/phpinfo-oci.haco
   share/haco-fleet/scripts/build-busybox-image.sh
   share/haco-fleet/scripts/build-php-image.sh
+  share/haco-fleet/scripts/build-php-oci.sh
   lib/systemd/system/haco-fleet@.service
 )
 [ "$man_page" = ON ] && expected+=(share/man/man1/haco-fleet.1)
