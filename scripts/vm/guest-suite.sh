@@ -27,6 +27,9 @@ guest_built=$(now)
 # The test images, built here: the busybox image in the shared build tree,
 # the php image copied onto the guest's disk where the tests look for it.
 "$repo/scripts/build-busybox-image.sh" "$build/images/busybox.tar.gz" >/dev/null
+# The OCI layout and docker archive of oci_fleet_tests: the guest has no
+# umoci or skopeo; the tests find them built in the shared tree.
+"$repo/scripts/build-busybox-oci.sh" "$build/images/oci" "$build/images/busybox.tar.gz" >/dev/null
 php_image=$("$repo/scripts/build-php-image.sh" | tail -1)
 copies=(--copy "$php_image=$php_image" --copy "$php_image.key=$php_image.key")
 shares=(--repo)
