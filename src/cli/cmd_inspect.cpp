@@ -12,6 +12,7 @@
 #include "cli/commands.hpp"
 #include "cli/json_schemas.hpp"
 #include "cli/privilege.hpp"
+#include "cli/recent_exits_json.hpp"
 #include "haco/ops_inspect.hpp"
 #include "haco/printable.hpp"
 #include "haco/spec_json.hpp"
@@ -30,15 +31,6 @@ std::string utc_time(std::int64_t unix_ms) {
   char text[32];
   std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &utc);
   return text;
-}
-
-json recent_exit_json(const state::RecentExit& e) {
-  return {{"at_unix_ms", e.exit.at_unix_ms},
-          {"exit", state::describe_exit(e.exit)},
-          {"code", e.exit.signal == 0 ? json(e.exit.code) : json()},
-          {"signal", e.exit.signal != 0 ? json(e.exit.signal) : json()},
-          {"restarted", e.restarted},
-          {"stop_requested", e.stop_requested}};
 }
 
 json inspect_json(const ops::InspectResult& r) {
@@ -62,8 +54,6 @@ json inspect_json(const ops::InspectResult& r) {
                       {"options", printable(m.options)}});
   json logs = json::array();
   for (const auto& l : r.logs) logs.push_back({{"path", l.path}, {"size", l.size ? json(*l.size) : json()}});
-  json exits = json::array();
-  for (const auto& e : record.recent_exits) exits.push_back(recent_exit_json(e));
   return {{"schema", kInspectSchemaVersion},
           {"fleet", r.fleet},
           {"definition", r.definition},
@@ -89,7 +79,7 @@ json inspect_json(const ops::InspectResult& r) {
           {"restarts", record.restarts},
           {"last_exit", record.last_exit ? json(state::describe_exit(*record.last_exit)) : json()},
           {"error", or_null(record.error)},
-          {"recent_exits", exits}};
+          {"recent_exits", recent_exits_json(record.recent_exits)}};
 }
 
 std::string joined(const std::vector<std::string>& words, const char* separator = " ") {

@@ -8,6 +8,7 @@
 #include "cli/commands.hpp"
 #include "cli/json_schemas.hpp"
 #include "cli/privilege.hpp"
+#include "cli/recent_exits_json.hpp"
 #include "haco/error.hpp"
 #include "haco/printable.hpp"
 #include "haco/state.hpp"
@@ -62,6 +63,7 @@ nlohmann::json fleet_json(const state::FleetState& fleet, bool supervised) {
                            {"restarts", r.restarts},
                            {"last_exit", r.last_exit ? nlohmann::json(state::describe_exit(*r.last_exit))
                                                      : nlohmann::json()},
+                           {"recent_exits", recent_exits_json(r.recent_exits)},
                            {"error", printable(r.error)},
                            {"log", r.log_path},
                            {"cgroups", r.cgroup_paths}};

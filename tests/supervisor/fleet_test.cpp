@@ -293,6 +293,15 @@ TEST_F(FleetTest, RestartPolicyRestartsAFailingInit) {
   EXPECT_EQ(instance["state"], "failed") << instance.dump();
   EXPECT_EQ(instance["restarts"], 2) << instance.dump();
   EXPECT_EQ(instance["last_exit"], "exit 3") << instance.dump();
+  // Its history: three ends, the first two restarted by the policy.
+  auto exits = instance["recent_exits"];
+  ASSERT_EQ(exits.size(), 3u) << instance.dump();
+  for (std::size_t i = 0; i < exits.size(); ++i) {
+    EXPECT_EQ(exits[i]["exit"], "exit 3") << exits.dump();
+    EXPECT_EQ(exits[i]["code"], 3) << exits.dump();
+    EXPECT_EQ(exits[i]["restarted"], i < 2) << exits.dump();
+    EXPECT_EQ(exits[i]["stop_requested"], false) << exits.dump();
+  }
   auto fleet = fleet_state();
   ASSERT_EQ(haco("down --name " + fleet_ + " --purge").status, 0);
   expect_nothing_left(*fleet);
