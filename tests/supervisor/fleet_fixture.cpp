@@ -20,15 +20,18 @@
 namespace haco::testing {
 
 std::string FleetTest::image_;
+std::string FleetTest::suite_setup_error_;
 
 void FleetTest::SetUpTestSuite() {
+  suite_setup_error_.clear();
   image_ = std::string(HACO_BUILD_DIR) + "/images/busybox.tar.gz";
   auto built = run_command(std::string(HACO_SOURCE_DIR) + "/scripts/build-busybox-image.sh " + image_);
-  ASSERT_EQ(built.status, 0) << built.output;
+  if (built.status != 0) suite_setup_error_ = "building the busybox image failed: " + built.output;
 }
 
 void FleetTest::SetUp() {
   if (::geteuid() != 0) GTEST_SKIP() << "starting containers needs root";
+  ASSERT_TRUE(suite_setup_error_.empty()) << suite_setup_error_;
   temp_ = std::make_unique<TempDir>();
   // The containers' roots (host ids port*100) must reach their rootfs.
   std::filesystem::permissions(temp_->path(), std::filesystem::perms(0755));

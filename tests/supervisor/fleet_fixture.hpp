@@ -48,6 +48,11 @@ class FleetTest : public ::testing::Test {
   std::string fleet_;
   unsigned port_base_ = 0;
   static std::string image_;
+  // What went wrong while the suite was set up (an image that could not be
+  // built), empty when nothing did. SetUp fails every test with it: an
+  // assertion in SetUpTestSuite would mark the tests skipped, and ctest
+  // counts a skipped test as passed.
+  static std::string suite_setup_error_;
 };
 
 bool can_connect(std::uint16_t port);
