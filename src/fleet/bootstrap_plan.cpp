@@ -1,11 +1,12 @@
 #include "haco/bootstrap_plan.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <filesystem>
 #include <string_view>
 
 #include <fmt/format.h>
+
+#include "haco/parse_number.hpp"
 
 namespace haco::fleet {
 namespace {
@@ -44,14 +45,6 @@ bool is_same_or_ancestor(const std::string& dir, const std::string& path) {
 
 bool is_inside(const std::string& path, const std::string& root) {
   return path.size() > root.size() && path.compare(0, root.size(), root) == 0 && path[root.size()] == '/';
-}
-
-std::optional<std::uint32_t> parse_id(std::string_view s) {
-  std::uint32_t v = 0;
-  if (s.empty()) return std::nullopt;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
-  return v;
 }
 
 std::optional<std::uint32_t> host_id_of_root(const std::vector<IdMapping>& map) {
@@ -219,8 +212,8 @@ class Recogniser {
     const std::string& owner = operands[0];
     const std::size_t sep = owner.find_first_of(":.");
     if (sep == std::string::npos) return fmt::format("chown to {} without a group", owner);
-    auto uid = parse_id(std::string_view(owner).substr(0, sep));
-    auto gid = parse_id(std::string_view(owner).substr(sep + 1));
+    auto uid = parse_u32(std::string_view(owner).substr(0, sep));
+    auto gid = parse_u32(std::string_view(owner).substr(sep + 1));
     if (!uid || !gid) return fmt::format("chown to {}: only numeric ids are known here", owner);
     if (auto r = absolute(operands[1], "chown's tree"); !r.empty()) return r;
     if (normal_path(operands[1]) != plan_.root)
@@ -255,7 +248,7 @@ class Recogniser {
     if (operands[1] != "c" && operands[1] != "u" && operands[1] != "b")
       return fmt::format("mknod of type {}", operands[1]);
     node.type = operands[1] == "b" ? 'b' : 'c';
-    auto major = parse_id(operands[2]), minor = parse_id(operands[3]);
+    auto major = parse_u32(operands[2]), minor = parse_u32(operands[3]);
     if (!major || !minor) return "mknod with a device number that is not a number";
     node.major = *major;
     node.minor = *minor;

@@ -13,17 +13,10 @@
 #include <sstream>
 
 #include "haco/error.hpp"
+#include "haco/parse_number.hpp"
 
 namespace haco::runtime {
 namespace {
-
-std::optional<std::uint32_t> number(std::string_view text) {
-  std::uint32_t value = 0;
-  if (text.empty()) return std::nullopt;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return value;
-}
 
 std::vector<std::string> fields(const std::string& line) {
   std::vector<std::string> out;
@@ -76,35 +69,35 @@ ContainerUser resolve_container_user(const std::string& user, const std::string&
   ContainerUser out;
   std::string name;
   std::optional<std::uint32_t> passwd_gid;
-  if (auto uid = number(user_part)) {
+  if (auto uid = parse_u32(user_part)) {
     out.uid = *uid;
     for (const auto& u : users)
-      if (number(u[2]) == uid) {
+      if (parse_u32(u[2]) == uid) {
         name = u[0];
-        passwd_gid = number(u[3]);
+        passwd_gid = parse_u32(u[3]);
         break;
       }
   } else {
     for (const auto& u : users)
       if (u[0] == user_part) {
-        auto id = number(u[2]);
+        auto id = parse_u32(u[2]);
         if (!id) throw Error(fmt::format("user '{}': /etc/passwd gives it the uid '{}'", user, u[2]));
         out.uid = *id;
         name = u[0];
-        passwd_gid = number(u[3]);
+        passwd_gid = parse_u32(u[3]);
         break;
       }
     if (name.empty()) throw Error(fmt::format("user '{}': no such user in the container's /etc/passwd", user_part));
   }
   if (group_part.empty()) {
     out.gid = passwd_gid ? *passwd_gid : out.uid;
-  } else if (auto gid = number(group_part)) {
+  } else if (auto gid = parse_u32(group_part)) {
     out.gid = *gid;
   } else {
     bool found = false;
     for (const auto& g : groups)
       if (g[0] == group_part) {
-        auto id = number(g[2]);
+        auto id = parse_u32(g[2]);
         if (!id) throw Error(fmt::format("group '{}': /etc/group gives it the gid '{}'", group_part, g[2]));
         out.gid = *id;
         found = true;
@@ -120,7 +113,7 @@ ContainerUser resolve_container_user(const std::string& user, const std::string&
       std::string member;
       while (std::getline(members, member, ','))
         if (member == name)
-          if (auto id = number(g[2]); id && *id != out.gid) out.groups.push_back(*id);
+          if (auto id = parse_u32(g[2]); id && *id != out.gid) out.groups.push_back(*id);
     }
   if (!in_map(uid_map, out.uid))
     throw Error(fmt::format("user '{}' is uid {}, outside the instance's uid mapping", user, out.uid));
