@@ -58,6 +58,18 @@ struct FleetCgroup {
 // the cgroup when it is not delegated (no Delegate=yes on its unit).
 FleetCgroup delegated_own_cgroup(const std::string& fleet);
 
+// The cgroup v2 directory the calling process runs in when another engine
+// manages it (a Slurm task's cgroup, whose step Slurm signals and removes):
+// the fleet's levels go below it, recorded as a directory without a unit.
+// Throws haco::Error when it is the root cgroup or not writable.
+FleetCgroup own_cgroup_of_engine_task(const std::string& fleet);
+
+// After the fleet below the caller's own cgroup is down: the caller, which
+// joined supervisor/, moves back to that cgroup (its controllers passed
+// down are turned off first, the no-internal-process rule) and
+// supervisor/ is removed, so that the engine finds its cgroup as it made it.
+void leave_fleet_cgroup(const FleetCgroup& fleet);
+
 // The extended attribute on a fleet's cgroup that names the state root
 // (--root) the fleet belongs to: lost-state discovery under one state root
 // leaves the fleets of another alone (docs/cgroups.md).

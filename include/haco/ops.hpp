@@ -208,6 +208,10 @@ struct UpRequest {
   bool no_wait = false;
   bool atomic = false;
   bool foreground = false;
+  // The fleet's cgroups go below the caller's own cgroup whatever the
+  // layout: a Slurm step's, so that Slurm's signals and cleanup reach every
+  // instance (`up --slurm-slice`).
+  bool nest_in_caller_cgroup = false;
   bool allow_host_root = false;
   std::uint64_t log_max_bytes = 16u << 20;
   // This process's RLIMIT_NOFILE, raised (raise_open_file_limit): the
@@ -249,10 +253,12 @@ UpResult up(const UpRequest& request, UpServices services);
 
 // `up --foreground` once the fleet is up: READY=1 to the service manager,
 // then wait; `interrupted` (SIGTERM, Ctrl-C) stops the fleet like `down`
-// without --purge; a supervisor that ends on its own ends this too. Returns
-// whether the fleet ended well (taken down, not crashed).
+// (with `purge`, like `down --purge`); a supervisor that ends on its own
+// ends this too. A fleet nested in the caller's own cgroup v2 directory
+// (`nest_in_caller_cgroup`) gives that directory back as it found it.
+// Returns whether the fleet ended well (taken down, not crashed).
 bool stay_in_foreground(const UpResult& result, const std::atomic<bool>& interrupted, SupervisorClient& supervisor,
-                        Sink& sink);
+                        Sink& sink, bool purge = false);
 
 struct DownRequest {
   std::string state_root;

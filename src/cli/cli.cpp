@@ -73,6 +73,7 @@ int run(int argc, char** argv) {
   add_logs_command(app, global, exit_status);
   add_metrics_command(app, global, exit_status);
   add_images_command(app, global, exit_status);
+  add_slurm_command(app, global, exit_status);
 
   // After the subcommands: each has its own, a footer set earlier would be
   // inherited by them.

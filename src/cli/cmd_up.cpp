@@ -7,12 +7,15 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/slurm_slice_task.hpp"
+#include "cli/up_options.hpp"
 #include "cli/interrupts.hpp"
 #include "cli/expand_options.hpp"
 #include "cli/json_schemas.hpp"
@@ -34,24 +37,6 @@ using observe::Clock;
 
 constexpr int kExitInterrupted = 130;
 
-struct UpOptions {
-  ExpandCommandOptions expand;
-  unsigned parallel = 4;
-  unsigned stagger_ms = 0;
-  std::string restart = "no";
-  std::string ready = "tcp";
-  double timeout_s = 60;
-  bool no_wait = false;
-  bool atomic = false;
-  bool json = false;
-  std::string trace;
-  std::string samples;
-  std::string rootfs_strategy = "overlay";
-  std::string bootstrap = "auto";
-  std::uint64_t log_max_bytes = 16u << 20;
-  bool foreground = false;
-  bool allow_host_root = false;
-};
 
 // The option parser holds --rootfs to these two.
 rootfs::Strategy parse_strategy(const std::string& text) {
@@ -91,7 +76,45 @@ void report(const ops::UpResult& result, const UpOptions& options,
   if (!options.samples.empty()) std::printf("samples written to %s\n", options.samples.c_str());
 }
 
-int run_up(const GlobalOptions& global, const UpOptions& options) {
+int finish_up(const ops::UpResult& result, const ops::UpRequest& request, const UpOptions& options,
+              ops::SupervisorClient& supervisor, ops::Sink& sink);
+
+// `up --slurm-slice` once `up` returned: a slice with a failed instance
+// fails its task (taken down whole, the reason in the job's output); a ready
+// one stays until Slurm ends the task, then goes with --purge.
+int finish_slice(SliceTask& slice, const ops::UpResult& result, const ops::UpRequest& request,
+                 const UpOptions& options, ops::SupervisorClient& supervisor, ops::Sink& sink) {
+  if (result.outcome == ops::UpResult::Outcome::finished) report(result, options, ports_by_index(request.instances));
+  int status = kExitOk;
+  if (result.outcome == ops::UpResult::Outcome::interrupted) {
+    slice.report("stopped", "interrupted while starting");
+    status = kExitInterrupted;
+  } else if (!result.failures.empty() || result.atomic_rollback) {
+    slice.report("failed", first_failure_text(result.failures));
+    status = kExitFailed;
+  } else {
+    slice.report("ready", fmt::format("{}/{}", result.started, result.started));
+    bool ended_well = result.outcome == ops::UpResult::Outcome::already_running ||
+                      ops::stay_in_foreground(result, interrupted_flag(), supervisor, sink, true);
+    slice.report("stopping");
+    status = ended_well ? kExitOk : kExitFailed;
+  }
+  if (!slice.end(supervisor, sink)) {
+    slice.report("failed", "its slice could not be taken down whole (the Epilog tries again)");
+    return kExitFailed;
+  }
+  slice.report("stopped");
+  return status;
+}
+
+int run_up(const GlobalOptions& given_global, const UpOptions& given_options) {
+  GlobalOptions global = given_global;
+  UpOptions options = given_options;
+  auto supervisor = ops::control_supervisor();
+  ProgressSink sink("up", {"rootfs", "started", "ready"}, global.level(), options.foreground || options.slurm_slice);
+  std::optional<SliceTask> slice;
+  if (options.slurm_slice) slice = SliceTask::begin(global, options, *supervisor, sink);
+
   // A probe socket per instance here, a pidfd and a pipe per instance in
   // the supervisor (which inherits this limit, and raises its own too when it
   // runs as a unit): the soft limit goes up to the hard limit first. The
@@ -102,31 +125,44 @@ int run_up(const GlobalOptions& global, const UpOptions& options) {
   request.ready = observe::parse_ready_spec(options.ready);
   request.strategy = parse_strategy(options.rootfs_strategy);
 
-  request.expand_started = Clock::now();
-  auto expanded = expand_from_options(options.expand);
-  request.expand_ended = Clock::now();
-  request.state_root = global.state_root;
-  request.data_root = global.data_root;
-  request.fleet = expanded.fleet_name;
-  request.definition = std::filesystem::absolute(options.expand.definition).string();
-  request.instances = std::move(expanded.instances);
-  request.expansion = std::move(expanded.options);
-  request.bootstrap_as_written = options.bootstrap == "as-written";
-  request.parallel = options.parallel;
-  request.stagger = std::chrono::milliseconds(options.stagger_ms);
-  request.timeout = std::chrono::milliseconds(std::lround(options.timeout_s * 1000));
-  request.no_wait = options.no_wait;
-  request.atomic = options.atomic;
-  request.foreground = options.foreground;
-  request.allow_host_root = options.allow_host_root;
-  request.log_max_bytes = options.log_max_bytes;
-  request.interrupted = &interrupted_flag();
-  request.on_locked = catch_interrupts;
+  auto start_fleet = [&]() -> ops::UpResult {
+    request.expand_started = Clock::now();
+    auto expanded = expand_from_options(options.expand);
+    request.expand_ended = Clock::now();
+    request.state_root = global.state_root;
+    request.data_root = global.data_root;
+    request.fleet = expanded.fleet_name;
+    request.definition = std::filesystem::absolute(options.expand.definition).string();
+    request.instances = std::move(expanded.instances);
+    request.expansion = std::move(expanded.options);
+    request.bootstrap_as_written = options.bootstrap == "as-written";
+    request.parallel = options.parallel;
+    request.stagger = std::chrono::milliseconds(options.stagger_ms);
+    request.timeout = std::chrono::milliseconds(std::lround(options.timeout_s * 1000));
+    request.no_wait = options.no_wait;
+    request.atomic = options.atomic;
+    request.foreground = options.foreground;
+    request.nest_in_caller_cgroup = options.slurm_slice;
+    request.allow_host_root = options.allow_host_root;
+    request.log_max_bytes = options.log_max_bytes;
+    request.interrupted = &interrupted_flag();
+    request.on_locked = catch_interrupts;
 
-  auto supervisor = ops::control_supervisor();
-  ProgressSink sink("up", {"rootfs", "started", "ready"}, global.level(), options.foreground);
-  auto rootfs = rootfs_reporting_to(ops::engine_rootfs(global.data_root), sink);
-  auto result = ops::up(request, {*supervisor, *rootfs, ops::observed_readiness(request.ready), sink});
+    auto rootfs = rootfs_reporting_to(ops::engine_rootfs(global.data_root), sink);
+    return ops::up(request, {*supervisor, *rootfs, ops::observed_readiness(request.ready), sink});
+  };
+  if (!slice) return finish_up(start_fleet(), request, options, *supervisor, sink);
+  try {
+    return finish_slice(*slice, start_fleet(), request, options, *supervisor, sink);
+  } catch (const std::exception& e) {
+    slice->report("failed", e.what());
+    slice->end(*supervisor, sink);
+    throw;
+  }
+}
+
+int finish_up(const ops::UpResult& result, const ops::UpRequest& request, const UpOptions& options,
+              ops::SupervisorClient& supervisor, ops::Sink& sink) {
   switch (result.outcome) {
     case ops::UpResult::Outcome::already_running:
       return kExitOk;
@@ -138,7 +174,7 @@ int run_up(const GlobalOptions& global, const UpOptions& options) {
   report(result, options, ports_by_index(request.instances));
   if (options.foreground) {
     if (result.atomic_rollback) return kExitFailed;
-    return ops::stay_in_foreground(result, interrupted_flag(), *supervisor, sink) ? kExitOk : kExitFailed;
+    return ops::stay_in_foreground(result, interrupted_flag(), supervisor, sink) ? kExitOk : kExitFailed;
   }
   return result.failures.empty() ? kExitOk : kExitFailed;
 }
@@ -190,49 +226,7 @@ void add_supervise_command(CLI::App& app, GlobalOptions& global, int& exit_statu
 void add_up_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
   auto* cmd = app.add_subcommand("up", "Start a fleet: one instance per port, supervised, and wait until it is ready");
   auto options = std::make_shared<UpOptions>();
-  add_expand_options(*cmd, options->expand);
-  cmd->add_option("--parallel", options->parallel,
-                  "Spawner processes, and so concurrent starts: " + range_text(kParallelRange))
-      ->check(whole_number_in(kParallelRange))
-      ->capture_default_str();
-  cmd->add_option("--stagger", options->stagger_ms, "Milliseconds between two starts: " + range_text(kStaggerMsRange))
-      ->check(whole_number_in(kStaggerMsRange))
-      ->capture_default_str();
-  cmd->add_option("--restart", options->restart, "Restart policy: no, on-failure[:N], always")
-      ->check(restart_policy_form())
-      ->capture_default_str();
-  cmd->add_option("--ready", options->ready, "Readiness: tcp (the port accepts) or http:PATH (2xx)")
-      ->check(ready_form())
-      ->capture_default_str();
-  cmd->add_option("--timeout", options->timeout_s,
-                  "Seconds to wait until every instance is ready: " + range_text(kUpTimeoutRange))
-      ->check(seconds_in(kUpTimeoutRange))
-      ->capture_default_str();
-  cmd->add_flag("--no-wait", options->no_wait, "Return once every instance started, without readiness probes");
-  cmd->add_flag("--atomic", options->atomic, "All or nothing: if one instance fails, stop the others too");
-  cmd->add_option("--trace", options->trace, "Write a Chrome trace (Perfetto) of every phase to this file");
-  cmd->add_option("--samples", options->samples,
-                  "Write every instance's phases to this CSV file, one row each (columns in docs/images.md)");
-  cmd->add_flag("--json", options->json, "Print the summary as JSON");
-  cmd->add_option("--rootfs", options->rootfs_strategy,
-                  "Rootfs strategy for tarball images: overlay (shared image cache) or extract (a copy each)")
-      ->check(CLI::IsMember({"overlay", "extract"}))
-      ->capture_default_str();
-  cmd->add_option("--bootstrap", options->bootstrap,
-                  "A bootstrap block of mkdir/tar/chown/mknod commands: auto (served by the rootfs engine when every "
-                  "command is of that idiom) or as-written (run by /bin/sh, one command at a time)")
-      ->check(CLI::IsMember({"auto", "as-written"}))
-      ->capture_default_str();
-  cmd->add_option("--log-max-bytes", options->log_max_bytes,
-                  "Size in bytes at which an instance log is rotated: " + range_text(kLogMaxBytesRange) + " (1 TiB)")
-      ->check(whole_number_in(kLogMaxBytesRange))
-      ->capture_default_str();
-  cmd->add_flag("--foreground", options->foreground,
-                "Stay in the foreground with the supervisor as a child, for a systemd unit (Type=notify, "
-                "Delegate=yes: READY=1 once every instance is ready or failed) or another engine; SIGTERM or "
-                "Ctrl-C then stops the fleet like `down` without --purge");
-  cmd->add_flag("--allow-host-root", options->allow_host_root,
-                "Accept instances without a user namespace, whose root is the host's root (warned on stderr)");
+  add_up_options(*cmd, *options);
   cmd->footer(
       "Example: one Apache+PHP instance per port 10001-10100, 8 started at a time, each ready once /index.php\n"
       "answers 2xx:\n"

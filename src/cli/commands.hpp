@@ -40,6 +40,7 @@ void add_reload_command(CLI::App& app, GlobalOptions& global, int& exit_status);
 void add_logs_command(CLI::App& app, GlobalOptions& global, int& exit_status);
 void add_metrics_command(CLI::App& app, GlobalOptions& global, int& exit_status);
 void add_images_command(CLI::App& app, GlobalOptions& global, int& exit_status);
+void add_slurm_command(CLI::App& app, GlobalOptions& global, int& exit_status);
 
 // Builds the whole command line; returns the exit status.
 int run(int argc, char** argv);

@@ -6,9 +6,11 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <optional>
 
 #include <fmt/format.h>
 
+#include "haco/cgroup.hpp"
 #include "haco/error.hpp"
 #include "haco/ops.hpp"
 #include "haco/pidfd.hpp"
@@ -31,12 +33,20 @@ bool supervisor_gone(const state::FleetPaths& paths, Sink& sink) {
 }  // namespace
 
 bool stay_in_foreground(const UpResult& result, const std::atomic<bool>& interrupted, SupervisorClient& supervisor,
-                        Sink& sink) {
+                        Sink& sink, bool purge) {
   const state::FleetPaths& paths = *result.paths;
   const state::ProcessIdentity& who = result.supervisor;
   systemd::notify("READY=1\nSTATUS=" + result.status_line());
   UniqueFd pidfd(::pidfd_open(who.pid, 0));
   check_sys(pidfd.get(), "pidfd_open", "supervisor");
+  // Where the fleet's cgroups are, read now: the state is gone after `down`.
+  std::optional<cgroups::FleetCgroup> nested;
+  if (auto fleet = state::load_state(paths); fleet && fleet->cgroup.layout != cgroups::Layout::v1_hybrid &&
+                                             fleet->cgroup.unit.empty())
+    nested = fleet->cgroup;
+  auto give_back_cgroup = [&] {
+    if (nested) cgroups::leave_fleet_cgroup(*nested);
+  };
   if (!state::is_alive(who)) return supervisor_gone(paths, sink);
   sink.message(fmt::format("fleet {}: {}; in the foreground until SIGTERM or Ctrl-C", paths.fleet,
                            result.status_line()));
@@ -47,15 +57,19 @@ bool stay_in_foreground(const UpResult& result, const std::atomic<bool>& interru
     if (interrupted.load()) break;
     if (n > 0) {
       ::waitpid(who.pid, nullptr, WNOHANG);
-      return supervisor_gone(paths, sink);
+      bool taken_down = supervisor_gone(paths, sink);
+      if (taken_down) give_back_cgroup();
+      return taken_down;
     }
   }
   systemd::notify("STOPPING=1\nSTATUS=stopping the fleet");
-  sink.message(fmt::format("fleet {}: stopping (down without --purge)", paths.fleet));
+  sink.message(fmt::format("fleet {}: stopping (down{})", paths.fleet, purge ? " --purge" : " without --purge"));
   supervisor::TeardownOptions teardown;
+  teardown.purge = purge;
   teardown.progress = [&](std::string_view step) { sink.message(std::string(step)); };
   supervisor.shutdown(paths, teardown);
   ::waitpid(who.pid, nullptr, 0);
+  give_back_cgroup();
   return true;
 }
 

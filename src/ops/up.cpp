@@ -185,6 +185,9 @@ class Up {
   // which must delegate its cgroup.
   cgroups::FleetCgroup fleet_cgroup() const {
     cgroups::FleetCgroup where{paths_->fleet, cgroups::detect_layout(), "", ""};
+    // v1: below the caller's cgroup in each hierarchy already.
+    if (request_.nest_in_caller_cgroup && where.layout != cgroups::Layout::v1_hybrid)
+      return cgroups::own_cgroup_of_engine_task(paths_->fleet);
     if (where.layout != cgroups::Layout::v2_systemd) return where;
     if (request_.foreground) return cgroups::delegated_own_cgroup(paths_->fleet);
     where.unit = systemd::fleet_unit_name(paths_->fleet);

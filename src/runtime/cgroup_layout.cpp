@@ -192,6 +192,30 @@ FleetCgroup delegated_own_cgroup(const std::string& fleet) {
   return {fleet, Layout::v2_systemd, dir, unit};
 }
 
+FleetCgroup own_cgroup_of_engine_task(const std::string& fleet) {
+  std::string dir = own_v2_dir();
+  if (dir == kV2Mount)
+    throw Error("this process runs in the root cgroup: a fleet nested in its caller's cgroup needs a cgroup of its "
+                "own (Slurm gives one to each task with ProctrackType=proctrack/cgroup)");
+  std::string control = dir + "/cgroup.subtree_control";
+  if (::access(control.c_str(), W_OK) != 0)
+    throw Error::from_errno("access", control + " (the fleet's cgroups go below this task's cgroup)", errno);
+  return {fleet, Layout::v2_systemd, dir, ""};
+}
+
+void leave_fleet_cgroup(const FleetCgroup& fleet) {
+  if (fleet.layout == Layout::v1_hybrid || fleet.dir.empty()) return;
+  with_context(fmt::format("returning to the cgroup {}", fleet.dir), [&] {
+    std::string disable;
+    for (auto c : words_of(read_text_file(fleet.dir + "/cgroup.subtree_control")))
+      disable.append(disable.empty() ? "" : " ").append("-").append(c);
+    if (!disable.empty()) write_kernel_file(fleet.dir + "/cgroup.subtree_control", disable);
+    write_kernel_file(fleet.dir + "/cgroup.procs", std::to_string(::getpid()));
+    if (::rmdir(fleet.supervisor_dir().c_str()) != 0 && errno != ENOENT)
+      throw Error::from_errno("rmdir", fleet.supervisor_dir(), errno);
+  });
+}
+
 FleetCgroup prepare_fleet_cgroup(FleetCgroup where, const std::string& state_root, bool join_supervisor_leaf) {
   if (where.layout == Layout::v1_hybrid) {
     // The instance cgroups are placed from this process's cgroups as they

@@ -3,11 +3,6 @@
 // sd_notify from libsystemd.
 #include "haco/systemd_unit.hpp"
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <deque>
@@ -18,53 +13,16 @@
 #include <systemd/sd-daemon.h>
 
 #include "haco/error.hpp"
+#include "haco/run_program.hpp"
 #include "haco/fault_point.hpp"
 #include "haco/names.hpp"
 #include "haco/unique_fd.hpp"
 
-extern char** environ;
-
 namespace haco::systemd {
 namespace {
 
-struct CommandResult {
-  int status = -1;  // exit status, or 128 + signal
-  std::string output;
-};
-
-// Runs `argv` (looked up in PATH) with stdout and stderr captured.
-CommandResult run(const std::vector<std::string>& argv) {
-  int pipe_fds[2];
-  check_sys(::pipe2(pipe_fds, O_CLOEXEC), "pipe2");
-  UniqueFd read_end(pipe_fds[0]), write_end(pipe_fds[1]);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDERR_FILENO);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = -1;
-  int rc = ::posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) throw Error::from_errno("posix_spawn", argv[0], rc);
-  write_end.reset();
-  CommandResult result;
-  char chunk[4096];
-  for (;;) {
-    ssize_t n = ::read(read_end.get(), chunk, sizeof(chunk));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    result.output.append(chunk, static_cast<std::size_t>(n));
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR) throw Error::from_errno("waitpid", argv[0], errno);
-  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  while (!result.output.empty() && result.output.back() == '\n') result.output.pop_back();
-  return result;
-}
+// systemctl and systemd-run with stdout and stderr captured together.
+ProgramResult run(const std::vector<std::string>& argv) { return run_program(argv); }
 
 std::string last_lines(const std::string& path, std::size_t count) {
   std::ifstream in(path);

@@ -124,7 +124,13 @@ void remove_recorded_cgroup_dirs(const std::vector<std::string>& dirs) {
       std::this_thread::sleep_for(kPoll);
     }
     if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) throw Error::from_errno("rmdir", dir, errno);
-    ::rmdir(std::filesystem::path(dir).parent_path().c_str());
+    // On a v1 host the fleet's level in each hierarchy, its `.supervisor`
+    // and the `haco-fleet` level above, each only once empty (rmdir fails
+    // on a directory that still has children or processes).
+    std::filesystem::path fleet_level = std::filesystem::path(dir).parent_path();
+    ::rmdir((fleet_level / ".supervisor").c_str());
+    ::rmdir(fleet_level.c_str());
+    if (fleet_level.parent_path().filename() == "haco-fleet") ::rmdir(fleet_level.parent_path().c_str());
   }
 }
 
