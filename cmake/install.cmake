@@ -9,7 +9,21 @@ set(HACO_SYSTEMD_UNIT_DIR "lib/systemd/system" CACHE STRING "Where the systemd u
 set(HACO_DATA_DIR ${CMAKE_INSTALL_DATADIR}/haco-fleet)
 configure_file(${CMAKE_SOURCE_DIR}/systemd/haco-fleet@.service.in ${CMAKE_BINARY_DIR}/systemd/haco-fleet@.service @ONLY)
 
+# Slurm's Epilog for `haco-fleet slurm submit` jobs (docs/multi-host.md); the
+# build tree gets one that runs the built program, for the Slurm cluster test.
+set(HACO_EPILOG_PATH ${CMAKE_INSTALL_FULL_LIBEXECDIR}/haco-fleet/slurm-epilog)
+configure_file(${CMAKE_SOURCE_DIR}/slurm/haco-fleet-slurm-epilog.in ${CMAKE_BINARY_DIR}/slurm/slurm-epilog @ONLY)
+function(haco_build_tree_epilog)
+  set(HACO_BINDIR ${CMAKE_BINARY_DIR})
+  set(HACO_EPILOG_PATH ${CMAKE_BINARY_DIR}/slurm/build-tree/slurm-epilog)
+  configure_file(${CMAKE_SOURCE_DIR}/slurm/haco-fleet-slurm-epilog.in ${CMAKE_BINARY_DIR}/slurm/build-tree/slurm-epilog
+                 @ONLY FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ
+                 WORLD_EXECUTE)
+endfunction()
+haco_build_tree_epilog()
+
 install(TARGETS haco-fleet RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(PROGRAMS ${CMAKE_BINARY_DIR}/slurm/slurm-epilog DESTINATION ${CMAKE_INSTALL_LIBEXECDIR}/haco-fleet)
 install(FILES ${CMAKE_BINARY_DIR}/systemd/haco-fleet@.service DESTINATION ${HACO_SYSTEMD_UNIT_DIR})
 install(FILES ${CMAKE_SOURCE_DIR}/templates/busybox-httpd.haco ${CMAKE_SOURCE_DIR}/templates/phpinfo.haco
               ${CMAKE_SOURCE_DIR}/templates/phpinfo-oci.haco

@@ -11,6 +11,7 @@
 #include "cli/recent_exits_json.hpp"
 #include "haco/error.hpp"
 #include "haco/printable.hpp"
+#include "haco/slurm.hpp"
 #include "haco/state.hpp"
 #include "haco/supervisor.hpp"
 
@@ -116,6 +117,16 @@ void print_fleet(const state::FleetState& fleet, bool supervised) {
   }
 }
 
+nlohmann::json slice_json(const slurm::SliceRecord& s, const std::string& root) {
+  return {{"job", s.job},         {"slice", s.index + 1}, {"slices", s.count},  {"node", s.node},
+          {"ports", s.ports},     {"state", s.state},     {"detail", s.detail}, {"state_root", root}};
+}
+
+std::string slice_text(const slurm::SliceRecord& s, const std::string& root) {
+  return fmt::format("slurm job {}, slice {}/{} on {}: ports {}, {}{} (state root {})", s.job, s.index + 1, s.count,
+                     s.node, s.ports, s.state, s.detail.empty() ? "" : " " + printable(s.detail), root);
+}
+
 }  // namespace
 
 void add_ps_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
@@ -132,13 +143,32 @@ void add_ps_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
       exit_status = kExitBadInput;
       return;
     }
-    std::vector<std::string> fleets = name->empty() ? state::list_fleets(global.state_root)
-                                                    : std::vector<std::string>{*name};
+    // The fleets of the state root, then the slices of Slurm jobs on this
+    // node (each a fleet under a state root of its own, ROOT/slurm/JOB.TASK).
+    struct Listed {
+      std::string root, fleet;
+      std::optional<slurm::SliceRecord> slice;
+    };
+    std::vector<Listed> listed;
+    for (const auto& f : state::list_fleets(global.state_root)) listed.push_back({global.state_root, f, std::nullopt});
+    for (const auto& slice_root : slurm::list_slice_roots(global.state_root)) {
+      std::optional<slurm::SliceRecord> slice;
+      try {
+        slice = slurm::read_slice_record(slice_root);
+      } catch (const Error& e) {
+        std::fprintf(stderr, "haco-fleet: %s\n", e.what());
+      }
+      for (const auto& f : state::list_fleets(slice_root)) listed.push_back({slice_root, f, slice});
+    }
+    if (!name->empty()) {
+      std::erase_if(listed, [&](const Listed& l) { return l.fleet != *name; });
+      if (listed.empty()) listed.push_back({global.state_root, *name, std::nullopt});
+    }
     nlohmann::json out = nlohmann::json::array();
     bool first = true;
     exit_status = kExitOk;
-    for (const auto& f : fleets) {
-      state::FleetPaths paths{global.state_root, global.data_root, f};
+    for (const auto& [root, f, slice] : listed) {
+      state::FleetPaths paths{root, global.data_root, f};
       std::optional<state::FleetState> fleet;
       try {
         fleet = state::load_state(paths);
@@ -155,9 +185,12 @@ void add_ps_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
       }
       bool supervised = state::is_alive(fleet->supervisor);
       if (*json) {
-        out.push_back(fleet_json(*fleet, supervised));
+        auto item = fleet_json(*fleet, supervised);
+        item["slurm"] = slice ? slice_json(*slice, root) : nlohmann::json();
+        out.push_back(item);
       } else {
         if (!first) std::printf("\n");
+        if (slice) std::printf("%s\n", slice_text(*slice, root).c_str());
         print_fleet(*fleet, supervised);
       }
       first = false;

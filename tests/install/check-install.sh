@@ -23,12 +23,14 @@ expected=(
   share/haco-fleet/scripts/build-php-image.sh
   share/haco-fleet/scripts/build-php-oci.sh
   lib/systemd/system/haco-fleet@.service
+  libexec/haco-fleet/slurm-epilog
 )
 [ "$man_page" = ON ] && expected+=(share/man/man1/haco-fleet.1)
 for f in "${expected[@]}"; do
   [ -s "$prefix/$f" ] || fail "$f not installed"
 done
-for f in bin/haco-fleet share/haco-fleet/scripts/build-busybox-image.sh share/haco-fleet/scripts/build-php-image.sh; do
+for f in bin/haco-fleet share/haco-fleet/scripts/build-busybox-image.sh share/haco-fleet/scripts/build-php-image.sh \
+         libexec/haco-fleet/slurm-epilog; do
   [ -x "$prefix/$f" ] || fail "$f not executable"
 done
 # Nothing installed that the list above does not name.
@@ -64,6 +66,10 @@ configured_prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$build/CMakeCache
 grep -q "^ExecStart=$configured_prefix/bin/haco-fleet up --foreground " "$unit" ||
   fail "the unit's ExecStart does not run $configured_prefix/bin/haco-fleet up: $(grep ExecStart= "$unit")"
 grep -q '@HACO_BINDIR@' "$unit" && fail "the unit still holds @HACO_BINDIR@"
+# Slurm's Epilog runs the installed program too.
+grep -q "^exec $configured_prefix/bin/haco-fleet --quiet slurm epilog\$" "$prefix/libexec/haco-fleet/slurm-epilog" ||
+  fail "slurm-epilog does not exec $configured_prefix/bin/haco-fleet"
+sh -n "$prefix/libexec/haco-fleet/slurm-epilog" || fail "slurm-epilog is not valid sh"
 
 # The installed templates evaluate with the installed program.
 for pair in busybox-httpd:busybox phpinfo:phpinfo; do
