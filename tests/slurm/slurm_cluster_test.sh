@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# A fleet over a real Slurm cluster on this machine (scripts/slurm/cluster.sh:
+# slurmctld and two slurmd nodes, each in network, UTS, mount and cgroup
+# namespaces of its own): `slurm submit` over both nodes, every port served
+# from exactly one node (checked from inside each node's network namespace),
+# the slices in `slurm status` and `ps`, the instances in their task's
+# cgroup; `scancel` leaves nothing on either node; a node killed in the
+# middle of a run (its slurmd and every process of it, SIGKILL) is reported
+# by Slurm, and the Epilog on the other node and the next job on the killed
+# one leave nothing behind.
+#   tests/slurm/slurm_cluster_test.sh BUILD_DIR
+set -uo pipefail
+build=$(realpath "$1")
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+haco_bin=$build/haco-fleet
+cluster=$repo/scripts/slurm/cluster.sh
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+step() { echo "== $*"; }
+since() { awk -v t0="$1" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.1f", t1 - t0 }'; }
+
+[ "$(id -u)" -eq 0 ] || { echo "needs root" >&2; exit 1; }
+for tool in slurmctld slurmd munged sbatch scancel scontrol curl; do
+  command -v "$tool" >/dev/null || { echo "FAIL: $tool missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
+done
+
+temp=$(mktemp -d /tmp/haco-test-slurm-XXXXXX)
+chmod 0755 "$temp"
+root=$temp/run data=$temp/data rootfs_base=$temp/rootfs cdir=$temp/cluster
+mkdir -p "$root" "$data" "$rootfs_base"
+image=$build/images/busybox.tar.gz
+"$repo/scripts/build-busybox-image.sh" "$image" >/dev/null || { echo "FAIL: building the busybox image" >&2; exit 1; }
+export HACO_ROOTFS_BASE=$rootfs_base HACO_BUSYBOX_IMAGE=$image
+definition=$repo/tests/supervisor/test-fleet.haco
+# Ports from the pid, as the fleet tests pick theirs (host ids port*100 must fit).
+base=$((20000 + ($$ % 200) * 50))
+haco() { "$haco_bin" --root "$root" --data-root "$data" "$@"; }
+
+# Slurm's Epilog: the shipped script (as configured for the build tree) with
+# this test's roots.
+cat > "$temp/epilog" <<EPILOG
+#!/bin/sh
+export HACO_FLEET_ROOT=$root HACO_FLEET_DATA_ROOT=$data
+exec $build/slurm/build-tree/slurm-epilog
+EPILOG
+chmod 0755 "$temp/epilog"
+
+jobs_submitted=()
+cleanup() {
+  set +e
+  for j in "${jobs_submitted[@]}"; do scancel "$j" 2>/dev/null; done
+  sleep 1
+  # Whatever a failed check left: every slice and fleet under the roots.
+  for slice in "$root"/slurm/*.*; do
+    [ -d "$slice" ] || continue
+    "$haco_bin" --root "$slice" --data-root "$data" down --all --purge --timeout 2 >/dev/null 2>&1
+  done
+  haco down --all --purge --timeout 2 >/dev/null 2>&1
+  "$cluster" stop --dir "$cdir" >/dev/null 2>&1
+  rm -rf "$temp"
+}
+trap cleanup EXIT
+
+step "starting the cluster"
+started=$(date +%s.%N)
+"$cluster" start --dir "$cdir" --nodes 2 --epilog "$temp/epilog" --slurmd-timeout 10 || { echo "FAIL: cluster start" >&2; exit 1; }
+echo "cluster up in $(since $started) s"
+eval "$("$cluster" env --dir "$cdir")"
+
+# submit COUNT FIRST_PORT [sbatch args...]: prints the job id.
+submit() {
+  local count=$1 first=$2; shift 2
+  local out
+  out=$(haco slurm submit --ports "$first-$((first + count - 1))" --nodes 2 --name sl --output "$temp/job-%j.out" \
+        "$@" "$definition" -- --timeout 60 --restart on-failure) || { echo "$out" >&2; return 1; }
+  echo "$out" >&2
+  sed -n 's/^job \([0-9]*\): .*/\1/p' <<<"$out"
+}
+# wait_for SECONDS COMMAND...: polls every 0.5 s.
+wait_for() {
+  local limit=$1; shift
+  local until=$(($(date +%s) + limit))
+  while [ "$(date +%s)" -lt "$until" ]; do "$@" && return 0; sleep 0.5; done
+  return 1
+}
+serves() { grep -q "^haco-fleet job $1: the whole fleet serves" "$temp/job-$1.out" 2>/dev/null; }
+job_state() { scontrol -o show job "$1" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2; }
+job_over() { local s; s=$(job_state "$1"); [ -n "$s" ] && [ "$s" != RUNNING ] && [ "$s" != PENDING ] && [ "$s" != COMPLETING ]; }
+# node_of PORT: the node whose network namespace answers on PORT ("" or "node1 node2" when not exactly one).
+nodes_serving() {
+  local port=$1 n served=()
+  for n in node1 node2; do
+    "$cluster" exec --dir "$cdir" "$n" curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/" && served+=("$n")
+  done
+  echo "${served[*]}"
+}
+# Nothing of the fleet `sl` on either node: no slice state, no mounts or trees
+# under the data root and rootfs base, no process of the recorded pids, no
+# cgroup of a slice.
+expect_nothing_left() {
+  local what=$1 pids=$2
+  local left
+  left=$(find "$root/slurm" -mindepth 1 -maxdepth 1 -name '*.*' 2>/dev/null)
+  [ -z "$left" ] || fail "$what: slice state left: $left"
+  left=$(awk -v d="$temp/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo)
+  [ -z "$left" ] || fail "$what: mounts left: $left"
+  left=$(find "$rootfs_base" "$data/instances" -mindepth 1 -maxdepth 1 2>/dev/null)
+  [ -z "$left" ] || fail "$what: trees left: $left"
+  for p in $pids; do [ -e "/proc/$p" ] && fail "$what: process $p ($(cat /proc/$p/comm 2>/dev/null)) still runs"; done
+  left=$(find /sys/fs/cgroup -type d -name 'sl-j*' 2>/dev/null)
+  [ -z "$left" ] || fail "$what: cgroups left: $left"
+}
+
+step "submitting 8 instances over 2 nodes"
+t0=$(date +%s.%N)
+job=$(submit 8 "$base") || { fail "slurm submit"; exit 1; }
+jobs_submitted+=("$job")
+wait_for 120 serves "$job" || { fail "job $job: the whole fleet never served"; cat "$temp/job-$job.out" >&2; exit 1; }
+echo "job $job: whole fleet served $(since $t0) s after submit"
+cat "$temp/job-$job.out"
+
+status=$(haco slurm status "$job" --json) || fail "slurm status $job"
+[ "$(jq -r '.slurm_state' <<<"$status")" = RUNNING ] || fail "status: $(jq -c . <<<"$status")"
+[ "$(jq -r '[.slices[] | .state] | join(",")' <<<"$status")" = "ready,ready" ] || fail "slice states: $status"
+[ "$(jq -r '[.slices[] | .node] | join(",")' <<<"$status")" = "node1,node2" ] || fail "slice nodes: $status"
+[ "$(jq -r '[.slices[] | .ports] | join(",")' <<<"$status")" = "$base-$((base + 3)),$((base + 4))-$((base + 7))" ] ||
+  fail "slice ports: $status"
+haco slurm status "$job"
+
+step "every port served from exactly one node, its slice's"
+for i in $(seq 0 7); do
+  port=$((base + i))
+  expected=$([ "$i" -lt 4 ] && echo node1 || echo node2)
+  got=$(nodes_serving "$port")
+  [ "$got" = "$expected" ] || fail "port $port served by '$got', expected '$expected'"
+done
+
+step "ps shows the slices; each init sits in its task's cgroup"
+ps_json=$(haco ps --json) || fail "ps --json"
+[ "$(jq -r '[.fleets[] | "\(.fleet)@\(.slurm.node)"] | sort | join(",")' <<<"$ps_json")" = "sl-j$job-s0@node1,sl-j$job-s1@node2" ] ||
+  fail "ps fleets: $(jq -c '[.fleets[] | {fleet, slurm}]' <<<"$ps_json")"
+pids=$(jq -r '.fleets[].instances[].pid' <<<"$ps_json")
+[ "$(wc -w <<<"$pids")" -eq 8 ] || fail "ps lists $(wc -w <<<"$pids") running instances, expected 8"
+for p in $pids; do
+  grep -q "job_$job/" "/proc/$p/cgroup" || fail "instance pid $p is not below job $job's cgroup: $(cat /proc/$p/cgroup)"
+done
+haco ps | head -3
+
+step "scancel: every slice taken down on both nodes"
+t0=$(date +%s.%N)
+scancel "$job"
+wait_for 90 job_over "$job" || fail "job $job still $(job_state "$job") after scancel"
+wait_for 30 bash -c "[ -z \"\$(find '$root/slurm' -mindepth 1 -maxdepth 1 -name '*.*')\" ]"
+echo "job $job: $(job_state "$job") and taken down $(since $t0) s after scancel"
+expect_nothing_left "after scancel" "$pids"
+tail -6 "$temp/job-$job.out"
+
+step "a node killed in the middle of a run"
+job=$(submit 8 "$base") || { fail "slurm submit"; exit 1; }
+jobs_submitted+=("$job")
+wait_for 120 serves "$job" || { fail "job $job never served"; cat "$temp/job-$job.out" >&2; exit 1; }
+pids=$(haco ps --json | jq -r '.fleets[].instances[].pid')
+t0=$(date +%s.%N)
+"$cluster" kill-node --dir "$cdir" node2 || fail "kill-node node2"
+wait_for 90 job_over "$job" || fail "job $job still $(job_state "$job") after node2 was killed"
+echo "job $job: Slurm reports $(job_state "$job") $(since $t0) s after node2 was killed"
+[ "$(job_state "$job")" = NODE_FAIL ] || fail "job $job ended $(job_state "$job"), expected NODE_FAIL"
+scontrol -o show node node2 | grep -o 'State=[A-Z_+]*' | grep -q DOWN || fail "node2 not DOWN: $(scontrol -o show node node2)"
+# node1's slice: taken down by its task (SIGTERM) and the Epilog.
+wait_for 60 bash -c "[ ! -e '$root/slurm/$job.0' ]" || fail "node1's slice of job $job still there"
+# node2's slice: its processes died with the node, its mounts and state stay
+# until the node runs something again.
+[ -e "$root/slurm/$job.1" ] || fail "node2's slice state vanished although nothing ran there"
+
+step "node2 back; the next job there clears what the killed one left"
+"$cluster" restart-node --dir "$cdir" node2 || fail "restart-node node2"
+wait_for 60 bash -c "sinfo -h -n node2 -o %t | grep -qx idle" || {
+  scontrol update nodename=node2 state=resume 2>/dev/null
+  wait_for 30 bash -c "sinfo -h -n node2 -o %t | grep -qx idle" || fail "node2 not idle: $(sinfo -h -n node2)"
+}
+job=$(submit 4 $((base + 10))) || { fail "slurm submit"; exit 1; }
+jobs_submitted+=("$job")
+wait_for 120 serves "$job" || { fail "job $job never served"; cat "$temp/job-$job.out" >&2; }
+[ -e "$root/slurm/${jobs_submitted[1]}.1" ] && fail "the killed node's slice is still there after a new job ran on it"
+more=$(haco ps --json | jq -r '.fleets[].instances[].pid')
+scancel "$job"
+wait_for 90 job_over "$job" || fail "job $job still $(job_state "$job") after scancel"
+wait_for 30 bash -c "[ -z \"\$(find '$root/slurm' -mindepth 1 -maxdepth 1 -name '*.*')\" ]"
+expect_nothing_left "after the node kill and the next job" "$pids $more"
+
+step "stopping the cluster"
+t0=$(date +%s.%N)
+"$cluster" stop --dir "$cdir" || fail "cluster stop"
+echo "cluster stopped in $(since $t0) s"
+[ "$failures" -eq 0 ] && echo "slurm cluster test: all checks passed" || echo "slurm cluster test: $failures failure(s)"
+[ "$failures" -eq 0 ]
