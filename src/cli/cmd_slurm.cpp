@@ -346,6 +346,9 @@ int run_epilog(const GlobalOptions& global) {
 void add_slurm_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
   auto* slurm = app.add_subcommand("slurm", "A fleet over the nodes of a Slurm job: submit, status, epilog");
   slurm->require_subcommand(1);
+  slurm->footer(
+      "Example: a fleet of 100 phpinfo containers over 2 nodes, then where its slices run:\n"
+      "  haco-fleet slurm submit --ports 10001-10100 --nodes 2 templates/phpinfo.haco");
 
   auto* submit = slurm->add_subcommand(
       "submit",
@@ -370,9 +373,9 @@ void add_slurm_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
   submit->add_option("up-options", s->up_args,
                      "After --: `up` options for every slice (--ready, --restart, --timeout, --rootfs, --pids-max...)");
   submit->footer(
-      "Example: 10000 tenants over 20 nodes, each slice ready once /index.php answers:\n"
-      "  haco-fleet slurm submit --ports 10001-20000 --nodes 20 --partition web templates/phpinfo.haco -- \\\n"
-      "      --ready http:/index.php --restart on-failure");
+      "After --, options of `up` for every slice, e.g. `-- --ready http:/index.php --restart on-failure`.\n"
+      "Example: 10000 tenants over 20 nodes of the partition web, 500 per node:\n"
+      "  haco-fleet slurm submit --ports 10001-20000 --nodes 20 --partition web templates/phpinfo.haco");
   submit->callback([s, &global, &exit_status] {
     if (!running_as_root("slurm submit")) {
       exit_status = kExitBadInput;
@@ -387,12 +390,16 @@ void add_slurm_command(CLI::App& app, GlobalOptions& global, int& exit_status) {
   auto json = std::make_shared<bool>(false);
   status->add_option("job", *job_id, "The job id sbatch gave")->required();
   status->add_flag("--json", *json, "Print JSON");
+  status->footer("Example: the slices of job 42, where they run and whether they serve:\n  haco-fleet slurm status 42");
   status->callback([job_id, json, &global, &exit_status] { exit_status = run_status(global, *job_id, *json); });
 
   auto* epilog = slurm->add_subcommand(
       "epilog",
       "Run by Slurm's Epilog on each node at a job's end (SLURM_JOB_ID): takes down, with --purge, the job's "
       "slices on this node and any slice whose task is gone; exit 1 (the node drains) if one stays");
+  epilog->footer(
+      "Slurm runs it through the installed script (in slurm.conf: Epilog=/usr/libexec/haco-fleet/slurm-epilog).\n"
+      "Example: what that script runs, as root, with SLURM_JOB_ID set:\n  haco-fleet slurm epilog");
   epilog->callback([&global, &exit_status] {
     if (!running_as_root("slurm epilog")) {
       exit_status = kExitBadInput;

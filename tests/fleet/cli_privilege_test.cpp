@@ -40,8 +40,12 @@ class Unprivileged : public ::testing::Test {
 };
 
 TEST_F(Unprivileged, UpAndDownStopAtOnceWithOneLine) {
-  for (const std::string verb : {"up", "down", "reload", "stop", "start", "restart", "exec", "images", "images prune"}) {
-    std::string args = verb == "up" ? " --ports 10001 " + seed() : verb == "exec" ? " 10001 -- true" : "";
+  for (const std::string verb : {"up", "down", "reload", "stop", "start", "restart", "exec", "images", "images prune",
+                                  "slurm submit", "slurm epilog"}) {
+    std::string args = verb == "up"             ? " --ports 10001 " + seed()
+                       : verb == "slurm submit" ? " --ports 10001-10002 --nodes 2 " + seed()
+                       : verb == "exec"         ? " 10001 -- true"
+                                                : "";
     auto r = run_command(haco(state_root()) + " " + verb + args);
     EXPECT_EQ(r.status, 2) << verb << ": " << r.output;
     EXPECT_EQ(r.output, "haco-fleet " + verb + ": must run as root (containers, cgroups and mounts need it)\n");
@@ -98,7 +102,8 @@ TEST_F(Unprivileged, ExpandAndHelpWork) {
   for (const std::string command : {"--help", "up --help", "down --help", "ps --help", "expand --help",
                                      "inspect --help", "reload --help", "logs --help", "stop --help",
                                      "start --help", "restart --help", "exec --help", "metrics --help",
-                                     "images --help", "images prune --help"}) {
+                                     "images --help", "images prune --help", "slurm --help", "slurm submit --help",
+                                     "slurm status --help", "slurm epilog --help"}) {
     r = run_command(haco(state_root()) + " " + command);
     EXPECT_EQ(r.status, 0) << command << ": " << r.output;
     EXPECT_NE(r.output.find("Usage:"), std::string::npos) << command << ": " << r.output;
