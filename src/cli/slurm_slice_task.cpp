@@ -60,7 +60,8 @@ void SliceTask::report(const std::string& state, const std::string& detail) {
   record_.detail = printable(detail);
   record_.updated_unix_ms = state::unix_now_ms();
   try {
-    slurm::write_slice_record(root_, record_);
+    // Once the slice is taken down its state root is gone: only the line.
+    if (state == "starting" || std::filesystem::exists(root_)) slurm::write_slice_record(root_, record_);
   } catch (const Error& e) {
     std::fprintf(stderr, "haco-fleet: recording the slice: %s\n", e.what());
   }
