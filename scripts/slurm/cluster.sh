@@ -39,8 +39,9 @@
 #   `stop` makes it private again), so mounts that processes on a node make
 #   under / (/run, /var/lib, /tmp, the repository: all on the root file
 #   system here) show on the host and are unmounted from there. Only the root
-#   mount is made shared, not recursively; /sys/fs/cgroup is made private
-#   inside the node before it is mounted over.
+#   mount is made shared, not recursively. Inside the node /sys is made a
+#   slave (host mounts still reach it, its own do not leave it) and the host's
+#   cgroup mounts are replaced by ones rooted at the node's cgroup.
 set -euo pipefail
 
 prog=cluster.sh
@@ -51,7 +52,7 @@ ctl_addr=$subnet.2
 ctl_name=slurmctl
 
 die() { echo "$prog: $*" >&2; exit 1; }
-usage() { sed -n '8,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '/^#   cluster.sh start/,/^# Exit:/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 note() { echo "$prog: $*" >&2; }
 
 # ---- arguments ---------------------------------------------------------------
@@ -232,6 +233,7 @@ holder_start() {  # NAME UNSHARE-OPTION...
     exec unshare "$@" -- sleep infinity </dev/null >/dev/null 2>&1
   ) &
   pid=$!
+  disown "$pid"
   echo "$pid" >"$f"
   for i in $(seq 100); do
     if [ "$(readlink "/proc/$pid/ns/uts" 2>/dev/null)" != "$(readlink /proc/self/ns/uts)" ] &&
@@ -288,7 +290,11 @@ node_ns_create() {
     ip link set lo up
     ip addr add "$2/24" dev eth0
     ip link set eth0 up
-    mount --make-rprivate /sys/fs/cgroup
+    # Mounts under /sys stop propagating to the host (they still come from it),
+    # and the host cgroup mounts leave this namespace, so that its mountinfo
+    # shows only the cgroup file systems rooted at the node.
+    mount --make-rslave /sys
+    umount -R /sys/fs/cgroup
     if [ "$3" = v1 ]; then
       mount -t tmpfs -o mode=755,nosuid,nodev,noexec haco-slurm-cgroup /sys/fs/cgroup
       while read -r target fstype opts; do
@@ -377,7 +383,7 @@ slurmd_exe=$(readlink -f "$(command -v slurmd || echo /usr/sbin/slurmd)")
 
 munge_start() {
   mkdir -p "$dir/munge"
-  chmod 700 "$dir/munge"
+  chmod 755 "$dir/munge"
   dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none
   chmod 400 "$dir/munge/munge.key"
   "$munged_exe" --force --socket="$dir/munge/munge.socket" --key-file="$dir/munge/munge.key" \
@@ -489,7 +495,7 @@ fail_with_logs() {
 }
 
 wait_nodes_idle() {
-  local i out idle
+  local i out= idle
   for i in $(seq $((wait_s * 2))); do
     out=$(SLURM_CONF=$dir/slurm.conf sinfo -h -N -p fleet -o '%N %t' 2>&1) || out=
     idle=$(awk '$2 == "idle"' <<<"$out" | wc -l)

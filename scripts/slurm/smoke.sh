@@ -79,6 +79,9 @@ scancel "$job" 2>/dev/null || true
 node2_idle() { [ "$(sinfo -h -n node2 -o %t)" = idle ]; }
 wait_for $((60 * slow)) "node2 idle again" node2_idle
 sinfo -N
+node_fail() { scontrol show job "$job" | grep -q 'JobState=NODE_FAIL'; }
+wait_for $((30 * slow)) "job $job ending as NODE_FAIL" node_fail
+echo "job $job: $(scontrol show job "$job" | grep -o 'JobState=[A-Z_]*')"
 
 step "stop"
 t0=$(date +%s%N)
