@@ -21,6 +21,8 @@ packages=(
   gnuplot-nox libxml2-utils
   # the Debian 12 test guest (scripts/vm/, docs/vm.md)
   qemu-system-x86 qemu-utils e2fsprogs
+  # the local Slurm cluster of the multi-host tests (scripts/slurm/cluster.sh)
+  slurmctld slurmd slurm-client munge
 )
 
 missing=()

@@ -1,0 +1,621 @@
+#!/usr/bin/env bash
+# A real Slurm cluster on this one machine, from Debian's packages, for the
+# multi-host tests: one munged, one slurmctld and N slurmd nodes node1..nodeN.
+# Everything it makes (config, state, spool, logs, pid files) lives in DIR;
+# `stop` removes all of it and leaves nothing behind.
+#
+#   cluster.sh start --dir DIR [--nodes N] [--prolog PATH] [--epilog PATH]
+#                    [--slurmd-timeout S] [--wait S]
+#   cluster.sh stop --dir DIR [--keep-logs]
+#   cluster.sh exec --dir DIR NODE CMD...
+#   cluster.sh kill-node --dir DIR NODE
+#   cluster.sh restart-node --dir DIR NODE
+#   cluster.sh env --dir DIR
+#
+# Exit: 0 ok, 1 failure (with the reason and the daemons' log tails), 2 usage.
+#
+# Layout
+# * Network: a bridge hslurm0 (10.213.0.1/24, the only address on the host
+#   side; clients such as sbatch or srun reach slurmctld through it). slurmctld
+#   runs in a network and UTS namespace of its own (10.213.0.2, hostname
+#   slurmctl), so its port never meets a system slurmctld. Node K has its own
+#   network namespace (veth hslurm-nK to the bridge, 10.213.0.(10+K), loopback
+#   up) and UTS namespace (hostname nodeK, which slurmd takes as NodeName).
+# * Namespaces are held by one `sleep infinity` per node (and one for the
+#   controller), kept in the cgroup haco-slurm/ns so that killing a node's
+#   cgroup (kill-node) leaves them in place. `exec` and the slurmd's enter them
+#   with nsenter.
+# * Cgroups: node K's processes live in their own cgroup haco-slurm/nodeK (in
+#   every v1 hierarchy, or the v2 tree), created below the cgroup of the
+#   process that runs `start`. The node's cgroup namespace is rooted there and
+#   its mount namespace has /sys/fs/cgroup mounted again, so slurmd sees that
+#   cgroup as the root and Slurm's slurm/uid_U/job_J/step_S (v1) of node1 and
+#   node2 are distinct directories on the host. ProctrackType=proctrack/cgroup.
+#   Under systemd (cgroup v2 only) each node cgroup is a delegated scope unit
+#   haco-slurm-nodeK.scope (Delegate=yes), see node_cgroup_create_v2.
+# * Mounts: a node's mount namespace differs from the host's only in
+#   /sys/fs/cgroup. It is created with --propagation unchanged, and the host's
+#   / is made shared if it was private (a systemd host has it shared already;
+#   `stop` makes it private again), so mounts that processes on a node make
+#   under / (/run, /var/lib, /tmp, the repository: all on the root file
+#   system here) show on the host and are unmounted from there. Only the root
+#   mount is made shared, not recursively. Inside the node /sys is made a
+#   slave (host mounts still reach it, its own do not leave it) and the host's
+#   cgroup mounts are replaced by ones rooted at the node's cgroup.
+set -euo pipefail
+
+prog=cluster.sh
+bridge=hslurm0
+subnet=10.213.0
+host_addr=$subnet.1
+ctl_addr=$subnet.2
+ctl_name=slurmctl
+
+die() { echo "$prog: $*" >&2; exit 1; }
+usage() { sed -n '/^#   cluster.sh start/,/^# Exit:/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+note() { echo "$prog: $*" >&2; }
+
+# ---- arguments ---------------------------------------------------------------
+verb=${1:-}
+[ -n "$verb" ] || usage
+shift
+dir= nodes=2 prolog= epilog= slurmd_timeout=10 wait_s=120 keep_logs=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --dir) [ $# -ge 2 ] || usage; dir=$2; shift ;;
+    --nodes) [ $# -ge 2 ] && [[ $2 =~ ^[1-9][0-9]?$ ]] || usage; nodes=$2; shift ;;
+    --prolog) [ $# -ge 2 ] || usage; prolog=$2; shift ;;
+    --epilog) [ $# -ge 2 ] || usage; epilog=$2; shift ;;
+    --slurmd-timeout) [ $# -ge 2 ] && [[ $2 =~ ^[0-9]+$ ]] || usage; slurmd_timeout=$2; shift ;;
+    --wait) [ $# -ge 2 ] && [[ $2 =~ ^[0-9]+$ ]] || usage; wait_s=$2; shift ;;
+    --keep-logs) keep_logs=1 ;;
+    --) shift; break ;;
+    -h|--help) usage ;;
+    -*) echo "$prog: unknown option $1" >&2; usage ;;
+    *) break ;;
+  esac
+  shift
+done
+[ -n "$dir" ] || usage
+case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
+dir=${dir%/}
+state=$dir/cluster.state
+[ "$(id -u)" -eq 0 ] || die "must run as root"
+
+# ---- state -------------------------------------------------------------------
+# cluster.state holds shell assignments, appended before each thing is made,
+# so that stop knows what to undo even after a start that failed half-way.
+record() { printf '%s=%q\n' "$1" "$2" >>"$state"; }
+load_state() {
+  nodes=0 cg_layout= cg_parents= root_made_shared=0 bridge_made=0
+  # shellcheck disable=SC1090
+  [ -f "$state" ] && . "$state"
+  return 0
+}
+
+# ---- cgroups -----------------------------------------------------------------
+# The cgroup layout: v2 when /sys/fs/cgroup is cgroup2, v1 (or hybrid) otherwise.
+detect_layout() {
+  if [ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ]; then echo v2; else echo v1; fi
+}
+
+# v1: "MOUNTPOINT DIR" per hierarchy, DIR being this process's cgroup in it,
+# for every hierarchy in /proc/self/cgroup (the unified one of a hybrid host too).
+v1_own_cgroups() {
+  local id ctrls path opts target
+  while IFS=: read -r id ctrls path; do
+    if [ -z "$ctrls" ]; then
+      target=$(findmnt -rn -t cgroup2 -o TARGET | head -n1)
+    else
+      target=
+      while read -r t opts; do
+        local want ok=1
+        for want in ${ctrls//,/ }; do
+          [[ ,$opts, == *",$want,"* ]] || ok=0
+        done
+        [ $ok -eq 1 ] && { target=$t; break; }
+      done < <(findmnt -rn -t cgroup -o TARGET,FS-OPTIONS)
+    fi
+    [ -n "$target" ] || continue
+    echo "$target ${target}${path%/}"
+  done </proc/self/cgroup
+}
+
+# Every cgroup directory of NAME (haco-slurm/NAME) on the host.
+cgroup_dirs_of() {
+  local p
+  for p in $cg_parents; do echo "$p/haco-slurm/$1"; done
+}
+
+cgroup_create() {
+  local d sub f
+  for d in $(cgroup_dirs_of "$1"); do
+    for sub in "${d%/"$1"}" "$d"; do
+      mkdir -p "$sub"
+      # A new v1 cpuset has no cpus nor mems and takes no process until given its parent's.
+      for f in cpuset.cpus cpuset.mems; do
+        if [ -f "$sub/$f" ] && [ -z "$(cat "$sub/$f")" ]; then
+          cat "${sub%/*}/$f" >"$sub/$f"
+        fi
+      done
+    done
+  done
+}
+
+cgroup_enter() {  # NAME PID
+  local d
+  for d in $(cgroup_dirs_of "$1"); do echo "$2" >"$d/cgroup.procs"; done
+}
+
+# Every pid in NAME's cgroups and their descendants.
+cgroup_pids() {
+  local d
+  for d in $(cgroup_dirs_of "$1"); do
+    [ -d "$d" ] && find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null
+  done | sort -u
+}
+
+# SIGKILL every process in NAME's cgroups (cgroup.kill on v2, a loop over
+# cgroup.procs on v1) and waits until they are empty.
+cgroup_kill() {
+  local name=$1 d i pids
+  if [ "$cg_layout" = v2 ]; then
+    for d in $(cgroup_dirs_of "$name"); do
+      [ -e "$d/cgroup.kill" ] && echo 1 >"$d/cgroup.kill"
+    done
+  fi
+  for i in $(seq 100); do
+    pids=$(cgroup_pids "$name")
+    [ -z "$pids" ] && return 0
+    # shellcheck disable=SC2086
+    kill -KILL $pids 2>/dev/null || true
+    sleep 0.1
+  done
+  die "processes left in cgroup haco-slurm/$name after SIGKILL: $(cgroup_pids "$name" | tr '\n' ' ')"
+}
+
+# Removes NAME's cgroups, deepest first (Slurm's own below them included).
+cgroup_remove() {
+  local d
+  for d in $(cgroup_dirs_of "$1"); do
+    [ -d "$d" ] || continue
+    find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+    [ ! -d "$d" ] || die "cannot remove cgroup $d"
+  done
+}
+
+cgroups_init() {
+  cg_layout=$(detect_layout)
+  record cg_layout "$cg_layout"
+  local parents=
+  if [ "$cg_layout" = v1 ]; then
+    parents=$(v1_own_cgroups | awk '{print $2}' | tr '\n' ' ')
+  else
+    local own
+    own=$(sed -n 's/^0:://p' /proc/self/cgroup)
+    parents=/sys/fs/cgroup${own%/}
+  fi
+  cg_parents=${parents% }
+  record cg_parents "$cg_parents"
+  if [ "$cg_layout" = v2 ]; then
+    # The no-internal-process rule: the processes of `start`'s own cgroup
+    # cannot sit beside children with controllers, so the nodes go below a
+    # haco-slurm that enables them.
+    cgroup_create ""
+    local c ctrls=
+    for c in $(cat "$cg_parents/cgroup.subtree_control"); do ctrls+=" +$c"; done
+    [ -z "$ctrls" ] || echo $ctrls >"$cg_parents/haco-slurm/cgroup.subtree_control" 2>/dev/null || true
+  fi
+}
+
+# ---- namespaces --------------------------------------------------------------
+holder_pid_file() { echo "$dir/ns/$1.pid"; }
+
+# The pid of NAME's namespace holder, if it is alive and still ours.
+holder_pid() {
+  local f pid
+  f=$(holder_pid_file "$1")
+  [ -f "$f" ] || return 1
+  pid=$(cat "$f")
+  alive "$pid" && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = sleep ] || return 1
+  echo "$pid"
+}
+
+# Starts NAME's holder: `sleep infinity` in new net+uts(+mnt+cgroup)
+# namespaces, the cgroup namespace rooted at haco-slurm/NAME.
+holder_start() {  # NAME UNSHARE-OPTION...
+  local name=$1; shift
+  local f pid i
+  f=$(holder_pid_file "$name")
+  mkdir -p "$dir/ns"
+  (
+    cgroup_enter "$name" "$BASHPID"
+    exec unshare "$@" -- sleep infinity </dev/null >/dev/null 2>&1
+  ) &
+  pid=$!
+  disown "$pid"
+  echo "$pid" >"$f"
+  for i in $(seq 100); do
+    if [ "$(readlink "/proc/$pid/ns/uts" 2>/dev/null)" != "$(readlink /proc/self/ns/uts)" ] &&
+       [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = sleep ]; then
+      # Out of the node's cgroup, so that killing the node keeps its namespaces.
+      cgroup_enter ns "$pid"
+      return 0
+    fi
+    alive "$pid" || die "the namespace holder of $name exited"
+    sleep 0.05
+  done
+  die "the namespace holder of $name did not start"
+}
+
+holders_stop() {  # NAME...
+  local name pid pids=()
+  for name in "$@"; do
+    pid=$(holder_pid "$name") && pids+=("$pid")
+  done
+  if [ ${#pids[@]} -gt 0 ]; then
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+    wait_gone 5 "${pids[@]}"
+  fi
+  for name in "$@"; do rm -f "$(holder_pid_file "$name")"; done
+}
+
+# The nsenter options of NAME's namespaces.
+ns_enter_opts() {
+  local pid
+  pid=$(holder_pid "$1") || die "$1 has no namespaces (is the cluster started?)"
+  if [ "$1" = ctl ]; then
+    echo "-t $pid --net --uts"
+  else
+    echo "-t $pid --net --uts --mount --cgroup"
+  fi
+}
+
+node_addr() { echo "$subnet.$((10 + ${1#node}))"; }
+
+# Node K's namespaces: hostname, loopback, its veth and address, and its own
+# /sys/fs/cgroup whose hierarchies are rooted at the node's cgroup.
+node_ns_create() {
+  local name=$1 pid veth=hslurm-n${1#node}
+  holder_start "$name" --net --uts --mount --cgroup --propagation unchanged
+  pid=$(holder_pid "$name")
+  record_link "$veth"
+  ip link add "$veth" type veth peer name eth0 netns "$pid"
+  ip link set "$veth" master "$bridge" up
+  local mounts
+  mounts=$(findmnt -rn -t cgroup,cgroup2 -o TARGET,FSTYPE,FS-OPTIONS | awk '$1 ~ "^/sys/fs/cgroup"')
+  # shellcheck disable=SC2046
+  nsenter $(ns_enter_opts "$name") -- bash -euc '
+    hostname "$1"
+    ip link set lo up
+    ip addr add "$2/24" dev eth0
+    ip link set eth0 up
+    # Mounts under /sys stop propagating to the host (they still come from it),
+    # and the host cgroup mounts leave this namespace, so that its mountinfo
+    # shows only the cgroup file systems rooted at the node.
+    mount --make-rslave /sys
+    umount -R /sys/fs/cgroup
+    if [ "$3" = v1 ]; then
+      mount -t tmpfs -o mode=755,nosuid,nodev,noexec haco-slurm-cgroup /sys/fs/cgroup
+      while read -r target fstype opts; do
+        [ "$target" != /sys/fs/cgroup ] || continue
+        mkdir -p "$target"
+        opts=$(echo "$opts" | tr , "\n" | grep -vx -e rw -e nsdelegate -e memory_recursiveprot | paste -sd, -)
+        mount -t "$fstype" ${opts:+-o "$opts"} cgroup "$target"
+      done <<<"$4"
+    else
+      mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 /sys/fs/cgroup
+    fi
+  ' node-setup "$name" "$(node_addr "$name")" "$cg_layout" "$mounts"
+}
+
+ctl_ns_create() {
+  local pid veth=hslurm-c
+  holder_start ctl --net --uts
+  pid=$(holder_pid ctl)
+  record_link "$veth"
+  ip link add "$veth" type veth peer name eth0 netns "$pid"
+  ip link set "$veth" master "$bridge" up
+  # shellcheck disable=SC2046
+  nsenter $(ns_enter_opts ctl) -- bash -euc '
+    hostname "$1"; ip link set lo up
+    ip addr add "$2/24" dev eth0; ip link set eth0 up
+  ' ctl-setup "$ctl_name" "$ctl_addr"
+}
+
+record_link() { echo "$1" >>"$dir/ns/links"; }
+
+# ---- daemons -----------------------------------------------------------------
+# A pid from PIDFILE whose process is still running EXE (a pid file may be stale).
+daemon_pid() {  # PIDFILE EXE
+  local pid
+  [ -f "$1" ] || return 1
+  pid=$(tr -dc 0-9 <"$1")
+  [ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$2" ] || return 1
+  echo "$pid"
+}
+
+# Whether PID runs (a zombie waiting for its parent to reap it does not).
+alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [ "${stat%% *}" != Z ]
+}
+
+# Waits until none of PIDS runs; false after S seconds.
+wait_gone() {  # S PID...
+  local s=$1 i p left; shift
+  for i in $(seq $((s * 20))); do
+    left=
+    for p in "$@"; do alive "$p" && left+=" $p"; done
+    [ -z "$left" ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# SIGTERM to the daemons of PIDFILE:EXE..., then SIGKILL after 10 s.
+daemons_stop() {  # PIDFILE:EXE...
+  local spec pids=() pid
+  for spec in "$@"; do
+    pid=$(daemon_pid "${spec%%:*}" "${spec#*:}") && pids+=("$pid")
+  done
+  [ ${#pids[@]} -gt 0 ] || return 0
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait_gone 10 "${pids[@]}" && return 0
+  kill -KILL "${pids[@]}" 2>/dev/null || true
+  wait_gone 5 "${pids[@]}"
+}
+
+wait_pid_file() {  # PIDFILE EXE WHAT LOG
+  local i
+  for i in $(seq 300); do
+    daemon_pid "$1" "$2" >/dev/null && return 0
+    sleep 0.1
+  done
+  fail_with_logs "$3 did not start (no live pid in $1)"
+}
+
+munged_exe=$(command -v munged || true)
+slurmctld_exe=$(readlink -f "$(command -v slurmctld || echo /usr/sbin/slurmctld)")
+slurmd_exe=$(readlink -f "$(command -v slurmd || echo /usr/sbin/slurmd)")
+
+munge_start() {
+  mkdir -p "$dir/munge"
+  chmod 755 "$dir/munge"
+  dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none
+  chmod 400 "$dir/munge/munge.key"
+  "$munged_exe" --force --socket="$dir/munge/munge.socket" --key-file="$dir/munge/munge.key" \
+    --pid-file="$dir/munge/munged.pid" --log-file="$dir/munge/munged.log" \
+    --seed-file="$dir/munge/munged.seed" \
+    || fail_with_logs "munged failed to start"
+  wait_pid_file "$dir/munge/munged.pid" "$munged_exe" munged
+}
+
+write_config() {
+  local n last_addr
+  last_addr=$(node_addr "node$nodes")
+  mkdir -p "$dir/ctld/state" "$dir/nodes"
+  for n in $(seq "$nodes"); do mkdir -p "$dir/nodes/node$n/spool"; done
+  {
+    echo "# Written by scripts/slurm/cluster.sh; removed by its stop."
+    echo "ClusterName=haco-slurm"
+    echo "SlurmctldHost=$ctl_name($ctl_addr)"
+    echo "AuthType=auth/munge"
+    echo "CredType=cred/munge"
+    echo "AuthInfo=socket=$dir/munge/munge.socket"
+    echo "SlurmUser=root"
+    echo "SlurmdUser=root"
+    echo "StateSaveLocation=$dir/ctld/state"
+    echo "SlurmctldPidFile=$dir/ctld/slurmctld.pid"
+    echo "SlurmctldLogFile=$dir/ctld/slurmctld.log"
+    echo "SlurmdSpoolDir=$dir/nodes/%n/spool"
+    echo "SlurmdPidFile=$dir/nodes/%n/slurmd.pid"
+    echo "SlurmdLogFile=$dir/nodes/%n/slurmd.log"
+    echo "SlurmctldDebug=info"
+    echo "SlurmdDebug=info"
+    echo "ProctrackType=proctrack/cgroup"
+    echo "TaskPlugin=task/none"
+    echo "JobAcctGatherType=jobacct_gather/none"
+    echo "AccountingStorageType=accounting_storage/none"
+    echo "SelectType=select/cons_tres"
+    echo "SelectTypeParameters=CR_Core"
+    echo "SchedulerType=sched/backfill"
+    echo "MpiDefault=none"
+    echo "SlurmdTimeout=$slurmd_timeout"
+    echo "KillWait=30"
+    echo "MinJobAge=600"
+    echo "ReturnToService=2"
+    # A batch job hit by a node crash ends as NODE_FAIL instead of going back to the queue.
+    echo "JobRequeue=0"
+    # The node lines describe the nodes, not this machine's hardware.
+    echo "SlurmdParameters=config_overrides"
+    if [ -n "$prolog" ]; then echo "Prolog=$prolog"; echo "PrologFlags=Alloc"; fi
+    if [ -n "$epilog" ]; then echo "Epilog=$epilog"; fi
+    for n in $(seq "$nodes"); do
+      echo "NodeName=node$n NodeAddr=$(node_addr "node$n") CPUs=2 RealMemory=256 State=UNKNOWN"
+    done
+    echo "PartitionName=fleet Nodes=node[1-$nodes] Default=YES MaxTime=INFINITE State=UP"
+  } >"$dir/slurm.conf"
+  : "$last_addr"
+  {
+    echo "# Written by scripts/slurm/cluster.sh."
+    echo "CgroupPlugin=cgroup/$cg_layout"
+    echo "CgroupMountpoint=/sys/fs/cgroup"
+    echo "CgroupAutomount=no"
+    echo "ConstrainCores=no"
+    echo "ConstrainRAMSpace=no"
+    echo "ConstrainDevices=no"
+  } >"$dir/cgroup.conf"
+}
+
+slurmctld_start() {
+  cgroup_enter ctl "$BASHPID"
+  # shellcheck disable=SC2046
+  nsenter $(ns_enter_opts ctl) -- env SLURM_CONF="$dir/slurm.conf" \
+    "$slurmctld_exe" -f "$dir/slurm.conf" </dev/null >>"$dir/ctld/slurmctld.out" 2>&1 \
+    || fail_with_logs "slurmctld failed to start"
+  wait_pid_file "$dir/ctld/slurmctld.pid" "$slurmctld_exe" slurmctld
+}
+
+slurmd_start() {  # NODE
+  local name=$1
+  rm -f "$dir/nodes/$name/slurmd.pid"
+  (
+    cgroup_enter "$name" "$BASHPID"
+    # shellcheck disable=SC2046
+    exec nsenter $(ns_enter_opts "$name") -- env SLURM_CONF="$dir/slurm.conf" \
+      "$slurmd_exe" -f "$dir/slurm.conf"
+  ) </dev/null >>"$dir/nodes/$name/slurmd.out" 2>&1 || fail_with_logs "slurmd of $name failed to start"
+  wait_pid_file "$dir/nodes/$name/slurmd.pid" "$slurmd_exe" "slurmd of $name"
+}
+
+slurmd_kill() {  # NODE
+  local pid
+  if pid=$(daemon_pid "$dir/nodes/$1/slurmd.pid" "$slurmd_exe"); then
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  cgroup_kill "$1"
+}
+
+# ---- failure report ----------------------------------------------------------
+fail_with_logs() {
+  {
+    echo "$prog: $1"
+    local f
+    for f in "$dir"/munge/munged.log "$dir"/ctld/slurmctld.log "$dir"/ctld/slurmctld.out \
+             "$dir"/nodes/*/slurmd.log "$dir"/nodes/*/slurmd.out; do
+      [ -s "$f" ] || continue
+      echo "---- last lines of $f"
+      tail -n 15 "$f"
+    done
+  } >&2
+  exit 1
+}
+
+wait_nodes_idle() {
+  local i out= idle
+  for i in $(seq $((wait_s * 2))); do
+    out=$(SLURM_CONF=$dir/slurm.conf sinfo -h -N -p fleet -o '%N %t' 2>&1) || out=
+    idle=$(awk '$2 == "idle"' <<<"$out" | wc -l)
+    [ "$idle" -eq "$nodes" ] && return 0
+    sleep 0.5
+  done
+  fail_with_logs "not every node idle after ${wait_s}s; sinfo: $(echo "$out" | tr '\n' ';')"
+}
+
+# ---- verbs -------------------------------------------------------------------
+start() {
+  local cmd
+  for cmd in munged slurmctld slurmd sinfo ip nsenter unshare findmnt; do
+    command -v "$cmd" >/dev/null || die "$cmd not found (scripts/install-deps.sh installs it)"
+  done
+  [ ! -e "$state" ] || die "$dir already holds a cluster; run: $prog stop --dir $dir"
+  ! ip link show "$bridge" >/dev/null 2>&1 || die "bridge $bridge exists: another cluster runs here"
+  for f in "$prolog" "$epilog"; do
+    [ -z "$f" ] || [ -x "$f" ] || die "$f is not an executable file"
+  done
+  mkdir -p "$dir"
+  : >"$state"
+  record nodes "$nodes"
+  trap 'status=$?; if [ $status -ne 0 ]; then note "start failed; cleaning up"; teardown; fi' EXIT
+
+  cgroups_init
+  cgroup_create ns
+  cgroup_create ctl
+  for n in $(seq "$nodes"); do cgroup_create "node$n"; done
+
+  if [ "$(findmnt -n -o PROPAGATION /)" = private ]; then
+    record root_made_shared 1
+    mount --make-shared /
+  fi
+
+  record bridge_made 1
+  ip link add "$bridge" type bridge
+  ip addr add "$host_addr/24" dev "$bridge"
+  ip link set "$bridge" up
+  ctl_ns_create
+  for n in $(seq "$nodes"); do node_ns_create "node$n"; done
+
+  write_config
+  munge_start
+  ( slurmctld_start )
+  for n in $(seq "$nodes"); do slurmd_start "node$n"; done
+  wait_nodes_idle
+  trap - EXIT
+}
+
+# Undoes everything cluster.state says was made; each step tolerates its
+# thing being gone already.
+teardown() {
+  set +e
+  teardown_failed=0
+  load_state
+  local n names=() slurmds=()
+  for n in $(seq "$nodes"); do
+    names+=("node$n")
+    slurmds+=("$dir/nodes/node$n/slurmd.pid:$slurmd_exe")
+  done
+  daemons_stop "${slurmds[@]}"
+  if [ -n "$cg_layout" ]; then
+    for n in "${names[@]}"; do ( cgroup_kill "$n" ) || teardown_failed=1; done
+  fi
+  daemons_stop "$dir/ctld/slurmctld.pid:$slurmctld_exe" "$dir/munge/munged.pid:$munged_exe"
+  holders_stop "${names[@]}" ctl
+  if [ -f "$dir/ns/links" ]; then
+    while read -r link; do
+      ip link del "$link" 2>/dev/null
+    done <"$dir/ns/links"
+  fi
+  [ "$bridge_made" = 1 ] && ip link show "$bridge" >/dev/null 2>&1 && ip link del "$bridge"
+  if [ -n "$cg_layout" ]; then
+    ( cgroup_kill ctl ) || teardown_failed=1
+    ( cgroup_kill ns ) || teardown_failed=1
+    for n in $(seq "$nodes"); do ( cgroup_remove "node$n" ) || teardown_failed=1; done
+    ( cgroup_remove ctl ) || teardown_failed=1
+    ( cgroup_remove ns ) || teardown_failed=1
+    ( cgroup_remove "" ) || teardown_failed=1
+  fi
+  [ "$root_made_shared" = 1 ] && mount --make-private /
+  if [ "$keep_logs" = 1 ]; then
+    find "$dir" -mindepth 1 -depth ! -name '*.log' ! -name '*.out' \( -type d -empty -o ! -type d \) \
+      -exec rm -f {} \; -o -type d -empty -exec rmdir {} \; 2>/dev/null
+    rm -f "$state"
+  else
+    rm -rf "$dir"
+  fi
+  set -e
+}
+
+stop() {
+  [ -d "$dir" ] || return 0
+  teardown
+  [ "$teardown_failed" = 0 ] || die "stop left something behind (see above)"
+}
+
+node_arg() {
+  [[ ${1:-} =~ ^node[1-9][0-9]?$ ]] || usage
+  load_state
+  [ "${1#node}" -le "$nodes" ] || die "no $1 in the cluster of $dir ($nodes nodes)"
+}
+
+case $verb in
+  start) [ $# -eq 0 ] || usage; start ;;
+  stop) [ $# -eq 0 ] || usage; stop ;;
+  env) [ $# -eq 0 ] || usage; [ -f "$dir/slurm.conf" ] || die "no cluster in $dir"
+       printf 'export SLURM_CONF=%q\n' "$dir/slurm.conf" ;;
+  exec)
+    [ $# -ge 2 ] || usage
+    node_arg "$1"; name=$1; shift
+    opts=$(ns_enter_opts "$name")
+    cgroup_enter "$name" "$$"
+    # shellcheck disable=SC2086
+    exec nsenter $opts -- env SLURM_CONF="$dir/slurm.conf" "$@" ;;
+  kill-node) [ $# -eq 1 ] || usage; node_arg "$1"; slurmd_kill "$1" ;;
+  restart-node)
+    [ $# -eq 1 ] || usage; node_arg "$1"
+    ! daemon_pid "$dir/nodes/$1/slurmd.pid" "$slurmd_exe" >/dev/null || die "slurmd of $1 is running"
+    slurmd_start "$1" ;;
+  *) usage ;;
+esac
