@@ -54,9 +54,14 @@ eval "$("$repo/scripts/slurm/cluster.sh" env --dir "$cdir")"
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
-count_lines() { grep -c "$1" "$2" 2>/dev/null || true; }
+count_lines() { local n; n=$(grep -c "$1" "$2" 2>/dev/null); echo "${n:-0}"; }
 
-printf '%-6s  %-9s  %9s  %12s  %12s  %14s\n' SLICES INSTANCES "SUBMIT_S" "PLACED_S" "SERVES_S" "SCANCEL_GONE_S"
+# Times from the start of `slurm submit`: SUBMIT (sbatch answered), BATCH
+# (the job's batch step runs on its first node), PLACED (every task has
+# started on its node), SERVES (the job's output says the whole fleet
+# serves); GONE: from scancel until every slice's state is gone and Slurm
+# lists no job.
+printf '%-6s  %-9s  %8s  %8s  %8s  %8s  %8s\n' SLICES INSTANCES SUBMIT_S BATCH_S PLACED_S SERVES_S GONE_S
 port=30001
 for k in ${slices_list//,/ }; do
   n=$((k * per_slice))
@@ -65,8 +70,9 @@ for k in ${slices_list//,/ }; do
   job=$(haco slurm submit --ports "$port-$((port + n - 1))" --nodes "$k" --name bench --output "$out" \
           "$repo/tests/supervisor/test-fleet.haco" -- --timeout 60 | sed -n 's/^job \([0-9]*\): .*/\1/p')
   t_submit=$(now)
-  t_placed= t_serves=
+  t_batch= t_placed= t_serves=
   for _ in $(seq 1 1200); do
+    [ -z "$t_batch" ] && [ "$(count_lines '^haco-fleet job: ' "$out")" -ge 1 ] && t_batch=$(now)
     [ -z "$t_placed" ] && [ "$(count_lines ': starting$' "$out")" -ge "$k" ] && t_placed=$(now)
     if grep -q "the whole fleet serves" "$out" 2>/dev/null; then t_serves=$(now); break; fi
     sleep 0.05
@@ -79,8 +85,9 @@ for k in ${slices_list//,/ }; do
     sleep 0.05
   done
   t_gone=$(now)
-  printf '%-6s  %-9s  %9s  %12s  %12s  %14s\n' "$k" "$n" "$(elapsed "$t0" "$t_submit")" \
-    "$(elapsed "$t0" "${t_placed:-$t_serves}")" "$(elapsed "$t0" "$t_serves")" "$(elapsed "$t1" "$t_gone")"
+  printf '%-6s  %-9s  %8s  %8s  %8s  %8s  %8s\n' "$k" "$n" "$(elapsed "$t0" "$t_submit")" \
+    "$(elapsed "$t0" "${t_batch:-$t_serves}")" "$(elapsed "$t0" "${t_placed:-$t_serves}")" \
+    "$(elapsed "$t0" "$t_serves")" "$(elapsed "$t1" "$t_gone")"
   job=
   port=$((port + n))
 done

@@ -155,11 +155,34 @@ echo "job $job: $(job_state "$job") and taken down $(since $t0) s after scancel"
 expect_nothing_left "after scancel" "$pids"
 tail -6 "$temp/job-$job.out"
 
+step "a slice that fails fails its task and the job, with the reason in the output"
+job=$(HACO_TEST_FAIL_PORT=$((base + 5)) submit 8 "$base") || { fail "slurm submit"; exit 1; }
+jobs_submitted+=("$job")
+wait_for 120 job_over "$job" || fail "job $job still $(job_state "$job") with a failing slice"
+[ "$(job_state "$job")" = FAILED ] || fail "job $job with a failing slice ended $(job_state "$job"), expected FAILED"
+grep -q "^haco-fleet job $job: slice 2/2 on node2 failed: t-$((base + 5)): " "$temp/job-$job.out" ||
+  fail "job $job's output does not say why slice 2 failed: $(grep 'haco-fleet' "$temp/job-$job.out")"
+grep "failed" "$temp/job-$job.out" | head -3
+wait_for 30 bash -c "[ -z \"\$(find '$root/slurm' -mindepth 1 -maxdepth 1 -name '*.*')\" ]"
+expect_nothing_left "after a failed slice" ""
+
+step "the job's time limit ends the fleet"
+job=$(submit 4 $((base + 20)) --time 0:20) || { fail "slurm submit"; exit 1; }
+jobs_submitted+=("$job")
+wait_for 120 serves "$job" || fail "job $job never served"
+t0=$(date +%s.%N)
+wait_for 150 job_over "$job" || fail "job $job still $(job_state "$job") past its time limit"
+[ "$(job_state "$job")" = TIMEOUT ] || fail "job $job ended $(job_state "$job"), expected TIMEOUT"
+wait_for 30 bash -c "[ -z \"\$(find '$root/slurm' -mindepth 1 -maxdepth 1 -name '*.*')\" ]"
+echo "job $job: Slurm reports $(job_state "$job") $(since $t0) s after it served"
+expect_nothing_left "after the time limit" ""
+
 step "a node killed in the middle of a run"
 job=$(submit 8 "$base") || { fail "slurm submit"; exit 1; }
 jobs_submitted+=("$job")
 wait_for 120 serves "$job" || { fail "job $job never served"; cat "$temp/job-$job.out" >&2; exit 1; }
 pids=$(haco ps --json | jq -r '.fleets[].instances[].pid')
+killed_job=$job
 t0=$(date +%s.%N)
 "$cluster" kill-node --dir "$cdir" node2 || fail "kill-node node2"
 wait_for 90 job_over "$job" || fail "job $job still $(job_state "$job") after node2 was killed"
@@ -181,7 +204,7 @@ wait_for 60 bash -c "sinfo -h -n node2 -o %t | grep -qx idle" || {
 job=$(submit 4 $((base + 10))) || { fail "slurm submit"; exit 1; }
 jobs_submitted+=("$job")
 wait_for 120 serves "$job" || { fail "job $job never served"; cat "$temp/job-$job.out" >&2; }
-[ -e "$root/slurm/${jobs_submitted[1]}.1" ] && fail "the killed node's slice is still there after a new job ran on it"
+[ -e "$root/slurm/$killed_job.1" ] && fail "the killed node's slice is still there after a new job ran on it"
 more=$(haco ps --json | jq -r '.fleets[].instances[].pid')
 scancel "$job"
 wait_for 90 job_over "$job" || fail "job $job still $(job_state "$job") after scancel"
