@@ -16,8 +16,9 @@ haco_bin=$build/haco-fleet
 cluster=$repo/scripts/slurm/cluster.sh
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-step() { echo "== $*"; }
 since() { awk -v t0="$1" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.1f", t1 - t0 }'; }
+test_started=$(date +%s.%N)
+step() { echo "== [$(since "$test_started") s] $*"; }
 
 [ "$(id -u)" -eq 0 ] || { echo "needs root" >&2; exit 1; }
 for tool in slurmctld slurmd munged sbatch scancel scontrol curl; do
@@ -67,12 +68,13 @@ started=$(date +%s.%N)
 echo "cluster up in $(since $started) s"
 eval "$("$cluster" env --dir "$cdir")"
 
-# submit COUNT FIRST_PORT [sbatch args...]: prints the job id.
+# [fleet_name=F] submit COUNT FIRST_PORT [slurm submit options...]: prints the job id.
 submit() {
   local count=$1 first=$2; shift 2
   local out
-  out=$(haco slurm submit --ports "$first-$((first + count - 1))" --nodes 2 --name sl --output "$temp/job-%j.out" \
-        "$@" "$definition" -- --timeout 60 --restart on-failure) || { echo "$out" >&2; return 1; }
+  out=$(haco slurm submit --ports "$first-$((first + count - 1))" --nodes 2 --name "${fleet_name:-sl}" \
+        --output "$temp/job-%j.out" "$@" "$definition" -- --timeout 60 --restart on-failure) ||
+    { echo "$out" >&2; return 1; }
   echo "$out" >&2
   sed -n 's/^job \([0-9]*\): .*/\1/p' <<<"$out"
 }
@@ -94,22 +96,33 @@ nodes_serving() {
   done
   echo "${served[*]}"
 }
-# Nothing of the fleet `sl` on either node: no slice state, no mounts or trees
-# under the data root and rootfs base, no process of the recorded pids, no
-# cgroup of a slice.
-expect_nothing_left() {
-  local what=$1 pids=$2
-  local left
-  left=$(find "$root/slurm" -mindepth 1 -maxdepth 1 -name '*.*' 2>/dev/null)
+# expect_gone WHAT JOB FIRST_PORT COUNT [PIDS]: nothing of that job's fleet on
+# either node: no slice state, no mount or tree of its instances, none of the
+# recorded processes, no cgroup of its slices.
+expect_gone() {
+  local what=$1 job=$2 first=$3 count=$4 pids=${5:-} left port
+  left=$(find "$root/slurm" -mindepth 1 -maxdepth 1 -name "$job.*" 2>/dev/null)
   [ -z "$left" ] || fail "$what: slice state left: $left"
-  left=$(awk -v d="$temp/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo)
-  [ -z "$left" ] || fail "$what: mounts left: $left"
-  left=$(find "$rootfs_base" "$data/instances" -mindepth 1 -maxdepth 1 2>/dev/null)
-  [ -z "$left" ] || fail "$what: trees left: $left"
+  for port in $(seq "$first" $((first + count - 1))); do
+    grep -q " $rootfs_base/t-$port " /proc/self/mountinfo && fail "$what: $rootfs_base/t-$port still mounted"
+    [ -e "$rootfs_base/t-$port" ] && fail "$what: tree $rootfs_base/t-$port left"
+    [ -e "$data/instances/t-$port" ] && fail "$what: tree $data/instances/t-$port left"
+  done
   for p in $pids; do [ -e "/proc/$p" ] && fail "$what: process $p ($(cat /proc/$p/comm 2>/dev/null)) still runs"; done
-  left=$(find /sys/fs/cgroup -type d -name 'sl-j*' 2>/dev/null)
+  left=$(find /sys/fs/cgroup -type d -name "*-j$job-s*" 2>/dev/null)
   [ -z "$left" ] || fail "$what: cgroups left: $left"
 }
+slices_gone() { [ -z "$(find "$root/slurm" -mindepth 1 -maxdepth 1 -name "$1.*")" ]; }
+
+# The time limit runs while the steps below do (Slurm's limits are whole
+# minutes, checked every 30 s): its own fleet `tl` on ports of its own.
+step "a job with a time limit of 1 minute, beside the others"
+tl_first=$((base + 30))
+tl_job=$(fleet_name=tl submit 4 "$tl_first" --time 1) || { fail "slurm submit"; exit 1; }
+jobs_submitted+=("$tl_job")
+wait_for 120 serves "$tl_job" || fail "job $tl_job never served"
+t_tl=$(date +%s.%N)
+tl_pids=$(haco ps --json | jq -r '.fleets[] | select(.slurm.job == "'"$tl_job"'") | .instances[].pid')
 
 step "submitting 8 instances over 2 nodes"
 t0=$(date +%s.%N)
@@ -137,9 +150,9 @@ done
 
 step "ps shows the slices; each init sits in its task's cgroup"
 ps_json=$(haco ps --json) || fail "ps --json"
-[ "$(jq -r '[.fleets[] | "\(.fleet)@\(.slurm.node)"] | sort | join(",")' <<<"$ps_json")" = "sl-j$job-s0@node1,sl-j$job-s1@node2" ] ||
+[ "$(jq -r '[.fleets[] | select(.slurm.job == "'"$job"'") | "\(.fleet)@\(.slurm.node)"] | sort | join(",")' <<<"$ps_json")" = "sl-j$job-s0@node1,sl-j$job-s1@node2" ] ||
   fail "ps fleets: $(jq -c '[.fleets[] | {fleet, slurm}]' <<<"$ps_json")"
-pids=$(jq -r '.fleets[].instances[].pid' <<<"$ps_json")
+pids=$(jq -r '.fleets[] | select(.slurm.job == "'"$job"'") | .instances[].pid' <<<"$ps_json")
 [ "$(wc -w <<<"$pids")" -eq 8 ] || fail "ps lists $(wc -w <<<"$pids") running instances, expected 8"
 for p in $pids; do
   grep -q "job_$job/" "/proc/$p/cgroup" || fail "instance pid $p is not below job $job's cgroup: $(cat /proc/$p/cgroup)"
@@ -150,9 +163,9 @@ step "scancel: every slice taken down on both nodes"
 t0=$(date +%s.%N)
 scancel "$job"
 wait_for 90 job_over "$job" || fail "job $job still $(job_state "$job") after scancel"
-wait_for 30 bash -c "[ -z \"\$(find '$root/slurm' -mindepth 1 -maxdepth 1 -name '*.*')\" ]"
+wait_for 30 slices_gone "$job"
 echo "job $job: $(job_state "$job") and taken down $(since $t0) s after scancel"
-expect_nothing_left "after scancel" "$pids"
+expect_gone "after scancel" "$job" "$base" 8 "$pids"
 tail -6 "$temp/job-$job.out"
 
 step "a slice that fails fails its task and the job, with the reason in the output"
@@ -163,25 +176,21 @@ wait_for 120 job_over "$job" || fail "job $job still $(job_state "$job") with a 
 grep -q "^haco-fleet job $job: slice 2/2 on node2 failed: t-$((base + 5)): " "$temp/job-$job.out" ||
   fail "job $job's output does not say why slice 2 failed: $(grep 'haco-fleet' "$temp/job-$job.out")"
 grep "failed" "$temp/job-$job.out" | head -3
-wait_for 30 bash -c "[ -z \"\$(find '$root/slurm' -mindepth 1 -maxdepth 1 -name '*.*')\" ]"
-expect_nothing_left "after a failed slice" ""
+wait_for 30 slices_gone "$job"
+expect_gone "after a failed slice" "$job" "$base" 8
 
-step "the job's time limit ends the fleet"
-job=$(submit 4 $((base + 20)) --time 0:20) || { fail "slurm submit"; exit 1; }
-jobs_submitted+=("$job")
-wait_for 120 serves "$job" || fail "job $job never served"
-t0=$(date +%s.%N)
-wait_for 150 job_over "$job" || fail "job $job still $(job_state "$job") past its time limit"
-[ "$(job_state "$job")" = TIMEOUT ] || fail "job $job ended $(job_state "$job"), expected TIMEOUT"
-wait_for 30 bash -c "[ -z \"\$(find '$root/slurm' -mindepth 1 -maxdepth 1 -name '*.*')\" ]"
-echo "job $job: Slurm reports $(job_state "$job") $(since $t0) s after it served"
-expect_nothing_left "after the time limit" ""
+step "the time limit ended the fleet tl"
+wait_for 150 job_over "$tl_job" || fail "job $tl_job still $(job_state "$tl_job") past its time limit"
+[ "$(job_state "$tl_job")" = TIMEOUT ] || fail "job $tl_job ended $(job_state "$tl_job"), expected TIMEOUT"
+wait_for 30 slices_gone "$tl_job"
+echo "job $tl_job: Slurm reports $(job_state "$tl_job") $(since $t_tl) s after it served"
+expect_gone "after the time limit" "$tl_job" "$tl_first" 4 "$tl_pids"
 
 step "a node killed in the middle of a run"
 job=$(submit 8 "$base") || { fail "slurm submit"; exit 1; }
 jobs_submitted+=("$job")
 wait_for 120 serves "$job" || { fail "job $job never served"; cat "$temp/job-$job.out" >&2; exit 1; }
-pids=$(haco ps --json | jq -r '.fleets[].instances[].pid')
+pids=$(haco ps --json | jq -r '.fleets[] | select(.slurm.job == "'"$job"'") | .instances[].pid')
 killed_job=$job
 t0=$(date +%s.%N)
 "$cluster" kill-node --dir "$cdir" node2 || fail "kill-node node2"
@@ -205,11 +214,17 @@ job=$(submit 4 $((base + 10))) || { fail "slurm submit"; exit 1; }
 jobs_submitted+=("$job")
 wait_for 120 serves "$job" || { fail "job $job never served"; cat "$temp/job-$job.out" >&2; }
 [ -e "$root/slurm/$killed_job.1" ] && fail "the killed node's slice is still there after a new job ran on it"
-more=$(haco ps --json | jq -r '.fleets[].instances[].pid')
+more=$(haco ps --json | jq -r '.fleets[] | select(.slurm.job == "'"$job"'") | .instances[].pid')
 scancel "$job"
 wait_for 90 job_over "$job" || fail "job $job still $(job_state "$job") after scancel"
-wait_for 30 bash -c "[ -z \"\$(find '$root/slurm' -mindepth 1 -maxdepth 1 -name '*.*')\" ]"
-expect_nothing_left "after the node kill and the next job" "$pids $more"
+wait_for 30 slices_gone "$job"
+expect_gone "the killed node's job" "$killed_job" "$base" 8 "$pids"
+expect_gone "the next job" "$job" $((base + 10)) 4 "$more"
+# Nothing at all under the test's roots.
+left=$(find "$root/slurm" -mindepth 1 -maxdepth 1 -name '*.*'; find "$rootfs_base" "$data/instances" -mindepth 1 -maxdepth 1)
+[ -z "$left" ] || fail "left under the test's roots: $left"
+left=$(awk -v d="$temp/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo)
+[ -z "$left" ] || fail "mounts left under $temp: $left"
 
 step "stopping the cluster"
 t0=$(date +%s.%N)
