@@ -33,9 +33,9 @@
 #   the root: a task sees "freezer:/slurm_nodeK/uid_U/job_J/step_S" and the
 #   step cgroups of node1 and node2 are distinct directories on the host.
 #   ProctrackType=proctrack/cgroup.
-#   Under systemd (cgroup v2 only) each of these cgroups is the cgroup of a
-#   delegated unit haco-slurmI-NAME.service (see cgroup_create), and `exec`
-#   runs its command in the leaf nodeK/exec.
+#   Under systemd (cgroup v2 only) each of these cgroups is the child "cg" of
+#   a delegated unit haco-slurmI-NAME.service (see cgroup_create), and `exec`
+#   runs its command in the leaf cg/exec.
 # * Mounts: a node's mount namespace differs from the host's only in
 #   /sys/fs/cgroup. It is created with --propagation unchanged, and the host's
 #   / is made shared if it was private (a systemd host has it shared already;
@@ -134,13 +134,15 @@ v1_own_cgroups() {
   done </proc/self/cgroup
 }
 
-# Every cgroup directory of NAME on the host: haco-slurm/NAME below the
-# starting process's cgroup in each v1 hierarchy, or the delegated unit
-# haco-slurm-NAME.service under systemd (v2). NAME "" is their parent (v1).
+# Every cgroup directory of NAME on the host: haco-slurmI/NAME below the
+# starting process's cgroup in each v1 hierarchy, or the child "cg" of the
+# delegated unit haco-slurmI-NAME.service under systemd (v2). NAME "" is
+# their parent (v1).
+systemd_unit_dir() { echo "/sys/fs/cgroup/system.slice/$cg_name-$1.service"; }
 cgroup_dirs_of() {
   local p
   if [ "$cg_layout" = systemd ]; then
-    [ -z "$1" ] || echo "/sys/fs/cgroup/system.slice/$cg_name-$1.service"
+    [ -z "$1" ] || echo "$(systemd_unit_dir "$1")/cg"
     return 0
   fi
   for p in $cg_parents; do echo "$p/$cg_name/$1"; done
@@ -149,14 +151,22 @@ cgroup_dirs_of() {
 cgroup_create() {
   local d sub f
   if [ "$cg_layout" = systemd ]; then
-    # systemd keeps the cgroup of an active oneshot unit with
-    # RemainAfterExit=yes, empty or not, and Delegate=yes hands its subtree
-    # over to us (and to Slurm's cgroup/v2, which wants a delegated cgroup).
-    systemd-run --quiet --unit "$cg_name-$1" -p Delegate=yes -p Type=oneshot \
-      -p RemainAfterExit=yes -p CollectMode=inactive-or-failed /bin/true \
-      || die "systemd-run of $cg_name-$1.service failed"
-    d=$(cgroup_dirs_of "$1")
-    [ -d "$d" ] || die "no cgroup $d for $cg_name-$1.service"
+    # A service whose only own process, a `sleep infinity` in the leaf
+    # "keeper", keeps it (and its cgroup) alive while everything in "cg" may
+    # be killed; systemd drops the cgroup of a unit left without processes.
+    # Delegate=yes hands the subtree over to us and to Slurm's cgroup/v2.
+    local unit=$cg_name-$1.service u main c
+    u=$(systemd_unit_dir "$1")
+    systemd-run --quiet --unit "$unit" -p Delegate=yes -p Type=exec /bin/sleep infinity \
+      || die "systemd-run of $unit failed"
+    main=$(systemctl show -p MainPID --value "$unit")
+    [ -d "$u" ] && [ "${main:-0}" != 0 ] || die "$unit has no cgroup $u or no main process"
+    mkdir "$u/keeper"
+    echo "$main" >"$u/keeper/cgroup.procs"
+    for c in $(cat "$u/cgroup.controllers"); do
+      echo "+$c" >"$u/cgroup.subtree_control" || die "cannot enable $c in $u"
+    done
+    mkdir "$u/cg"
     return 0
   fi
   for d in $(cgroup_dirs_of "$1"); do
@@ -204,7 +214,8 @@ cgroup_kill() {
       [ -e "$d/cgroup.kill" ] && echo 1 >"$d/cgroup.kill"
     done
   fi
-  for i in $(seq 200); do
+  local end=$((SECONDS + 20))
+  while [ $SECONDS -le $end ]; do
     pids=$(cgroup_pids "$name")
     [ -z "$pids" ] && return 0
     # shellcheck disable=SC2086
@@ -235,8 +246,9 @@ cgroup_remove() {
   cgroup_reset "$1"
   if [ "$cg_layout" = systemd ]; then
     [ -z "$1" ] && return 0
+    d=$(systemd_unit_dir "$1")
+    [ -d "$d" ] || return 0
     systemctl stop "$cg_name-$1.service" 2>/dev/null || true
-    d=$(cgroup_dirs_of "$1")
     [ ! -d "$d" ] || die "cannot remove cgroup $d"
     return 0
   fi
@@ -287,7 +299,8 @@ holder_start() {  # NAME UNSHARE-OPTION...
   pid=$!
   disown "$pid"
   echo "$pid" >"$f"
-  for i in $(seq $((wait_s * 20))); do
+  local end=$((SECONDS + wait_s))
+  while [ $SECONDS -le $end ]; do
     if [ "$(readlink "/proc/$pid/ns/uts" 2>/dev/null)" != "$(readlink /proc/self/ns/uts)" ] &&
        [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = sleep ]; then
       # Out of the node's cgroup, so that killing the node keeps its namespaces.
@@ -398,7 +411,8 @@ alive() {
 # Waits until none of PIDS runs; false after S seconds.
 wait_gone() {  # S PID...
   local s=$1 i p left; shift
-  for i in $(seq $((s * 20))); do
+  local end=$((SECONDS + s))
+  while [ $SECONDS -le $end ]; do
     left=
     for p in "$@"; do alive "$p" && left+=" $p"; done
     [ -z "$left" ] && return 0
@@ -420,10 +434,12 @@ daemons_stop() {  # PIDFILE:EXE...
   wait_gone 5 "${pids[@]}"
 }
 
-wait_pid_file() {  # PIDFILE EXE WHAT LOG
-  local i
-  for i in $(seq $((wait_s * 10))); do
+wait_pid_file() {  # PIDFILE EXE WHAT [LOG]
+  local end=$((SECONDS + wait_s))
+  while [ $SECONDS -le $end ]; do
     daemon_pid "$1" "$2" >/dev/null && return 0
+    # A daemon that fails after forking says so only in its log.
+    [ -z "${4:-}" ] || ! grep -q 'fatal:' "$4" 2>/dev/null || fail_with_logs "$3 failed to start"
     sleep 0.1
   done
   fail_with_logs "$3 did not start (no live pid in $1)"
@@ -468,7 +484,9 @@ write_config() {
     echo "SlurmctldDebug=info"
     echo "SlurmdDebug=info"
     echo "ProctrackType=proctrack/cgroup"
-    echo "TaskPlugin=task/none"
+    # Under cgroup v2 slurmd sets up its cgroups (the stepd scope below) only
+    # with a cgroup task plugin; v1 needs none.
+    if [ "$cg_layout" = v1 ]; then echo "TaskPlugin=task/none"; else echo "TaskPlugin=task/cgroup"; fi
     echo "JobAcctGatherType=jobacct_gather/none"
     echo "AccountingStorageType=accounting_storage/none"
     echo "SelectType=select/cons_tres"
@@ -499,6 +517,13 @@ write_config() {
     echo "ConstrainCores=no"
     echo "ConstrainRAMSpace=no"
     echo "ConstrainDevices=no"
+    if [ "$cg_layout" = systemd ]; then
+      # Slurm's cgroup/v2 would ask systemd (dbus) for the scope of its
+      # slurmstepds, which systemd makes outside the node's cgroup; the node
+      # makes it itself, below its cgroup namespace root
+      # (system.slice/nodeK_slurmstepd.scope there).
+      echo "IgnoreSystemd=yes"
+    fi
   } >"$dir/cgroup.conf"
 }
 
@@ -508,19 +533,40 @@ slurmctld_start() {
   nsenter $(ns_enter_opts ctl) -- env -u INVOCATION_ID SLURM_CONF="$dir/slurm.conf" \
     "$slurmctld_exe" -f "$dir/slurm.conf" </dev/null >>"$dir/ctld/slurmctld.out" 2>&1 \
     || fail_with_logs "slurmctld failed to start"
-  wait_pid_file "$dir/ctld/slurmctld.pid" "$slurmctld_exe" slurmctld
+  wait_pid_file "$dir/ctld/slurmctld.pid" "$slurmctld_exe" slurmctld "$dir/ctld/slurmctld.log"
+}
+
+# Under cgroup v2, the cgroup Slurm 22.05's cgroup/v2 expects below the
+# node's root before a step starts: the scope of the slurmstepds,
+# system.slice/NODE_slurmstepd.scope (slurmd, started by hand with
+# IgnoreSystemd=yes, does not make it here); slurmd itself in the leaf
+# "slurmd". No controller is enabled for the children of the node's root: at
+# the end of a step slurmstepd moves itself into the root of its cgroup
+# mount, which in the node's cgroup namespace is not the real root cgroup,
+# so the no-internal-process rule would refuse it (EBUSY) and leave the
+# step's cgroups behind. Slurm's step cgroups therefore have no controllers
+# here (freezing and killing by cgroup need none).
+slurm_v2_cgroups() {  # NODE
+  local d
+  d=$(cgroup_dirs_of "$1")
+  mkdir -p "$d/slurmd" "$d/system.slice/$1_slurmstepd.scope"
 }
 
 slurmd_start() {  # NODE
   local name=$1
   rm -f "$dir/nodes/$name/slurmd.pid"
+  [ "$cg_layout" != systemd ] || slurm_v2_cgroups "$name"
   (
-    cgroup_enter "$name" "$BASHPID"
+    if [ "$cg_layout" = systemd ]; then
+      echo "$BASHPID" >"$(cgroup_dirs_of "$name")/slurmd/cgroup.procs"
+    else
+      cgroup_enter "$name" "$BASHPID"
+    fi
     # shellcheck disable=SC2046
     exec nsenter $(ns_enter_opts "$name") -- env -u INVOCATION_ID SLURM_CONF="$dir/slurm.conf" \
       "$slurmd_exe" -f "$dir/slurm.conf"
   ) </dev/null >>"$dir/nodes/$name/slurmd.out" 2>&1 || fail_with_logs "slurmd of $name failed to start"
-  wait_pid_file "$dir/nodes/$name/slurmd.pid" "$slurmd_exe" "slurmd of $name"
+  wait_pid_file "$dir/nodes/$name/slurmd.pid" "$slurmd_exe" "slurmd of $name" "$dir/nodes/$name/slurmd.log"
 }
 
 slurmd_kill() {  # NODE
@@ -548,7 +594,8 @@ fail_with_logs() {
 
 wait_nodes_idle() {
   local i out= idle
-  for i in $(seq $((wait_s * 2))); do
+  local end=$((SECONDS + wait_s))
+  while [ $SECONDS -le $end ]; do
     out=$(SLURM_CONF=$dir/slurm.conf sinfo -h -N -p fleet -o '%N %t' 2>&1) || out=
     idle=$(awk '$2 == "idle"' <<<"$out" | wc -l)
     [ "$idle" -eq "$nodes" ] && return 0

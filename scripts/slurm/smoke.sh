@@ -16,8 +16,9 @@ step() { echo "== $*"; }
 elapsed() { local ms=$((($(date +%s%N) - $1) / 1000000)); printf '%d.%03d' $((ms / 1000)) $((ms % 1000)); }
 # Polls CMD every 0.5 s for up to S seconds.
 wait_for() {  # S WHAT CMD...
-  local s=$1 what=$2 i; shift 2
-  for i in $(seq $((s * 2))); do "$@" && return 0; sleep 0.5; done
+  local s=$1 what=$2 end; shift 2
+  end=$((SECONDS + s))
+  while [ $SECONDS -le $end ]; do "$@" && return 0; sleep 0.5; done
   fail "$what not within ${s}s"
 }
 trap '[ $? -eq 0 ] || "$cluster" stop --dir "$dir" --keep-logs >&2 || true' EXIT
@@ -44,7 +45,7 @@ step "exec node2: the node's own view"
 "$cluster" exec --dir "$dir" node2 sh -c 'hostname; ip -br addr show eth0; cat /proc/self/cgroup | head -3'
 
 job_cgroups() {  # JOB NODE: the host's cgroup directories of JOB on NODE
-  find /sys/fs/cgroup -type d \( -path "*/$cg_name/$2/*" -o -path "*/$cg_name-$2.service/*" \) \
+  find /sys/fs/cgroup -type d \( -path "*/$cg_name/$2/*" -o -path "*/$cg_name-$2.service/cg/*" \) \
     -name "job_$1" 2>/dev/null
 }
 running() { [ "$(squeue -h -j "$1" -o %T 2>/dev/null)" = RUNNING ]; }
