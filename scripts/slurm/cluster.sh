@@ -35,7 +35,10 @@
 #   ProctrackType=proctrack/cgroup.
 #   Under systemd (cgroup v2 only) each of these cgroups is the child "cg" of
 #   a delegated unit haco-slurmI-NAME.service (see cgroup_create), and `exec`
-#   runs its command in the leaf cg/exec.
+#   runs its command in the leaf cg/exec. There a task sees
+#   "0::/system.slice/nodeK_slurmstepd.scope/job_J/step_S/user/task_T" and no
+#   controller is enabled below the node's cgroup (see slurm_v2_cgroups).
+#   docs/multi-host-cluster.md has the details.
 # * Mounts: a node's mount namespace differs from the host's only in
 #   /sys/fs/cgroup. It is created with --propagation unchanged, and the host's
 #   / is made shared if it was private (a systemd host has it shared already;
