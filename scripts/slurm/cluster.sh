@@ -14,41 +14,56 @@
 #
 # Exit: 0 ok, 1 failure (with the reason and the daemons' log tails), 2 usage.
 #
-# Layout
-# * Network: a bridge hslurm0 (10.213.0.1/24, the only address on the host
+# Layout (I: the first index 0..63 whose bridge hslurmI is free, so that
+# clusters in other DIRs can run at the same time; recorded in DIR)
+# * Network: a bridge hslurmI (10.213.I.1/24, the only address on the host
 #   side; clients such as sbatch or srun reach slurmctld through it). slurmctld
-#   runs in a network and UTS namespace of its own (10.213.0.2, hostname
+#   runs in a network and UTS namespace of its own (10.213.I.2, hostname
 #   slurmctl), so its port never meets a system slurmctld. Node K has its own
-#   network namespace (veth hslurm-nK to the bridge, 10.213.0.(10+K), loopback
+#   network namespace (veth hsI-nK to the bridge, 10.213.I.(10+K), loopback
 #   up) and UTS namespace (hostname nodeK, which slurmd takes as NodeName).
 # * Namespaces are held by one `sleep infinity` per node (and one for the
-#   controller), kept in the cgroup haco-slurm/ns so that killing a node's
+#   controller), kept in the cgroup haco-slurmI/ns so that killing a node's
 #   cgroup (kill-node) leaves them in place. `exec` and the slurmd's enter them
 #   with nsenter.
-# * Cgroups: node K's processes live in their own cgroup haco-slurm/nodeK (in
-#   every v1 hierarchy, or the v2 tree), created below the cgroup of the
-#   process that runs `start`. The node's cgroup namespace is rooted there and
-#   its mount namespace has /sys/fs/cgroup mounted again, so slurmd sees that
-#   cgroup as the root and Slurm's slurm/uid_U/job_J/step_S (v1) of node1 and
-#   node2 are distinct directories on the host. ProctrackType=proctrack/cgroup.
-#   Under systemd (cgroup v2 only) each node cgroup is a delegated scope unit
-#   haco-slurm-nodeK.scope (Delegate=yes), see node_cgroup_create_v2.
+# * Cgroups: node K's processes live in their own cgroup haco-slurmI/nodeK
+#   (in every v1 hierarchy, below the cgroup there of the process that runs
+#   `start`). The node's cgroup namespace is rooted there and its mount
+#   namespace has /sys/fs/cgroup mounted again, so slurmd sees that cgroup as
+#   the root: a task sees "freezer:/slurm_nodeK/uid_U/job_J/step_S" and the
+#   step cgroups of node1 and node2 are distinct directories on the host.
+#   ProctrackType=proctrack/cgroup.
+#   Under systemd (cgroup v2 only) each of these cgroups is the child "cg" of
+#   a delegated unit haco-slurmI-NAME.service (see cgroup_create), and `exec`
+#   runs its command in the leaf cg/exec. There a task sees
+#   "0::/system.slice/nodeK_slurmstepd.scope/job_J/step_S/user/task_T" and no
+#   controller is enabled below the node's cgroup (see slurm_v2_cgroups).
+#   docs/multi-host-cluster.md has the details.
 # * Mounts: a node's mount namespace differs from the host's only in
 #   /sys/fs/cgroup. It is created with --propagation unchanged, and the host's
 #   / is made shared if it was private (a systemd host has it shared already;
-#   `stop` makes it private again), so mounts that processes on a node make
-#   under / (/run, /var/lib, /tmp, the repository: all on the root file
-#   system here) show on the host and are unmounted from there. Only the root
-#   mount is made shared, not recursively. Inside the node /sys is made a
-#   slave (host mounts still reach it, its own do not leave it) and the host's
-#   cgroup mounts are replaced by ones rooted at the node's cgroup.
+#   the last cluster to stop makes it private again), so mounts that
+#   processes on a node make under / (/run, /var/lib, /tmp, the repository:
+#   all on the root file system here) show on the host and are unmounted from
+#   there. Only the root mount is made shared, not recursively. Inside the
+#   node /sys is made a slave (host mounts still reach it, its own do not
+#   leave it) and the host's cgroup mounts are replaced by ones rooted at the
+#   node's cgroup.
 set -euo pipefail
 
 prog=cluster.sh
-bridge=hslurm0
-subnet=10.213.0
-host_addr=$subnet.1
-ctl_addr=$subnet.2
+# Made when a cluster made / shared; the last cluster to stop makes it private again.
+root_shared_marker=/run/haco-slurm-made-root-shared
+# Set for cluster I (the index start picks) by set_names.
+set_names() {
+  net_index=$1
+  bridge=hslurm$1
+  subnet=10.213.$1
+  host_addr=$subnet.1
+  ctl_addr=$subnet.2
+  cg_name=haco-slurm$1
+  link_prefix=hs$1-
+}
 ctl_name=slurmctl
 
 die() { echo "$prog: $*" >&2; exit 1; }
@@ -87,9 +102,10 @@ state=$dir/cluster.state
 # so that stop knows what to undo even after a start that failed half-way.
 record() { printf '%s=%q\n' "$1" "$2" >>"$state"; }
 load_state() {
-  nodes=0 cg_layout= cg_parents= root_made_shared=0 bridge_made=0
+  nodes=0 cg_layout= cg_parents= net_index=
   # shellcheck disable=SC1090
   [ -f "$state" ] && . "$state"
+  [ -z "$net_index" ] || set_names "$net_index"
   return 0
 }
 
@@ -121,14 +137,41 @@ v1_own_cgroups() {
   done </proc/self/cgroup
 }
 
-# Every cgroup directory of NAME (haco-slurm/NAME) on the host.
+# Every cgroup directory of NAME on the host: haco-slurmI/NAME below the
+# starting process's cgroup in each v1 hierarchy, or the child "cg" of the
+# delegated unit haco-slurmI-NAME.service under systemd (v2). NAME "" is
+# their parent (v1).
+systemd_unit_dir() { echo "/sys/fs/cgroup/system.slice/$cg_name-$1.service"; }
 cgroup_dirs_of() {
   local p
-  for p in $cg_parents; do echo "$p/haco-slurm/$1"; done
+  if [ "$cg_layout" = systemd ]; then
+    [ -z "$1" ] || echo "$(systemd_unit_dir "$1")/cg"
+    return 0
+  fi
+  for p in $cg_parents; do echo "$p/$cg_name/$1"; done
 }
 
 cgroup_create() {
   local d sub f
+  if [ "$cg_layout" = systemd ]; then
+    # A service whose only own process, a `sleep infinity` in the leaf
+    # "keeper", keeps it (and its cgroup) alive while everything in "cg" may
+    # be killed; systemd drops the cgroup of a unit left without processes.
+    # Delegate=yes hands the subtree over to us and to Slurm's cgroup/v2.
+    local unit=$cg_name-$1.service u main c
+    u=$(systemd_unit_dir "$1")
+    systemd-run --quiet --unit "$unit" -p Delegate=yes -p Type=exec /bin/sleep infinity \
+      || die "systemd-run of $unit failed"
+    main=$(systemctl show -p MainPID --value "$unit")
+    [ -d "$u" ] && [ "${main:-0}" != 0 ] || die "$unit has no cgroup $u or no main process"
+    mkdir "$u/keeper"
+    echo "$main" >"$u/keeper/cgroup.procs"
+    for c in $(cat "$u/cgroup.controllers"); do
+      echo "+$c" >"$u/cgroup.subtree_control" || die "cannot enable $c in $u"
+    done
+    mkdir "$u/cg"
+    return 0
+  fi
   for d in $(cgroup_dirs_of "$1"); do
     for sub in "${d%/"$1"}" "$d"; do
       mkdir -p "$sub"
@@ -147,6 +190,16 @@ cgroup_enter() {  # NAME PID
   for d in $(cgroup_dirs_of "$1"); do echo "$2" >"$d/cgroup.procs"; done
 }
 
+# Under v2 `exec` runs its command in the leaf NODE/exec: a cgroup whose
+# children have controllers (Slurm's) takes no processes.
+cgroup_enter_exec() {  # NAME PID
+  local d
+  if [ "$cg_layout" = v1 ]; then cgroup_enter "$@"; return; fi
+  d=$(cgroup_dirs_of "$1")/exec
+  mkdir -p "$d"
+  echo "$2" >"$d/cgroup.procs"
+}
+
 # Every pid in NAME's cgroups and their descendants.
 cgroup_pids() {
   local d
@@ -159,52 +212,66 @@ cgroup_pids() {
 # cgroup.procs on v1) and waits until they are empty.
 cgroup_kill() {
   local name=$1 d i pids
-  if [ "$cg_layout" = v2 ]; then
+  if [ "$cg_layout" = systemd ]; then
     for d in $(cgroup_dirs_of "$name"); do
       [ -e "$d/cgroup.kill" ] && echo 1 >"$d/cgroup.kill"
     done
   fi
-  for i in $(seq 100); do
+  local end=$((SECONDS + 20))
+  while [ $SECONDS -le $end ]; do
     pids=$(cgroup_pids "$name")
     [ -z "$pids" ] && return 0
     # shellcheck disable=SC2086
     kill -KILL $pids 2>/dev/null || true
     sleep 0.1
   done
-  die "processes left in cgroup haco-slurm/$name after SIGKILL: $(cgroup_pids "$name" | tr '\n' ' ')"
+  die "processes left in cgroup $cg_name/$name after SIGKILL: $(cgroup_pids "$name" | tr '\n' ' ')"
 }
 
-# Removes NAME's cgroups, deepest first (Slurm's own below them included).
-cgroup_remove() {
-  local d
+# Removes the cgroups below NAME's (Slurm's and exec's), deepest first, and
+# under v2 turns its controllers for children off again: what a reboot of
+# the node would leave, so that slurmd can start in it again.
+cgroup_reset() {
+  local d c off=
   for d in $(cgroup_dirs_of "$1"); do
     [ -d "$d" ] || continue
-    find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+    find "$d" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true
+    [ -z "$(find "$d" -mindepth 1 -type d)" ] || die "cannot remove the cgroups below $d"
+    if [ "$cg_layout" = systemd ]; then
+      for c in $(cat "$d/cgroup.subtree_control"); do off+=" -$c"; done
+      [ -z "$off" ] || echo $off >"$d/cgroup.subtree_control"
+    fi
+  done
+}
+
+cgroup_remove() {
+  local d
+  cgroup_reset "$1"
+  if [ "$cg_layout" = systemd ]; then
+    [ -z "$1" ] && return 0
+    d=$(systemd_unit_dir "$1")
+    [ -d "$d" ] || return 0
+    systemctl stop "$cg_name-$1.service" 2>/dev/null || true
     [ ! -d "$d" ] || die "cannot remove cgroup $d"
+    return 0
+  fi
+  for d in $(cgroup_dirs_of "$1"); do
+    [ -d "$d" ] || continue
+    rmdir "$d" || die "cannot remove cgroup $d"
   done
 }
 
 cgroups_init() {
   cg_layout=$(detect_layout)
-  record cg_layout "$cg_layout"
-  local parents=
-  if [ "$cg_layout" = v1 ]; then
-    parents=$(v1_own_cgroups | awk '{print $2}' | tr '\n' ' ')
-  else
-    local own
-    own=$(sed -n 's/^0:://p' /proc/self/cgroup)
-    parents=/sys/fs/cgroup${own%/}
-  fi
-  cg_parents=${parents% }
-  record cg_parents "$cg_parents"
   if [ "$cg_layout" = v2 ]; then
-    # The no-internal-process rule: the processes of `start`'s own cgroup
-    # cannot sit beside children with controllers, so the nodes go below a
-    # haco-slurm that enables them.
-    cgroup_create ""
-    local c ctrls=
-    for c in $(cat "$cg_parents/cgroup.subtree_control"); do ctrls+=" +$c"; done
-    [ -z "$ctrls" ] || echo $ctrls >"$cg_parents/haco-slurm/cgroup.subtree_control" 2>/dev/null || true
+    [ -d /run/systemd/system ] || die "cgroup v2 without systemd is not supported"
+    cg_layout=systemd
+  fi
+  record cg_layout "$cg_layout"
+  if [ "$cg_layout" = v1 ]; then
+    cg_parents=$(v1_own_cgroups | awk '{print $2}' | tr '\n' ' ')
+    cg_parents=${cg_parents% }
+    record cg_parents "$cg_parents"
   fi
 }
 
@@ -235,7 +302,8 @@ holder_start() {  # NAME UNSHARE-OPTION...
   pid=$!
   disown "$pid"
   echo "$pid" >"$f"
-  for i in $(seq 100); do
+  local end=$((SECONDS + wait_s))
+  while [ $SECONDS -le $end ]; do
     if [ "$(readlink "/proc/$pid/ns/uts" 2>/dev/null)" != "$(readlink /proc/self/ns/uts)" ] &&
        [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = sleep ]; then
       # Out of the node's cgroup, so that killing the node keeps its namespaces.
@@ -276,7 +344,7 @@ node_addr() { echo "$subnet.$((10 + ${1#node}))"; }
 # Node K's namespaces: hostname, loopback, its veth and address, and its own
 # /sys/fs/cgroup whose hierarchies are rooted at the node's cgroup.
 node_ns_create() {
-  local name=$1 pid veth=hslurm-n${1#node}
+  local name=$1 pid veth=${link_prefix}n${1#node}
   holder_start "$name" --net --uts --mount --cgroup --propagation unchanged
   pid=$(holder_pid "$name")
   record_link "$veth"
@@ -295,7 +363,7 @@ node_ns_create() {
     # shows only the cgroup file systems rooted at the node.
     mount --make-rslave /sys
     umount -R /sys/fs/cgroup
-    if [ "$3" = v1 ]; then
+    if [ "$3" != systemd ]; then
       mount -t tmpfs -o mode=755,nosuid,nodev,noexec haco-slurm-cgroup /sys/fs/cgroup
       while read -r target fstype opts; do
         [ "$target" != /sys/fs/cgroup ] || continue
@@ -310,7 +378,7 @@ node_ns_create() {
 }
 
 ctl_ns_create() {
-  local pid veth=hslurm-c
+  local pid veth=${link_prefix}c
   holder_start ctl --net --uts
   pid=$(holder_pid ctl)
   record_link "$veth"
@@ -346,7 +414,8 @@ alive() {
 # Waits until none of PIDS runs; false after S seconds.
 wait_gone() {  # S PID...
   local s=$1 i p left; shift
-  for i in $(seq $((s * 20))); do
+  local end=$((SECONDS + s))
+  while [ $SECONDS -le $end ]; do
     left=
     for p in "$@"; do alive "$p" && left+=" $p"; done
     [ -z "$left" ] && return 0
@@ -368,10 +437,12 @@ daemons_stop() {  # PIDFILE:EXE...
   wait_gone 5 "${pids[@]}"
 }
 
-wait_pid_file() {  # PIDFILE EXE WHAT LOG
-  local i
-  for i in $(seq 300); do
+wait_pid_file() {  # PIDFILE EXE WHAT [LOG]
+  local end=$((SECONDS + wait_s))
+  while [ $SECONDS -le $end ]; do
     daemon_pid "$1" "$2" >/dev/null && return 0
+    # A daemon that fails after forking says so only in its log.
+    [ -z "${4:-}" ] || ! grep -q 'fatal:' "$4" 2>/dev/null || fail_with_logs "$3 failed to start"
     sleep 0.1
   done
   fail_with_logs "$3 did not start (no live pid in $1)"
@@ -400,7 +471,7 @@ write_config() {
   for n in $(seq "$nodes"); do mkdir -p "$dir/nodes/node$n/spool"; done
   {
     echo "# Written by scripts/slurm/cluster.sh; removed by its stop."
-    echo "ClusterName=haco-slurm"
+    echo "ClusterName=$cg_name"
     echo "SlurmctldHost=$ctl_name($ctl_addr)"
     echo "AuthType=auth/munge"
     echo "CredType=cred/munge"
@@ -416,7 +487,9 @@ write_config() {
     echo "SlurmctldDebug=info"
     echo "SlurmdDebug=info"
     echo "ProctrackType=proctrack/cgroup"
-    echo "TaskPlugin=task/none"
+    # Under cgroup v2 slurmd sets up its cgroups (the stepd scope below) only
+    # with a cgroup task plugin; v1 needs none.
+    if [ "$cg_layout" = v1 ]; then echo "TaskPlugin=task/none"; else echo "TaskPlugin=task/cgroup"; fi
     echo "JobAcctGatherType=jobacct_gather/none"
     echo "AccountingStorageType=accounting_storage/none"
     echo "SelectType=select/cons_tres"
@@ -441,34 +514,62 @@ write_config() {
   : "$last_addr"
   {
     echo "# Written by scripts/slurm/cluster.sh."
-    echo "CgroupPlugin=cgroup/$cg_layout"
+    echo "CgroupPlugin=cgroup/$([ "$cg_layout" = v1 ] && echo v1 || echo v2)"
     echo "CgroupMountpoint=/sys/fs/cgroup"
     echo "CgroupAutomount=no"
     echo "ConstrainCores=no"
     echo "ConstrainRAMSpace=no"
     echo "ConstrainDevices=no"
+    if [ "$cg_layout" = systemd ]; then
+      # Slurm's cgroup/v2 would ask systemd (dbus) for the scope of its
+      # slurmstepds, which systemd makes outside the node's cgroup; the node
+      # makes it itself, below its cgroup namespace root
+      # (system.slice/nodeK_slurmstepd.scope there).
+      echo "IgnoreSystemd=yes"
+    fi
   } >"$dir/cgroup.conf"
 }
 
 slurmctld_start() {
   cgroup_enter ctl "$BASHPID"
   # shellcheck disable=SC2046
-  nsenter $(ns_enter_opts ctl) -- env SLURM_CONF="$dir/slurm.conf" \
+  nsenter $(ns_enter_opts ctl) -- env -u INVOCATION_ID SLURM_CONF="$dir/slurm.conf" \
     "$slurmctld_exe" -f "$dir/slurm.conf" </dev/null >>"$dir/ctld/slurmctld.out" 2>&1 \
     || fail_with_logs "slurmctld failed to start"
-  wait_pid_file "$dir/ctld/slurmctld.pid" "$slurmctld_exe" slurmctld
+  wait_pid_file "$dir/ctld/slurmctld.pid" "$slurmctld_exe" slurmctld "$dir/ctld/slurmctld.log"
+}
+
+# Under cgroup v2, the cgroup Slurm 22.05's cgroup/v2 expects below the
+# node's root before a step starts: the scope of the slurmstepds,
+# system.slice/NODE_slurmstepd.scope (slurmd, started by hand with
+# IgnoreSystemd=yes, does not make it here); slurmd itself in the leaf
+# "slurmd". No controller is enabled for the children of the node's root: at
+# the end of a step slurmstepd moves itself into the root of its cgroup
+# mount, which in the node's cgroup namespace is not the real root cgroup,
+# so the no-internal-process rule would refuse it (EBUSY) and leave the
+# step's cgroups behind. Slurm's step cgroups therefore have no controllers
+# here (freezing and killing by cgroup need none).
+slurm_v2_cgroups() {  # NODE
+  local d
+  d=$(cgroup_dirs_of "$1")
+  mkdir -p "$d/slurmd" "$d/system.slice/$1_slurmstepd.scope"
 }
 
 slurmd_start() {  # NODE
   local name=$1
   rm -f "$dir/nodes/$name/slurmd.pid"
+  [ "$cg_layout" != systemd ] || slurm_v2_cgroups "$name"
   (
-    cgroup_enter "$name" "$BASHPID"
+    if [ "$cg_layout" = systemd ]; then
+      echo "$BASHPID" >"$(cgroup_dirs_of "$name")/slurmd/cgroup.procs"
+    else
+      cgroup_enter "$name" "$BASHPID"
+    fi
     # shellcheck disable=SC2046
-    exec nsenter $(ns_enter_opts "$name") -- env SLURM_CONF="$dir/slurm.conf" \
+    exec nsenter $(ns_enter_opts "$name") -- env -u INVOCATION_ID SLURM_CONF="$dir/slurm.conf" \
       "$slurmd_exe" -f "$dir/slurm.conf"
   ) </dev/null >>"$dir/nodes/$name/slurmd.out" 2>&1 || fail_with_logs "slurmd of $name failed to start"
-  wait_pid_file "$dir/nodes/$name/slurmd.pid" "$slurmd_exe" "slurmd of $name"
+  wait_pid_file "$dir/nodes/$name/slurmd.pid" "$slurmd_exe" "slurmd of $name" "$dir/nodes/$name/slurmd.log"
 }
 
 slurmd_kill() {  # NODE
@@ -496,7 +597,8 @@ fail_with_logs() {
 
 wait_nodes_idle() {
   local i out= idle
-  for i in $(seq $((wait_s * 2))); do
+  local end=$((SECONDS + wait_s))
+  while [ $SECONDS -le $end ]; do
     out=$(SLURM_CONF=$dir/slurm.conf sinfo -h -N -p fleet -o '%N %t' 2>&1) || out=
     idle=$(awk '$2 == "idle"' <<<"$out" | wc -l)
     [ "$idle" -eq "$nodes" ] && return 0
@@ -512,7 +614,6 @@ start() {
     command -v "$cmd" >/dev/null || die "$cmd not found (scripts/install-deps.sh installs it)"
   done
   [ ! -e "$state" ] || die "$dir already holds a cluster; run: $prog stop --dir $dir"
-  ! ip link show "$bridge" >/dev/null 2>&1 || die "bridge $bridge exists: another cluster runs here"
   for f in "$prolog" "$epilog"; do
     [ -z "$f" ] || [ -x "$f" ] || die "$f is not an executable file"
   done
@@ -520,6 +621,16 @@ start() {
   : >"$state"
   record nodes "$nodes"
   trap 'status=$?; if [ $status -ne 0 ]; then note "start failed; cleaning up"; teardown; fi' EXIT
+  # The first free index: clusters in other DIRs may run at the same time.
+  local i
+  for i in $(seq 0 63); do
+    if ! ip link show "hslurm$i" >/dev/null 2>&1 && ip link add "hslurm$i" type bridge 2>/dev/null; then
+      set_names "$i"
+      record net_index "$i"
+      break
+    fi
+  done
+  [ -n "${net_index:-}" ] || die "no free bridge name hslurm0..hslurm63"
 
   cgroups_init
   cgroup_create ns
@@ -527,12 +638,10 @@ start() {
   for n in $(seq "$nodes"); do cgroup_create "node$n"; done
 
   if [ "$(findmnt -n -o PROPAGATION /)" = private ]; then
-    record root_made_shared 1
+    : >"$root_shared_marker"
     mount --make-shared /
   fi
 
-  record bridge_made 1
-  ip link add "$bridge" type bridge
   ip addr add "$host_addr/24" dev "$bridge"
   ip link set "$bridge" up
   ctl_ns_create
@@ -568,16 +677,20 @@ teardown() {
       ip link del "$link" 2>/dev/null
     done <"$dir/ns/links"
   fi
-  [ "$bridge_made" = 1 ] && ip link show "$bridge" >/dev/null 2>&1 && ip link del "$bridge"
+  [ -n "$net_index" ] && ip link show "$bridge" >/dev/null 2>&1 && ip link del "$bridge"
   if [ -n "$cg_layout" ]; then
     ( cgroup_kill ctl ) || teardown_failed=1
     ( cgroup_kill ns ) || teardown_failed=1
     for n in $(seq "$nodes"); do ( cgroup_remove "node$n" ) || teardown_failed=1; done
     ( cgroup_remove ctl ) || teardown_failed=1
     ( cgroup_remove ns ) || teardown_failed=1
-    ( cgroup_remove "" ) || teardown_failed=1
+    [ "$cg_layout" = systemd ] || ( cgroup_remove "" ) || teardown_failed=1
   fi
-  [ "$root_made_shared" = 1 ] && mount --make-private /
+  # The last cluster to stop gives / back the private propagation it had.
+  if [ -e "$root_shared_marker" ] && ! ip -o link show type bridge | grep -q ': hslurm[0-9]*[:@]'; then
+    mount --make-private /
+    rm -f "$root_shared_marker"
+  fi
   if [ "$keep_logs" = 1 ]; then
     find "$dir" -mindepth 1 -depth ! -name '*.log' ! -name '*.out' \( -type d -empty -o ! -type d \) \
       -exec rm -f {} \; -o -type d -empty -exec rmdir {} \; 2>/dev/null
@@ -609,13 +722,15 @@ case $verb in
     [ $# -ge 2 ] || usage
     node_arg "$1"; name=$1; shift
     opts=$(ns_enter_opts "$name")
-    cgroup_enter "$name" "$$"
+    cgroup_enter_exec "$name" "$$"
     # shellcheck disable=SC2086
     exec nsenter $opts -- env SLURM_CONF="$dir/slurm.conf" "$@" ;;
   kill-node) [ $# -eq 1 ] || usage; node_arg "$1"; slurmd_kill "$1" ;;
   restart-node)
     [ $# -eq 1 ] || usage; node_arg "$1"
     ! daemon_pid "$dir/nodes/$1/slurmd.pid" "$slurmd_exe" >/dev/null || die "slurmd of $1 is running"
+    cgroup_kill "$1"
+    cgroup_reset "$1"
     slurmd_start "$1" ;;
   *) usage ;;
 esac

@@ -16,8 +16,9 @@ step() { echo "== $*"; }
 elapsed() { local ms=$((($(date +%s%N) - $1) / 1000000)); printf '%d.%03d' $((ms / 1000)) $((ms % 1000)); }
 # Polls CMD every 0.5 s for up to S seconds.
 wait_for() {  # S WHAT CMD...
-  local s=$1 what=$2 i; shift 2
-  for i in $(seq $((s * 2))); do "$@" && return 0; sleep 0.5; done
+  local s=$1 what=$2 end; shift 2
+  end=$((SECONDS + s))
+  while [ $SECONDS -le $end ]; do "$@" && return 0; sleep 0.5; done
   fail "$what not within ${s}s"
 }
 trap '[ $? -eq 0 ] || "$cluster" stop --dir "$dir" --keep-logs >&2 || true' EXIT
@@ -29,6 +30,8 @@ echo "start took $(elapsed "$t0") s"
 eval "$("$cluster" env --dir "$dir")"
 sinfo -N
 net_ns=$(readlink "/proc/$(cat "$dir/ns/node1.pid")/ns/net")
+net_index=$(sed -n 's/^net_index=//p' "$dir/cluster.state")
+cg_name=haco-slurm$net_index
 
 step "srun -N2 -l hostname"
 out=$(srun -N2 -l hostname | sort)
@@ -42,7 +45,8 @@ step "exec node2: the node's own view"
 "$cluster" exec --dir "$dir" node2 sh -c 'hostname; ip -br addr show eth0; cat /proc/self/cgroup | head -3'
 
 job_cgroups() {  # JOB NODE: the host's cgroup directories of JOB on NODE
-  find /sys/fs/cgroup -type d -path "*/haco-slurm/$2/*" -name "job_$1" 2>/dev/null
+  find /sys/fs/cgroup -type d \( -path "*/$cg_name/$2/*" -o -path "*/$cg_name-$2.service/cg/*" \) \
+    -name "job_$1" 2>/dev/null
 }
 running() { [ "$(squeue -h -j "$1" -o %T 2>/dev/null)" = RUNNING ]; }
 steps_on_both() { [ -n "$(job_cgroups "$1" node1)" ] && [ -n "$(job_cgroups "$1" node2)" ]; }
@@ -95,8 +99,8 @@ left=$(ps -eo pid=,args= | grep -F -- "$dir" | grep -v -e grep -e smoke.sh || tr
 for p in /proc/[0-9]*; do
   [ "$(readlink "$p/ns/net" 2>/dev/null)" != "$net_ns" ] || fail "${p#/proc/} is in node1's netns"
 done
-! ip -br link | grep -e hslurm || fail "links left"
-cgs=$(find /sys/fs/cgroup -name 'haco-slurm*' 2>/dev/null)
+! ip -br link | grep -e "hslurm$net_index\b" -e "hs$net_index-" || fail "links left"
+cgs=$(find /sys/fs/cgroup \( -name "$cg_name" -o -name "$cg_name-*" \) 2>/dev/null)
 [ -z "$cgs" ] || fail "cgroups left: $cgs"
-! grep -F -e "$dir" -e haco-slurm /proc/self/mountinfo || fail "mounts left"
+! grep -F -e "$dir" /proc/self/mountinfo || fail "mounts left"
 echo "smoke: OK"
