@@ -129,14 +129,32 @@ std::vector<PresentMask> present_masks(const MaskedPath* begin, const MaskedPath
   return present;
 }
 
-void add_masks(const std::vector<PresentMask>& masks, MountPlan& plan) {
+// Applies the masks to `tree`, the detached mount the container will see at
+// `root` ("/proc", "/sys"), before it is attached: each mask's target is
+// looked up in that filesystem alone (the final symlink not followed), not
+// through the container's rootfs.
+void apply_masks(const UniqueFd& tree, std::string_view root, const std::vector<PresentMask>& masks) {
   for (const PresentMask& m : masks) {
-    if (m.mask == Mask::read_only)
-      plan.push_back({StagedMount::Kind::read_only_again, m.path, {}, {}});
-    else if (m.directory)
-      plan.push_back({StagedMount::Kind::over_existing, m.path, hidden_directory().clone(), {}});
-    else
-      plan.push_back({StagedMount::Kind::over_existing, m.path, hidden_file().clone(), {}});
+    const std::string inside(std::string_view(m.path).substr(root.size() + 1));
+    UniqueFd mask;
+    if (m.mask == Mask::read_only) {
+      // The target bound onto itself read-only.
+      mask.reset(::open_tree(tree.get(), inside.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
+      if (!mask) {
+        if (errno == ENOENT) continue;
+        throw Error::from_errno("open_tree", m.path, errno);
+      }
+      mount_attr attr{};
+      attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+      if (::mount_setattr(mask.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) != 0)
+        throw Error::from_errno("mount_setattr", m.path, errno);
+    } else {
+      mask = m.directory ? hidden_directory().clone() : hidden_file().clone();
+    }
+    if (::move_mount(mask.get(), "", tree.get(), inside.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+      if (errno == ENOENT) continue;
+      throw Error::from_errno("move_mount", m.path, errno);
+    }
   }
 }
 
@@ -199,9 +217,10 @@ UniqueFd proc_for(pid_t pid) {
 
 void plan_procfs(pid_t pid, MountPlan& plan) {
   // The container's pid namespace, whose user namespace then owns the mount.
-  plan.push_back({StagedMount::Kind::onto_directory, "/proc", proc_for(pid), {}});
+  UniqueFd proc = proc_for(pid);
   static const std::vector<PresentMask> masks = present_masks(std::begin(kProcMasks), std::end(kProcMasks));
-  add_masks(masks, plan);
+  apply_masks(proc, "/proc", masks);
+  plan.push_back({StagedMount::Kind::onto_directory, "/proc", std::move(proc)});
 }
 
 // sysfs shows the network devices of the net namespace it is created in.
@@ -229,9 +248,9 @@ void plan_sysfs(const ContainerSpec& c, pid_t pid, MountPlan& plan) {
                        [] { return copy_tree("/sys", true, "ro,nosuid,nodev,noexec"); });
   else
     sys = new_filesystem("sysfs", "sysfs", "ro,nosuid,nodev,noexec");
-  plan.push_back({StagedMount::Kind::onto_directory, "/sys", std::move(sys), {}});
   static const std::vector<PresentMask> masks = present_masks(std::begin(kSysMasks), std::end(kSysMasks));
-  add_masks(masks, plan);
+  apply_masks(sys, "/sys", masks);
+  plan.push_back({StagedMount::Kind::onto_directory, "/sys", std::move(sys)});
 }
 
 // The bind of the host's /dev/<name> (nosuid, noexec), cloned from one
@@ -289,10 +308,10 @@ void plan_independent_mounts(const ContainerSpec& c, pid_t pid, MountPlan& plan)
   if (asked(c, IndependentMount::procfs)) with_context("procfs", [&] { plan_procfs(pid, plan); });
   if (asked(c, IndependentMount::sysfs)) with_context("sysfs", [&] { plan_sysfs(c, pid, plan); });
   if (asked(c, IndependentMount::devtmpfs))
-    with_context("/dev", [&] { plan.push_back({StagedMount::Kind::onto_directory, "/dev", dev_tree(c), {}}); });
+    with_context("/dev", [&] { plan.push_back({StagedMount::Kind::onto_directory, "/dev", dev_tree(c)}); });
   if (asked(c, IndependentMount::shm))
     plan.push_back({StagedMount::Kind::onto_directory, "/dev/shm",
-                    new_filesystem("tmpfs", "shm", tmpfs_options(c, "mode=1777,nosuid,nodev,noexec")), {}});
+                    new_filesystem("tmpfs", "shm", tmpfs_options(c, "mode=1777,nosuid,nodev,noexec"))});
 }
 
 void mount_devpts(int root_fd, const ContainerSpec& c) {
