@@ -111,50 +111,36 @@ MountTemplate& hidden_file() {
   return t;
 }
 
-struct PresentMask {
-  const char* path;
-  Mask mask;
-  bool directory;
-};
-
-// The masks whose path the host's /proc or /sys has, which the container's
-// show as well: looked up once per process (what a kernel offers there does
-// not change while it runs).
-std::vector<PresentMask> present_masks(const MaskedPath* begin, const MaskedPath* end) {
-  std::vector<PresentMask> present;
-  for (const MaskedPath* m = begin; m != end; ++m) {
-    struct stat st {};
-    if (::lstat(m->path, &st) == 0) present.push_back({m->path, m->mask, S_ISDIR(st.st_mode)});
-  }
-  return present;
-}
-
 // Applies the masks to `tree`, the detached mount the container will see at
 // `root` ("/proc", "/sys"), before it is attached: each mask's target is
 // looked up in that filesystem alone (the final symlink not followed), not
-// through the container's rootfs.
-void apply_masks(const UniqueFd& tree, std::string_view root, const std::vector<PresentMask>& masks) {
-  for (const PresentMask& m : masks) {
-    const std::string inside(std::string_view(m.path).substr(root.size() + 1));
+// through the container's rootfs. A path this kernel does not have is
+// skipped.
+void apply_masks(const UniqueFd& tree, std::string_view root, const MaskedPath* begin, const MaskedPath* end) {
+  for (const MaskedPath* m = begin; m != end; ++m) {
+    const std::string inside(std::string_view(m->path).substr(root.size() + 1));
     UniqueFd mask;
-    if (m.mask == Mask::read_only) {
+    if (m->mask == Mask::read_only) {
       // The target bound onto itself read-only.
       mask.reset(::open_tree(tree.get(), inside.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
       if (!mask) {
         if (errno == ENOENT) continue;
-        throw Error::from_errno("open_tree", m.path, errno);
+        throw Error::from_errno("open_tree", m->path, errno);
       }
       mount_attr attr{};
       attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
       if (::mount_setattr(mask.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) != 0)
-        throw Error::from_errno("mount_setattr", m.path, errno);
+        throw Error::from_errno("mount_setattr", m->path, errno);
     } else {
-      mask = m.directory ? hidden_directory().clone() : hidden_file().clone();
+      struct stat st {};
+      if (::fstatat(tree.get(), inside.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) continue;
+        throw Error::from_errno("fstatat", m->path, errno);
+      }
+      mask = S_ISDIR(st.st_mode) ? hidden_directory().clone() : hidden_file().clone();
     }
-    if (::move_mount(mask.get(), "", tree.get(), inside.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
-      if (errno == ENOENT) continue;
-      throw Error::from_errno("move_mount", m.path, errno);
-    }
+    if (::move_mount(mask.get(), "", tree.get(), inside.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0)
+      throw Error::from_errno("move_mount", m->path, errno);
   }
 }
 
@@ -218,8 +204,7 @@ UniqueFd proc_for(pid_t pid) {
 void plan_procfs(pid_t pid, MountPlan& plan) {
   // The container's pid namespace, whose user namespace then owns the mount.
   UniqueFd proc = proc_for(pid);
-  static const std::vector<PresentMask> masks = present_masks(std::begin(kProcMasks), std::end(kProcMasks));
-  apply_masks(proc, "/proc", masks);
+  apply_masks(proc, "/proc", std::begin(kProcMasks), std::end(kProcMasks));
   plan.push_back({StagedMount::Kind::onto_directory, "/proc", std::move(proc)});
 }
 
@@ -248,8 +233,7 @@ void plan_sysfs(const ContainerSpec& c, pid_t pid, MountPlan& plan) {
                        [] { return copy_tree("/sys", true, "ro,nosuid,nodev,noexec"); });
   else
     sys = new_filesystem("sysfs", "sysfs", "ro,nosuid,nodev,noexec");
-  static const std::vector<PresentMask> masks = present_masks(std::begin(kSysMasks), std::end(kSysMasks));
-  apply_masks(sys, "/sys", masks);
+  apply_masks(sys, "/sys", std::begin(kSysMasks), std::end(kSysMasks));
   plan.push_back({StagedMount::Kind::onto_directory, "/sys", std::move(sys)});
 }
 
