@@ -57,7 +57,11 @@ run_ctest vm -L '^vm$'
 # and take a minute under TCG: left to the host suite (the log writer's
 # place in the unit's cgroup and its life after a supervisor SIGKILL are
 # checked here by the other LogWriterTest cases and tests/vm).
-run_ctest containers -L '^integration$' -LE '^(e2e|scale)$' \
+# The Slurm cluster test (label slurm) is not run here: the guest has no
+# Slurm packages, and on cgroup v2 the test cluster's hand-started slurmd
+# gives its steps no controllers, so a fleet with limits cannot start there
+# (docs/multi-host.md, "Tested where").
+run_ctest containers -L '^integration$' -LE '^(e2e|scale|slurm)$' \
   -E '^LogWriterTest\.(AFloodPastTheCapKeepsTheNewestLinesWholeAndContiguous|NothingIsLostBelowTheCap)$'
 # The seed's phpinfo definition on three ports (Apache + PHP), when the host
 # shared it (scripts/vm/guest-suite.sh): the e2e test reads it beside the

@@ -4,8 +4,6 @@
 
 #include <cerrno>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -28,21 +26,6 @@ void make_private_dir(const std::string& dir) {
   std::filesystem::create_directories(dir, ec);
   if (ec) throw Error::from_errno("mkdir", dir, ec.value());
   if (::chmod(dir.c_str(), 0700) != 0) throw Error::from_errno("chmod", dir, errno);
-}
-
-std::optional<json> read_json(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    if (errno == ENOENT) return std::nullopt;
-    throw Error::from_errno("open", path, errno);
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  try {
-    return json::parse(text.str());
-  } catch (const json::exception& e) {
-    throw Error(fmt::format("{} is not valid JSON: {}", path, e.what()));
-  }
 }
 
 template <class T>
@@ -74,7 +57,7 @@ void write_slice_record(const std::string& slice_root, const SliceRecord& r) {
 
 std::optional<SliceRecord> read_slice_record(const std::string& slice_root) {
   std::string path = slice_root + "/slice.json";
-  auto j = read_json(path);
+  auto j = state::read_json_file(path);
   if (!j) return std::nullopt;
   SliceRecord r;
   r.job = field<std::string>(*j, "job", path);
@@ -117,7 +100,7 @@ void write_submitted_job(const std::string& state_root, const SubmittedJob& s) {
 
 std::optional<SubmittedJob> read_submitted_job(const std::string& state_root, const std::string& job) {
   std::string path = submitted_job_path(state_root, job);
-  auto j = read_json(path);
+  auto j = state::read_json_file(path);
   if (!j) return std::nullopt;
   SubmittedJob s;
   s.job = field<std::string>(*j, "job", path);

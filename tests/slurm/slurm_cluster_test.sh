@@ -49,8 +49,11 @@ chmod 0755 "$temp/epilog"
 jobs_submitted=()
 cleanup() {
   set +e
-  for j in "${jobs_submitted[@]}"; do scancel "$j" 2>/dev/null; done
-  sleep 1
+  # While the cluster runs (scancel retries for minutes without a controller).
+  if [ -f "$cdir/slurm.conf" ]; then
+    for j in "${jobs_submitted[@]}"; do timeout 10 scancel "$j" 2>/dev/null; done
+    sleep 1
+  fi
   # Whatever a failed check left: every slice and fleet under the roots.
   for slice in "$root"/slurm/*.*; do
     [ -d "$slice" ] || continue
