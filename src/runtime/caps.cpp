@@ -19,27 +19,15 @@ std::string capability_label(int cap) {
 
 bool kept(CapabilitySet set, int cap) { return cap <= kLastKnownCapability && (set & capability_bit(cap)); }
 
-int probe_last_capability() {
-  int last = -1;
+// Every capability the running kernel has, known by name here or not:
+// PR_CAPBSET_READ fails with EINVAL past the kernel's last one.
+void restrict_bounding_set(CapabilitySet keep) {
   for (int cap = 0; cap < 64; ++cap) {
     int present = ::prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
-    if (present < 0 && errno == EINVAL) break;
+    if (present < 0 && errno == EINVAL) return;
     check_sys(present, "prctl PR_CAPBSET_READ", capability_label(cap));
-    last = cap;
-  }
-  return last;
-}
-
-// Every capability the running kernel has, known by name here or not. A
-// drop of one the set no longer holds is a no-op for the kernel; refused
-// (no CAP_SETPCAP), it is an error only for one still held.
-void restrict_bounding_set(CapabilitySet keep) {
-  const int last = kernel_last_capability();
-  for (int cap = 0; cap <= last; ++cap) {
-    if (kept(keep, cap) || ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0) continue;
-    const int err = errno;
-    if (::prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 0) continue;
-    throw Error::from_errno("prctl PR_CAPBSET_DROP", capability_label(cap), err);
+    if (present == 1 && !kept(keep, cap))
+      check_sys(::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "prctl PR_CAPBSET_DROP", capability_label(cap));
   }
 }
 
@@ -57,12 +45,6 @@ void restrict_process_sets(CapabilitySet keep) {
 }
 
 }  // namespace
-
-int kernel_last_capability() {
-  // PR_CAPBSET_READ fails with EINVAL past the kernel's last capability.
-  static const int last = probe_last_capability();
-  return last;
-}
 
 void restrict_capabilities(const ContainerSpec& c, bool keep_sys_admin) {
   restrict_bounding_set(c.capabilities);

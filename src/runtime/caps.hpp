@@ -17,8 +17,4 @@ namespace haco::runtime {
 // its root there.
 void restrict_capabilities(const ContainerSpec& c, bool keep_sys_admin);
 
-// The number of the kernel's last capability, probed once per process (a
-// launcher asks before clone, so that no child probes again).
-int kernel_last_capability();
-
 }  // namespace haco::runtime

@@ -20,9 +20,6 @@ std::string fleet_dir_v2_root(const std::string& fleet);
 // Writes `value` to dir/key and reads it back; throws with both values when
 // the kernel did not take it.
 void write_setting(const std::string& dir, const CgroupSetting& setting);
-// The same for a cgroup just made: a value dir/key already holds is not
-// written.
-void write_new_setting(const std::string& dir, const CgroupSetting& setting);
 
 // <hierarchy's own dir>/haco-fleet/<fleet>/<instance>; names are checked.
 std::string instance_dir(const Hierarchy& h, const std::string& fleet, const std::string& instance);

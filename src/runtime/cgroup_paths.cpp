@@ -22,30 +22,13 @@ void check_cgroup_name(const std::string& what, const std::string& name) {
     throw InputError(fmt::format("{} name \"{}\" cannot name a cgroup directory", what, name));
 }
 
-namespace {
-
-std::string read_setting(const std::string& path) {
-  std::string read = read_text_file(path);
-  while (!read.empty() && (read.back() == '\n' || read.back() == ' ')) read.pop_back();
-  return read;
-}
-
-}  // namespace
-
 void write_setting(const std::string& dir, const CgroupSetting& setting) {
   std::string path = dir + "/" + setting.key;
   write_kernel_file(path, setting.value);
-  std::string read = read_setting(path);
+  std::string read = read_text_file(path);
+  while (!read.empty() && (read.back() == '\n' || read.back() == ' ')) read.pop_back();
   if (!kernel_took_value(setting.key, setting.value, read))
     throw Error(fmt::format("{}: wrote \"{}\" but the kernel reads back \"{}\"", path, setting.value, read));
-}
-
-void write_new_setting(const std::string& dir, const CgroupSetting& setting) {
-  // A write of the cpu bandwidth walks every cpu cgroup of the host
-  // (tg_set_cfs_bandwidth), and a fleet adds one per instance: a value the
-  // new cgroup already has (the default period, say) is not written again.
-  if (kernel_took_value(setting.key, setting.value, read_setting(dir + "/" + setting.key))) return;
-  write_setting(dir, setting);
 }
 
 std::string fleet_dir(const Hierarchy& h, const std::string& fleet) {
@@ -96,14 +79,6 @@ void kill_cgroup_members(const std::string& dir) {
 
 std::string make_instance_dirs(const Hierarchy& h, const std::string& fleet, const std::string& instance,
                                const std::function<void(const std::string&, const std::string&)>& prepare) {
-  const std::string fleet_path = h.own_dir + "/haco-fleet/" + fleet;
-  const std::string instance_path = fleet_path + "/" + instance;
-  // Every instance but a fleet's first finds its parents made: one mkdir.
-  if (::mkdir(instance_path.c_str(), 0755) == 0) {
-    prepare(fleet_path, instance_path);
-    return instance_path;
-  }
-  if (errno != ENOENT && errno != EEXIST) throw Error::from_errno("mkdir", instance_path, errno);
   std::string parent = h.own_dir;
   for (const std::string& level : {std::string("haco-fleet"), fleet, instance}) {
     std::string dir = parent + "/" + level;

@@ -72,7 +72,7 @@ std::unique_ptr<V1Cgroup> V1Cgroup::create(const Hierarchies& h, const std::stri
       auto d = std::find_if(dirs.begin(), dirs.end(), [&](const Dir& d) {
         return std::find(d.controllers.begin(), d.controllers.end(), c) != d.controllers.end();
       });
-      write_new_setting(d->path, s);
+      write_setting(d->path, s);
     }
   } catch (...) {
     for (const auto& d : dirs) ::rmdir(d.path.c_str());

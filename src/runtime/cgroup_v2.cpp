@@ -43,7 +43,7 @@ std::unique_ptr<V2Cgroup> V2Cgroup::create(const Hierarchy& v2, const std::strin
   });
   std::unique_ptr<V2Cgroup> cg(new V2Cgroup(dir, open_dir(dir)));
   try {
-    for (const auto& s : v2_settings) write_new_setting(dir, s);
+    for (const auto& s : v2_settings) write_setting(dir, s);
   } catch (...) {
     remove_dir(dir);
     throw;
@@ -69,7 +69,7 @@ std::unique_ptr<V2Cgroup> V2Cgroup::create_leaf(const std::string& instances_dir
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) throw Error::from_errno("mkdir", dir, errno);
   try {
     std::unique_ptr<V2Cgroup> cg(new V2Cgroup(dir, open_dir(dir)));
-    for (const auto& s : v2_settings) write_new_setting(dir, s);
+    for (const auto& s : v2_settings) write_setting(dir, s);
     return cg;
   } catch (...) {
     ::rmdir(dir.c_str());

@@ -8,7 +8,6 @@
 // what the container can reach).
 #include <fcntl.h>
 #include <sched.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -16,10 +15,6 @@
 
 #include <algorithm>
 #include <array>
-#include <functional>
-#include <string_view>
-#include <utility>
-#include <vector>
 
 #include <fmt/format.h>
 
@@ -71,76 +66,19 @@ UniqueFd open_namespace(const std::string& path) {
 
 UniqueFd open_namespace(pid_t pid, const char* ns) { return open_namespace(fmt::format("/proc/{}/ns/{}", pid, ns)); }
 
-// A detached mount that every container gets an identical copy of: made
-// once per process, then cloned (open_tree OPEN_TREE_CLONE) for each
-// container. A clone keeps the mount flags of its source, so a container's
-// copy costs one open_tree instead of a new filesystem or a path lookup and a
-// mount_setattr. Only what no container can change is made so: a read-only
-// empty tmpfs, binds of device nodes (their inodes are the host's anyway).
-class MountTemplate {
- public:
-  MountTemplate(std::string name, std::function<UniqueFd()> make) : name_(std::move(name)), make_(std::move(make)) {}
-
-  UniqueFd clone() {
-    if (!source_) source_ = make_();
-    try {
-      return copy_tree(source_, name_, false, "");
-    } catch (const Error& e) {
-      // The kernel clones a detached mount only in the mount namespace it
-      // was made in: made again in the caller's.
-      if (e.sys_errno() != EINVAL) throw;
-    }
-    source_ = make_();
-    return copy_tree(source_, name_, false, "");
-  }
-
- private:
-  std::string name_;
-  std::function<UniqueFd()> make_;
-  UniqueFd source_;
-};
-
-MountTemplate& hidden_directory() {
-  static MountTemplate t("a hiding tmpfs",
-                         [] { return new_filesystem("tmpfs", "haco-mask", "ro,nosuid,nodev,noexec,size=4k,mode=0555"); });
-  return t;
-}
-
-MountTemplate& hidden_file() {
-  static MountTemplate t("/dev/null (hiding a file)", [] { return copy_tree("/dev/null", false, "ro,nosuid,noexec"); });
-  return t;
-}
-
-// Applies the masks to `tree`, the detached mount the container will see at
-// `root` ("/proc", "/sys"), before it is attached: each mask's target is
-// looked up in that filesystem alone (the final symlink not followed), not
-// through the container's rootfs. A path this kernel does not have is
-// skipped.
-void apply_masks(const UniqueFd& tree, std::string_view root, const MaskedPath* begin, const MaskedPath* end) {
+void add_masks(const MaskedPath* begin, const MaskedPath* end, MountPlan& plan) {
   for (const MaskedPath* m = begin; m != end; ++m) {
-    const std::string inside(std::string_view(m->path).substr(root.size() + 1));
-    UniqueFd mask;
+    // The container's proc and sys show what the host's do.
+    struct stat st {};
+    if (::lstat(m->path, &st) != 0) continue;
     if (m->mask == Mask::read_only) {
-      // The target bound onto itself read-only.
-      mask.reset(::open_tree(tree.get(), inside.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
-      if (!mask) {
-        if (errno == ENOENT) continue;
-        throw Error::from_errno("open_tree", m->path, errno);
-      }
-      mount_attr attr{};
-      attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
-      if (::mount_setattr(mask.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) != 0)
-        throw Error::from_errno("mount_setattr", m->path, errno);
+      plan.push_back({StagedMount::Kind::read_only_again, m->path, {}, {}});
+    } else if (S_ISDIR(st.st_mode)) {
+      plan.push_back({StagedMount::Kind::over_existing, m->path,
+                      new_filesystem("tmpfs", "haco-mask", "ro,nosuid,nodev,noexec,size=4k,mode=0555"), {}});
     } else {
-      struct stat st {};
-      if (::fstatat(tree.get(), inside.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-        if (errno == ENOENT) continue;
-        throw Error::from_errno("fstatat", m->path, errno);
-      }
-      mask = S_ISDIR(st.st_mode) ? hidden_directory().clone() : hidden_file().clone();
+      plan.push_back({StagedMount::Kind::over_existing, m->path, copy_tree("/dev/null", false, "ro,nosuid,noexec"), {}});
     }
-    if (::move_mount(mask.get(), "", tree.get(), inside.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0)
-      throw Error::from_errno("move_mount", m->path, errno);
   }
 }
 
@@ -203,9 +141,8 @@ UniqueFd proc_for(pid_t pid) {
 
 void plan_procfs(pid_t pid, MountPlan& plan) {
   // The container's pid namespace, whose user namespace then owns the mount.
-  UniqueFd proc = proc_for(pid);
-  apply_masks(proc, "/proc", std::begin(kProcMasks), std::end(kProcMasks));
-  plan.push_back({StagedMount::Kind::onto_directory, "/proc", std::move(proc)});
+  plan.push_back({StagedMount::Kind::onto_directory, "/proc", proc_for(pid), {}});
+  add_masks(std::begin(kProcMasks), std::end(kProcMasks), plan);
 }
 
 // sysfs shows the network devices of the net namespace it is created in.
@@ -233,57 +170,26 @@ void plan_sysfs(const ContainerSpec& c, pid_t pid, MountPlan& plan) {
                        [] { return copy_tree("/sys", true, "ro,nosuid,nodev,noexec"); });
   else
     sys = new_filesystem("sysfs", "sysfs", "ro,nosuid,nodev,noexec");
-  apply_masks(sys, "/sys", std::begin(kSysMasks), std::end(kSysMasks));
-  plan.push_back({StagedMount::Kind::onto_directory, "/sys", std::move(sys)});
-}
-
-// The bind of the host's /dev/<name> (nosuid, noexec), cloned from one
-// template per device.
-UniqueFd host_device(const char* name) {
-  static std::vector<MountTemplate> templates = [] {
-    std::vector<MountTemplate> out;
-    for (const char* dev : kHostDevices) {
-      std::string path = fmt::format("/dev/{}", dev);
-      out.emplace_back(path, [path] {
-        return with_context(fmt::format("binding the host's {}", path),
-                            [&] { return copy_tree(path, false, "nosuid,noexec"); });
-      });
-    }
-    return out;
-  }();
-  auto at = std::find(kHostDevices.begin(), kHostDevices.end(), std::string_view(name));
-  return templates.at(static_cast<std::size_t>(at - kHostDevices.begin())).clone();
-}
-
-// Gives what was just created as `name` in the new /dev to `owner`.
-void own_in_dev(int dev, const char* name, const std::optional<Owner>& owner) {
-  if (owner && ::fchownat(dev, name, owner->uid, owner->gid, AT_SYMLINK_NOFOLLOW) != 0)
-    throw Error::from_errno("fchownat", fmt::format("/dev/{}", name), errno);
+  plan.push_back({StagedMount::Kind::onto_directory, "/sys", std::move(sys), {}});
+  add_masks(std::begin(kSysMasks), std::end(kSysMasks), plan);
 }
 
 // A tmpfs /dev holding binds of the host's harmless character devices,
-// with or without a user namespace: never the host's devtmpfs. Filled while
-// still detached (a fresh tmpfs no one else reaches: no lookup inside the
-// rootfs needed) and attached with its binds as one tree.
-UniqueFd dev_tree(const ContainerSpec& c) {
-  const std::optional<Owner> owner = container_root_on_host(c);
-  UniqueFd dev = new_filesystem("tmpfs", "tmpfs", tmpfs_options(c, "mode=0755,size=64k,nr_inodes=1024,nosuid,nodev,noexec"));
-  for (const char* name : kHostDevices) {
-    const std::string target = fmt::format("/dev/{}", name);
-    int created = ::openat(dev.get(), name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (created < 0) throw Error::from_errno("openat (create)", target, errno);
-    ::close(created);
-    own_in_dev(dev.get(), name, owner);
-    UniqueFd device = host_device(name);
-    if (::move_mount(device.get(), "", dev.get(), name, MOVE_MOUNT_F_EMPTY_PATH) != 0)
-      throw Error::from_errno("move_mount", target, errno);
+// with or without a user namespace: never the host's devtmpfs.
+void plan_dev(const ContainerSpec& c, MountPlan& plan) {
+  plan.push_back({StagedMount::Kind::onto_directory, "/dev",
+                  new_filesystem("tmpfs", "tmpfs", tmpfs_options(c, "mode=0755,size=64k,nr_inodes=1024,nosuid,nodev,noexec")),
+                  {}});
+  for (const char* dev : kHostDevices) {
+    std::string target = fmt::format("/dev/{}", dev);
+    with_context(fmt::format("binding the host's {}", target), [&] {
+      plan.push_back({StagedMount::Kind::onto_file, target, copy_tree(target, false, "nosuid,noexec"), {}});
+    });
   }
-  for (const auto& [name, link] : {std::pair{"fd", "/proc/self/fd"}, std::pair{"stdin", "/proc/self/fd/0"},
-                                   std::pair{"stdout", "/proc/self/fd/1"}, std::pair{"stderr", "/proc/self/fd/2"}}) {
-    if (::symlinkat(link, dev.get(), name) != 0) throw Error::from_errno("symlinkat", fmt::format("/dev/{}", name), errno);
-    own_in_dev(dev.get(), name, owner);
-  }
-  return dev;
+  plan.push_back({StagedMount::Kind::symlink, "/dev/fd", {}, "/proc/self/fd"});
+  plan.push_back({StagedMount::Kind::symlink, "/dev/stdin", {}, "/proc/self/fd/0"});
+  plan.push_back({StagedMount::Kind::symlink, "/dev/stdout", {}, "/proc/self/fd/1"});
+  plan.push_back({StagedMount::Kind::symlink, "/dev/stderr", {}, "/proc/self/fd/2"});
 }
 
 }  // namespace
@@ -291,11 +197,10 @@ UniqueFd dev_tree(const ContainerSpec& c) {
 void plan_independent_mounts(const ContainerSpec& c, pid_t pid, MountPlan& plan) {
   if (asked(c, IndependentMount::procfs)) with_context("procfs", [&] { plan_procfs(pid, plan); });
   if (asked(c, IndependentMount::sysfs)) with_context("sysfs", [&] { plan_sysfs(c, pid, plan); });
-  if (asked(c, IndependentMount::devtmpfs))
-    with_context("/dev", [&] { plan.push_back({StagedMount::Kind::onto_directory, "/dev", dev_tree(c)}); });
+  if (asked(c, IndependentMount::devtmpfs)) with_context("/dev", [&] { plan_dev(c, plan); });
   if (asked(c, IndependentMount::shm))
     plan.push_back({StagedMount::Kind::onto_directory, "/dev/shm",
-                    new_filesystem("tmpfs", "shm", tmpfs_options(c, "mode=1777,nosuid,nodev,noexec"))});
+                    new_filesystem("tmpfs", "shm", tmpfs_options(c, "mode=1777,nosuid,nodev,noexec")), {}});
 }
 
 void mount_devpts(int root_fd, const ContainerSpec& c) {

@@ -13,7 +13,6 @@
 #include "haco/fault_point.hpp"
 #include "haco/pidfd.hpp"
 #include "haco/runtime.hpp"
-#include "runtime/caps.hpp"
 #include "runtime/child.hpp"
 #include "runtime/handshake.hpp"
 #include "runtime/mounts.hpp"
@@ -105,7 +104,6 @@ LaunchedContainer launch_container(const LaunchRequest& r) {
   ChildStdio stdio = open_stdio(r, stdin_fd, output_fd);
   // Compiled here so that the child only installs them.
   SeccompPrograms seccomp = with_context("compiling the seccomp filters", [&] { return seccomp_programs(c); });
-  kernel_last_capability();  // probed here once, not in every child
 
   int pidfd = -1;
   sys::CloneArgs args;

@@ -63,7 +63,7 @@ void plan_network_etc(const ContainerSpec& c, MountPlan& plan) {
     std::string host = *c.network_etc_host_root + "/" + file;
     std::string target = std::string("/etc/") + file;
     with_context(fmt::format("mount_network_etc {}", target), [&] {
-      plan.push_back({StagedMount::Kind::onto_file, target, copy_tree(host, false, "ro,nosuid,nodev,noexec")});
+      plan.push_back({StagedMount::Kind::onto_file, target, copy_tree(host, false, "ro,nosuid,nodev,noexec"), {}});
     });
   }
 }
@@ -75,6 +75,21 @@ void apply(int root_fd, StagedMount& s, const std::optional<Owner>& owner) {
       return;
     case StagedMount::Kind::onto_file:
       attach(s.mount, ensure_file_in_root(root_fd, s.target, owner), s.target);
+      return;
+    case StagedMount::Kind::over_existing:
+    case StagedMount::Kind::read_only_again: {
+      UniqueFd target(open_in_root(root_fd, s.target));
+      if (!target) {
+        if (errno == ENOENT) return;
+        throw Error::from_errno("openat2", s.target, errno);
+      }
+      if (s.kind == StagedMount::Kind::read_only_again)
+        s.mount = copy_tree(target, s.target, true, "ro,nosuid,nodev,noexec");
+      attach(s.mount, target, s.target);
+      return;
+    }
+    case StagedMount::Kind::symlink:
+      ensure_symlink_in_root(root_fd, s.target, s.link, owner);
       return;
   }
 }

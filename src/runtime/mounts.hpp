@@ -34,10 +34,14 @@ struct StagedMount {
   enum class Kind {
     onto_directory,   // attach `mount` on the directory `target` (created when missing)
     onto_file,        // attach `mount` on the file `target` (created empty when missing)
+    over_existing,    // attach `mount` on `target` when it exists (masks in /proc and /sys)
+    read_only_again,  // bind `target` onto itself read-only (when it exists)
+    symlink,          // create the symlink `target` -> `link` when missing
   };
   Kind kind = Kind::onto_directory;
   std::string target;
   UniqueFd mount;
+  std::string link;
 };
 using MountPlan = std::vector<StagedMount>;
 

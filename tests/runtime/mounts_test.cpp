@@ -1,14 +1,11 @@
 // The container's mounts, read from /proc/PID/mountinfo on the host.
 #include <gtest/gtest.h>
 #include <sys/mount.h>
-#include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cstdlib>
-#include <memory>
-#include <stdexcept>
 #include <sstream>
 #include <vector>
 
@@ -99,107 +96,6 @@ TEST_F(MountsTest, ASymlinkedTargetIsResolvedInsideTheRootfs) {
   // The host's /etc gained nothing.
   struct stat st {};
   EXPECT_NE(::stat("/etc/haco-escape", &st), 0);
-}
-
-// The ids a file owned by an unmapped host id shows inside a user namespace.
-std::uint32_t overflow_id(const char* which) {
-  return static_cast<std::uint32_t>(std::stoul(read_file(fmt::format("/proc/sys/kernel/overflow{}", which))));
-}
-
-// What `stat -c '%n %F %a %u %g %t:%T %N'` prints inside the container for
-// its /dev: the host's six harmless devices (their host owner unmapped), the
-// symlinks, pts and shm, owned by the container's root.
-std::string expected_dev_listing() {
-  std::string out;
-  auto device = [&](const char* name) {
-    struct stat st {};
-    if (::stat(fmt::format("/dev/{}", name).c_str(), &st) != 0) throw std::runtime_error(name);
-    out += fmt::format("/dev/{} character special file {:o} {} {} {:x}:{:x} /dev/{}\n", name, st.st_mode & 07777,
-                       overflow_id("uid"), overflow_id("gid"), major(st.st_rdev), minor(st.st_rdev), name);
-  };
-  auto symlink = [&](const char* name, const char* target) {
-    out += fmt::format("/dev/{} symbolic link 777 0 0 0:0 '/dev/{}' -> '{}'\n", name, name, target);
-  };
-  symlink("fd", "/proc/self/fd");
-  device("full");
-  device("null");
-  symlink("ptmx", "pts/ptmx");
-  out += "/dev/pts directory 755 0 0 0:0 /dev/pts\n";
-  device("random");
-  out += "/dev/shm directory 1777 0 0 0:0 /dev/shm\n";
-  symlink("stderr", "/proc/self/fd/2");
-  symlink("stdin", "/proc/self/fd/0");
-  symlink("stdout", "/proc/self/fd/1");
-  device("tty");
-  device("urandom");
-  device("zero");
-  return out;
-}
-
-// Every container gets a /dev of its own with the same content and flags
-// (the device binds and the masks are cloned from mounts the launcher makes
-// once): two containers of one launcher both show the expected listing,
-// and what one writes in its /dev the other does not see.
-TEST_F(MountsTest, EveryContainerGetsTheSameDevOfItsOwn) {
-  const std::string expected = expected_dev_listing();
-  struct Started {
-    std::uint32_t base;
-    std::unique_ptr<TempRootfs> rootfs;
-    runtime::LaunchRequest req;
-    std::unique_ptr<Container> container;
-  };
-  std::vector<Started> started(2);
-  for (std::size_t i = 0; i < started.size(); ++i) {
-    Started& s = started[i];
-    s.base = test_id_base();
-    s.rootfs = std::make_unique<TempRootfs>(s.base);
-    s.req.instance.container = busybox_spec(
-        fmt::format("haco-rt-dev{}", i), *s.rootfs, s.base,
-        fmt::format("stat -c '%n %F %a %u %g %t:%T %N' /dev/*; echo LISTED; echo {} > /dev/mine-{} && echo END; "
-                    "exec sleep 60",
-                    i, i));
-    ContainerSpec& c = s.req.instance.container;
-    c.independent_mounts = {IndependentMount::procfs, IndependentMount::sysfs, IndependentMount::devtmpfs,
-                            IndependentMount::devpts, IndependentMount::shm};
-    s.req.log_path = (s.rootfs->dir() / "init.log").string();
-    s.container = std::make_unique<Container>(s.req);
-  }
-  for (const Started& s : started) {
-    std::string log = wait_for_text(s.req.log_path, "END");
-    ASSERT_NE(log.find("END"), std::string::npos) << log;
-    EXPECT_EQ(log.substr(0, log.find("LISTED\n")), expected);
-  }
-  for (std::size_t i = 0; i < started.size(); ++i) {
-    const Started& s = started[i];
-    // Each sees the file it wrote in its /dev, not the other's.
-    const std::string dev_dir = fmt::format("/proc/{}/root/dev", s.container->pid());
-    EXPECT_TRUE(std::filesystem::exists(fmt::format("{}/mine-{}", dev_dir, i)));
-    EXPECT_FALSE(std::filesystem::exists(fmt::format("{}/mine-{}", dev_dir, 1 - i)));
-
-    auto mounts = mounts_of(s.container->pid());
-    const MountEntry* dev = find_mount(mounts, "/dev");
-    ASSERT_NE(dev, nullptr);
-    EXPECT_EQ(dev->fstype, "tmpfs");
-    EXPECT_EQ(dev->options, "rw,nosuid,nodev,noexec,relatime");
-    EXPECT_EQ(dev->super_options, fmt::format("rw,size=64k,nr_inodes=1024,mode=755,uid={},gid={}", s.base, s.base));
-    for (const char* name : {"null", "zero", "full", "random", "urandom", "tty"}) {
-      const MountEntry* m = find_mount(mounts, fmt::format("/dev/{}", name));
-      ASSERT_NE(m, nullptr) << name;
-      EXPECT_EQ(m->fstype, "devtmpfs") << name;
-      const std::string flags = "," + m->options + ",";
-      EXPECT_NE(flags.find(",nosuid,"), std::string::npos) << name << ": " << m->options;
-      EXPECT_NE(flags.find(",noexec,"), std::string::npos) << name << ": " << m->options;
-      EXPECT_EQ(flags.find(",nodev,"), std::string::npos) << name << ": " << m->options;
-    }
-    // The masks, cloned as well: read-only wherever they are.
-    for (const char* masked : {"/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"}) {
-      if (::access(masked, F_OK) != 0) continue;
-      const MountEntry* m = find_mount(mounts, masked);
-      ASSERT_NE(m, nullptr) << masked;
-      EXPECT_EQ(m->options.rfind("ro,", 0), 0u) << masked << ": " << m->options;
-      EXPECT_NE(m->options.find("nosuid"), std::string::npos) << masked << ": " << m->options;
-    }
-  }
 }
 
 // The rootfs engine's overlay strategy hands over a rootfs that is already a
