@@ -4,7 +4,6 @@
 // job's batch step, which starts one task per node with srun and says when
 // every slice serves.
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,10 +26,9 @@
 #include "haco/names.hpp"
 #include "haco/ops_slurm.hpp"
 #include "haco/printable.hpp"
+#include "haco/run_program.hpp"
 #include "haco/slurm.hpp"
 #include "haco/unique_fd.hpp"
-
-extern char** environ;
 
 namespace haco::cli {
 namespace {
@@ -81,13 +79,6 @@ UpOptions parse_up_args(const SubmitOptions& submit) {
   return options;
 }
 
-std::string own_executable() {
-  std::error_code ec;
-  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) throw Error::from_errno("readlink", "/proc/self/exe", ec.value());
-  return exe.string();
-}
-
 int run_submit(const GlobalOptions& global, const SubmitOptions& submit) {
   UpOptions up = parse_up_args(submit);
   up.expand.fleet_name = submit.name;
@@ -97,7 +88,7 @@ int run_submit(const GlobalOptions& global, const SubmitOptions& submit) {
   // The longest slice name the job can give (a job id of 10 digits).
   slurm::slice_fleet_name(expanded.fleet_name, "9999999999", submit.nodes - 1);
 
-  std::string exe = own_executable();
+  std::string exe = own_program_path();
   std::string definition = std::filesystem::absolute(submit.definition).string();
   std::vector<std::string> task{exe,          "--root",        global.state_root, "--data-root", global.data_root,
                                 "up",         "--foreground",  "--slurm-slice",   "--ports",     submit.ports,
@@ -167,22 +158,9 @@ int run_job(unsigned slices, const std::vector<std::string>& task) {
   std::vector<std::string> argv{"srun", "--ntasks=" + std::to_string(slices), "--ntasks-per-node=1",
                                 "--kill-on-bad-exit=1"};
   argv.insert(argv.end(), task.begin(), task.end());
-  int fds[2];
-  check_sys(::pipe2(fds, O_CLOEXEC), "pipe2");
-  UniqueFd read_end(fds[0]), write_end(fds[1]);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDERR_FILENO);
-  std::vector<char*> args;
-  for (auto& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  pid_t srun = -1;
-  int rc = ::posix_spawnp(&srun, "srun", &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) throw Error::from_errno("posix_spawn", "srun", rc);
-  write_end.reset();
+  SpawnedProgram spawned = spawn_program(argv);
+  const pid_t srun = spawned.pid;
+  UniqueFd& read_end = spawned.output;
 
   std::printf("haco-fleet job: %u slices, one task per node: %s\n", slices, slurm::shell_words(argv).c_str());
   std::fflush(stdout);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
 
 #include "haco/error.hpp"
 #include "haco/unique_fd.hpp"
@@ -59,8 +60,8 @@ void drain(UniqueFd& out_fd, std::string& out, UniqueFd& err_fd, std::string& er
 
 }  // namespace
 
-ProgramResult run_program(const std::vector<std::string>& argv, bool merge_stderr) {
-  if (argv.empty()) throw Error("run_program: no program");
+SpawnedProgram spawn_program(const std::vector<std::string>& argv, bool merge_stderr) {
+  if (argv.empty()) throw Error("spawn_program: no program");
   Pipe out, err;
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
@@ -71,22 +72,33 @@ ProgramResult run_program(const std::vector<std::string>& argv, bool merge_stder
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  pid_t pid = -1;
-  int rc = ::posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  SpawnedProgram spawned;
+  int rc = ::posix_spawnp(&spawned.pid, args[0], &actions, nullptr, args.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) throw Error::from_errno("posix_spawn", argv[0], rc);
-  out.write_end.reset();
-  err.write_end.reset();
-  if (merge_stderr) err.read_end.reset();
+  spawned.output = std::move(out.read_end);
+  if (!merge_stderr) spawned.errors = std::move(err.read_end);
+  return spawned;
+}
+
+ProgramResult run_program(const std::vector<std::string>& argv, bool merge_stderr) {
+  SpawnedProgram spawned = spawn_program(argv, merge_stderr);
   ProgramResult result;
-  drain(out.read_end, result.output, err.read_end, result.errors);
+  drain(spawned.output, result.output, spawned.errors, result.errors);
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0)
+  while (::waitpid(spawned.pid, &status, 0) < 0)
     if (errno != EINTR) throw Error::from_errno("waitpid", argv[0], errno);
   result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   trim_newlines(result.output);
   trim_newlines(result.errors);
   return result;
+}
+
+std::string own_program_path() {
+  std::error_code ec;
+  auto path = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) throw Error::from_errno("readlink", "/proc/self/exe", ec.value());
+  return path;
 }
 
 }  // namespace haco

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "haco/error.hpp"
+#include "haco/run_program.hpp"
 #include "haco/supervisor.hpp"
 #include "haco/systemd_unit.hpp"
 
@@ -45,20 +46,13 @@ unsigned thread_count() {
   return 0;
 }
 
-std::string own_program() {
-  std::error_code ec;
-  auto path = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) throw Error::from_errno("readlink", "/proc/self/exe", ec.value());
-  return path;
-}
-
 // The supervisor as a unit of its own: systemd-run returns once it said
 // READY=1 (the supervisor does when it listens), or with why it failed.
 void start_as_unit(const SupervisorConfig& config) {
   SupervisorConfig unit_config = config;
   unit_config.notify_fd = -1;
   std::vector<std::string> command = supervisor_arguments(unit_config);
-  command.insert(command.begin(), own_program());
+  command.insert(command.begin(), own_program_path());
   config.paths.make_directories();
   // systemd appends to the log as it finds it: made private here first.
   std::string log = config.paths.supervisor_log();
