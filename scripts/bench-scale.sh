@@ -7,8 +7,14 @@
 # the time of each `up` and `down`, the phases `up` reports, and the
 # supervisor's memory while the fleet runs.
 #
+# Before the cycles, the floor: the same N `busybox httpd` started as plain
+# processes (no namespace, cgroup or rootfs; bench_plain_start, built beside
+# the haco-fleet binary in bench/) until each accepts, with their own CPU
+# time; each `up` is then also given as a multiple of that floor.
+#
 #   scripts/bench-scale.sh [--instances N] [--cycles K] [--base-port P]
 #                          [--rootfs overlay|extract] [--haco-fleet BIN]
+#                          [--no-floor]
 #
 # Defaults: N=1000, K=3, P=20001. Exits non-zero when a cycle fails or leaves
 # anything behind. CI runs it with --instances 200 --cycles 1 (ctest
@@ -17,7 +23,7 @@ set -euo pipefail
 
 readonly SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
 readonly REPO=$(dirname "$SCRIPT_DIR")
-instances=1000 cycles=3 base_port=20001 strategy=overlay haco_fleet=
+instances=1000 cycles=3 base_port=20001 strategy=overlay haco_fleet= floor=yes
 
 die() { echo "bench-scale: $*" >&2; exit 1; }
 say() { echo "bench-scale: $*" >&2; }
@@ -29,7 +35,8 @@ while [ $# -gt 0 ]; do
     --base-port) base_port=$2; shift ;;
     --rootfs) strategy=$2; shift ;;
     --haco-fleet) haco_fleet=$2; shift ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --no-floor) floor=no ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
   shift
@@ -85,6 +92,22 @@ leftovers() {
 }
 
 say "$instances instances, $cycles cycle(s), --rootfs $strategy, ports $base_port-$last_port, $(nproc) cpus"
+
+# The floor: the image's own busybox, started plainly on the same ports.
+floor_s=
+if [ "$floor" = yes ]; then
+  plain_start=$(dirname "$haco_fleet")/bench/bench_plain_start
+  [ -x "$plain_start" ] || die "no $plain_start (build the benchmarks, or pass --no-floor)"
+  mkdir "$work/plain"
+  tar -xzf "$image" -C "$work/plain" ./bin/busybox
+  floor_out=$(ulimit -Sn 1024 && HACO_PLAIN_BUSYBOX=$work/plain/bin/busybox HACO_PLAIN_INSTANCES=$instances \
+                HACO_PLAIN_BASE_PORT=$base_port "$plain_start" --benchmark_format=json) || die "the floor run failed"
+  read -r floor_s floor_cpu < <(echo "$floor_out" | jq -r '.benchmarks[0] |
+      if .error_occurred then "error \(.error_message)" else "\(.real_time / 1000) \(.server_cpu_ms_each)" end')
+  [ "$floor_s" != error ] || die "the floor run failed: $floor_cpu"
+  floor_s=$(printf '%.2f' "$floor_s")
+  say "floor: $instances plain busybox httpd accepting after $floor_s s, $(printf '%.1f' "$floor_cpu") ms of CPU each"
+fi
 results=()
 for ((cycle = 1; cycle <= cycles; cycle++)); do
   t0=$(now)
@@ -109,7 +132,9 @@ for ((cycle = 1; cycle <= cycles; cycle++)); do
                   printf "%s p50 %s ms; ", $1, $4 }' "$work/up-$cycle.log")
   results+=("$(printf '%5d %10s %10s %10s %10s %8s  %s' "$cycle" "$(elapsed "$t0" "$t1")" "$(elapsed "$t2" "$t3")" \
                  "$((rss / 1024)) MiB" "$((pss / 1024)) MiB" "$fds" "$phases")")
-  say "cycle $cycle: up $(elapsed "$t0" "$t1") s, down --purge $(elapsed "$t2" "$t3") s, supervisor RSS $((rss / 1024)) MiB, $fds fds"
+  ratio=
+  [ -z "$floor_s" ] || ratio=" ($(awk -v u="$(elapsed "$t0" "$t1")" -v f="$floor_s" 'BEGIN { printf "%.1f", u / f }')x the floor)"
+  say "cycle $cycle: up $(elapsed "$t0" "$t1") s$ratio, down --purge $(elapsed "$t2" "$t3") s, supervisor RSS $((rss / 1024)) MiB, $fds fds"
   if [ -n "$left" ]; then
     echo "$left" | head -20 >&2
     die "cycle $cycle left $(echo "$left" | wc -l) thing(s) behind"
@@ -118,4 +143,5 @@ done
 
 printf '\n%5s %10s %10s %10s %10s %8s  %s\n' cycle "up s" "down s" "sup RSS" "sup PSS" "sup fds" "phases of up"
 printf '%s\n' "${results[@]}"
+[ -z "$floor_s" ] || echo "floor: $instances plain busybox httpd (no isolation) accepting after $floor_s s"
 echo "nothing left after any cycle"
