@@ -35,10 +35,13 @@
 #   ProctrackType=proctrack/cgroup.
 #   Under systemd (cgroup v2 only) each of these cgroups is the child "cg" of
 #   a delegated unit haco-slurmI-NAME.service (see cgroup_create), and `exec`
-#   runs its command in the leaf cg/exec. There a task sees
-#   "0::/system.slice/nodeK_slurmstepd.scope/job_J/step_S/user/task_T" and no
-#   controller is enabled below the node's cgroup (see slurm_v2_cgroups).
-#   docs/multi-host-cluster.md has the details.
+#   runs its command in the leaf cg/exec. A node has no cgroup namespace
+#   there: the delegated scope of its steps, system.slice/nodeK_slurmstepd.scope,
+#   is made as on a real host (see slurm_v2_scope), so a task sees
+#   "0::/system.slice/nodeK_slurmstepd.scope/job_J/step_S/user/task_T" with
+#   the controllers Slurm enables. The scope is named after the node, so one
+#   cluster runs at a time under systemd. docs/multi-host-cluster.md has the
+#   details.
 # * Mounts: a node's mount namespace differs from the host's only in
 #   /sys/fs/cgroup. It is created with --propagation unchanged, and the host's
 #   / is made shared if it was private (a systemd host has it shared already;
@@ -142,10 +145,12 @@ v1_own_cgroups() {
 # delegated unit haco-slurmI-NAME.service under systemd (v2). NAME "" is
 # their parent (v1).
 systemd_unit_dir() { echo "/sys/fs/cgroup/system.slice/$cg_name-$1.service"; }
+stepd_scope() { echo "$1_slurmstepd.scope"; }
 cgroup_dirs_of() {
   local p
   if [ "$cg_layout" = systemd ]; then
     [ -z "$1" ] || echo "$(systemd_unit_dir "$1")/cg"
+    case $1 in node*) echo "/sys/fs/cgroup/system.slice/$(stepd_scope "$1")" ;; esac
     return 0
   fi
   for p in $cg_parents; do echo "$p/$cg_name/$1"; done
@@ -187,6 +192,10 @@ cgroup_create() {
 
 cgroup_enter() {  # NAME PID
   local d
+  if [ "$cg_layout" = systemd ]; then
+    echo "$2" >"$(systemd_unit_dir "$1")/cg/cgroup.procs"
+    return 0
+  fi
   for d in $(cgroup_dirs_of "$1"); do echo "$2" >"$d/cgroup.procs"; done
 }
 
@@ -195,7 +204,7 @@ cgroup_enter() {  # NAME PID
 cgroup_enter_exec() {  # NAME PID
   local d
   if [ "$cg_layout" = v1 ]; then cgroup_enter "$@"; return; fi
-  d=$(cgroup_dirs_of "$1")/exec
+  d=$(systemd_unit_dir "$1")/cg/exec
   mkdir -p "$d"
   echo "$2" >"$d/cgroup.procs"
 }
@@ -235,6 +244,7 @@ cgroup_reset() {
   local d c off=
   for d in $(cgroup_dirs_of "$1"); do
     [ -d "$d" ] || continue
+    case $d in *_slurmstepd.scope) continue ;; esac  # systemd's, gone with its processes
     find "$d" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true
     [ -z "$(find "$d" -mindepth 1 -type d)" ] || die "cannot remove the cgroups below $d"
     if [ "$cg_layout" = systemd ]; then
@@ -249,6 +259,11 @@ cgroup_remove() {
   cgroup_reset "$1"
   if [ "$cg_layout" = systemd ]; then
     [ -z "$1" ] && return 0
+    case $1 in
+      node*) systemctl stop "$(stepd_scope "$1")" 2>/dev/null || true
+             d=/sys/fs/cgroup/system.slice/$(stepd_scope "$1")
+             [ ! -d "$d" ] || die "cannot remove cgroup $d" ;;
+    esac
     d=$(systemd_unit_dir "$1")
     [ -d "$d" ] || return 0
     systemctl stop "$cg_name-$1.service" 2>/dev/null || true
@@ -334,6 +349,8 @@ ns_enter_opts() {
   pid=$(holder_pid "$1") || die "$1 has no namespaces (is the cluster started?)"
   if [ "$1" = ctl ]; then
     echo "-t $pid --net --uts"
+  elif [ "$cg_layout" = systemd ]; then
+    echo "-t $pid --net --uts --mount"
   else
     echo "-t $pid --net --uts --mount --cgroup"
   fi
@@ -345,7 +362,11 @@ node_addr() { echo "$subnet.$((10 + ${1#node}))"; }
 # /sys/fs/cgroup whose hierarchies are rooted at the node's cgroup.
 node_ns_create() {
   local name=$1 pid veth=${link_prefix}n${1#node}
-  holder_start "$name" --net --uts --mount --cgroup --propagation unchanged
+  if [ "$cg_layout" = systemd ]; then
+    holder_start "$name" --net --uts --mount --propagation unchanged
+  else
+    holder_start "$name" --net --uts --mount --cgroup --propagation unchanged
+  fi
   pid=$(holder_pid "$name")
   record_link "$veth"
   ip link add "$veth" type veth peer name eth0 netns "$pid"
@@ -520,13 +541,6 @@ write_config() {
     echo "ConstrainCores=no"
     echo "ConstrainRAMSpace=no"
     echo "ConstrainDevices=no"
-    if [ "$cg_layout" = systemd ]; then
-      # Slurm's cgroup/v2 would ask systemd (dbus) for the scope of its
-      # slurmstepds, which systemd makes outside the node's cgroup; the node
-      # makes it itself, below its cgroup namespace root
-      # (system.slice/nodeK_slurmstepd.scope there).
-      echo "IgnoreSystemd=yes"
-    fi
   } >"$dir/cgroup.conf"
 }
 
@@ -539,29 +553,40 @@ slurmctld_start() {
   wait_pid_file "$dir/ctld/slurmctld.pid" "$slurmctld_exe" slurmctld "$dir/ctld/slurmctld.log"
 }
 
-# Under cgroup v2, the cgroup Slurm 22.05's cgroup/v2 expects below the
-# node's root before a step starts: the scope of the slurmstepds,
-# system.slice/NODE_slurmstepd.scope (slurmd, started by hand with
-# IgnoreSystemd=yes, does not make it here); slurmd itself in the leaf
-# "slurmd". No controller is enabled for the children of the node's root: at
-# the end of a step slurmstepd moves itself into the root of its cgroup
-# mount, which in the node's cgroup namespace is not the real root cgroup,
-# so the no-internal-process rule would refuse it (EBUSY) and leave the
-# step's cgroups behind. Slurm's step cgroups therefore have no controllers
-# here (freezing and killing by cgroup need none).
-slurm_v2_cgroups() {  # NODE
-  local d
-  d=$(cgroup_dirs_of "$1")
-  mkdir -p "$d/slurmd" "$d/system.slice/$1_slurmstepd.scope"
+# Under systemd, the delegated scope of a node's slurmstepds,
+# system.slice/NODE_slurmstepd.scope, made before slurmd starts as systemd
+# makes it on a real host: a transient scope whose placeholder process sits
+# in its leaf "system" (slurmstepds go there too), every controller enabled
+# for the steps' cgroups. A scope left by another cluster is refused.
+slurm_v2_scope() {  # NODE
+  local scope d pid
+  scope=$(stepd_scope "$1")
+  d=/sys/fs/cgroup/system.slice/$scope
+  ! systemctl is-active --quiet "$scope" ||
+    die "$scope is running: another cluster's $1 (one cluster at a time under systemd)"
+  systemd-run --quiet --scope --unit "$scope" -p Delegate=yes /bin/sleep infinity </dev/null >/dev/null 2>&1 &
+  pid=$!
+  disown "$pid"
+  local end=$((SECONDS + wait_s))
+  until [ -d "$d" ] && grep -qx "$pid" "$d/cgroup.procs" 2>/dev/null; do
+    [ $SECONDS -le $end ] && alive "$pid" || die "the scope $scope did not start"
+    sleep 0.05
+  done
+  mkdir -p "$d/system"
+  echo "$pid" >"$d/system/cgroup.procs"
+  for c in $(cat "$d/cgroup.controllers"); do echo "+$c" >"$d/cgroup.subtree_control"; done
 }
 
 slurmd_start() {  # NODE
   local name=$1
   rm -f "$dir/nodes/$name/slurmd.pid"
-  [ "$cg_layout" != systemd ] || slurm_v2_cgroups "$name"
+  if [ "$cg_layout" = systemd ]; then
+    slurm_v2_scope "$name"
+    mkdir -p "$(systemd_unit_dir "$name")/cg/slurmd"
+  fi
   (
     if [ "$cg_layout" = systemd ]; then
-      echo "$BASHPID" >"$(cgroup_dirs_of "$name")/slurmd/cgroup.procs"
+      echo "$BASHPID" >"$(systemd_unit_dir "$name")/cg/slurmd/cgroup.procs"
     else
       cgroup_enter "$name" "$BASHPID"
     fi
