@@ -130,11 +130,12 @@ for ((cycle = 1; cycle <= cycles; cycle++)); do
   # The summary table of `up`: phase, count, failed, p50, p95, p99, max.
   phases=$(awk '$1 ~ /^(rootfs|clone_to_exec|exec_to_ready)$/ && NF == 7 && $2 ~ /^[0-9]+$/ {
                   printf "%s p50 %s ms; ", $1, $4 }' "$work/up-$cycle.log")
-  results+=("$(printf '%5d %10s %10s %10s %10s %8s  %s' "$cycle" "$(elapsed "$t0" "$t1")" "$(elapsed "$t2" "$t3")" \
+  up_s=$(elapsed "$t0" "$t1") down_s=$(elapsed "$t2" "$t3")
+  results+=("$(printf '%5d %10s %10s %10s %10s %8s  %s' "$cycle" "$up_s" "$down_s" \
                  "$((rss / 1024)) MiB" "$((pss / 1024)) MiB" "$fds" "$phases")")
   ratio=
-  [ -z "$floor_s" ] || ratio=" ($(awk -v u="$(elapsed "$t0" "$t1")" -v f="$floor_s" 'BEGIN { printf "%.1f", u / f }')x the floor)"
-  say "cycle $cycle: up $(elapsed "$t0" "$t1") s$ratio, down --purge $(elapsed "$t2" "$t3") s, supervisor RSS $((rss / 1024)) MiB, $fds fds"
+  [ -z "$floor_s" ] || ratio=" ($(awk -v u="$up_s" -v f="$floor_s" 'BEGIN { printf "%.1f", u / f }')x the floor)"
+  say "cycle $cycle: up $up_s s$ratio, down --purge $down_s s, supervisor RSS $((rss / 1024)) MiB, $fds fds"
   if [ -n "$left" ]; then
     echo "$left" | head -20 >&2
     die "cycle $cycle left $(echo "$left" | wc -l) thing(s) behind"

@@ -145,11 +145,12 @@ v1_own_cgroups() {
 # delegated unit haco-slurmI-NAME.service under systemd (v2). NAME "" is
 # their parent (v1).
 systemd_unit_dir() { echo "/sys/fs/cgroup/system.slice/$cg_name-$1.service"; }
+unit_cg_dir() { echo "$(systemd_unit_dir "$1")/cg"; }  # NAME's own processes under systemd
 stepd_scope() { echo "$1_slurmstepd.scope"; }
 cgroup_dirs_of() {
   local p
   if [ "$cg_layout" = systemd ]; then
-    [ -z "$1" ] || echo "$(systemd_unit_dir "$1")/cg"
+    [ -z "$1" ] || unit_cg_dir "$1"
     case $1 in node*) echo "/sys/fs/cgroup/system.slice/$(stepd_scope "$1")" ;; esac
     return 0
   fi
@@ -193,7 +194,7 @@ cgroup_create() {
 cgroup_enter() {  # NAME PID
   local d
   if [ "$cg_layout" = systemd ]; then
-    echo "$2" >"$(systemd_unit_dir "$1")/cg/cgroup.procs"
+    echo "$2" >"$(unit_cg_dir "$1")/cgroup.procs"
     return 0
   fi
   for d in $(cgroup_dirs_of "$1"); do echo "$2" >"$d/cgroup.procs"; done
@@ -204,7 +205,7 @@ cgroup_enter() {  # NAME PID
 cgroup_enter_exec() {  # NAME PID
   local d
   if [ "$cg_layout" = v1 ]; then cgroup_enter "$@"; return; fi
-  d=$(systemd_unit_dir "$1")/cg/exec
+  d=$(unit_cg_dir "$1")/exec
   mkdir -p "$d"
   echo "$2" >"$d/cgroup.procs"
 }
@@ -582,11 +583,11 @@ slurmd_start() {  # NODE
   rm -f "$dir/nodes/$name/slurmd.pid"
   if [ "$cg_layout" = systemd ]; then
     slurm_v2_scope "$name"
-    mkdir -p "$(systemd_unit_dir "$name")/cg/slurmd"
+    mkdir -p "$(unit_cg_dir "$name")/slurmd"
   fi
   (
     if [ "$cg_layout" = systemd ]; then
-      echo "$BASHPID" >"$(systemd_unit_dir "$name")/cg/slurmd/cgroup.procs"
+      echo "$BASHPID" >"$(unit_cg_dir "$name")/slurmd/cgroup.procs"
     else
       cgroup_enter "$name" "$BASHPID"
     fi
