@@ -61,7 +61,10 @@ FleetCgroup delegated_own_cgroup(const std::string& fleet);
 // The cgroup v2 directory the calling process runs in when another engine
 // manages it (a Slurm task's cgroup, whose step Slurm signals and removes):
 // the fleet's levels go below it, recorded as a directory without a unit.
-// Throws haco::Error when it is the root cgroup or not writable.
+// The fleet controllers it lacks (Slurm passes down only those its plugins
+// use, not pids) are enabled from its nearest delegated ancestor down.
+// Throws haco::Error when it is the root cgroup or not writable, or when a
+// level refuses a controller.
 FleetCgroup own_cgroup_of_engine_task(const std::string& fleet);
 
 // After the fleet below the caller's own cgroup is down: the caller, which

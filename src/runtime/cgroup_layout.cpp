@@ -98,6 +98,52 @@ void move_processes(const std::string& from, const std::string& to) {
   throw Error(fmt::format("processes keep appearing in {}; cannot move them to {}", from, to));
 }
 
+// The cgroups from the nearest delegated ancestor of `dir` (the cgroup a
+// systemd unit with Delegate=yes hands to its engine, such as the scope of
+// Slurm's step daemons) down to `dir`'s parent, top first; empty when no
+// ancestor is delegated.
+std::vector<std::string> delegated_ancestors_of(const std::string& dir) {
+  std::vector<std::string> chain;
+  std::string up = dir;
+  while (up.size() > std::string_view(kV2Mount).size()) {
+    up.erase(up.rfind('/'));
+    if (up.size() <= std::string_view(kV2Mount).size()) break;  // never the root cgroup
+    chain.push_back(up);
+    if (is_delegated(up)) {
+      std::reverse(chain.begin(), chain.end());
+      return chain;
+    }
+  }
+  return {};
+}
+
+// An engine passes down to its task cgroups only the controllers its own
+// plugins use (Slurm 22.05: cpuset, cpu, memory), while every instance has a
+// pids limit at least. Each fleet controller that `dir` lacks but the
+// delegated ancestor has is enabled on every level between them: that
+// subtree is the engine's to manage, and the task runs in it. Controllers
+// stay enabled there when the fleet leaves (other tasks of the step may use
+// them; the engine removes its step's cgroups). Without a delegated
+// ancestor nothing is changed, and an instance whose limits need a missing
+// controller is refused when its cgroup is made.
+void pass_fleet_controllers_down_to(const std::string& dir) {
+  auto have = words_of(read_text_file(dir + "/cgroup.controllers"));
+  auto chain = delegated_ancestors_of(dir);
+  if (chain.empty()) return;
+  auto available = words_of(read_text_file(chain.front() + "/cgroup.controllers"));
+  std::string enable;
+  for (auto c : kFleetControllers)
+    if (std::find(have.begin(), have.end(), c) == have.end() &&
+        std::find(available.begin(), available.end(), c) != available.end())
+      enable.append(enable.empty() ? "" : " ").append("+").append(c);
+  if (enable.empty()) return;
+  for (const auto& level : chain)
+    with_context(fmt::format("enabling {} for the cgroups below {} (a fleet in the task cgroup {} limits its "
+                             "instances with them; they are enabled from the delegated cgroup {} down)",
+                             enable, level, dir, chain.front()),
+                 [&] { write_kernel_file(level + "/cgroup.subtree_control", enable); });
+}
+
 // The attribute's value on `dir`; nullopt when the directory or the
 // attribute is missing, or cannot be read (then the fleet counts as one
 // started before the attribute existed).
@@ -200,6 +246,7 @@ FleetCgroup own_cgroup_of_engine_task(const std::string& fleet) {
   std::string control = dir + "/cgroup.subtree_control";
   if (::access(control.c_str(), W_OK) != 0)
     throw Error::from_errno("access", control + " (the fleet's cgroups go below this task's cgroup)", errno);
+  pass_fleet_controllers_down_to(dir);
   return {fleet, Layout::v2_systemd, dir, ""};
 }
 
