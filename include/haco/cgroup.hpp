@@ -58,20 +58,23 @@ struct FleetCgroup {
 // the cgroup when it is not delegated (no Delegate=yes on its unit).
 FleetCgroup delegated_own_cgroup(const std::string& fleet);
 
-// The cgroup v2 directory the calling process runs in when another engine
-// manages it (a Slurm task's cgroup, whose step Slurm signals and removes):
-// the fleet's levels go below it, recorded as a directory without a unit.
-// The fleet controllers it lacks (Slurm passes down only those its plugins
-// use, not pids) are enabled from its nearest delegated ancestor down.
-// Throws haco::Error when it is the root cgroup or not writable, or when a
-// level refuses a controller.
+// Where a fleet goes when the calling process is a task of another engine
+// that signals the processes of its task cgroup itself (Slurm's task_N or
+// task_special: Slurm reads only those cgroups' own cgroup.procs, not their
+// children). The caller stays in the task cgroup, so that the engine's
+// SIGTERM reaches it and becomes `down`; the fleet's cgroup goes beside it,
+// haco-fleet-<fleet> in the task cgroup's parent (Slurm's step_S/user), so
+// it is still inside the engine's step. It is recorded as a directory
+// without a unit. The fleet controllers that parent lacks (Slurm passes
+// down only those its plugins use, not pids) are enabled from its nearest
+// delegated ancestor down. Throws haco::Error when the caller runs in the
+// root cgroup or directly below it, the parent is not writable, or a level
+// refuses a controller.
 FleetCgroup own_cgroup_of_engine_task(const std::string& fleet);
 
-// After the fleet below the caller's own cgroup is down: the caller, which
-// joined supervisor/, moves back to that cgroup (its controllers passed
-// down are turned off first, the no-internal-process rule) and
-// supervisor/ is removed, so that the engine finds its cgroup as it made it.
-void leave_fleet_cgroup(const FleetCgroup& fleet);
+// True for a fleet placed by own_cgroup_of_engine_task(): its directory is
+// its own to remove once the fleet is down (remove_fleet_cgroups).
+bool is_beside_engine_task(const FleetCgroup& fleet);
 
 // The extended attribute on a fleet's cgroup that names the state root
 // (--root) the fleet belongs to: lost-state discovery under one state root
@@ -172,7 +175,8 @@ void kill_cgroup_members(const std::string& dir);
 
 // Removes the fleet's cgroup directories that are empty (instances/, and
 // with no supervisor left supervisor/ and the fleet level; a systemd unit's
-// own directory is left to systemd).
+// own directory is left to systemd, and the engine task's parent beside
+// which is_beside_engine_task() fleets sit to the engine).
 void remove_fleet_cgroups(const FleetCgroup& fleet);
 
 // The names of the instance cgroups the fleet has now (the directories

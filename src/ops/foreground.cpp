@@ -40,12 +40,16 @@ bool stay_in_foreground(const UpResult& result, const std::atomic<bool>& interru
   UniqueFd pidfd(::pidfd_open(who.pid, 0));
   check_sys(pidfd.get(), "pidfd_open", "supervisor");
   // Where the fleet's cgroups are, read now: the state is gone after `down`.
-  std::optional<cgroups::FleetCgroup> nested;
-  if (auto fleet = state::load_state(paths); fleet && fleet->cgroup.layout != cgroups::Layout::v1_hybrid &&
-                                             fleet->cgroup.unit.empty())
-    nested = fleet->cgroup;
+  std::optional<cgroups::FleetCgroup> beside_task;
+  if (auto fleet = state::load_state(paths); fleet && cgroups::is_beside_engine_task(fleet->cgroup))
+    beside_task = fleet->cgroup;
+  // Beside an engine's task, the fleet's own cgroup goes with it, so that the
+  // engine finds its step's cgroups as it made them.
   auto give_back_cgroup = [&] {
-    if (nested) cgroups::leave_fleet_cgroup(*nested);
+    if (!beside_task) return;
+    cgroups::remove_fleet_cgroups(*beside_task);
+    if (std::filesystem::exists(beside_task->dir))
+      sink.error(fmt::format("fleet {}: its cgroup {} is still there after down", paths.fleet, beside_task->dir));
   };
   if (!state::is_alive(who)) return supervisor_gone(paths, sink);
   sink.message(fmt::format("fleet {}: {}; in the foreground until SIGTERM or Ctrl-C", paths.fleet,

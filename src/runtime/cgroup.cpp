@@ -137,10 +137,13 @@ void remove_fleet_cgroups(const FleetCgroup& fleet) {
   if (fleet.layout != Layout::v1_hybrid) {
     remove_if_empty(fleet.instances_dir());
     remove_if_empty(fleet.supervisor_dir());
-    // A systemd unit's own directory goes with the unit.
+    // A systemd unit's own directory goes with the unit; the engine's
+    // cgroups around a fleet beside its task stay the engine's.
     if (fleet.layout == Layout::v2_root) {
       remove_if_empty(fleet.dir);
       remove_if_empty(fleet.dir.substr(0, fleet.dir.rfind('/')));
+    } else if (is_beside_engine_task(fleet)) {
+      remove_if_empty(fleet.dir);
     }
     return;
   }

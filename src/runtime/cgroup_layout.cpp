@@ -27,6 +27,8 @@ namespace haco::cgroups {
 namespace {
 
 constexpr const char* kV2Mount = "/sys/fs/cgroup";
+// The name of a fleet's cgroup beside an engine's task cgroup, before the fleet's name.
+constexpr std::string_view kBesideTaskPrefix = "haco-fleet-";
 // The controllers a fleet passes down to its instances, when the host has them.
 constexpr std::string_view kFleetControllers[] = {"cpu", "cpuset", "io", "memory", "pids"};
 
@@ -239,28 +241,24 @@ FleetCgroup delegated_own_cgroup(const std::string& fleet) {
 }
 
 FleetCgroup own_cgroup_of_engine_task(const std::string& fleet) {
-  std::string dir = own_v2_dir();
-  if (dir == kV2Mount)
-    throw Error("this process runs in the root cgroup: a fleet nested in its caller's cgroup needs a cgroup of its "
-                "own (Slurm gives one to each task with ProctrackType=proctrack/cgroup)");
-  std::string control = dir + "/cgroup.subtree_control";
+  check_cgroup_name("fleet", fleet);
+  const std::string task = own_v2_dir();
+  const std::string parent = task.substr(0, task.rfind('/'));
+  if (task == kV2Mount || parent == kV2Mount)
+    throw Error(fmt::format("this process runs in the cgroup {}: a fleet nested in an engine's task needs a task "
+                            "cgroup below the engine's own (Slurm makes one for each task with "
+                            "ProctrackType=proctrack/cgroup)",
+                            task));
+  const std::string control = parent + "/cgroup.subtree_control";
   if (::access(control.c_str(), W_OK) != 0)
-    throw Error::from_errno("access", control + " (the fleet's cgroups go below this task's cgroup)", errno);
-  pass_fleet_controllers_down_to(dir);
-  return {fleet, Layout::v2_systemd, dir, ""};
+    throw Error::from_errno("access", control + " (the fleet's cgroup goes beside this task's cgroup)", errno);
+  pass_fleet_controllers_down_to(task);
+  return {fleet, Layout::v2_systemd, parent + "/" + std::string(kBesideTaskPrefix) + fleet, ""};
 }
 
-void leave_fleet_cgroup(const FleetCgroup& fleet) {
-  if (fleet.layout == Layout::v1_hybrid || fleet.dir.empty()) return;
-  with_context(fmt::format("returning to the cgroup {}", fleet.dir), [&] {
-    std::string disable;
-    for (auto c : words_of(read_text_file(fleet.dir + "/cgroup.subtree_control")))
-      disable.append(disable.empty() ? "" : " ").append("-").append(c);
-    if (!disable.empty()) write_kernel_file(fleet.dir + "/cgroup.subtree_control", disable);
-    write_kernel_file(fleet.dir + "/cgroup.procs", std::to_string(::getpid()));
-    if (::rmdir(fleet.supervisor_dir().c_str()) != 0 && errno != ENOENT)
-      throw Error::from_errno("rmdir", fleet.supervisor_dir(), errno);
-  });
+bool is_beside_engine_task(const FleetCgroup& fleet) {
+  return fleet.layout == Layout::v2_systemd && fleet.unit.empty() && !fleet.dir.empty() &&
+         fleet.dir.substr(fleet.dir.rfind('/') + 1) == std::string(kBesideTaskPrefix) + fleet.fleet;
 }
 
 FleetCgroup prepare_fleet_cgroup(FleetCgroup where, const std::string& state_root, bool join_supervisor_leaf) {
@@ -291,6 +289,8 @@ FleetCgroup prepare_fleet_cgroup(FleetCgroup where, const std::string& state_roo
       make_dir(where.dir);
     } else if (where.dir.empty()) {
       where = delegated_own_cgroup(where.fleet);
+    } else if (is_beside_engine_task(where)) {
+      make_dir(where.dir);
     }
     mark_state_root(where.fleet, where.dir, state_root);
     make_dir(where.supervisor_dir());
