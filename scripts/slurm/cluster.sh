@@ -214,7 +214,8 @@ cgroup_enter_exec() {  # NAME PID
 cgroup_pids() {
   local d
   for d in $(cgroup_dirs_of "$1"); do
-    [ -d "$d" ] && find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null
+    [ -d "$d" ] || continue  # a scope systemd removed once its processes were gone
+    find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null || true
   done | sort -u
 }
 
@@ -224,7 +225,7 @@ cgroup_kill() {
   local name=$1 d i pids
   if [ "$cg_layout" = systemd ]; then
     for d in $(cgroup_dirs_of "$name"); do
-      [ -e "$d/cgroup.kill" ] && echo 1 >"$d/cgroup.kill"
+      if [ -e "$d/cgroup.kill" ]; then echo 1 >"$d/cgroup.kill" 2>/dev/null || true; fi
     done
   fi
   local end=$((SECONDS + 20))
@@ -565,10 +566,18 @@ slurm_v2_scope() {  # NODE
   d=/sys/fs/cgroup/system.slice/$scope
   ! systemctl is-active --quiet "$scope" ||
     die "$scope is running: another cluster's $1 (one cluster at a time under systemd)"
+  # After kill-node: the killed scope stays loaded as failed, and systemd
+  # removes its cgroup tree on its own, shortly.
+  systemctl reset-failed "$scope" 2>/dev/null || true
+  local end=$((SECONDS + wait_s))
+  while [ -d "$d" ]; do
+    [ $SECONDS -le $end ] || die "the cgroup $d of the stopped $scope is still there"
+    sleep 0.1
+  done
   systemd-run --quiet --scope --unit "$scope" -p Delegate=yes /bin/sleep infinity </dev/null >/dev/null 2>&1 &
   pid=$!
   disown "$pid"
-  local end=$((SECONDS + wait_s))
+  end=$((SECONDS + wait_s))
   until [ -d "$d" ] && grep -qx "$pid" "$d/cgroup.procs" 2>/dev/null; do
     [ $SECONDS -le $end ] && alive "$pid" || die "the scope $scope did not start"
     sleep 0.05

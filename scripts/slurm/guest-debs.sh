@@ -60,6 +60,9 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 printf '%s\n' "${!need[@]}" | sort >"$out/packages.list"
 echo "guest-debs: $(wc -l <"$out/packages.list") packages: $(tr '\n' ' ' <"$out/packages.list")"
+# Only this list's packages, in the archive's current versions: none left
+# from an earlier download (dpkg -i *.deb would get two versions of one).
+rm -f "$out"/*.deb
 # apt-get download writes into the current directory; as root it warns that
 # its sandbox user cannot write there, which does not matter for a download.
 (cd "$out" && apt-get download -q $(cat "$out/packages.list") 2>&1 | grep -v -e '^Get:' -e 'unsandboxed' || true)

@@ -2,8 +2,8 @@
 # The guest suite (ctest's vm_guest_suite, label vm-host): boots the Debian 12
 # guest (systemd, cgroup v2 only) with this repository and BUILD_DIR shared at
 # the same paths and runs in it, with ctest, the vm tests, the container
-# tests (-L integration, without the 100-container e2e test) and the seed's
-# own definition on three ports. Fails when
+# tests (-L integration, without the 100-container e2e test), the seed's
+# own definition on three ports and the Slurm cluster test. Fails when
 # anything fails in the guest; the guest's ctest output is streamed here.
 #   scripts/vm/guest-suite.sh [BUILD_DIR]      (default: build/)
 # Env: HACO_VM_SUITE_TIMEOUT (seconds, default 1800) and those of
@@ -30,6 +30,9 @@ guest_built=$(now)
 # The OCI layout and docker archive of oci_fleet_tests: the guest has no
 # umoci or skopeo; the tests find them built in the shared tree.
 "$repo/scripts/build-busybox-oci.sh" "$build/images/oci" "$build/images/busybox.tar.gz" >/dev/null
+# Debian's Slurm packages for the Slurm cluster test, which the guest's
+# image does not have, into the shared build tree.
+"$repo/scripts/slurm/guest-debs.sh" "$build/vm-slurm-debs" >/dev/null
 php_image=$("$repo/scripts/build-php-image.sh" | tail -1)
 copies=(--copy "$php_image=$php_image" --copy "$php_image.key=$php_image.key")
 shares=(--repo)

@@ -2,9 +2,9 @@
 # Runs inside the Debian 12 guest (started by scripts/vm/guest-suite.sh):
 # says what the guest is, checks that BUILD_DIR's programs find their
 # libraries, then runs with ctest the vm tests and the container tests
-# (integration, without the e2e fleet of 100) and, when the host shared it,
-# the seed's definition on three ports. Exits non-zero when anything
-# failed. ctest's logs are kept in BUILD_DIR/vm-guest/.
+# (integration, without the e2e fleet of 100), when the host shared it the
+# seed's definition on three ports, and the Slurm cluster test. Exits
+# non-zero when anything failed. ctest's logs are kept in BUILD_DIR/vm-guest/.
 #   scripts/vm/in-guest-suite.sh BUILD_DIR
 set -uo pipefail
 build=${1:?usage: in-guest-suite.sh BUILD_DIR}
@@ -57,10 +57,7 @@ run_ctest vm -L '^vm$'
 # and take a minute under TCG: left to the host suite (the log writer's
 # place in the unit's cgroup and its life after a supervisor SIGKILL are
 # checked here by the other LogWriterTest cases and tests/vm).
-# The Slurm cluster test (label slurm) is not run here: the guest has no
-# Slurm packages, and on cgroup v2 the test cluster's hand-started slurmd
-# gives its steps no controllers, so a fleet with limits cannot start there
-# (docs/multi-host.md, "Tested where").
+# The Slurm cluster test (label slurm) runs on its own below.
 run_ctest containers -L '^integration$' -LE '^(e2e|scale|slurm)$' \
   -E '^LogWriterTest\.(AFloodPastTheCapKeepsTheNewestLinesWholeAndContiguous|NothingIsLostBelowTheCap)$'
 # The seed's phpinfo definition on three ports (Apache + PHP), when the host
@@ -71,6 +68,25 @@ if [ -f "$source_dir/../shared/seed/phpinfo-test.haco" ]; then
   run_ctest seed -L '^e2e$' -R 'SeedDefinitionRunsUnchanged'
 else
   echo "== seed: not shared into the guest, not run"
+fi
+
+# The Slurm cluster test (two slurmd nodes under systemd, docs/multi-host.md)
+# with Debian's Slurm packages, which the host downloaded into
+# BUILD_DIR/vm-slurm-debs (scripts/slurm/guest-debs.sh): installed here, on
+# the guest's throw-away disk, with their own services stopped (the test
+# starts its own munged, slurmctld and slurmd).
+if compgen -G "$build/vm-slurm-debs/*.deb" >/dev/null; then
+  if dpkg -i "$build"/vm-slurm-debs/*.deb >"$build/vm-guest/dpkg-slurm.log" 2>&1; then
+    systemctl disable --now --quiet munge slurmd slurmctld 2>/dev/null
+    run_ctest slurm -L '^slurm$'
+  else
+    echo "== slurm: installing the packages failed (dpkg's output in $build/vm-guest/dpkg-slurm.log):"
+    tail -5 "$build/vm-guest/dpkg-slurm.log"
+    failed+=(slurm)
+  fi
+else
+  echo "== slurm: no packages in $build/vm-slurm-debs (scripts/vm/guest-suite.sh downloads them)"
+  failed+=(slurm)
 fi
 
 cd /

@@ -151,7 +151,7 @@ for i in $(seq 0 7); do
   [ "$got" = "$expected" ] || fail "port $port served by '$got', expected '$expected'"
 done
 
-step "ps shows the slices; each init sits in its task's cgroup"
+step "ps shows the slices; each init sits in its job's cgroup"
 ps_json=$(haco ps --json) || fail "ps --json"
 [ "$(jq -r '[.fleets[] | select(.slurm.job == "'"$job"'") | "\(.fleet)@\(.slurm.node)"] | sort | join(",")' <<<"$ps_json")" = "sl-j$job-s0@node1,sl-j$job-s1@node2" ] ||
   fail "ps fleets: $(jq -c '[.fleets[] | {fleet, slurm}]' <<<"$ps_json")"
@@ -160,6 +160,25 @@ pids=$(jq -r '.fleets[] | select(.slurm.job == "'"$job"'") | .instances[].pid' <
 for p in $pids; do
   grep -q "job_$job/" "/proc/$p/cgroup" || fail "instance pid $p is not below job $job's cgroup: $(cat /proc/$p/cgroup)"
 done
+# Cgroup v2: Slurm signals the processes of its task cgroups alone (not their
+# children), so each task stays in its own and its slice sits beside it, in
+# the step's user/ level, with the instances' limits (pids included, which
+# Slurm does not pass down itself).
+if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
+  for s in 0 1; do
+    task_pid=$(jq -r '.owner.pid' "$root/slurm/$job.$s/slice.json")
+    task_cg=$(sed -n 's/^0:://p' "/proc/$task_pid/cgroup")
+    [[ $task_cg =~ /job_$job/step_[0-9]+/user/task_[a-z0-9_]+$ ]] ||
+      fail "slice $s: its task (pid $task_pid) is not in a Slurm task cgroup but in $task_cg"
+  done
+  for p in $pids; do
+    cg=$(sed -n 's/^0:://p' "/proc/$p/cgroup")
+    [[ $cg =~ /job_$job/step_[0-9]+/user/haco-fleet-sl-j$job-s[01]/instances/t-[0-9]+$ ]] ||
+      fail "instance pid $p is not in its slice's cgroup beside the task: $cg"
+    [ "$(cat "/sys/fs/cgroup$cg/pids.max" 2>/dev/null)" = 64 ] ||
+      fail "instance pid $p: pids.max is '$(cat "/sys/fs/cgroup$cg/pids.max" 2>&1)', expected the definition's 64"
+  done
+fi
 haco ps | head -3
 
 step "scancel: every slice taken down on both nodes"
