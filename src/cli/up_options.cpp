@@ -52,7 +52,7 @@ void add_up_options(CLI::App& cmd, UpOptions& options) {
   cmd.add_flag("--slurm-slice", options.slurm_slice,
                "Run as one task of a Slurm job (`slurm submit` makes such jobs): take this task's slice of --ports "
                "(SLURM_PROCID of SLURM_NTASKS), as the fleet NAME-jJOB-sTASK with its state under ROOT/slurm/JOB.TASK, "
-               "its cgroups below the task's, in the foreground (implies --foreground) and taken down with --purge "
+               "its cgroups inside the task's step, in the foreground (implies --foreground) and taken down with --purge "
                "when the task ends");
 }
 

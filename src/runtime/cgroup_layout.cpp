@@ -121,16 +121,18 @@ std::vector<std::string> delegated_ancestors_of(const std::string& dir) {
 
 // An engine passes down to its task cgroups only the controllers its own
 // plugins use (Slurm 22.05: cpuset, cpu, memory), while every instance has a
-// pids limit at least. Each fleet controller that `dir` lacks but the
-// delegated ancestor has is enabled on every level between them: that
-// subtree is the engine's to manage, and the task runs in it. Controllers
-// stay enabled there when the fleet leaves (other tasks of the step may use
-// them; the engine removes its step's cgroups). Without a delegated
-// ancestor nothing is changed, and an instance whose limits need a missing
-// controller is refused when its cgroup is made.
-void pass_fleet_controllers_down_to(const std::string& dir) {
-  auto have = words_of(read_text_file(dir + "/cgroup.controllers"));
-  auto chain = delegated_ancestors_of(dir);
+// pids limit at least. Each fleet controller that the task cgroup `task`
+// lacks but its nearest delegated ancestor has is enabled on every level
+// from that ancestor down to the task's parent, so that the task and the
+// fleet's cgroup beside it get it: that subtree is the engine's to manage,
+// and the task runs in it. Controllers stay enabled there when the fleet
+// leaves (other tasks of the step may use them; the engine removes its
+// step's cgroups). Without a delegated ancestor nothing is changed, and an
+// instance whose limits need a missing controller is refused when its
+// cgroup is made.
+void pass_fleet_controllers_down_to(const std::string& task) {
+  auto have = words_of(read_text_file(task + "/cgroup.controllers"));
+  auto chain = delegated_ancestors_of(task);
   if (chain.empty()) return;
   auto available = words_of(read_text_file(chain.front() + "/cgroup.controllers"));
   std::string enable;
@@ -140,9 +142,9 @@ void pass_fleet_controllers_down_to(const std::string& dir) {
       enable.append(enable.empty() ? "" : " ").append("+").append(c);
   if (enable.empty()) return;
   for (const auto& level : chain)
-    with_context(fmt::format("enabling {} for the cgroups below {} (a fleet in the task cgroup {} limits its "
+    with_context(fmt::format("enabling {} for the cgroups below {} (a fleet beside the task cgroup {} limits its "
                              "instances with them; they are enabled from the delegated cgroup {} down)",
-                             enable, level, dir, chain.front()),
+                             enable, level, task, chain.front()),
                  [&] { write_kernel_file(level + "/cgroup.subtree_control", enable); });
 }
 
