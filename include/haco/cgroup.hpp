@@ -101,8 +101,9 @@ std::optional<std::string> recorded_state_root(const FleetCgroup& fleet);
 // any other in the fleet's directory into supervisor/ first. For v1_hybrid
 // it only makes, with `join_supervisor_leaf`, the fleet's level that holds
 // `.supervisor` and moves the caller there. `where` comes from
-// delegated_own_cgroup() under systemd; for v2_root and v1_hybrid only its
-// fleet and layout count.
+// delegated_own_cgroup() under systemd, or from own_cgroup_of_engine_task()
+// (its directory is made here); for v2_root and v1_hybrid only its fleet
+// and layout count.
 // With a `state_root`, the fleet's cgroup is marked with it
 // (kStateRootAttribute) before any process joins it; a cgroupfs that takes
 // no user.* attribute (ENOTSUP) leaves it unmarked, which
