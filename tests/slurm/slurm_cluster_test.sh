@@ -7,7 +7,7 @@
 # cgroup; `scancel` leaves nothing on either node; a node killed in the
 # middle of a run (its slurmd and every process of it, SIGKILL) is reported
 # by Slurm, and the Epilog on the other node and the next job on the killed
-# one leave nothing behind.
+# one leave nothing behind; so does the Epilog after a task's SIGKILL.
 #   tests/slurm/slurm_cluster_test.sh BUILD_DIR
 set -uo pipefail
 build=$(realpath "$1")
@@ -111,10 +111,17 @@ expect_gone() {
     [ -e "$rootfs_base/t-$port" ] && fail "$what: tree $rootfs_base/t-$port left"
     [ -e "$data/instances/t-$port" ] && fail "$what: tree $data/instances/t-$port left"
   done
-  for p in $pids; do [ -e "/proc/$p" ] && fail "$what: process $p ($(cat /proc/$p/comm 2>/dev/null)) still runs"; done
+  # An init whose supervisor died first is reaped by pid 1, which may take a
+  # moment after it was killed: a zombie that is reaped within 10 s is gone.
+  wait_for 10 none_exists $pids
+  for p in $pids; do
+    [ -e "/proc/$p" ] && fail "$what: process $p ($(cat /proc/$p/comm 2>/dev/null), state $(proc_state "$p")) still there"
+  done
   left=$(find /sys/fs/cgroup -type d -name "*-j$job-s*" 2>/dev/null)
   [ -z "$left" ] || fail "$what: cgroups left: $left"
 }
+none_exists() { local p; for p in "$@"; do [ ! -e "/proc/$p" ] || return 1; done; }
+proc_state() { sed -n 's/.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null; }
 slices_gone() { [ -z "$(find "$root/slurm" -mindepth 1 -maxdepth 1 -name "$1.*")" ]; }
 
 # The time limit runs while the steps below do (Slurm's limits are whole
@@ -207,6 +214,19 @@ wait_for 150 job_over "$tl_job" || fail "job $tl_job still $(job_state "$tl_job"
 wait_for 30 slices_gone "$tl_job"
 echo "job $tl_job: Slurm reports $(job_state "$tl_job") $(since $t_tl) s after it served"
 expect_gone "after the time limit" "$tl_job" "$tl_first" 4 "$tl_pids"
+
+step "a task killed with SIGKILL: the job fails, and the Epilog takes its slice down"
+job=$(submit 8 "$base") || { fail "slurm submit"; exit 1; }
+jobs_submitted+=("$job")
+wait_for 120 serves "$job" || { fail "job $job never served"; cat "$temp/job-$job.out" >&2; exit 1; }
+pids=$(haco ps --json | jq -r '.fleets[] | select(.slurm.job == "'"$job"'") | .instances[].pid')
+task_pid=$(jq -r '.owner.pid' "$root/slurm/$job.0/slice.json")
+t0=$(date +%s.%N)
+kill -KILL "$task_pid" || fail "kill -KILL $task_pid (the task of slice 1)"
+wait_for 90 job_over "$job" || fail "job $job still $(job_state "$job") after its task was killed"
+wait_for 30 slices_gone "$job"
+echo "job $job: $(job_state "$job") and taken down $(since $t0) s after its task was killed"
+expect_gone "after a task's SIGKILL" "$job" "$base" 8 "$pids"
 
 step "a node killed in the middle of a run"
 job=$(submit 8 "$base") || { fail "slurm submit"; exit 1; }
