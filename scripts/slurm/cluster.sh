@@ -147,11 +147,12 @@ v1_own_cgroups() {
 systemd_unit_dir() { echo "/sys/fs/cgroup/system.slice/$cg_name-$1.service"; }
 unit_cg_dir() { echo "$(systemd_unit_dir "$1")/cg"; }  # NAME's own processes under systemd
 stepd_scope() { echo "$1_slurmstepd.scope"; }
+stepd_scope_dir() { echo "/sys/fs/cgroup/system.slice/$(stepd_scope "$1")"; }
 cgroup_dirs_of() {
   local p
   if [ "$cg_layout" = systemd ]; then
     [ -z "$1" ] || unit_cg_dir "$1"
-    case $1 in node*) echo "/sys/fs/cgroup/system.slice/$(stepd_scope "$1")" ;; esac
+    case $1 in node*) stepd_scope_dir "$1" ;; esac
     return 0
   fi
   for p in $cg_parents; do echo "$p/$cg_name/$1"; done
@@ -263,7 +264,7 @@ cgroup_remove() {
     [ -z "$1" ] && return 0
     case $1 in
       node*) systemctl stop "$(stepd_scope "$1")" 2>/dev/null || true
-             d=/sys/fs/cgroup/system.slice/$(stepd_scope "$1")
+             d=$(stepd_scope_dir "$1")
              [ ! -d "$d" ] || die "cannot remove cgroup $d" ;;
     esac
     d=$(systemd_unit_dir "$1")
@@ -563,7 +564,7 @@ slurmctld_start() {
 slurm_v2_scope() {  # NODE
   local scope d pid
   scope=$(stepd_scope "$1")
-  d=/sys/fs/cgroup/system.slice/$scope
+  d=$(stepd_scope_dir "$1")
   ! systemctl is-active --quiet "$scope" ||
     die "$scope is running: another cluster's $1 (one cluster at a time under systemd)"
   # After kill-node: the killed scope stays loaded as failed, and systemd

@@ -6,11 +6,9 @@
 
 #include <cerrno>
 #include <filesystem>
-#include <optional>
 
 #include <fmt/format.h>
 
-#include "haco/cgroup.hpp"
 #include "haco/error.hpp"
 #include "haco/ops.hpp"
 #include "haco/pidfd.hpp"
@@ -39,18 +37,6 @@ bool stay_in_foreground(const UpResult& result, const std::atomic<bool>& interru
   systemd::notify("READY=1\nSTATUS=" + result.status_line());
   UniqueFd pidfd(::pidfd_open(who.pid, 0));
   check_sys(pidfd.get(), "pidfd_open", "supervisor");
-  // Where the fleet's cgroups are, read now: the state is gone after `down`.
-  std::optional<cgroups::FleetCgroup> beside_task;
-  if (auto fleet = state::load_state(paths); fleet && cgroups::is_beside_engine_task(fleet->cgroup))
-    beside_task = fleet->cgroup;
-  // Beside an engine's task, the fleet's own cgroup goes with it, so that the
-  // engine finds its step's cgroups as it made them.
-  auto give_back_cgroup = [&] {
-    if (!beside_task) return;
-    cgroups::remove_fleet_cgroups(*beside_task);
-    if (std::filesystem::exists(beside_task->dir))
-      sink.error(fmt::format("fleet {}: its cgroup {} is still there after down", paths.fleet, beside_task->dir));
-  };
   if (!state::is_alive(who)) return supervisor_gone(paths, sink);
   sink.message(fmt::format("fleet {}: {}; in the foreground until SIGTERM or Ctrl-C", paths.fleet,
                            result.status_line()));
@@ -61,9 +47,7 @@ bool stay_in_foreground(const UpResult& result, const std::atomic<bool>& interru
     if (interrupted.load()) break;
     if (n > 0) {
       ::waitpid(who.pid, nullptr, WNOHANG);
-      bool taken_down = supervisor_gone(paths, sink);
-      if (taken_down) give_back_cgroup();
-      return taken_down;
+      return supervisor_gone(paths, sink);
     }
   }
   systemd::notify("STOPPING=1\nSTATUS=stopping the fleet");
@@ -73,7 +57,6 @@ bool stay_in_foreground(const UpResult& result, const std::atomic<bool>& interru
   teardown.progress = [&](std::string_view step) { sink.message(std::string(step)); };
   supervisor.shutdown(paths, teardown);
   ::waitpid(who.pid, nullptr, 0);
-  give_back_cgroup();
   return true;
 }
 

@@ -27,8 +27,6 @@ namespace haco::cgroups {
 namespace {
 
 constexpr const char* kV2Mount = "/sys/fs/cgroup";
-// The name of a fleet's cgroup beside an engine's task cgroup, before the fleet's name.
-constexpr std::string_view kBesideTaskPrefix = "haco-fleet-";
 // The controllers a fleet passes down to its instances, when the host has them.
 constexpr std::string_view kFleetControllers[] = {"cpu", "cpuset", "io", "memory", "pids"};
 
@@ -99,6 +97,9 @@ void move_processes(const std::string& from, const std::string& to) {
   }
   throw Error(fmt::format("processes keep appearing in {}; cannot move them to {}", from, to));
 }
+
+// The name of a fleet's cgroup beside an engine's task cgroup.
+std::string beside_task_dir_name(const std::string& fleet) { return "haco-fleet-" + fleet; }
 
 // The cgroups from the nearest delegated ancestor of `dir` (the cgroup a
 // systemd unit with Delegate=yes hands to its engine, such as the scope of
@@ -255,12 +256,12 @@ FleetCgroup own_cgroup_of_engine_task(const std::string& fleet) {
   if (::access(control.c_str(), W_OK) != 0)
     throw Error::from_errno("access", control + " (the fleet's cgroup goes beside this task's cgroup)", errno);
   pass_fleet_controllers_down_to(task);
-  return {fleet, Layout::v2_systemd, parent + "/" + std::string(kBesideTaskPrefix) + fleet, ""};
+  return {fleet, Layout::v2_systemd, parent + "/" + beside_task_dir_name(fleet), ""};
 }
 
 bool is_beside_engine_task(const FleetCgroup& fleet) {
   return fleet.layout == Layout::v2_systemd && fleet.unit.empty() && !fleet.dir.empty() &&
-         fleet.dir.substr(fleet.dir.rfind('/') + 1) == std::string(kBesideTaskPrefix) + fleet.fleet;
+         fleet.dir.substr(fleet.dir.rfind('/') + 1) == beside_task_dir_name(fleet.fleet);
 }
 
 FleetCgroup prepare_fleet_cgroup(FleetCgroup where, const std::string& state_root, bool join_supervisor_leaf) {
